@@ -1,0 +1,1 @@
+"""rvforge-alpine: an rvforge plugin distribution."""

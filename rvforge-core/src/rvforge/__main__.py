@@ -1,0 +1,3 @@
+from rvforge.cli import main
+
+main()

@@ -1,0 +1,178 @@
+"""Reading root filesystems into a :class:`~rvforge.Tree`: tarballs and host directories.
+
+Nothing is created on the host but file contents: tar members' data goes to the scratch
+directory (one file per member, read back when packed); owners, modes, links and device
+nodes stay in the tree. Member names with ``..``, absolute names, hardlinks to anything but
+an earlier member and symlinks that climb out of the root are refused with an error naming
+the member.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tarfile
+from pathlib import Path
+
+from rvforge.compression import is_corrupt_stream_error, open_decompressed
+from rvforge.errors import InputError, RvforgeError, UnsafePathError
+from rvforge.tree import Entry, EntryKind, HostFile, Tree
+
+TARBALL_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.zst", ".tzst",
+                    ".tar.bz2")
+
+
+def is_tarball(path: Path) -> bool:
+    """True when ``path`` is a (possibly compressed) tar archive, judged by its content."""
+    try:
+        with open_decompressed(path) as stream:
+            block = stream.read(512)
+    except Exception:  # noqa: BLE001 - unreadable means "not a tarball we can read"
+        return False
+    return len(block) == 512 and block[257:262] == b"ustar"
+
+
+def read_tarball(path: Path, scratch: Path, *, tree: Tree | None = None,
+                 label: str | None = None) -> Tree:
+    """Read the tarball at ``path`` (any of the compressions rvforge knows) into a tree.
+
+    :param scratch: directory where member contents are stored.
+    :param tree: add to this tree instead of a new one.
+    :param label: names the archive in error messages (default: the path).
+    """
+    label = label or str(path)
+    tree = tree if tree is not None else Tree()
+    store = _ContentStore(scratch)
+    try:
+        with open_decompressed(path) as stream:
+            read_tar_stream(stream, tree, store, label)
+    except RvforgeError:
+        raise
+    except FileNotFoundError:
+        raise InputError(f"{label}: no such file") from None
+    except (tarfile.TarError, ValueError) as error:
+        raise InputError(f"{label}: not a readable tarball ({error})") from None
+    except Exception as error:
+        if is_corrupt_stream_error(error):
+            raise InputError(f"{label}: truncated or corrupt archive ({error})") from None
+        raise
+    return tree
+
+
+def read_tar_stream(stream: object, tree: Tree, store: _ContentStore, label: str) -> None:
+    """Add every member of the uncompressed tar ``stream`` to ``tree``."""
+    with tarfile.open(fileobj=stream, mode="r|") as archive:  # type: ignore[call-overload]
+        for member in archive:
+            add_tar_member(tree, member, archive, store, label)
+
+
+def add_tar_member(tree: Tree, member: tarfile.TarInfo, archive: tarfile.TarFile,
+                   store: _ContentStore, label: str) -> Entry:
+    """Convert one tar member to a tree entry (its data copied to ``store``)."""
+    name = member.name
+    where = f"{label}: member {name!r}"
+    if name.startswith("/"):
+        raise UnsafePathError(
+            f"{where} has an absolute name; recreate the archive with relative names "
+            "(tar -C ROOT -cf OUT .)"
+        )
+    common = dict(mode=member.mode & 0o7777, uid=member.uid, gid=member.gid,
+                  mtime=int(member.mtime))
+    if member.isreg():
+        fileobj = archive.extractfile(member)
+        content = store.put(fileobj, member.size) if fileobj is not None else None
+        entry = Entry(name, EntryKind.FILE, content=content, **common)
+    elif member.isdir():
+        entry = Entry(name, EntryKind.DIR, **common)
+    elif member.issym():
+        entry = Entry(name, EntryKind.SYMLINK, target=member.linkname, **common)
+    elif member.islnk():
+        if member.linkname.startswith("/"):
+            raise UnsafePathError(f"{where} is a hardlink to the absolute path "
+                                  f"{member.linkname!r}")
+        entry = Entry(name, EntryKind.HARDLINK, target=member.linkname, **common)
+    elif member.ischr() or member.isblk():
+        kind = EntryKind.CHAR if member.ischr() else EntryKind.BLOCK
+        entry = Entry(name, kind, rdev=(member.devmajor, member.devminor), **common)
+    elif member.isfifo():
+        entry = Entry(name, EntryKind.FIFO, **common)
+    else:
+        raise InputError(f"{where} has an unsupported type {member.type!r}")
+    try:
+        return tree.add(entry, member=f"{label}: {name}")
+    except UnsafePathError:
+        raise
+    except InputError as error:
+        raise InputError(f"{where}: {error}") from None
+
+
+class _ContentStore:
+    """Writes member contents to numbered files under a scratch directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._count = 0
+
+    def put(self, source: object, size: int) -> HostFile:
+        self._count += 1
+        path = self.directory / f"{self._count:08d}"
+        with open(path, "wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)  # type: ignore[misc]
+            written = out.tell()
+        if written != size:
+            raise InputError(f"member data truncated ({written} of {size} bytes)")
+        return HostFile(path, size)
+
+
+def read_directory(root: Path, *, tree: Tree | None = None, dest: str = "/",
+                   owners: str = "root") -> Tree:
+    """Add the host directory ``root`` to a tree at ``dest``, never following symlinks.
+
+    :param owners: ``root`` records every entry as ``0:0`` (what a root filesystem wants,
+        whoever built the directory); ``preserve`` keeps the host's numeric owners.
+    """
+    if owners not in ("root", "preserve"):
+        raise InputError(f"owners must be 'root' or 'preserve', not {owners!r}")
+    tree = tree if tree is not None else Tree()
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: not a directory")
+    base = dest.rstrip("/")
+    top = os.lstat(root)
+    tree.add(_entry_from_stat(base or "/", root, top, owners))
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, root)
+        prefix = base if rel == "." else f"{base}/{rel}"
+        for name in sorted(dirnames + filenames):
+            host = Path(dirpath, name)
+            try:
+                st = os.lstat(host)
+            except OSError as error:
+                raise InputError(f"{host}: cannot read ({error.strerror})") from None
+            tree.add(_entry_from_stat(f"{prefix}/{name}", host, st, owners),
+                     member=str(host))
+        # os.walk does not descend into symlinked directories (followlinks=False)
+    return tree
+
+
+def _entry_from_stat(path: str, host: Path, st: os.stat_result, owners: str) -> Entry:
+    uid, gid = (st.st_uid, st.st_gid) if owners == "preserve" else (0, 0)
+    common = dict(mode=stat.S_IMODE(st.st_mode), uid=uid, gid=gid, mtime=int(st.st_mtime))
+    fmt = stat.S_IFMT(st.st_mode)
+    if fmt == stat.S_IFREG:
+        if not os.access(host, os.R_OK):
+            raise InputError(f"{host}: not readable")
+        return Entry(path, EntryKind.FILE, content=HostFile(host, st.st_size), **common)
+    if fmt == stat.S_IFDIR:
+        return Entry(path, EntryKind.DIR, **common)
+    if fmt == stat.S_IFLNK:
+        return Entry(path, EntryKind.SYMLINK, target=os.readlink(host), **common)
+    if fmt in (stat.S_IFCHR, stat.S_IFBLK):
+        kind = EntryKind.CHAR if fmt == stat.S_IFCHR else EntryKind.BLOCK
+        return Entry(path, kind, rdev=(os.major(st.st_rdev), os.minor(st.st_rdev)), **common)
+    if fmt == stat.S_IFIFO:
+        return Entry(path, EntryKind.FIFO, **common)
+    raise InputError(f"{host}: unsupported file type (socket?)")

@@ -1,0 +1,69 @@
+"""What packers produce and launchers report."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A packed image on the host.
+
+    :param path: where it is.
+    :param kind: ``initramfs`` (cpio), ``disk`` (a filesystem image) or ``tar``.
+    :param format: the format with its compression: ``cpio.gz``, ``cpio.zst``, ``tar``,
+        ``ext4``...
+    :param sha256: hex digest of the file.
+    :param size: bytes on disk.
+    """
+
+    path: Path
+    kind: str
+    format: str
+    sha256: str = ""
+    size: int = 0
+
+    @classmethod
+    def from_file(cls, path: Path, kind: str, format: str) -> Artifact:
+        """Describe an existing file, hashing it."""
+        digest = hashlib.sha256()
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        return cls(Path(path), kind, format, digest.hexdigest(), path.stat().st_size)
+
+
+@dataclass(slots=True)
+class BootResult:
+    """The outcome of booting an artifact.
+
+    :param ok: the ready marker was seen and the guest shut down cleanly.
+    :param reason: why not, in one sentence (empty when ``ok``).
+    :param seconds: wall time from launch to the marker (or to the failure).
+    :param console_log: where the full serial console was kept, if anywhere.
+    :param console_tail: the last lines of the console, for error messages.
+    :param diagnosis: explanations found in the console (illegal instructions, panics).
+    """
+
+    ok: bool
+    reason: str = ""
+    seconds: float = 0.0
+    console_log: Path | None = None
+    console_tail: list[str] = field(default_factory=list)
+    diagnosis: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RunResult(BootResult):
+    """The outcome of running one command in a booted guest.
+
+    :param status: the command's exit status in the guest (``None`` if it never finished).
+    :param stdout: what the command wrote to its standard output.
+    :param stderr: what it wrote to its standard error.
+    """
+
+    status: int | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""

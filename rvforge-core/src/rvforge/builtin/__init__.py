@@ -1,0 +1,1 @@
+"""rvforge-core's own components, each module a plugin registered like any other."""

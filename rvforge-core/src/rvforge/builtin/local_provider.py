@@ -1,0 +1,52 @@
+"""The ``local`` provider: a directory or tarball the user already has as the base tree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rvforge.archives import is_tarball, read_directory, read_tarball
+from rvforge.components import Provider
+from rvforge.context import BuildContext
+from rvforge.errors import InputError, UsageError
+from rvforge.hookspecs import hookimpl
+from rvforge.tree import Tree
+
+
+@dataclass
+class LocalOptions:
+    """:param source: a directory, or a tarball (.tar, .tar.gz, .tar.xz, .tar.zst).
+    :param owners: for a directory: ``root`` records everything as 0:0 (default),
+        ``preserve`` keeps the host's owners. Tarballs always keep what they record.
+    :param release: a label for the default output name (``local-<release>``)."""
+
+    source: Path | None = None
+    owners: str = "root"
+    release: str | None = None
+
+
+class LocalProvider(Provider):
+    name = "local"
+    summary = "a directory or tarball you already have (owners, modes, links, devices kept)"
+    Options = LocalOptions
+
+    def provide(self, options: LocalOptions, ctx: BuildContext) -> Tree:
+        if options.source is None:
+            raise UsageError("provider 'local' needs --source DIR_OR_TARBALL")
+        source = Path(options.source)
+        if not source.exists():
+            raise InputError(f"{source}: no such file or directory (check --source)")
+        if source.is_dir():
+            ctx.log.info("reading directory", source=str(source), owners=options.owners)
+            return read_directory(source, owners=options.owners)
+        if not is_tarball(source):
+            raise InputError(f"{source}: not a tarball rvforge can read (tar, optionally "
+                             "gzip/xz/zstd/bzip2-compressed) or it is truncated")
+        ctx.log.info("reading tarball", source=str(source))
+        return read_tarball(source, ctx.scratch("local"))
+
+
+@hookimpl
+def rvforge_register_providers(register: Callable[[type[Provider]], None]) -> None:
+    register(LocalProvider)

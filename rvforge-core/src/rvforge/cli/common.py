@@ -1,0 +1,93 @@
+"""What every command shares: error reporting, the registry, machine resolution."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from rvforge.context import BuildContext
+from rvforge.errors import ExitCode, RvforgeError
+from rvforge.machines import Machine
+from rvforge.registry import Registry, build_registry
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(func: F) -> F:
+    """Turn expected errors into one line on stderr and their exit code (no traceback
+    unless ``--debug``); Ctrl-C exits 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = _debug()
+        try:
+            return func(*args, **kwargs)
+        except RvforgeError as error:
+            if debug:
+                traceback.print_exc()
+            typer.echo(f"rvforge: error: {error}", err=True)
+            raise typer.Exit(int(error.exit_code)) from None
+        except KeyboardInterrupt:
+            typer.echo("rvforge: interrupted", err=True)
+            raise typer.Exit(130) from None
+        except OSError as error:
+            if debug:
+                traceback.print_exc()
+            name = f"{error.filename}: " if error.filename else ""
+            typer.echo(f"rvforge: error: {name}{error.strerror or error}", err=True)
+            raise typer.Exit(int(ExitCode.USAGE)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _debug() -> bool:
+    """``--debug`` (which sets ``RVFORGE_DEBUG``) or ``RVFORGE_DEBUG=1``."""
+    return os.environ.get("RVFORGE_DEBUG", "") not in ("", "0")
+
+
+def load_registry() -> Registry:
+    return build_registry()
+
+
+def resolve_machine(registry: Registry, name: str | None, isa: str | None,
+                    ctx: BuildContext) -> Machine:
+    """The machine profile ``name`` (default: ``qemu-virt``, or core's rv64gc fallback),
+    with its ISA worked out by its launcher and overridden by ``isa`` if given."""
+    machine = registry.machines.get(name or registry.default_machine())
+    if isa:
+        return dataclasses.replace(machine, isa=normalize_isa(isa))
+    if machine.launcher and machine.launcher in registry.launchers:
+        launcher = registry.launchers.get(machine.launcher)()
+        machine = dataclasses.replace(machine, isa=launcher.machine_isa(machine, ctx))
+    return machine
+
+
+def normalize_isa(isa: str) -> str:
+    """Validate a user-given ISA string or profile name (``rv64gcv``, ``rva23u64``)."""
+    try:
+        from rvforge.isa import parse_target
+    except ImportError:  # the ISA library is not there yet: accept as given
+        return isa
+    return str(parse_target(isa))
+
+
+def version_text() -> str:
+    import importlib.metadata
+
+    lines = [f"rvforge {importlib.metadata.version('rvforge-core')}"]
+    try:
+        registry = build_registry()
+    except RvforgeError as error:
+        return lines[0] + f"\n(plugins unavailable: {error})"
+    for info in registry.pm.infos.values():
+        if not info.builtin:
+            lines.append(f"  plugin {info.name}: {info.distribution} {info.version}")
+    for failure in registry.pm.failures:
+        lines.append(f"  plugin {failure.name}: FAILED ({failure.error})")
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""``rvforge plugins`` and ``rvforge machines``: what is installed."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from rvforge.cli.common import handle_errors, load_registry
+from rvforge.config import load_config
+from rvforge.errors import UsageError
+from rvforge.options import flag_name, option_fields
+from rvforge.registry import Registry
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plugins")(plugins)
+    app.command("machines")(machines)
+
+
+@handle_errors
+def plugins(
+    format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+) -> None:
+    """List every plugin: distribution, version, hooks and components."""
+    if format not in ("text", "json"):
+        raise UsageError(f"--format must be text or json, not {format!r}")
+    registry = load_registry()
+    data = plugins_json(registry)
+    if format == "json":
+        typer.echo(json.dumps(data, indent=2))
+        return
+    for plugin in data:
+        where = f"{plugin['distribution']} {plugin['version']}"
+        tag = " (built-in)" if plugin["builtin"] else ""
+        typer.echo(f"{plugin['name']}{tag}: {where}")
+        if plugin.get("error"):
+            typer.echo(f"    FAILED: {plugin['error']}")
+            continue
+        for family, components in plugin["components"].items():
+            for component in components:
+                summary = f" - {component['summary']}" if component.get("summary") else ""
+                typer.echo(f"    {family[:-1]} {component['name']}{summary}")
+                if component.get("options"):
+                    typer.echo(f"        options: {' '.join(component['options'])}")
+
+
+def plugins_json(registry: Registry) -> list[dict[str, Any]]:
+    result = []
+    for info in registry.pm.infos.values():
+        components = {
+            family: [describe(registry, family, name) for name in names]
+            for family, names in registry.components_of(info.name).items()
+        }
+        result.append({
+            "name": info.name, "module": info.module, "distribution": info.distribution,
+            "version": info.version, "builtin": info.builtin,
+            "hooks": registry.pm.hooks_of(info.name), "components": components,
+            "error": None,
+        })
+    for failure in registry.pm.failures:
+        result.append({
+            "name": failure.name, "module": failure.module,
+            "distribution": failure.distribution, "version": failure.version,
+            "builtin": failure.builtin, "hooks": [], "components": {},
+            "error": failure.error,
+        })
+    return result
+
+
+def describe(registry: Registry, family: str, name: str) -> dict[str, Any]:
+    component = registry.families[family].get(name)
+    if family == "machines":
+        return {"name": name, "summary": component.summary, "launcher": component.launcher}
+    data: dict[str, Any] = {"name": name, "summary": getattr(component, "summary", "")}
+    options = getattr(component, "Options", None)
+    if options is not None:
+        data["options"] = [flag_name(f) for f in option_fields(options)]
+    if family == "packers":
+        data["suffixes"] = list(component.suffixes)
+    return data
+
+
+@handle_errors
+def machines(
+    format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    resolve: Annotated[bool, typer.Option(help="Ask each launcher for the ISA its CPU "
+                                          "implements (may run QEMU).")] = True,
+    config: Annotated[Any, typer.Option(help="Config file with [machines.*] tables.")]
+    = None,
+) -> None:
+    """List machine profiles: launcher, ISA, memory and CPUs."""
+    from pathlib import Path
+
+    from rvforge.cli.common import resolve_machine
+    from rvforge.context import BuildContext
+
+    registry = load_registry()
+    for profile in load_config(Path(config) if config else None).machines:
+        registry.add_machine(profile)
+    rows = []
+    with BuildContext(registry) as ctx:
+        for reg in registry.machines:
+            machine = reg.component
+            if resolve:
+                try:
+                    machine = resolve_machine(registry, machine.name, None, ctx)
+                except Exception as error:  # noqa: BLE001 - one bad profile must not hide others
+                    rows.append({"name": machine.name, "launcher": machine.launcher,
+                                 "isa": None, "error": str(error), "plugin": reg.plugin,
+                                 "memory_mb": machine.memory_mb, "cpus": machine.cpus,
+                                 "summary": machine.summary})
+                    continue
+            rows.append({"name": machine.name, "launcher": machine.launcher,
+                         "isa": machine.isa, "memory_mb": machine.memory_mb,
+                         "cpus": machine.cpus, "summary": machine.summary,
+                         "plugin": reg.plugin, "options": dict(machine.options)})
+    if format == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    default = registry.default_machine()
+    for row in rows:
+        mark = "*" if row["name"] == default else " "
+        isa = row["isa"] if row.get("isa") is not None else f"(unavailable: {row['error']})"
+        typer.echo(f"{mark} {row['name']:<18} {row['launcher'] or '-':<10} "
+                   f"{row['memory_mb']:>6} MB {row['cpus']} cpus  {isa}")
+        if row.get("summary"):
+            typer.echo(f"    {row['summary']}")

@@ -1,0 +1,133 @@
+"""``rvforge boot`` and ``rvforge run``: start an artifact on a machine."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from rvforge.artifacts import Artifact, BootResult
+from rvforge.cli.common import handle_errors, load_registry, resolve_machine
+from rvforge.config import load_config
+from rvforge.context import BuildContext
+from rvforge.errors import BootFailedError, UsageError
+from rvforge.loading import sniff
+from rvforge.options import build_options
+
+
+def register(app: typer.Typer) -> None:
+    app.command("boot")(boot)
+    app.command("run", context_settings={"allow_interspersed_args": False})(run)
+
+
+def artifact_of(path: Path) -> Artifact:
+    """Describe an existing image file for a launcher (kind judged by its content)."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such image file")
+    kind = sniff(path)
+    if kind == "cpio":
+        return Artifact(path, "initramfs", "cpio", size=path.stat().st_size)
+    if kind == "tar":
+        return Artifact(path, "tar", "tar", size=path.stat().st_size)
+    with open(path, "rb") as stream:
+        stream.seek(1024 + 56)
+        if stream.read(2) == b"\x53\xef":
+            return Artifact(path, "disk", "ext4", size=path.stat().st_size)
+    raise UsageError(f"{path}: not an initramfs (cpio) or ext4 image rvforge can boot")
+
+
+def _launch_options(launcher_cls: Any, values: dict[str, Any]) -> Any:
+    return build_options(launcher_cls.Options, {k: v for k, v in values.items()
+                                                if v is not None},
+                         owner=f"launcher {launcher_cls.name!r}")
+
+
+def _report_failure(result: BootResult) -> None:
+    for line in result.console_tail:
+        typer.echo(f"  | {line}", err=True)
+    for line in result.diagnosis:
+        typer.echo(f"rvforge: {line}", err=True)
+    where = f"; full console log: {result.console_log}" if result.console_log else ""
+    raise BootFailedError(f"boot failed: {result.reason}{where}")
+
+
+@handle_errors
+def boot(
+    image: Annotated[Path, typer.Argument(help="An initramfs or ext4 image rvforge built.")],
+    machine: Annotated[str | None, typer.Option(help="Machine profile.")] = None,
+    kernel: Annotated[str | None, typer.Option(help="Kernel image path or kernel source "
+                                               "name (default: auto).")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds to wait for the ready "
+                                                  "marker.")] = None,
+    console_log: Annotated[Path | None, typer.Option(help="Keep the serial console here.")]
+    = None,
+    interactive: Annotated[bool, typer.Option(help="Attach the guest console to this "
+                                              "terminal.")] = False,
+    memory: Annotated[int | None, typer.Option(help="RAM in MB (overrides the profile).")]
+    = None,
+    cpus: Annotated[int | None, typer.Option(help="CPUs (overrides the profile).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Config file.")] = None,
+) -> None:
+    """Boot IMAGE, wait for rvforge's ready marker, shut down; exit 4 if it never came."""
+    registry = load_registry()
+    for profile in load_config(config).machines:
+        registry.add_machine(profile)
+    with BuildContext(registry) as ctx:
+        target = resolve_machine(registry, machine, None, ctx)
+        if not target.launcher:
+            raise UsageError(f"machine {target.name!r} has no launcher; install rvforge-qemu "
+                             "or pick another --machine")
+        launcher_cls = registry.launchers.get(target.launcher)
+        options = _launch_options(launcher_cls, {
+            "kernel": kernel, "timeout": timeout, "console_log": console_log,
+            "interactive": interactive or None, "memory": memory, "cpus": cpus})
+        result = launcher_cls().boot(artifact_of(image), target, options, ctx)
+    if not result.ok:
+        _report_failure(result)
+    typer.echo(f"booted {image} on {target.name} in {result.seconds:.1f} s")
+
+
+@handle_errors
+def run(
+    image: Annotated[Path, typer.Argument(help="An image rvforge built.")],
+    command: Annotated[list[str], typer.Argument(help="Command and arguments to run in the "
+                                                 "guest (after --).")],
+    machine: Annotated[str | None, typer.Option(help="Machine profile.")] = None,
+    launcher: Annotated[str | None, typer.Option(help="Launcher overriding the profile's "
+                                                 "(e.g. qemu-user).")] = None,
+    kernel: Annotated[str | None, typer.Option(help="Kernel image path or source name.")]
+    = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds for the whole run.")]
+    = None,
+    console_log: Annotated[Path | None, typer.Option(help="Keep the serial console here.")]
+    = None,
+    memory: Annotated[int | None, typer.Option(help="RAM in MB.")] = None,
+    cpus: Annotated[int | None, typer.Option(help="CPUs.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Config file.")] = None,
+) -> None:
+    """Boot IMAGE, run COMMAND in the guest, print its output and exit with its status."""
+    if not command:
+        raise UsageError("no command: rvforge run IMAGE -- CMD [ARGS...]")
+    registry = load_registry()
+    for profile in load_config(config).machines:
+        registry.add_machine(profile)
+    with BuildContext(registry) as ctx:
+        target = resolve_machine(registry, machine, None, ctx)
+        name = launcher or target.launcher
+        if not name:
+            raise UsageError(f"machine {target.name!r} has no launcher; pass --launcher")
+        launcher_cls = registry.launchers.get(name)
+        options = _launch_options(launcher_cls, {
+            "kernel": kernel, "timeout": timeout, "console_log": console_log,
+            "memory": memory, "cpus": cpus})
+        result = launcher_cls().run(artifact_of(image), target, list(command), options, ctx)
+    sys.stdout.buffer.write(result.stdout)
+    sys.stdout.flush()
+    sys.stderr.buffer.write(result.stderr)
+    for line in result.diagnosis:
+        typer.echo(f"rvforge: {line}", err=True)
+    if result.status is None:
+        _report_failure(result)
+    raise typer.Exit(result.status)

@@ -1,0 +1,89 @@
+"""The BuildContext handed to every component call."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from rvforge.progress import Progress
+
+if TYPE_CHECKING:
+    from rvforge.registry import Registry
+
+
+def default_cache_dir() -> Path:
+    """``$RVFORGE_CACHE_DIR``, else ``$XDG_CACHE_HOME/rvforge``, else ``~/.cache/rvforge``."""
+    if explicit := os.environ.get("RVFORGE_CACHE_DIR"):
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rvforge"
+
+
+def source_date_epoch() -> int:
+    """``$SOURCE_DATE_EPOCH`` if set and valid, else 0: packers clamp mtimes to it."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return int(value) if value.isdigit() else 0
+
+
+@dataclass
+class BuildContext:
+    """What every provider, overlay, auditor, packer and launcher call receives.
+
+    :param registry: every registered component, to look others up by name (a provider
+        asking for a launcher, a launcher for a kernel source).
+    :param cache_dir: persistent downloads (``$XDG_CACHE_HOME/rvforge``); each plugin
+        uses its own subdirectory (:meth:`cache`).
+    :param scratch_dir: temporary space removed when the context closes.
+    :param log: a bound structlog logger.
+    :param progress: progress bars for long steps.
+    :param offline: use only the cache; never touch the network.
+    :param strict: turn warnings that may hide problems into errors.
+    :param deep: auditors sweep instructions, not only attributes.
+    :param source_date_epoch: clamp for mtimes in packed artifacts.
+    :param settings: free-form settings from the config for plugins (``[plugin.NAME]``).
+    """
+
+    registry: Registry
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    scratch_dir: Path | None = None
+    log: Any = field(default_factory=lambda: structlog.get_logger("rvforge"))
+    progress: Progress = field(default_factory=Progress)
+    offline: bool = False
+    strict: bool = False
+    deep: bool = False
+    source_date_epoch: int = field(default_factory=source_date_epoch)
+    settings: dict[str, Any] = field(default_factory=dict)
+    _own_scratch: bool = field(default=False, repr=False)
+
+    def cache(self, *parts: str) -> Path:
+        """A directory under the cache (created), e.g. ``ctx.cache("alpine")``."""
+        path = self.cache_dir.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def scratch(self, *parts: str) -> Path:
+        """A directory under the scratch space (created); gone when the context closes."""
+        if self.scratch_dir is None:
+            self.scratch_dir = Path(tempfile.mkdtemp(prefix="rvforge-"))
+            self._own_scratch = True
+        path = self.scratch_dir.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def close(self) -> None:
+        if self._own_scratch and self.scratch_dir is not None:
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
+            self.scratch_dir = None
+            self._own_scratch = False
+
+    def __enter__(self) -> BuildContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

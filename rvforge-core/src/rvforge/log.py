@@ -1,0 +1,41 @@
+"""structlog configuration: readable lines on a terminal, JSON on request; always stderr.
+
+stdout stays for command output (``--format json`` reports, ``rvforge run`` output).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+LOG_FORMATS = ("auto", "console", "json")
+
+
+def configure_logging(*, verbose: int = 0, quiet: bool = False, fmt: str = "auto") -> None:
+    """Set up structlog for the CLI.
+
+    :param verbose: 0 shows info and up, 1 or more shows debug.
+    :param quiet: only warnings and errors.
+    :param fmt: ``console`` (colours on a terminal), ``json`` (one object per line), or
+        ``auto`` (console on a terminal, else console without colours).
+    """
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    tty = sys.stderr.isatty()
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso" if fmt == "json" else "%H:%M:%S"),
+    ]
+    if fmt == "json":
+        renderer: structlog.typing.Processor = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.format_exc_info)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=tty and fmt != "plain")
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

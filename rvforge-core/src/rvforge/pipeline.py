@@ -1,0 +1,208 @@
+"""The build pipeline: provider → overlays → auditors → packer, one call each.
+
+:func:`build` takes a resolved :class:`BuildSpec` and returns a :class:`BuildReport`. Data
+flows one way. Error findings stop the build before packing unless the spec says
+otherwise; the artifact is written under a temporary name and renamed into place at the
+end, so a failed or interrupted build leaves no output file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rvforge.artifacts import Artifact
+from rvforge.components import Auditor, Overlay, Packer, Provider
+from rvforge.context import BuildContext
+from rvforge.errors import AuditFailedError, UsageError
+from rvforge.findings import FileRecord, Finding, Severity
+from rvforge.machines import Machine
+from rvforge.registry import Registry
+from rvforge.tree import Tree, TreeStats
+
+
+@dataclass
+class Step:
+    """A component with its options, as the pipeline calls it."""
+
+    name: str
+    options: Any
+
+
+@dataclass
+class BuildSpec:
+    """Everything a build needs, resolved from the CLI and ``rvforge.toml``.
+
+    :param provider: the provider and its options.
+    :param overlays: overlays in the order they run.
+    :param packer: the packer and the format it writes (``cpio.gz``).
+    :param output: the artifact's final path.
+    :param machine: the target machine (its ``isa`` already resolved).
+    :param auditors: names of the auditors to run (default: all registered).
+    :param audit: ``enforce`` (errors stop the build), ``warn-only`` (errors are reported
+        but the build goes on) or ``off``.
+    """
+
+    provider: Step
+    overlays: list[Step]
+    packer: Step
+    format: str
+    output: Path
+    machine: Machine
+    auditors: list[str] | None = None
+    audit: str = "enforce"
+
+
+@dataclass
+class AuditReport:
+    """The findings of every auditor on one tree, and per-file facts."""
+
+    machine: Machine
+    findings: list[Finding] = field(default_factory=list)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    auditors: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.WARNING]
+
+    def sorted_findings(self) -> list[Finding]:
+        return sorted(self.findings, key=lambda f: (f.severity.rank, f.path or "", f.code))
+
+
+@dataclass
+class BuildReport:
+    """What a build did.
+
+    :param artifact: the output (path, format, sha256, size).
+    :param stats: entry counts by kind and file bytes of the final tree.
+    :param audit: the audit report (empty when the audit was off).
+    :param timings: seconds per phase (``provide``, ``overlay:NAME``, ``audit``, ``pack``).
+    """
+
+    spec: BuildSpec
+    artifact: Artifact
+    stats: TreeStats
+    audit: AuditReport
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "artifact": {
+                "path": str(self.artifact.path), "kind": self.artifact.kind,
+                "format": self.artifact.format, "sha256": self.artifact.sha256,
+                "size": self.artifact.size,
+            },
+            "entries": self.stats.counts,
+            "file_bytes": self.stats.file_bytes,
+            "machine": self.spec.machine.name,
+            "isa": self.spec.machine.isa,
+            "findings": [f.to_json() for f in self.audit.sorted_findings()],
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+def provide(registry: Registry, step: Step, ctx: BuildContext) -> Tree:
+    provider: Provider = registry.providers.get(step.name)()
+    return provider.provide(step.options, ctx)
+
+
+def apply_overlays(registry: Registry, tree: Tree, steps: Iterable[Step], ctx: BuildContext,
+                   timings: dict[str, float] | None = None) -> None:
+    for step in steps:
+        start = time.monotonic()
+        overlay: Overlay = registry.overlays.get(step.name)()
+        ctx.log.info("overlay", overlay=step.name)
+        overlay.apply(tree, step.options, ctx)
+        if timings is not None:
+            key = f"overlay:{step.name}"
+            timings[key] = timings.get(key, 0.0) + time.monotonic() - start
+
+
+def audit(registry: Registry, tree: Tree, machine: Machine, ctx: BuildContext,
+          auditors: list[str] | None = None) -> AuditReport:
+    """Run ``auditors`` (default: every registered one) on ``tree`` for ``machine``."""
+    names = auditors if auditors is not None else registry.auditors.names()
+    report = AuditReport(machine, auditors=list(names))
+    for name in names:
+        auditor: Auditor = registry.auditors.get(name)()
+        for item in auditor.audit(tree, machine, ctx):
+            if isinstance(item, Finding):
+                report.findings.append(dataclasses.replace(item, auditor=name))
+            elif isinstance(item, FileRecord):
+                report.files.setdefault(item.path, {"path": item.path}).update(item.facts)
+    return report
+
+
+def pack(registry: Registry, tree: Tree, step: Step, fmt: str, output: Path,
+         ctx: BuildContext) -> Artifact:
+    """Pack ``tree`` to a temporary name next to ``output``, then rename it into place."""
+    packer_cls: type[Packer] = registry.packers.get(step.name)
+    output = Path(output)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"{output.parent}: cannot create the output directory "
+                         f"({error.strerror})") from None
+    if output.is_dir():
+        raise UsageError(f"{output}: is a directory; give -o a file name")
+    temp = output.with_name(f".{output.name}.{os.getpid()}.part")
+    try:
+        packer_cls().pack(tree, temp, fmt, ctx)
+        artifact = Artifact.from_file(temp, packer_cls.kind, fmt)
+        os.replace(temp, output)
+    except PermissionError as error:
+        raise UsageError(f"{output}: cannot write ({error.strerror}); choose another -o"
+                         ) from None
+    finally:
+        temp.unlink(missing_ok=True)
+    return dataclasses.replace(artifact, path=output)
+
+
+def build(registry: Registry, spec: BuildSpec, ctx: BuildContext) -> BuildReport:
+    """Run the whole pipeline for ``spec``; raise :class:`AuditFailedError` on audit errors
+    (unless ``spec.audit`` is ``warn-only`` or ``off``)."""
+    hook = registry.pm.hook
+    timings: dict[str, float] = {}
+    hook.rvforge_build_start(spec=spec, ctx=ctx)
+
+    start = time.monotonic()
+    ctx.log.info("provider", provider=spec.provider.name)
+    tree = provide(registry, spec.provider, ctx)
+    timings["provide"] = time.monotonic() - start
+
+    apply_overlays(registry, tree, spec.overlays, ctx, timings)
+    hook.rvforge_build_tree_ready(tree=tree, spec=spec, ctx=ctx)
+
+    report = AuditReport(spec.machine)
+    if spec.audit != "off":
+        start = time.monotonic()
+        report = audit(registry, tree, spec.machine, ctx, spec.auditors)
+        timings["audit"] = time.monotonic() - start
+        for finding in report.sorted_findings():
+            log = ctx.log.error if finding.severity is Severity.ERROR else ctx.log.warning
+            if finding.severity is not Severity.INFO:
+                log(finding.message, code=finding.code, path=finding.path)
+        if report.errors and spec.audit == "enforce":
+            raise AuditFailedError(
+                f"audit found {len(report.errors)} error(s) for machine "
+                f"{spec.machine.name!r} ({spec.machine.isa}); nothing was packed. Fix them, "
+                "pick a machine that has what they need (--machine), or pass "
+                "--audit-warn-only / --no-audit"
+            )
+
+    start = time.monotonic()
+    artifact = pack(registry, tree, spec.packer, spec.format, spec.output, ctx)
+    timings["pack"] = time.monotonic() - start
+    result = BuildReport(spec, artifact, tree.stats(), report, timings)
+    hook.rvforge_build_finish(report=result, ctx=ctx)
+    return result

@@ -1,0 +1,1 @@
+"""rvforge-debootstrap: an rvforge plugin distribution."""

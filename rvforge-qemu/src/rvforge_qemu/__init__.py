@@ -1,0 +1,1 @@
+"""rvforge-qemu: an rvforge plugin distribution."""
