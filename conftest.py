@@ -1,0 +1,75 @@
+"""Fixtures shared by every test directory of the workspace.
+
+* ``alpine_tarball``: the real Alpine 3.20.3 riscv64 minirootfs (tests/data/alpine).
+* ``riscv_cc``: compile C (or assembly) for riscv64 with ``riscv64-linux-gnu-gcc``.
+* ``rvforge_cli``: run the real ``rvforge`` executable in a subprocess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+DATA = ROOT / "tests" / "data"
+ALPINE_TARBALL = DATA / "alpine" / "alpine-minirootfs-3.20.3-riscv64.tar.gz"
+ALPINE_SHA256 = "290d402a3e2770a74e86caf1e43205dbf337b9aec1610c6c6d8ffbd2d52796a1"
+RISCV_CC = "riscv64-linux-gnu-gcc"
+
+
+@pytest.fixture(scope="session")
+def alpine_tarball() -> Path:
+    """The real Alpine riscv64 minirootfs, checked against its published SHA-256."""
+    digest = hashlib.sha256(ALPINE_TARBALL.read_bytes()).hexdigest()
+    assert digest == ALPINE_SHA256, f"{ALPINE_TARBALL} is not the published tarball"
+    return ALPINE_TARBALL
+
+
+@pytest.fixture(scope="session")
+def riscv_cc(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``riscv_cc(source, name, *flags)`` compiles C source text for riscv64 and returns
+    the output path. Results are cached per (source, flags) for the session."""
+    if shutil.which(RISCV_CC) is None:
+        pytest.fail(f"{RISCV_CC} is missing: apt-get install gcc-riscv64-linux-gnu "
+                    "(.ci/run installs it)")
+    out_dir = tmp_path_factory.mktemp("riscv-cc")
+    cache: dict[tuple[str, tuple[str, ...]], Path] = {}
+
+    def compile(source: str, name: str, *flags: str, suffix: str = ".c") -> Path:
+        key = (source, flags)
+        if key in cache:
+            return cache[key]
+        src = out_dir / f"{name}{suffix}"
+        src.write_text(source)
+        out = out_dir / name
+        result = subprocess.run([RISCV_CC, *flags, "-o", str(out), str(src)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, f"{RISCV_CC} failed:\n{result.stderr}"
+        cache[key] = out
+        return out
+
+    return compile
+
+
+@pytest.fixture
+def rvforge_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the installed ``rvforge`` command as a subprocess (text mode)."""
+    exe = Path(sys.executable).with_name("rvforge")
+
+    def run(*args: str, check: bool = False, env: dict[str, str] | None = None,
+            **kwargs: object) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, **(env or {})}
+        result = subprocess.run([str(exe), *args], capture_output=True, text=True,
+                                env=full_env, **kwargs)  # type: ignore[call-overload]
+        if check:
+            assert result.returncode == 0, f"rvforge {' '.join(args)}:\n{result.stderr}"
+        return result
+
+    return run
