@@ -47,6 +47,8 @@ def read_tarball(path: Path, scratch: Path, *, tree: Tree | None = None,
     try:
         with open_decompressed(path) as stream:
             read_tar_stream(stream, tree, store, label)
+            while stream.read(1 << 20):  # drain to the end: checks the gzip/xz/zstd trailer
+                pass
     except RvforgeError:
         raise
     except FileNotFoundError:
@@ -99,12 +101,7 @@ def add_tar_member(tree: Tree, member: tarfile.TarInfo, archive: tarfile.TarFile
         entry = Entry(name, EntryKind.FIFO, **common)
     else:
         raise InputError(f"{where} has an unsupported type {member.type!r}")
-    try:
-        return tree.add(entry, member=f"{label}: {name}")
-    except UnsafePathError:
-        raise
-    except InputError as error:
-        raise InputError(f"{where}: {error}") from None
+    return tree.add(entry, member=where)
 
 
 class _ContentStore:

@@ -141,7 +141,7 @@ class Registry:
     def _collect(self, hook_name: str, family: Family[Any], base: type) -> None:
         hook = getattr(self.pm.hook, hook_name)
         log = structlog.get_logger("rvforge.plugins")
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # registration order: built-ins first
             plugin = impl.plugin_name
 
             def register(component: Any, _plugin: str = plugin) -> None:

@@ -178,22 +178,23 @@ def normalize(path: str, *, member: str | None = None) -> str:
     with :class:`UnsafePathError` naming ``member`` (or the path): a root filesystem never
     needs one, and a tool that followed it on the host would leave the tree.
     """
+    who = member or repr(path)
     parts = []
     for part in path.split("/"):
         if part in ("", "."):
             continue
         if part == "..":
             raise UnsafePathError(
-                f"{member or path!r}: path contains '..'; refusing a member that climbs out "
-                "of the root filesystem"
+                f"{who}: path contains '..'; refusing a member that climbs out of the root "
+                "filesystem"
             )
         if "\0" in part:
-            raise UnsafePathError(f"{member or path!r}: path contains a NUL byte")
+            raise UnsafePathError(f"{who}: path contains a NUL byte")
         parts.append(part)
     return "/" + "/".join(parts)
 
 
-def check_symlink_target(path: str, target: str) -> None:
+def check_symlink_target(path: str, target: str, member: str | None = None) -> None:
     """Refuse a relative symlink target that climbs above the root from ``path``'s directory.
 
     Absolute targets are fine (they resolve inside the tree, as in a chroot); so are
@@ -201,10 +202,11 @@ def check_symlink_target(path: str, target: str) -> None:
     ``/etc/x`` is what a hostile archive uses to make a host-side tool write outside the
     tree, and no real root filesystem needs one.
     """
+    who = member or repr(path)
     if not target:
-        raise UnsafePathError(f"{path!r}: symlink with an empty target")
+        raise UnsafePathError(f"{who}: symlink with an empty target")
     if "\0" in target:
-        raise UnsafePathError(f"{path!r}: symlink target contains a NUL byte")
+        raise UnsafePathError(f"{who}: symlink target contains a NUL byte")
     if target.startswith("/"):
         return
     depth = path.count("/") - 1  # directories between the root and the link
@@ -213,7 +215,7 @@ def check_symlink_target(path: str, target: str) -> None:
             depth -= 1
             if depth < 0:
                 raise UnsafePathError(
-                    f"{path!r}: symlink target {target!r} escapes the root filesystem"
+                    f"{who}: symlink target {target!r} escapes the root filesystem"
                 )
         elif part not in ("", "."):
             depth += 1
@@ -376,16 +378,16 @@ class Tree:
         path = normalize(entry.path, member=member)
         if path == "/":
             if entry.kind is not EntryKind.DIR:
-                raise UnsafePathError(f"{member or entry.path!r}: the root must be a directory")
+                raise UnsafePathError(f"{member or repr(entry.path)}: the root must be a directory")
             root = self._entries["/"]
             root.mode, root.uid, root.gid, root.mtime = (
                 entry.mode, entry.uid, entry.gid, entry.mtime
             )
             return root
-        parent = self._ensure_parent(posixpath.dirname(path), member or entry.path)
+        parent = self._ensure_parent(posixpath.dirname(path), member or repr(entry.path))
         path = posixpath.join(parent, posixpath.basename(path))
         if entry.kind is EntryKind.SYMLINK:
-            check_symlink_target(path, entry.target or "")
+            check_symlink_target(path, entry.target or "", member)
         elif entry.kind is EntryKind.HARDLINK:
             entry.target = self._hardlink_target(path, entry.target, member)
         elif entry.kind is EntryKind.FILE and entry.content is None:
@@ -507,7 +509,7 @@ class Tree:
         if existing is not None:
             if existing.kind is not EntryKind.DIR:
                 raise InputError(
-                    f"{member!r}: parent {parent!r} is a {existing.kind.value}, not a directory"
+                    f"{member}: parent {parent!r} is a {existing.kind.value}, not a directory"
                 )
             return resolved
         grand = self._ensure_parent(posixpath.dirname(resolved), member)
@@ -518,20 +520,20 @@ class Tree:
         return resolved
 
     def _hardlink_target(self, path: str, target: str | None, member: str | None) -> str:
+        who = member or repr(path)
         if not target:
-            raise InputError(f"{member or path!r}: hardlink without a target")
-        norm = normalize(target, member=member or path)
+            raise InputError(f"{who}: hardlink without a target")
+        norm = normalize(target, member=f"{who} (hardlink target {target!r})")
         data = self._entries.get(norm)
         if data is None:
             raise UnsafePathError(
-                f"{member or path!r}: hardlink to {target!r}, which is not an earlier member "
-                "of the tree"
+                f"{who}: hardlink to {target!r}, which is not an earlier member of the tree"
             )
         data = self.data_entry(data)
         if data.kind is not EntryKind.FILE:
-            raise InputError(f"{member or path!r}: hardlink to {target!r}, a {data.kind.value}")
+            raise InputError(f"{who}: hardlink to {target!r}, a {data.kind.value}")
         if data.path == path:
-            raise InputError(f"{member or path!r}: hardlink to itself")
+            raise InputError(f"{who}: hardlink to itself")
         return data.path
 
     def _detach_hardlinks(self, entry: Entry, doomed: set[str]) -> None:

@@ -1,0 +1,217 @@
+"""The plugin framework: built-ins as plugins, entry-point loading, failures, duplicates,
+allow/deny lists, and the testing helpers — with real distributions on sys.path."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+
+import rvforge
+from rvforge.errors import DuplicateComponentError, PluginError, UnknownComponentError
+from rvforge.plugins import BUILTIN_PLUGINS, get_plugin_manager
+from rvforge.registry import Registry
+from rvforge.testing import registered_plugin
+
+
+def make_distribution(site: Path, dist: str, module: str, source: str,
+                      entry_name: str | None = None) -> None:
+    """Install a real (unpacked) distribution into ``site``: module + dist-info with an
+    ``rvforge`` entry point, as pip would lay it out."""
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(f"[rvforge]\n{entry_name or dist} = {module}\n")
+
+
+PROVIDER_PLUGIN = """
+    import rvforge
+
+    class P(rvforge.Provider):
+        name = "{name}"
+        summary = "test provider"
+
+        def provide(self, options, ctx):
+            return rvforge.Tree()
+
+    @rvforge.hookimpl
+    def rvforge_register_providers(register):
+        register(P)
+"""
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    path = tmp_path / "site"
+    path.mkdir()
+    return path
+
+
+def cli_env(site: Path, **extra: str) -> dict[str, str]:
+    return {"PYTHONPATH": str(site), **extra}
+
+
+def test_builtins_are_plugins_on_the_same_manager(rvforge_plugin_manager) -> None:
+    pm = rvforge_plugin_manager
+    for name in BUILTIN_PLUGINS:
+        assert pm.has_plugin(name) and pm.info(name).builtin
+    registry = Registry(pm)
+    assert "local" in registry.providers
+    assert {"dir", "file", "init"} <= set(registry.overlays.names())
+    assert registry.providers.plugin_of("local") == "rvforge.builtin.local_provider"
+
+
+def test_plugins_lists_installed_distributions_as_json(rvforge_cli) -> None:
+    result = rvforge_cli("plugins", "--format", "json", check=True)
+    plugins = {p["name"]: p for p in json.loads(result.stdout)}
+    example = plugins["example"]
+    assert example["distribution"] == "rvforge-example-provider"
+    assert example["version"] == "0.1.0"
+    assert example["hooks"] == ["rvforge_register_providers"]
+    assert example["components"]["providers"][0]["name"] == "skeleton"
+    assert example["components"]["providers"][0]["options"] == ["--hostname", "--source"]
+    for dist in ("rvforge-alpine", "rvforge-debootstrap", "rvforge-qemu"):
+        assert any(p["distribution"] == dist for p in plugins.values()), dist
+
+
+def test_a_broken_plugin_is_reported_and_the_rest_keep_working(rvforge_cli, site) -> None:
+    make_distribution(site, "rvforge-broken", "rvforge_broken",
+                      "raise ImportError('needs libfoo')\n")
+    result = rvforge_cli("plugins", "--format", "json", env=cli_env(site))
+    assert result.returncode == 0, result.stderr
+    plugins = {p["name"]: p for p in json.loads(result.stdout)}
+    broken = plugins["rvforge-broken"]
+    assert (broken["distribution"], broken["version"]) == ("rvforge-broken", "1.2.3")
+    assert "ImportError: needs libfoo" in broken["error"]
+    assert "example" in plugins and plugins["example"]["error"] is None
+    assert "plugin failed to load" in result.stderr
+
+
+def test_strict_mode_makes_a_broken_plugin_fatal(rvforge_cli, site) -> None:
+    make_distribution(site, "rvforge-broken", "rvforge_broken", "1/0\n")
+    result = rvforge_cli("plugins", env=cli_env(site, RVFORGE_STRICT_PLUGINS="1"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "rvforge: error: plugin 'rvforge-broken' (rvforge-broken 1.2.3) failed to load: "
+        "ZeroDivisionError: division by zero (unset RVFORGE_STRICT_PLUGINS to skip it)"]
+
+
+def test_a_plugin_whose_hook_raises_is_skipped(rvforge_cli, site) -> None:
+    make_distribution(site, "rvforge-hookfail", "rvforge_hookfail", """
+        import rvforge
+
+        @rvforge.hookimpl
+        def rvforge_register_packers(register):
+            raise RuntimeError("oops")
+    """)
+    result = rvforge_cli("plugins", "--format", "json", env=cli_env(site))
+    assert result.returncode == 0, result.stderr
+    failed = [p for p in json.loads(result.stdout) if p["error"]]
+    assert failed and "rvforge_register_packers: RuntimeError: oops" in failed[0]["error"]
+
+
+def test_duplicate_component_names_name_both_plugins(rvforge_cli, site) -> None:
+    make_distribution(site, "rvforge-clash", "rvforge_clash",
+                      PROVIDER_PLUGIN.format(name="local"))
+    result = rvforge_cli("plugins", env=cli_env(site))
+    assert result.returncode == 2
+    assert ("provider 'local' is registered by both plugin 'rvforge.builtin.local_provider' "
+            "and plugin 'rvforge-clash'") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_allow_list_and_deny_list(rvforge_cli, site) -> None:
+    make_distribution(site, "rvforge-extra", "rvforge_extra", PROVIDER_PLUGIN.format(name="x"))
+
+    def names(**env: str) -> set[str]:
+        result = rvforge_cli("plugins", "--format", "json", env=cli_env(site, **env))
+        assert result.returncode == 0, result.stderr
+        return {p["name"] for p in json.loads(result.stdout) if not p["builtin"]}
+
+    assert names(RVFORGE_LOAD_PLUGINS="") == set()
+    assert names(RVFORGE_LOAD_PLUGINS="rvforge-extra,rvforge-example-provider") == {
+        "rvforge-extra", "example"}
+    assert "rvforge-extra" not in names(RVFORGE_DISABLE_PLUGINS="rvforge-extra")
+    assert "example" not in names(RVFORGE_DISABLE_PLUGINS="example")
+
+
+def test_unknown_names_list_the_known_ones_and_suggest(rvforge_plugin_manager) -> None:
+    registry = Registry(rvforge_plugin_manager)
+    with pytest.raises(UnknownComponentError) as info:
+        registry.providers.get("locl")
+    assert str(info.value) == "unknown provider 'locl' (known: local); did you mean 'local'?"
+
+
+def test_registered_plugin_is_temporary(rvforge_plugin_manager, rvforge_registry) -> None:
+    class Extra(rvforge.Overlay):
+        name = "extra"
+
+        def apply(self, tree, options, ctx):
+            tree.add_file("/extra", b"")
+
+    plugin = types.SimpleNamespace(
+        rvforge_register_overlays=rvforge.hookimpl(lambda register: register(Extra)))
+    with registered_plugin(rvforge_plugin_manager, plugin, "extra-plugin"):
+        registry = rvforge_registry()
+        assert registry.overlays.get("extra") is Extra
+        assert registry.overlays.plugin_of("extra") == "extra-plugin"
+    assert "extra" not in rvforge_registry().overlays
+
+
+def test_registering_a_non_component_is_a_plugin_error(rvforge_plugin_manager) -> None:
+    plugin = types.SimpleNamespace(
+        rvforge_register_providers=rvforge.hookimpl(lambda register: register(object)))
+    with registered_plugin(rvforge_plugin_manager, plugin, "bad"):
+        registry = Registry(rvforge_plugin_manager)
+    assert "extra" not in registry.providers
+    assert any("pass a subclass of rvforge.Provider" in (f.error or "")
+               for f in rvforge_plugin_manager.failures)
+
+
+def test_two_packers_claiming_one_suffix_is_an_error(rvforge_plugin_manager) -> None:
+    def packer(name: str) -> type[rvforge.Packer]:
+        return type(name, (rvforge.Packer,), {"name": name, "suffixes": (".img",)})
+
+    plugin = types.SimpleNamespace(rvforge_register_packers=rvforge.hookimpl(
+        lambda register: [register(packer("one")), register(packer("two"))]))
+    with registered_plugin(rvforge_plugin_manager, plugin, "dup-suffix"):
+        with pytest.raises(DuplicateComponentError, match="both claim the output suffix"):
+            Registry(rvforge_plugin_manager)
+
+
+def test_a_fresh_manager_each_time() -> None:
+    first, second = get_plugin_manager(load_entrypoints=False), get_plugin_manager(
+        load_entrypoints=False)
+    assert first is not second
+    assert not first.failures and all(i.builtin for i in first.infos.values())
+
+
+def test_strict_registration_failure_raises(monkeypatch, rvforge_plugin_manager) -> None:
+    monkeypatch.setenv("RVFORGE_STRICT_PLUGINS", "1")
+    plugin = types.SimpleNamespace(rvforge_register_kernels=rvforge.hookimpl(
+        lambda register: 1 / 0))
+    with registered_plugin(rvforge_plugin_manager, plugin, "kaput"):
+        with pytest.raises(PluginError, match="'kaput'.*rvforge_register_kernels"):
+            Registry(rvforge_plugin_manager)
+
+
+def test_example_plugin_builds_through_the_real_cli(rvforge_cli, tmp_path: Path) -> None:
+    """The example third-party provider, installed as a distribution, drives a build."""
+    out = tmp_path / "skeleton.tar"
+    result = rvforge_cli("build", "--provider", "skeleton", "--hostname", "rv", "-o", str(out),
+                         "--no-audit")
+    if "no packer writes" in result.stderr:
+        pytest.fail("the tar packer is not registered")
+    assert result.returncode == 0, result.stderr
+    import tarfile
+
+    with tarfile.open(out) as archive:
+        names = archive.getnames()
+        assert archive.extractfile("./etc/hostname" if "./etc/hostname" in names
+                                   else "etc/hostname").read() == b"rv\n"
+
+
