@@ -30,6 +30,8 @@ ATTEMPTS = 5
 BACKOFF = 0.5
 """Seconds before the first retry; doubled for each further one."""
 CHUNK = 1 << 20
+STREAM_CHUNK = 1 << 16
+"""Network reads: small enough that little is lost (and refetched) when a connection drops."""
 USER_AGENT = "rvforge (https://github.com/rvforge/rvforge)"
 
 
@@ -163,7 +165,7 @@ def _download(url: str, part: Path, ctx: BuildContext, size: int | None, label: 
                     if size is None and "Content-Length" in response.headers:
                         task.set_total(have + int(response.headers["Content-Length"]))
                     with open(part, "ab" if have else "wb") as out:
-                        for block in response.iter_content(CHUNK):
+                        for block in response.iter_content(STREAM_CHUNK):
                             out.write(block)
                             task.advance(len(block))
                 return

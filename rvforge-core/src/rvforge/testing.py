@@ -13,11 +13,15 @@ Fixtures:
     A :class:`~rvforge.BuildContext` on that registry with a private cache and scratch
     directory.
 
-Context manager:
+Context managers:
 
 :func:`registered_plugin`
     ``with registered_plugin(pm, MyPlugin()): ...`` registers a temporary plugin and
     unregisters it afterwards.
+:func:`loopback_mirror`
+    ``with loopback_mirror(directory) as mirror: ...`` serves a directory over real HTTP on
+    127.0.0.1 (with ``Range`` support and injectable faults: dropped connections, error
+    statuses) so providers can be tested against a mirror without the internet.
 
 Example::
 
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -74,3 +79,97 @@ def rvforge_context(rvforge_plugin_manager: PluginManager, tmp_path: Path
     with BuildContext(Registry(rvforge_plugin_manager), cache_dir=tmp_path / "cache",
                       scratch_dir=tmp_path / "scratch") as ctx:
         yield ctx
+
+
+@dataclass
+class Fault:
+    """What the loopback mirror does wrong for one path.
+
+    :param drop_after: on the first ``times`` requests, send this many bytes of the body
+        and then close the connection (a dropped download).
+    :param status: on the first ``times`` requests, answer with this HTTP status.
+    :param times: how many requests misbehave before the path is served normally.
+    """
+
+    drop_after: int | None = None
+    status: int | None = None
+    times: int = 1
+
+
+@dataclass
+class LoopbackMirror:
+    """A real HTTP server on 127.0.0.1 serving ``root`` (with ``Range`` support), standing
+    in for a distribution mirror. ``faults`` maps URL paths to :class:`Fault`; ``requests``
+    records each ``(path, range header)`` received."""
+
+    root: Path
+    url: str = ""
+    faults: dict[str, Fault] = field(default_factory=dict)
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+
+
+@contextmanager
+def loopback_mirror(root: Path) -> Iterator[LoopbackMirror]:
+    """Serve ``root`` over HTTP on a free loopback port for the ``with`` block."""
+    import http.server
+    import threading
+
+    mirror = LoopbackMirror(Path(root))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            path = self.path.split("?")[0]
+            mirror.requests.append((path, self.headers.get("Range")))
+            fault = mirror.faults.get(path)
+            if fault is not None and fault.times > 0:
+                fault.times -= 1
+            else:
+                fault = None
+            if fault is not None and fault.status is not None:
+                self._reply(fault.status, b"injected failure\n")
+                return
+            target = (mirror.root / path.lstrip("/")).resolve()
+            if mirror.root.resolve() not in target.parents or not target.is_file():
+                self._reply(404, b"not found\n")
+                return
+            data = target.read_bytes()
+            start = 0
+            ranged = self.headers.get("Range", "")
+            if ranged.startswith("bytes=") and ranged.endswith("-"):
+                start = int(ranged[6:-1])
+            body = data[start:]
+            self.send_response(206 if start else 200)
+            if start:
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            if fault is not None and fault.drop_after is not None:
+                self.wfile.write(body[: fault.drop_after])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            self.wfile.write(body)
+
+        def _reply(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    mirror.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield mirror
+    finally:
+        server.shutdown()
+        server.server_close()

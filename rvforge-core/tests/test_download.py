@@ -1,0 +1,108 @@
+"""rvforge.download against a real HTTP server on 127.0.0.1 with injected faults."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from rvforge import ChecksumMismatchError, InputError
+from rvforge.download import NotFoundError, fetch, fetch_bytes, join_url
+from rvforge.testing import Fault, loopback_mirror
+
+NAME = "alpine-minirootfs-3.20.3-riscv64.tar.gz"
+
+
+@pytest.fixture
+def served(alpine_tarball: Path):
+    with loopback_mirror(alpine_tarball.parent) as mirror:
+        yield mirror
+
+
+@pytest.fixture
+def digest(alpine_tarball: Path) -> dict[str, str]:
+    return {"sha256": hashlib.sha256(alpine_tarball.read_bytes()).hexdigest()}
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def test_download_is_verified_and_cached(served, digest, rvforge_context, tmp_path) -> None:
+    dest = tmp_path / "cache" / NAME
+    fetch(join_url(served.url, NAME), dest, rvforge_context, digests=digest)
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == digest["sha256"]
+    served.requests.clear()
+    fetch(join_url(served.url, NAME), dest, rvforge_context, digests=digest)
+    assert served.requests == []  # the cache answered
+
+
+def test_dropped_connection_resumes_with_range(served, digest, rvforge_context, tmp_path,
+                                               monkeypatch) -> None:
+    monkeypatch.setattr("rvforge.download.BACKOFF", 0.01)
+    served.faults[f"/{NAME}"] = Fault(drop_after=1_000_000, times=1)
+    dest = tmp_path / "out" / NAME
+    fetch(join_url(served.url, NAME), dest, rvforge_context, digests=digest)
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == digest["sha256"]
+    (first, no_range), (second, resumed) = served.requests
+    assert first == second == f"/{NAME}" and no_range is None
+    assert resumed.startswith("bytes=") and 900_000 < int(resumed[6:-1]) <= 1_000_000
+
+
+def test_server_errors_are_retried(served, digest, rvforge_context, tmp_path,
+                                   monkeypatch) -> None:
+    monkeypatch.setattr("rvforge.download.BACKOFF", 0.01)
+    served.faults[f"/{NAME}"] = Fault(status=503, times=2)
+    fetch(join_url(served.url, NAME), tmp_path / NAME, rvforge_context, digests=digest)
+    assert len(served.requests) == 3
+
+
+def test_checksum_mismatch_keeps_nothing(served, rvforge_context, tmp_path) -> None:
+    dest = tmp_path / "cache" / NAME
+    with pytest.raises(ChecksumMismatchError) as info:
+        fetch(join_url(served.url, NAME), dest, rvforge_context, digests={"sha256": "ab" * 32})
+    assert f"{NAME}: sha256 mismatch: expected {'ab' * 32}, got 290d402a" in str(info.value)
+    assert leftovers(dest.parent) == []
+
+
+def test_not_found_is_not_retried(served, rvforge_context, tmp_path) -> None:
+    with pytest.raises(NotFoundError, match="not found on the mirror"):
+        fetch(join_url(served.url, "v3.1/nothing.tar.gz"), tmp_path / "x", rvforge_context)
+    assert len(served.requests) == 1
+
+
+def test_corrupt_cache_entry_is_fetched_again(served, digest, rvforge_context,
+                                              tmp_path) -> None:
+    dest = tmp_path / NAME
+    dest.write_bytes(b"garbage")
+    fetch(join_url(served.url, NAME), dest, rvforge_context, digests=digest)
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == digest["sha256"]
+
+
+def test_offline_uses_the_cache_or_says_what_is_missing(served, digest, rvforge_context,
+                                                        tmp_path) -> None:
+    rvforge_context.offline = True
+    with pytest.raises(InputError, match=r"not in the cache .* --offline"):
+        fetch(join_url(served.url, NAME), tmp_path / NAME, rvforge_context, digests=digest)
+    assert served.requests == []
+    rvforge_context.offline = False
+    fetch(join_url(served.url, NAME), tmp_path / NAME, rvforge_context, digests=digest)
+    rvforge_context.offline = True
+    assert fetch(join_url(served.url, NAME), tmp_path / NAME, rvforge_context,
+                 digests=digest).exists()
+
+
+def test_local_paths_and_file_urls(alpine_tarball, digest, rvforge_context, tmp_path) -> None:
+    fetch(str(alpine_tarball), tmp_path / "a", rvforge_context, digests=digest)
+    fetch(alpine_tarball.as_uri(), tmp_path / "b", rvforge_context, digests=digest)
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+    assert fetch_bytes(f"{alpine_tarball}.sha256", rvforge_context).startswith(b"290d402a")
+    with pytest.raises(NotFoundError):
+        fetch_bytes(str(tmp_path / "missing"), rvforge_context)
+
+
+def test_wrong_size_is_refused(served, rvforge_context, tmp_path) -> None:
+    with pytest.raises(InputError, match="expected 12 bytes|got 3254675 bytes, expected 12"):
+        fetch(join_url(served.url, NAME), tmp_path / NAME, rvforge_context, size=12)
+    assert leftovers(tmp_path) == ["cache", "scratch"] or NAME not in leftovers(tmp_path)
