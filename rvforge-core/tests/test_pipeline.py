@@ -1,0 +1,144 @@
+"""The pipeline with a real plugin contributing one component of every family, and the
+build hooks observing it."""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import rvforge
+from rvforge import pipeline
+from rvforge.errors import AuditFailedError, ExitCode
+from rvforge.pipeline import BuildSpec, Step
+from rvforge.registry import Registry
+from rvforge.testing import registered_plugin
+
+
+@dataclass
+class TextOptions:
+    text: str = "hello"
+
+
+class TextProvider(rvforge.Provider):
+    name = "text"
+    Options = TextOptions
+
+    def provide(self, options: TextOptions, ctx: rvforge.BuildContext) -> rvforge.Tree:
+        tree = rvforge.Tree()
+        tree.add_file("/etc/motd", options.text.encode())
+        return tree
+
+
+class MarkOverlay(rvforge.Overlay):
+    name = "mark"
+
+    def apply(self, tree, options, ctx) -> None:
+        tree.add_file("/bad" if ctx.settings.get("bad") else "/good", b"")
+
+
+class BadFileAuditor(rvforge.Auditor):
+    name = "no-bad"
+
+    def audit(self, tree, machine, ctx):
+        yield rvforge.FileRecord("/etc/motd", {"size": tree["/etc/motd"].size})
+        if "/bad" in tree:
+            yield rvforge.Finding(rvforge.Severity.ERROR, "bad-file", "/bad",
+                                  f"/bad must not exist on {machine.name}")
+        yield rvforge.Finding(rvforge.Severity.WARNING, "just-saying", None, "a warning")
+
+
+class ListingPacker(rvforge.Packer):
+    name = "listing"
+    suffixes = (".lst",)
+    kind = "tar"
+
+    def pack(self, tree, output: Path, fmt: str, ctx) -> None:
+        with open(output, "w") as out:
+            for entry in tree.walk():
+                out.write(f"{entry.path}\n")
+                if entry.path == "/fail":
+                    raise rvforge.InputError("packer failed half-way")
+
+
+def make_plugin(calls: list[str]) -> types.SimpleNamespace:
+    hook = rvforge.hookimpl
+    return types.SimpleNamespace(
+        rvforge_register_providers=hook(lambda register: register(TextProvider)),
+        rvforge_register_overlays=hook(lambda register: register(MarkOverlay)),
+        rvforge_register_auditors=hook(lambda register: register(BadFileAuditor)),
+        rvforge_register_packers=hook(lambda register: register(ListingPacker)),
+        rvforge_build_start=hook(lambda spec, ctx: calls.append(f"start:{spec.provider.name}")),
+        rvforge_build_tree_ready=hook(
+            lambda tree, spec, ctx: calls.append(f"tree:{len(tree)}")),
+        rvforge_build_finish=hook(
+            lambda report, ctx: calls.append(f"finish:{report.artifact.format}")),
+    )
+
+
+@pytest.fixture
+def calls() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def registry(rvforge_plugin_manager, calls):
+    with registered_plugin(rvforge_plugin_manager, make_plugin(calls), "test-plugin"):
+        yield Registry(rvforge_plugin_manager)
+
+
+def spec_for(registry: Registry, output: Path, audit: str = "enforce") -> BuildSpec:
+    machine = registry.machines.get("generic-rv64gc")
+    return BuildSpec(Step("text", TextOptions("hi")), [Step("mark", None)],
+                     Step("listing", None), "lst", output, machine, ["no-bad"], audit)
+
+
+def test_build_runs_every_step_and_every_build_hook(registry, calls, tmp_path) -> None:
+    out = tmp_path / "out" / "image.lst"
+    with rvforge.BuildContext(registry, cache_dir=tmp_path / "c") as ctx:
+        report = pipeline.build(registry, spec_for(registry, out), ctx)
+    assert out.read_text().splitlines() == ["/", "/etc", "/etc/motd", "/good"]
+    assert calls == ["start:text", "tree:4", "finish:lst"]
+    assert report.artifact.path == out and len(report.artifact.sha256) == 64
+    assert report.stats.counts == {"dir": 2, "file": 2}
+    assert [f.code for f in report.audit.findings] == ["just-saying"]
+    assert report.audit.findings[0].auditor == "no-bad"
+    assert report.audit.files == {"/etc/motd": {"path": "/etc/motd", "size": 2}}
+    assert {"provide", "overlay:mark", "audit", "pack"} <= set(report.timings)
+    assert report.to_json()["artifact"]["format"] == "lst"
+
+
+def test_audit_errors_stop_the_build_before_packing(registry, calls, tmp_path) -> None:
+    out = tmp_path / "image.lst"
+    with rvforge.BuildContext(registry, settings={"bad": True}) as ctx:
+        with pytest.raises(AuditFailedError) as info:
+            pipeline.build(registry, spec_for(registry, out), ctx)
+    assert info.value.exit_code == ExitCode.AUDIT
+    assert "audit found 1 error(s)" in str(info.value) and "--audit-warn-only" in str(info.value)
+    assert not out.exists() and calls == ["start:text", "tree:4"]
+
+
+@pytest.mark.parametrize("mode, findings", [("warn-only", 2), ("off", 0)])
+def test_warn_only_and_off_pack_anyway(registry, tmp_path, mode: str, findings: int) -> None:
+    out = tmp_path / "image.lst"
+    with rvforge.BuildContext(registry, settings={"bad": True}) as ctx:
+        report = pipeline.build(registry, spec_for(registry, out, mode), ctx)
+    assert out.exists() and len(report.audit.findings) == findings
+
+
+def test_a_failing_packer_leaves_no_output(registry, tmp_path) -> None:
+    class FailOverlay(rvforge.Overlay):
+        name = "fail"
+
+        def apply(self, tree, options, ctx) -> None:
+            tree.add_file("/fail", b"")
+
+    registry.overlays.add("fail", FailOverlay, "test")
+    out = tmp_path / "image.lst"
+    spec = spec_for(registry, out)
+    spec.overlays.append(Step("fail", None))
+    with rvforge.BuildContext(registry) as ctx, pytest.raises(rvforge.InputError):
+        pipeline.build(registry, spec, ctx)
+    assert list(tmp_path.iterdir()) == []
