@@ -1,0 +1,200 @@
+"""A Debian archive (mirror + suite + architecture): signed index, verified downloads.
+
+The stable API other plugins and tests use::
+
+    from rvforge_debootstrap.archive import DebianArchive, extract_deb, extract_deb_to_dir
+
+    archive = DebianArchive(ctx, mirror=None, suite="trixie", arch="riscv64", keyring=None)
+    archive.release()                 # verified Release (gpgv + keyring); .codename, .version
+    archive.index()                   # PackageIndex of main/binary-ARCH (SHA-256 checked)
+    path = archive.download("libc6")  # verified .deb in ctx.cache("debian", "debs")
+    paths = archive.download_many([...])   # the same, in parallel, with progress
+    extract_deb(path, tree, scratch)  # data.tar members into a Tree (owners, modes kept)
+    extract_deb_to_dir(path, dest)    # data.tar members into a host directory
+
+``mirror=None`` takes ``$RVFORGE_DEBIAN_MIRROR``, else the Debian mirror of the host's apt
+sources (:mod:`rvforge_debootstrap.mirror`). ``keyring=None`` is
+``/usr/share/keyrings/debian-archive-keyring.gpg``. Every file is verified before use:
+``InRelease`` by its signature, ``Packages.xz`` against the Release's SHA-256, each
+``.deb`` against the index's SHA-256; a mismatch raises
+:class:`rvforge.ChecksumMismatchError` and keeps nothing. Offline (``ctx.offline``), the
+last verified ``InRelease`` and index in the cache are used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import lzma
+import os
+import re
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from rvforge import BuildContext, InputError, UsageError
+from rvforge.download import fetch, fetch_bytes, join_url
+from rvforge.progress import Progress
+
+from rvforge_debootstrap.deb import extract_deb, extract_deb_to_dir, read_control
+from rvforge_debootstrap.index import Package, PackageIndex
+from rvforge_debootstrap.mirror import choose_mirror
+from rvforge_debootstrap.release import DEFAULT_KEYRING, Release, parse_release, verify_inrelease
+
+__all__ = [
+    "DebianArchive", "UnknownPackageError", "extract_deb", "extract_deb_to_dir",
+    "read_control",
+]
+
+COMPONENT = "main"
+DOWNLOAD_THREADS = 6
+
+
+class UnknownPackageError(UsageError):
+    """A package name the index does not have."""
+
+
+class DebianArchive:
+    """One suite and architecture of a Debian mirror.
+
+    :param ctx: the build context (cache, log, progress, offline flag).
+    :param mirror: URL or local path of the mirror (``None``: see :func:`choose_mirror`).
+    :param suite: codename or suite (``trixie``, ``stable``, ``sid``...).
+    :param arch: Debian architecture name.
+    :param keyring: OpenPGP keyring that signs the suite.
+    """
+
+    def __init__(self, ctx: BuildContext, mirror: str | None = None, suite: str = "trixie",
+                 arch: str = "riscv64", keyring: Path | None = None) -> None:
+        self.ctx = ctx
+        self.mirror = choose_mirror(mirror)
+        self.suite = suite
+        self.arch = arch
+        self.keyring = Path(keyring) if keyring else DEFAULT_KEYRING
+        self._release: Release | None = None
+        self._index: PackageIndex | None = None
+
+    # -- metadata ------------------------------------------------------------------------
+
+    @property
+    def dists_cache(self) -> Path:
+        """Where this mirror's verified ``InRelease`` and indexes are cached."""
+        return self.ctx.cache("debian", "dists", _mirror_key(self.mirror), self.suite)
+
+    def release(self) -> Release:
+        """The suite's Release, fetched and signature-checked (cached offline)."""
+        if self._release is None:
+            cached = self.dists_cache / "InRelease"
+            label = f"{self.suite} InRelease"
+            url = join_url(self.mirror, "dists", self.suite, "InRelease")
+            if self.ctx.offline and cached.exists():
+                data = cached.read_bytes()
+            else:
+                data = fetch_bytes(url, self.ctx, label=label)
+            release = parse_release(verify_inrelease(data, self.keyring, f"{label} ({url})"))
+            if self.suite not in (release.suite, release.codename):
+                raise InputError(f"{url}: signed for suite {release.suite!r} (codename "
+                                 f"{release.codename!r}), not {self.suite!r}; the mirror "
+                                 "serves the wrong file")
+            if self.arch not in release.architectures:
+                raise UsageError(f"{self.suite} has no {self.arch} packages (it has: "
+                                 f"{', '.join(release.architectures)})")
+            if not self.ctx.offline:
+                _write_atomic(cached, data)
+            self._release = release
+            self.ctx.log.info("release verified", suite=release.suite,
+                              codename=release.codename, version=release.version,
+                              keyring=str(self.keyring))
+        return self._release
+
+    def packages_file(self) -> Path:
+        """The suite's ``main/binary-ARCH/Packages.xz``, verified against the Release."""
+        release = self.release()
+        rel_path = f"{COMPONENT}/binary-{self.arch}/Packages.xz"
+        entry = release.file(rel_path, f"{self.suite} {rel_path}")
+        by_hash = f"{COMPONENT}/binary-{self.arch}/by-hash/SHA256/{entry.sha256}"
+        url = join_url(self.mirror, "dists", self.suite,
+                       by_hash if release.acquire_by_hash else rel_path)
+        dest = self.dists_cache / f"Packages-{self.arch}-{entry.sha256[:16]}.xz"
+        return fetch(url, dest, self.ctx, digests={"sha256": entry.sha256}, size=entry.size,
+                     label=f"{self.suite}/{rel_path}")
+
+    def index(self) -> PackageIndex:
+        """The parsed index of ``main`` for the architecture (and ``all``)."""
+        if self._index is None:
+            path = self.packages_file()
+            try:
+                text = lzma.decompress(path.read_bytes()).decode("utf-8", errors="replace")
+            except lzma.LZMAError as error:
+                raise InputError(f"{path}: corrupt Packages.xz ({error})") from None
+            self._index = PackageIndex.from_text(text, self.arch)
+            self.ctx.log.info("index loaded", suite=self.suite, arch=self.arch,
+                              packages=len(self._index))
+        return self._index
+
+    def package(self, name: str) -> Package:
+        """The index entry of ``name``.
+
+        :raises UnknownPackageError: (exit 2) naming the package and close matches.
+        """
+        found = self.index().get(name)
+        if found is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self.index().packages), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UnknownPackageError(f"package {name!r} is not in {self.suite} "
+                                      f"{COMPONENT}/{self.arch}{hint}")
+        return found
+
+    # -- packages ------------------------------------------------------------------------
+
+    @property
+    def deb_cache(self) -> Path:
+        return self.ctx.cache("debian", "debs")
+
+    def download(self, package: str | Package, *, ctx: BuildContext | None = None) -> Path:
+        """The verified ``.deb`` of ``package`` (a name or an index entry), from the cache or
+        the mirror."""
+        pkg = self.package(package) if isinstance(package, str) else package
+        if not pkg.filename or not pkg.sha256:
+            raise InputError(f"{pkg.name}: the index gives no Filename/SHA256 for it")
+        return fetch(join_url(self.mirror, pkg.filename), self.deb_cache / pkg.deb_name,
+                     ctx or self.ctx, digests={"sha256": pkg.sha256}, size=pkg.deb_size,
+                     label=pkg.deb_name)
+
+    def download_many(self, packages: Iterable[str | Package], *,
+                      threads: int = DOWNLOAD_THREADS) -> dict[str, Path]:
+        """Download several packages in parallel; return name → ``.deb`` path.
+
+        One progress bar counts the bytes of the whole set. The first failure is raised
+        after the running downloads finish; what was verified stays cached.
+        """
+        pkgs = [self.package(p) if isinstance(p, str) else p for p in packages]
+        total = sum(p.deb_size for p in pkgs)
+        quiet = dataclasses.replace(self.ctx, progress=Progress(enabled=False))
+        with self.ctx.progress.task(f"download {len(pkgs)} packages", total=total,
+                                    bytes=True) as task:
+            def one(pkg: Package) -> Path:
+                path = self.download(pkg, ctx=quiet)
+                task.advance(pkg.deb_size)
+                return path
+
+            with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+                results = list(pool.map(one, pkgs))
+        return {p.name: path for p, path in zip(pkgs, results)}
+
+
+def _mirror_key(mirror: str) -> str:
+    """A directory name for a mirror URL: readable part plus a short hash."""
+    readable = re.sub(r"[^A-Za-z0-9.-]+", "_", mirror.split("://", 1)[-1]).strip("_")[:60]
+    return f"{readable}-{hashlib.sha256(mirror.encode()).hexdigest()[:8]}"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        part.write_bytes(data)
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)

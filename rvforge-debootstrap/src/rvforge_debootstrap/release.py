@@ -1,0 +1,100 @@
+"""A suite's ``InRelease``: signature verification with ``gpgv`` and its file hashes.
+
+Only the text ``gpgv`` reports as signed is parsed (``gpgv --output``), so nothing outside
+the signature can add or change a hash.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rvforge import InputError, ToolMissingError
+
+from rvforge_debootstrap import deb822
+
+DEFAULT_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+
+
+class SignatureError(InputError):
+    """``InRelease`` is not validly signed by a key of the keyring."""
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """A file the Release lists: path relative to ``dists/SUITE/``, size and SHA-256."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Release:
+    """The verified fields of a suite's Release."""
+
+    suite: str
+    codename: str
+    version: str
+    architectures: tuple[str, ...]
+    components: tuple[str, ...]
+    acquire_by_hash: bool
+    files: dict[str, IndexFile] = field(default_factory=dict)
+
+    def file(self, path: str, label: str) -> IndexFile:
+        try:
+            return self.files[path]
+        except KeyError:
+            raise InputError(f"{label}: the Release of {self.codename or self.suite} does not "
+                             f"list {path}") from None
+
+
+def verify_inrelease(data: bytes, keyring: Path, label: str) -> str:
+    """Check the clearsigned ``data`` with ``gpgv`` against ``keyring``; return the signed text.
+
+    :raises ToolMissingError: gpgv or the keyring is missing.
+    :raises SignatureError: the signature is bad or from an unknown key.
+    """
+    gpgv = shutil.which("gpgv")
+    if gpgv is None:
+        raise ToolMissingError("gpgv is missing: apt-get install gpgv")
+    if not keyring.is_file():
+        raise ToolMissingError(f"keyring {keyring} is missing: apt-get install "
+                               "debian-archive-keyring, or pass --keyring PATH")
+    with tempfile.TemporaryDirectory(prefix="rvforge-gpgv-") as tmp:
+        signed = Path(tmp, "InRelease")
+        signed.write_bytes(data)
+        plain = Path(tmp, "Release")
+        result = subprocess.run(
+            [gpgv, "--quiet", "--keyring", str(keyring), "--output", str(plain), str(signed)],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0 or not plain.exists():
+            detail = " ".join(result.stderr.split())[-300:]
+            raise SignatureError(f"{label}: signature check failed with keyring {keyring} "
+                                 f"({detail}); the mirror's index is not authentic, or pass "
+                                 "the right --keyring")
+        return plain.read_text(errors="replace")
+
+
+def parse_release(text: str) -> Release:
+    """Parse a (verified) Release text."""
+    para = deb822.parse_one(text)
+    files: dict[str, IndexFile] = {}
+    for line in para.field("SHA256").splitlines():
+        words = line.split()
+        if len(words) == 3:
+            digest, size, path = words
+            files[path] = IndexFile(path, int(size), digest.lower())
+    return Release(
+        suite=para.field("Suite"),
+        codename=para.field("Codename"),
+        version=para.field("Version"),
+        architectures=tuple(para.field("Architectures").split()),
+        components=tuple(para.field("Components").split()),
+        acquire_by_hash=para.field("Acquire-By-Hash").lower() == "yes",
+        files=files,
+    )
