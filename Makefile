@@ -1,0 +1,45 @@
+# rvforge: `make demo` runs the main job, `make test` runs the whole test suite.
+# Both do all set-up on a fresh Debian machine with only Python, pip and apt:
+# they install uv (from PyPI) and the system packages in .ci/apt-packages.
+
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+APT_PACKAGES := $(shell grep -v '^\#' .ci/apt-packages)
+FIXTURE := tests/data/alpine/alpine-minirootfs-3.20.3-riscv64.tar.gz
+IMAGE := build/alpine-3.20.3-riscv64.cpio.gz
+
+.PHONY: setup setup-system setup-python demo test bench wheels clean
+
+setup: setup-system setup-python
+
+setup-system:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:" $$missing; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+setup-python:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --all-packages --quiet
+
+demo: setup
+	$(UV) run rvforge build --provider local --source $(FIXTURE) -o $(IMAGE)
+	$(UV) run rvforge inspect $(IMAGE)
+
+test: setup
+	$(UV) run pytest
+
+bench: setup
+	$(UV) run python benchmarks/pack.py
+	$(UV) run python benchmarks/audit.py
+	$(UV) run python benchmarks/boot.py
+	$(UV) run python benchmarks/debian.py
+
+wheels: setup-python
+	$(UV) build --all-packages --out-dir dist
+
+clean:
+	rm -rf build dist .pytest_cache
