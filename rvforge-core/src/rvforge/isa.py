@@ -1,0 +1,312 @@
+"""RISC-V ISA strings, the extensions they imply, and profiles.
+
+Two kinds of text name an ISA:
+
+* the ``Tag_RISCV_arch`` attribute a toolchain writes into every object
+  (``rv64i2p1_m2p0_a2p1_f2p2_d2p2_c2p0_v1p0_zicsr2p0_zve64d1p0_zvl128b1p0``), and
+* what people and CPUs write (``rv64gc``, ``rv64gcv``, ``rv64imafdc_zba_zbb``, QEMU's
+  ``rv64imafdch_zicsr_zifencei_zihintpause_zba_zbb_zbc_zbs_sstc``), or a profile name
+  (``rva22u64``, ``rva23s64``).
+
+:func:`parse_isa` reads the first kind and the ISA-string half of the second;
+:func:`parse_target` also takes profile names. An :class:`Isa` prints in canonical order
+without versions (``rv64imafdc_zicsr_zifencei``) and knows its :meth:`~Isa.closure`: every
+extension it implies, following the implication table of GNU binutils (see
+:data:`IMPLICATIONS`). What a binary needs that a CPU lacks is
+``binary.closure() - cpu.closure()`` (:func:`missing`).
+
+Versions are parsed and kept (``Isa.versioned()`` prints them) but do not take part in the
+requirement check: every ratified extension rvforge can meet has one version in practice,
+and comparing draft versions would only produce noise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rvforge.errors import UsageError
+
+# -- implications -------------------------------------------------------------------------
+
+IMPLICATIONS: dict[str, tuple[str, ...]] = {
+    # GNU binutils bfd/elfxx-riscv.c, riscv_implicit_subsets[], as of binutils 2.40 (the
+    # release Debian 12's riscv64-linux-gnu-objdump/readelf come from):
+    "e": ("i",),
+    "g": ("i", "m", "a", "f", "d", "zicsr", "zifencei"),
+    "m": ("zmmul",),
+    "h": ("zicsr",),
+    "q": ("d",),
+    "v": ("d", "zve64d", "zvl128b"),
+    "zve64d": ("d", "zve64f"),
+    "zve64f": ("zve32f", "zve64x", "zvl64b"),
+    "zve32f": ("f", "zvl32b", "zve32x"),
+    "zve64x": ("zve32x", "zvl64b"),
+    "zve32x": ("zvl32b",),
+    "zvl65536b": ("zvl32768b",), "zvl32768b": ("zvl16384b",), "zvl16384b": ("zvl8192b",),
+    "zvl8192b": ("zvl4096b",), "zvl4096b": ("zvl2048b",), "zvl2048b": ("zvl1024b",),
+    "zvl1024b": ("zvl512b",), "zvl512b": ("zvl256b",), "zvl256b": ("zvl128b",),
+    "zvl128b": ("zvl64b",), "zvl64b": ("zvl32b",),
+    "zfa": ("f",),
+    "d": ("f",),
+    "zfh": ("zfhmin",),
+    "zfhmin": ("f",),
+    "f": ("zicsr",),
+    "zqinx": ("zdinx",), "zdinx": ("zfinx",), "zhinx": ("zhinxmin",),
+    "zhinxmin": ("zfinx",), "zfinx": ("zicsr",),
+    "zk": ("zkn", "zkr", "zkt"),
+    "zkn": ("zbkb", "zbkc", "zbkx", "zkne", "zknd", "zknh"),
+    "zks": ("zbkb", "zbkc", "zbkx", "zksed", "zksh"),
+    "zvkng": ("zvkn", "zvkg"), "zvknc": ("zvkn", "zvbc"),
+    "zvksg": ("zvks", "zvkg"), "zvksc": ("zvks", "zvbc"),
+    "smaia": ("ssaia",), "smstateen": ("ssstateen",), "smepmp": ("zicsr",),
+    "ssaia": ("zicsr",), "sscofpmf": ("zicsr",), "ssstateen": ("zicsr",), "sstc": ("zicsr",),
+    # Added in binutils 2.41-2.44 (same table; objects built by newer toolchains name them):
+    "a": ("zaamo", "zalrsc"),
+    "b": ("zba", "zbb", "zbs"),
+    "zacas": ("zaamo",),
+    "zabha": ("zaamo",),
+    "zicntr": ("zicsr",),
+    "zihpm": ("zicsr",),
+    "zicfiss": ("zimop", "zicsr"),
+    "zicfilp": ("zicsr",),
+    "zca": (),
+    "zcb": ("zca",), "zcmp": ("zca",), "zcmop": ("zca",),
+    "zcd": ("d", "zca"), "zcf": ("f", "zca"),
+    "zfbfmin": ("f",),
+    "zvfbfmin": ("zve32f",),
+    "zvfbfwma": ("zvfbfmin", "zfbfmin"),
+    "zvfh": ("zvfhmin", "zfhmin"),
+    "zvfhmin": ("zve32f",),
+    # binutils 2.42 moved zvkn/zvks from zvbb to the smaller zvkb, and made every vector
+    # crypto extension imply the vector base it runs on:
+    "zvkn": ("zvkned", "zvknhb", "zvkb", "zvkt"),
+    "zvks": ("zvksed", "zvksh", "zvkb", "zvkt"),
+    "zvbb": ("zvkb",),
+    "zvbc": ("zve64x",), "zvknhb": ("zve64x",),
+    "zvkb": ("zve32x",), "zvkg": ("zve32x",), "zvkned": ("zve32x",),
+    "zvknha": ("zve32x",), "zvksed": ("zve32x",), "zvksh": ("zve32x",),
+}
+"""Extension ⇒ the extensions it implies (one level; :meth:`Isa.closure` follows chains).
+
+Source: GNU binutils ``bfd/elfxx-riscv.c``, table ``riscv_implicit_subsets``. Two
+conditional rules of that file are applied in code: ``i`` below version 2.1 (or, in a
+target string, with no version) implies ``zicsr`` and ``zifencei``
+(``check_implicit_for_i``), and ``c`` implies ``zca``, plus ``zcd`` with ``d`` and, on
+RV32, ``zcf`` with ``f`` (``check_implicit_for_c``, binutils 2.41+).
+"""
+
+SINGLE_ORDER = "eigmafdqlcbkjtpvnh"
+"""Canonical order of single-letter extensions (binutils ``riscv_ext_canonical_order``)."""
+
+_PREFIX_CLASS = (("zxm", 3), ("z", 1), ("s", 2), ("x", 4))
+
+# -- profiles ------------------------------------------------------------------------------
+
+_RVA20U64 = ("i", "m", "a", "f", "d", "c", "zicsr", "zicntr", "ziccif", "ziccrse",
+             "ziccamoa", "za128rs", "zicclsm")
+_RVA22U64 = ("i", "m", "a", "f", "d", "c", "zicsr", "zicntr", "zihpm", "ziccif", "ziccrse",
+             "ziccamoa", "zicclsm", "za64rs", "zihintpause", "zba", "zbb", "zbs", "zic64b",
+             "zicbom", "zicbop", "zicboz", "zfhmin", "zkt")
+_RVA23U64 = _RVA22U64 + ("v", "zvfhmin", "zvbb", "zvkt", "zihintntl", "zicond", "zimop",
+                         "zcmop", "zcb", "zfa", "zawrs", "supm")
+_S_MODE = ("zifencei", "svbare", "sv39", "svade", "ssccptr", "sstvecd", "sstvala")
+_S22 = _S_MODE + ("sscounterenw", "svpbmt", "svinval")
+_S23 = _S22 + ("svnapot", "sstc", "sscofpmf", "ssnpm", "ssu64xl", "h", "ssstateen",
+               "shcounterenw", "shvstvala", "shtvala", "shvstvecd", "shvsatpa", "shgatpa")
+
+PROFILES: dict[str, tuple[str, ...]] = {
+    # The RISC-V Profiles specification (ratified RVA20/RVA22) and RVA23 Profiles v1.0:
+    # mandatory extensions only (options are not something a target can be assumed to have).
+    "rva20u64": _RVA20U64 + ("zifencei",),
+    "rva20s64": _RVA20U64 + _S_MODE,
+    "rva22u64": _RVA22U64 + ("zifencei",),
+    "rva22s64": _RVA22U64 + _S22,
+    "rva23u64": _RVA23U64 + ("zifencei",),
+    "rva23s64": _RVA23U64 + _S23,
+}
+"""Profile name ⇒ the extensions a CPU meeting it has.
+
+The U-mode profiles do not mandate Zifencei, but every ``rv64gc`` object names it (``g``
+expands to it). rvforge audits images for Linux guests, and a CPU that runs Linux is
+described by the S-mode profile, which mandates Zifencei; so a ``rvaNNu64`` *target*
+includes Zifencei (and ordinary rv64gc binaries are not flagged). Use a plain ISA string
+to describe a CPU without it.
+"""
+
+# -- parsing -------------------------------------------------------------------------------
+
+_BASE = re.compile(r"rv(32|64|128)")
+_VERSION = r"(\d+)(?:p(\d+))?"
+_SINGLE = re.compile(r"([a-z])(?:" + _VERSION + r")?")
+_MULTI = re.compile(r"([a-z][a-z0-9]*?[a-z])(?:" + _VERSION + r")?")
+
+
+class IsaParseError(UsageError):
+    """Text that is not a RISC-V ISA string or profile name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """One extension of an ISA string: name (lower case) and version if written."""
+
+    name: str
+    major: int | None = None
+    minor: int | None = None
+
+    def __str__(self) -> str:
+        if self.major is None:
+            return self.name
+        return f"{self.name}{self.major}p{self.minor or 0}"
+
+
+@dataclass(frozen=True, slots=True)
+class Isa:
+    """A parsed ISA: XLEN and extensions (``g`` expanded), in canonical order.
+
+    :param xlen: 32, 64 or 128.
+    :param extensions: the named extensions, deduplicated, canonically ordered.
+    :param profile: the profile name this ISA was expanded from, if any.
+    """
+
+    xlen: int
+    extensions: tuple[Extension, ...]
+    profile: str | None = None
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(ext.name for ext in self.extensions)
+
+    def has(self, name: str) -> bool:
+        """``name`` is in the closure (``has("zve32x")`` is true for ``rv64gcv``)."""
+        return name in self.closure()
+
+    def closure(self) -> frozenset[str]:
+        """Every extension named or implied (:data:`IMPLICATIONS`, transitively)."""
+        return _closure(self.xlen, self.extensions)
+
+    def __str__(self) -> str:
+        """Canonical form without versions: ``rv64imafdc_zicsr_zifencei``."""
+        return _render(self.xlen, [e.name for e in self.extensions])
+
+    def versioned(self) -> str:
+        """Canonical form with versions where known, ``_``-separated like an attribute."""
+        return f"rv{self.xlen}" + "_".join(str(e) for e in self.extensions)
+
+
+def parse_isa(text: str) -> Isa:
+    """Parse an ISA string (attribute or user form). Raises :class:`IsaParseError`."""
+    original = text
+    text = text.strip().lower()
+    match = _BASE.match(text)
+    if not match:
+        raise IsaParseError(f"{original!r} is not a RISC-V ISA string: it must start with "
+                            "rv32, rv64 or rv128 (e.g. rv64gc) or be a profile "
+                            f"({', '.join(PROFILES)})")
+    xlen = int(match.group(1))
+    rest = text[match.end():]
+    if not rest or rest[0] not in "ieg":
+        raise IsaParseError(f"{original!r}: the base must be i, e or g right after rv{xlen}")
+    found: dict[str, Extension] = {}
+    for segment in rest.split("_"):
+        if not segment:
+            continue
+        if segment[0] in "zsx" and len(segment) > 1:
+            m = _MULTI.fullmatch(segment)
+            if not m:
+                raise IsaParseError(f"{original!r}: cannot read extension {segment!r}")
+            _add(found, m)
+            continue
+        pos = 0
+        while pos < len(segment):
+            m = _SINGLE.match(segment, pos)
+            if not m or m.group(1) in "zsx":
+                raise IsaParseError(
+                    f"{original!r}: cannot read {segment[pos:]!r} (single-letter extensions "
+                    "with optional versions like m2p0, then _-separated z/s/x extensions)")
+            _add(found, m)
+            pos = m.end()
+    if "g" in found:
+        del found["g"]
+        for name in IMPLICATIONS["g"]:
+            found.setdefault(name, Extension(name))
+    return Isa(xlen, tuple(sorted(found.values(), key=lambda e: sort_key(e.name))))
+
+
+def parse_target(text: str) -> Isa:
+    """A target CPU's ISA from an ISA string or a profile name (``rva23s64``).
+
+    :raises UsageError: (an :class:`IsaParseError`) naming the text when it is neither.
+    """
+    key = text.strip().lower()
+    if key in PROFILES:
+        names = PROFILES[key]
+        exts = tuple(sorted((Extension(n) for n in dict.fromkeys(names)),
+                            key=lambda e: sort_key(e.name)))
+        return Isa(64, exts, profile=key)
+    return parse_isa(text)
+
+
+def missing(required: Isa, available: Isa) -> list[str]:
+    """Extensions ``required`` implies that ``available`` does not, canonically ordered."""
+    return sorted(required.closure() - available.closure(), key=sort_key)
+
+
+def top_level(names: Iterable[str]) -> list[str]:
+    """Of ``names``, those not implied by another one of them: ``{v, zve64d, zvl128b,
+    ...}`` → ``[v]``. Used to word messages; JSON output keeps the full list."""
+    names = set(names)
+    implied: set[str] = set()
+    for name in names:
+        implied |= _closure(64, (Extension(name),)) - {name}
+    return sorted(names - implied, key=sort_key)
+
+
+def sort_key(name: str) -> tuple[int, int, str]:
+    """binutils' ``riscv_compare_subsets`` as a key: single letters in
+    :data:`SINGLE_ORDER`, then z (by their second letter's order), s, zxm, x extensions."""
+    if len(name) == 1:
+        index = SINGLE_ORDER.find(name)
+        return (0, index if index >= 0 else len(SINGLE_ORDER), name)
+    for prefix, klass in _PREFIX_CLASS:
+        if name.startswith(prefix):
+            second = SINGLE_ORDER.find(name[1]) + 1 if klass == 1 else 0
+            return (klass, second, name[1:])
+    return (5, 0, name)
+
+
+def _add(found: dict[str, Extension], m: re.Match[str]) -> None:
+    name = m.group(1)
+    major = int(m.group(2)) if m.group(2) is not None else None
+    minor = int(m.group(3)) if m.group(3) is not None else (0 if major is not None else None)
+    found.setdefault(name, Extension(name, major, minor))
+
+
+def _closure(xlen: int, extensions: Iterable[Extension]) -> frozenset[str]:
+    result: set[str] = set()
+    todo = []
+    for ext in extensions:
+        todo.append(ext.name)
+        if ext.name == "i" and (ext.major is None or (ext.major, ext.minor or 0) < (2, 1)):
+            todo += ["zicsr", "zifencei"]
+    while todo:
+        name = todo.pop()
+        if name in result:
+            continue
+        result.add(name)
+        todo.extend(IMPLICATIONS.get(name, ()))
+    if "c" in result:
+        result.add("zca")
+        if "d" in result:
+            result.add("zcd")
+        if "f" in result and xlen == 32:
+            result.add("zcf")
+    return frozenset(result)
+
+
+def _render(xlen: int, names: Iterable[str]) -> str:
+    names = sorted(names, key=sort_key)
+    single = "".join(n for n in names if len(n) == 1)
+    multi = [n for n in names if len(n) > 1]
+    return "_".join([f"rv{xlen}{single}", *multi])
