@@ -1,0 +1,77 @@
+"""The CLI contract: help, version, exit codes, one-line errors, log formats."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from rvforge.cli import app
+
+runner = CliRunner()
+
+
+def test_help_documents_exit_codes() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0, result.output
+    for text in ("0 success", "2 usage error", "3 the audit found errors",
+                 "4 the image did not boot", "125"):
+        assert text in result.output
+
+
+def test_version_lists_core_and_plugins() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "rvforge 0.1.0"
+    assert any("rvforge-example-provider 0.1.0" in line for line in lines)
+
+
+def test_unknown_command_and_bad_option_are_usage_errors() -> None:
+    assert runner.invoke(app, ["frobnicate"]).exit_code == 2
+    assert runner.invoke(app, ["--log-format", "xml", "plugins"]).exit_code == 2
+
+
+def test_expected_errors_are_one_line_without_traceback(tmp_path) -> None:
+    result = runner.invoke(app, ["inspect", str(tmp_path / "missing.cpio")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"rvforge: error: {tmp_path / 'missing.cpio'}: no such file or directory"]
+
+
+def test_debug_shows_the_traceback(rvforge_cli, tmp_path) -> None:
+    result = rvforge_cli("--debug", "inspect", str(tmp_path / "missing.cpio"))
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr and "InputError" in result.stderr
+
+
+def test_json_logs_on_request(rvforge_cli, tmp_path) -> None:
+    source = tmp_path / "root"
+    (source / "etc").mkdir(parents=True)
+    (source / "etc" / "hostname").write_text("rv\n")
+    result = rvforge_cli("--log-format", "json", "audit", str(source))
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    assert all("event" in r and "level" in r and "timestamp" in r for r in records)
+
+
+def test_inspect_lists_a_directory_like_tar_tv(tmp_path) -> None:
+    import os
+
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    (root / "bin" / "su").write_bytes(b"x" * 10)
+    os.chmod(root / "bin" / "su", 0o4755)
+    os.symlink("su", root / "bin" / "link")
+    os.utime(root / "bin" / "su", (0, 0))
+    result = runner.invoke(app, ["inspect", str(root)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    owner = f"{os.getuid()}/{os.getgid()}"  # a directory keeps the host's owners
+    assert f"-rwsr-xr-x {owner}         10 1970-01-01 00:00 /bin/su" in lines
+    assert any(line.startswith("lrwxrwxrwx") and line.endswith("/bin/link -> su")
+               for line in lines)
+    data = json.loads(runner.invoke(app, ["inspect", "--format", "json", str(root)]).output)
+    su = next(e for e in data if e["path"] == "/bin/su")
+    assert su == {"path": "/bin/su", "type": "file", "mode": "4755", "uid": os.getuid(),
+                  "gid": os.getgid(), "size": 10, "mtime": 0}
