@@ -8,12 +8,28 @@ from __future__ import annotations
 
 from rvforge.artifacts import Artifact, BootResult, RunResult
 from rvforge.components import (
-    Auditor, Component, Kernel, KernelSource, Launcher, NoOptions, Overlay, Packer, Provider,
+    Auditor,
+    Component,
+    Kernel,
+    KernelSource,
+    Launcher,
+    NoOptions,
+    Overlay,
+    Packer,
+    Provider,
 )
 from rvforge.context import BuildContext
 from rvforge.errors import (
-    AuditFailedError, BootFailedError, ChecksumMismatchError, ExitCode, InputError,
-    PluginError, RvforgeError, ToolMissingError, UnknownComponentError, UnsafePathError,
+    AuditFailedError,
+    BootFailedError,
+    ChecksumMismatchError,
+    ExitCode,
+    InputError,
+    PluginError,
+    RvforgeError,
+    ToolMissingError,
+    UnknownComponentError,
+    UnsafePathError,
     UsageError,
 )
 from rvforge.findings import FileRecord, Finding, Severity

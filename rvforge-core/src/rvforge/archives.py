@@ -79,8 +79,8 @@ def add_tar_member(tree: Tree, member: tarfile.TarInfo, archive: tarfile.TarFile
             f"{where} has an absolute name; recreate the archive with relative names "
             "(tar -C ROOT -cf OUT .)"
         )
-    common = dict(mode=member.mode & 0o7777, uid=member.uid, gid=member.gid,
-                  mtime=int(member.mtime))
+    common = {"mode": member.mode & 0o7777, "uid": member.uid, "gid": member.gid,
+              "mtime": int(member.mtime)}
     if member.isreg():
         fileobj = archive.extractfile(member)
         content = store.put(fileobj, member.size) if fileobj is not None else None
@@ -163,7 +163,8 @@ def read_directory(root: Path, *, tree: Tree | None = None, dest: str = "/",
 
 def _entry_from_stat(path: str, host: Path, st: os.stat_result, owners: str) -> Entry:
     uid, gid = (st.st_uid, st.st_gid) if owners == "preserve" else (0, 0)
-    common = dict(mode=stat.S_IMODE(st.st_mode), uid=uid, gid=gid, mtime=int(st.st_mtime))
+    common = {"mode": stat.S_IMODE(st.st_mode), "uid": uid, "gid": gid,
+              "mtime": int(st.st_mtime)}
     fmt = stat.S_IFMT(st.st_mode)
     if fmt == stat.S_IFREG:
         if not os.access(host, os.R_OK):

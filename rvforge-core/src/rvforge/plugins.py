@@ -130,7 +130,7 @@ def _load_entrypoints(pm: PluginManager, strict: bool) -> None:
         try:
             plugin = ep.load()
             pm.register_plugin(plugin, PluginInfo(ep.name, ep.value, dist, version))
-        except Exception as error:  # noqa: BLE001 - any plugin bug must be contained
+        except Exception as error:
             message = f"{type(error).__name__}: {error}"
             failure = PluginInfo(ep.name, ep.value, dist, version, error=message)
             if strict:

@@ -53,7 +53,11 @@ class Progress:
             return
         from rich.console import Console
         from rich.progress import (
-            BarColumn, DownloadColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn,
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
             TransferSpeedColumn,
         )
         from rich.progress import Progress as RichProgress

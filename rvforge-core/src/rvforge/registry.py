@@ -15,7 +15,13 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from rvforge.components import (
-    Auditor, Component, KernelSource, Launcher, Overlay, Packer, Provider,
+    Auditor,
+    Component,
+    KernelSource,
+    Launcher,
+    Overlay,
+    Packer,
+    Provider,
 )
 from rvforge.errors import DuplicateComponentError, PluginError, UnknownComponentError, UsageError
 from rvforge.machines import DEFAULT_MACHINE, FALLBACK_MACHINE, Machine
@@ -154,7 +160,7 @@ class Registry:
                 impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
             except (DuplicateComponentError, UsageError):
                 raise
-            except Exception as error:  # noqa: BLE001 - a plugin bug must not break rvforge
+            except Exception as error:
                 info: PluginInfo = self.pm.info(plugin)
                 message = f"{type(error).__name__}: {error}"
                 if env_flag("RVFORGE_STRICT_PLUGINS"):

@@ -119,10 +119,10 @@ def loopback_mirror(root: Path) -> Iterator[LoopbackMirror]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             path = self.path.split("?")[0]
             mirror.requests.append((path, self.headers.get("Range")))
             fault = mirror.faults.get(path)
