@@ -1,14 +1,31 @@
 """The ``init`` overlay: rvforge's ``/init`` for initramfs boots.
 
-The script is POSIX sh (busybox ash and dash both run it). Protocol, which launchers rely
-on:
+The script is POSIX sh (busybox ash and dash both run it) and uses only shell built-ins
+plus ``mount``, ``mkdir``, ``sync`` and ``poweroff`` if present: no ``base64``, no
+``stty``, no udev, so it works on a busybox image and on a Debian minbase alike.
 
-1. mounts ``proc``, ``sysfs`` and ``devtmpfs`` (and ``devpts``, ``/tmp``, ``/run``);
-2. prints the ready marker :data:`READY_MARKER` on the console;
-3. if the kernel command line carries ``rvforge.cmd=<base64 of a shell command>``, runs
-   it with ``sh -c`` and prints ``RVFORGE-EXIT <status>``;
-   with ``rvforge.shell=1`` instead, starts an interactive shell on the console;
-4. powers off (``poweroff -f``, else the sysrq trigger).
+The init protocol (version 1), which rvforge's launchers rely on:
+
+1. mount ``proc``, ``sysfs``, ``devtmpfs``, ``devpts`` and tmpfs on ``/tmp`` and ``/run``;
+   the serial console becomes stdin, stdout and stderr;
+2. print the ready marker :data:`READY_MARKER` on the console;
+3. if the VM has a virtio-serial port named ``rvforge.ctl`` (found through
+   ``/sys/class/virtio-ports/*/name``), serve requests on it, one at a time:
+
+   - the guest first writes ``RVFORGE-READY 1`` (protocol version) on the port;
+   - ``RUN <token>`` followed by the lines of a shell script and a line holding only
+     ``<token>``: the guest runs the script with ``sh`` in ``/``, stdin from
+     ``/dev/null``, stdout on port ``rvforge.out``, stderr on port ``rvforge.err``, and
+     then writes ``RVFORGE-EXIT <status>`` on the control port. A write on a virtio port
+     returns only once the host has taken the bytes, so all output precedes the status;
+   - ``POWEROFF`` (or the host closing the port) ends the loop;
+
+   without that port, ``rvforge.shell=1`` on the kernel command line starts an
+   interactive shell on the console instead;
+4. power off (``poweroff -f``, else the sysrq trigger, which needs no userland).
+
+The command's output never touches the serial console, so kernel messages (which go
+there) cannot mix with it.
 """
 
 from __future__ import annotations
@@ -21,13 +38,19 @@ from rvforge.context import BuildContext
 from rvforge.hookspecs import hookimpl
 from rvforge.tree import Tree
 
+PROTOCOL_VERSION = 1
 READY_MARKER = "RVFORGE-READY"
 EXIT_MARKER = "RVFORGE-EXIT"
+CONTROL_PORT = "rvforge.ctl"
+STDOUT_PORT = "rvforge.out"
+STDERR_PORT = "rvforge.err"
 
 INIT_SCRIPT = r"""#!/bin/sh
-# rvforge /init: mounts, ready marker, optional command, power off.
+# rvforge /init, protocol 1: mounts, ready marker, serves the launcher's requests on the
+# virtio-serial port rvforge.ctl (output on rvforge.out / rvforge.err), powers off.
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
+HOME=/root
+export PATH HOME
 mkdir -p /proc /sys /dev /tmp /run 2>/dev/null
 mount -t proc proc /proc 2>/dev/null
 mount -t sysfs sysfs /sys 2>/dev/null
@@ -37,21 +60,49 @@ mount -t devpts devpts /dev/pts 2>/dev/null
 mount -t tmpfs tmpfs /tmp 2>/dev/null
 mount -t tmpfs tmpfs /run 2>/dev/null
 exec </dev/console >/dev/console 2>&1
+
+rvforge_port() {
+    for p in /sys/class/virtio-ports/*; do
+        name=
+        read -r name < "$p/name" 2>/dev/null
+        if [ "$name" = "$1" ]; then
+            echo "/dev/${p##*/}"
+            return 0
+        fi
+    done
+    return 1
+}
+
+rvforge_serve() {
+    exec 3<>"$1"
+    echo "RVFORGE-READY 1" >&3
+    while IFS= read -r request <&3; do
+        case "$request" in
+        "RUN "*)
+            token="${request#RUN }"
+            : > /tmp/.rvforge-cmd
+            while IFS= read -r line <&3; do
+                [ "$line" = "$token" ] && break
+                printf '%s\n' "$line" >> /tmp/.rvforge-cmd
+            done
+            (cd / && exec sh /tmp/.rvforge-cmd) </dev/null >"$2" 2>"$3"
+            echo "RVFORGE-EXIT $?" >&3
+            ;;
+        POWEROFF) break ;;
+        esac
+    done
+    exec 3>&-
+}
+
 echo "RVFORGE-READY"
-cmd=""
-shell=""
-for word in $(cat /proc/cmdline); do
-    case "$word" in
-        rvforge.cmd=*) cmd="${word#rvforge.cmd=}" ;;
-        rvforge.shell=1) shell=1 ;;
+if ctl=$(rvforge_port rvforge.ctl) && out=$(rvforge_port rvforge.out) \
+        && err=$(rvforge_port rvforge.err); then
+    rvforge_serve "$ctl" "$out" "$err"
+else
+    read -r cmdline < /proc/cmdline
+    case " $cmdline " in
+    *" rvforge.shell=1 "*) sh -i ;;
     esac
-done
-if [ -n "$cmd" ]; then
-    printf '%s' "$cmd" | base64 -d > /tmp/rvforge-cmd.sh 2>/dev/null
-    sh /tmp/rvforge-cmd.sh
-    echo "RVFORGE-EXIT $?"
-elif [ -n "$shell" ]; then
-    sh -i
 fi
 sync
 poweroff -f 2>/dev/null
@@ -69,7 +120,7 @@ class InitOptions:
 
 class InitOverlay(Overlay):
     name = "init"
-    summary = "rvforge's /init: mounts, ready marker, runs the launcher's command, powers off"
+    summary = "rvforge's /init: mounts, ready marker, serves the launcher's commands, powers off"
     Options = InitOptions
 
     def apply(self, tree: Tree, options: InitOptions, ctx: BuildContext) -> None:

@@ -19,7 +19,7 @@ from rvforge.options import build_options
 
 def register(app: typer.Typer) -> None:
     app.command("boot")(boot)
-    app.command("run", context_settings={"allow_interspersed_args": False})(run)
+    app.command("run")(run)
 
 
 def artifact_of(path: Path) -> Artifact:
@@ -107,7 +107,9 @@ def run(
     cpus: Annotated[int | None, typer.Option(help="CPUs.")] = None,
     config: Annotated[Path | None, typer.Option(help="Config file.")] = None,
 ) -> None:
-    """Boot IMAGE, run COMMAND in the guest, print its output and exit with its status."""
+    """Boot IMAGE, run COMMAND in the guest, print its output (as it comes; the kernel's
+    console is kept apart) and exit with its status. A command that did not finish (timeout,
+    panic) exits 4."""
     if not command:
         raise UsageError("no command: rvforge run IMAGE -- CMD [ARGS...]")
     registry = load_registry()
@@ -121,11 +123,9 @@ def run(
         launcher_cls = registry.launchers.get(name)
         options = _launch_options(launcher_cls, {
             "kernel": kernel, "timeout": timeout, "console_log": console_log,
-            "memory": memory, "cpus": cpus})
+            "memory": memory, "cpus": cpus, "stream": True})
         result = launcher_cls().run(artifact_of(image), target, list(command), options, ctx)
-    sys.stdout.buffer.write(result.stdout)
     sys.stdout.flush()
-    sys.stderr.buffer.write(result.stderr)
     for line in result.diagnosis:
         typer.echo(f"rvforge: {line}", err=True)
     if result.status is None:

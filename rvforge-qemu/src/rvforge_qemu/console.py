@@ -1,0 +1,82 @@
+"""Watching a guest's serial console: the log file, the last lines, the ready marker,
+kernel panics, and the kernel's reports of illegal instructions."""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from rvforge.builtin.init_overlay import READY_MARKER
+
+TAIL_LINES = 25
+PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(.*)")
+SIGILL_RE = re.compile(
+    r"(?P<comm>\S+)\[(?P<pid>\d+)\]: unhandled signal 4 code (?P<code>0x[0-9a-f]+) "
+    r"at (?P<pc>0x[0-9a-f]+)(?: in (?P<file>[^\[\s]+)\[(?P<offset>[0-9a-f]+),)?"
+)
+BADADDR_RE = re.compile(r"badaddr: (?P<word>[0-9a-f]+)")
+
+
+@dataclass
+class IllegalInstruction:
+    """One ``unhandled signal 4`` report: process name, pid, pc, the mapped file the pc
+    was in and its offset there, and the faulting instruction word (``badaddr``)."""
+
+    comm: str
+    pid: int
+    pc: int
+    file: str | None
+    offset: int | None
+    word: int | None = None
+
+
+class ConsoleWatch:
+    """Consumes console bytes: writes them to ``log``, keeps the tail, finds events."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log: BinaryIO = open(log_path, "wb")
+        self._partial = b""
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.ready = False
+        self.panic: str | None = None
+        self.sigills: list[IllegalInstruction] = []
+
+    def feed(self, data: bytes) -> None:
+        self._log.write(data)
+        self._log.flush()
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for raw in lines:
+            self._line(raw.decode("utf-8", "replace").rstrip("\r"))
+        if READY_MARKER.encode() in self._partial:  # the marker line may lack its newline
+            self.ready = True
+
+    def close(self) -> None:
+        if self._partial:
+            self._line(self._partial.decode("utf-8", "replace"))
+            self._partial = b""
+        self._log.close()
+
+    def lines(self) -> list[str]:
+        """The last console lines, with a trailing partial line."""
+        extra = [self._partial.decode("utf-8", "replace")] if self._partial.strip() else []
+        return [*self.tail, *extra][-TAIL_LINES:]
+
+    def _line(self, line: str) -> None:
+        self.tail.append(line)
+        if line.strip() == READY_MARKER:
+            self.ready = True
+        if (match := PANIC_RE.search(line)) and self.panic is None:
+            self.panic = match.group(1).strip() or "kernel panic"
+        if match := SIGILL_RE.search(line):
+            self.sigills.append(IllegalInstruction(
+                match["comm"], int(match["pid"]), int(match["pc"], 16), match["file"],
+                int(match["offset"], 16) if match["offset"] else None))
+        elif (match := BADADDR_RE.search(line)) and self.sigills:
+            last = self.sigills[-1]
+            if last.word is None:
+                last.word = int(match["word"], 16) & 0xFFFFFFFF

@@ -1,0 +1,263 @@
+"""A running ``qemu-system-riscv64`` and rvforge's channels to it.
+
+The serial console and three virtio-serial ports (see the init protocol in
+:mod:`rvforge.builtin.init_overlay`) are QEMU ``socket`` chardevs that connect to Unix
+sockets the launcher listens on, so everything the guest says arrives on one selector
+loop: console bytes go to the log and the watcher, ``rvforge.out``/``rvforge.err`` to the
+caller, ``rvforge.ctl`` carries requests and exit statuses.
+
+QEMU runs in its own process group with ``PR_SET_PDEATHSIG``: :meth:`Guest.kill` (called
+on every exit path, Ctrl-C included) kills the whole group, and if rvforge itself dies
+the kernel kills QEMU.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import secrets
+import selectors
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rvforge.builtin.init_overlay import CONTROL_PORT, STDERR_PORT, STDOUT_PORT
+
+from rvforge_qemu.console import ConsoleWatch
+from rvforge_qemu.tools import startup_error
+
+CHANNELS = ("console", "ctl", "out", "err")
+PORT_NAMES = {"ctl": CONTROL_PORT, "out": STDOUT_PORT, "err": STDERR_PORT}
+SHUTDOWN_GRACE = 15.0
+"""Seconds a guest gets to power off after ``POWEROFF`` before it is killed."""
+
+
+class GuestFailure(Exception):
+    """The guest did not do what was asked (timeout, panic, QEMU exited); ``str`` is the
+    one-sentence reason."""
+
+
+def channel_args(socket_dir: Path) -> list[str]:
+    """QEMU arguments wiring the console and the three ports to sockets in
+    ``socket_dir``."""
+    args = ["-chardev", f"socket,id=console,path={socket_dir / 'console'}",
+            "-serial", "chardev:console",
+            "-device", "virtio-serial-pci,id=rvforge-serial"]
+    for nr, name in enumerate(("ctl", "out", "err"), start=1):
+        args += ["-chardev", f"socket,id={name},path={socket_dir / name}",
+                 "-device", f"virtserialport,bus=rvforge-serial.0,nr={nr},chardev={name},"
+                            f"name={PORT_NAMES[name]}"]
+    return args
+
+
+class Guest:
+    """Start QEMU with :func:`channel_args` already in ``argv``, then talk to the guest.
+
+    :param argv: the whole QEMU command line.
+    :param socket_dir: where the channel sockets are (short path: Unix socket names are
+        limited to 107 bytes).
+    :param console_log: where the console is kept.
+    """
+
+    def __init__(self, argv: list[str], socket_dir: Path, console_log: Path) -> None:
+        self.argv = argv
+        self.socket_dir = socket_dir
+        self.console = ConsoleWatch(console_log)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        self._selector = selectors.DefaultSelector()
+        self._conns: dict[str, socket.socket] = {}
+        self._ctl = b""
+        self._hello = False
+        self._sinks: dict[str, Callable[[bytes], None]] = {}
+        self._stderr_path = socket_dir / "qemu.stderr"
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self, deadline: float) -> None:
+        """Launch QEMU and accept its four connections."""
+        listeners = {}
+        for name in CHANNELS:
+            path = self.socket_dir / name
+            path.unlink(missing_ok=True)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(str(path))
+            listener.listen(1)
+            listener.settimeout(0.2)
+            listeners[name] = listener
+        self.started = time.monotonic()
+        with open(self._stderr_path, "wb") as stderr:
+            self.process = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                start_new_session=True, preexec_fn=_die_with_parent,
+            )
+        try:
+            for name, listener in listeners.items():
+                self._conns[name] = self._accept(listener, deadline)
+        finally:
+            for listener in listeners.values():
+                listener.close()
+        for name, conn in self._conns.items():
+            conn.setblocking(False)
+            self._selector.register(conn, selectors.EVENT_READ, name)
+
+    def _accept(self, listener: socket.socket, deadline: float) -> socket.socket:
+        while True:
+            try:
+                return listener.accept()[0]
+            except TimeoutError:
+                pass
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise startup_error(self.qemu_stderr(), "qemu-system-riscv64")
+            if time.monotonic() > deadline:
+                raise GuestFailure("QEMU did not open its console within the timeout")
+
+    def qemu_stderr(self) -> str:
+        try:
+            return self._stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def kill(self) -> None:
+        """Kill QEMU's process group (if still running) and close every channel."""
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
+        self._selector.close()
+        self.console.close()
+
+    def __enter__(self) -> Guest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+    # -- protocol ----------------------------------------------------------------------
+
+    def wait_ready(self, deadline: float) -> float:
+        """Wait for the console's ready marker and the init's hello on ``rvforge.ctl``;
+        return the seconds from launch to the marker."""
+        marker_at: list[float] = []
+
+        def ready() -> bool:
+            if self.console.ready and not marker_at:
+                marker_at.append(time.monotonic() - self.started)
+            return self.console.ready and self._hello
+
+        self._pump(ready, deadline, "the ready marker")
+        return marker_at[0]
+
+    def execute(self, script: str, deadline: float, stdout: Callable[[bytes], None],
+                stderr: Callable[[bytes], None]) -> int:
+        """Run ``script`` with ``sh`` in the guest; output goes to the two callbacks as it
+        arrives. Returns the exit status."""
+        token = "RVFORGE-END-" + secrets.token_hex(8)
+        body = script if script.endswith("\n") else script + "\n"
+        self._sinks = {"out": stdout, "err": stderr}
+        self._send(f"RUN {token}\n{body}{token}\n".encode())
+        status: list[int] = []
+
+        def finished() -> bool:
+            line = self._ctl_line()
+            if line is not None and line.startswith("RVFORGE-EXIT "):
+                status.append(int(line.split()[1]))
+            return bool(status)
+
+        self._pump(finished, deadline, "the command's exit status")
+        self._drain()
+        return status[0]
+
+    def shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Ask the guest to power off; kill it if it has not within ``grace`` seconds."""
+        assert self.process is not None
+        try:
+            self._send(b"POWEROFF\n")
+            self._pump(lambda: False, time.monotonic() + grace, "power-off", until_exit=True)
+        except (GuestFailure, OSError):
+            pass
+        self.kill()
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        conn = self._conns["ctl"]
+        conn.setblocking(True)
+        try:
+            conn.sendall(data)
+        finally:
+            conn.setblocking(False)
+
+    def _ctl_line(self) -> str | None:
+        if b"\n" not in self._ctl:
+            return None
+        line, self._ctl = self._ctl.split(b"\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def _pump(self, done: Callable[[], bool], deadline: float, waiting_for: str, *,
+              until_exit: bool = False) -> None:
+        assert self.process is not None
+        while not done():
+            if self.console.panic and not until_exit:
+                raise GuestFailure(f"kernel panic: {self.console.panic}")
+            now = time.monotonic()
+            if now > deadline:
+                raise GuestFailure(f"timed out waiting for {waiting_for}")
+            events = self._selector.select(min(deadline - now, 0.5))
+            for key, _ in events:
+                self._read(key.data, key.fileobj)  # type: ignore[arg-type]
+            if not events and self.process.poll() is not None:
+                if until_exit:
+                    return
+                raise GuestFailure(f"QEMU exited (status {self.process.returncode}) before "
+                                   f"{waiting_for}")
+
+    def _read(self, name: str, conn: socket.socket) -> None:
+        try:
+            data = conn.recv(1 << 16)
+        except BlockingIOError:
+            return
+        if not data:
+            self._selector.unregister(conn)
+            return
+        if name == "console":
+            self.console.feed(data)
+        elif name == "ctl":
+            self._ctl += data
+            if not self._hello and b"\n" in self._ctl:
+                hello = self._ctl_line()
+                self._hello = hello is not None and hello.startswith("RVFORGE-READY")
+        elif name in self._sinks:
+            self._sinks[name](data)
+
+    def _drain(self) -> None:
+        """Read what is already buffered on the output channels (the guest wrote it all
+        before the exit status; see the init protocol)."""
+        for name in ("out", "err", "console"):
+            conn = self._conns.get(name)
+            while conn is not None:
+                try:
+                    data = conn.recv(1 << 16)
+                except BlockingIOError:
+                    break
+                if not data:
+                    break
+                if name == "console":
+                    self.console.feed(data)
+                else:
+                    self._sinks[name](data)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGKILL when the parent dies (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

@@ -1,0 +1,95 @@
+"""rvforge-qemu's machine profiles and the settings a profile carries.
+
+A profile is a :class:`rvforge.Machine` whose ``options`` hold the QEMU settings:
+
+- ``cpu``: the ``-cpu`` string (default ``rv64``);
+- ``bios``: the ``-bios`` firmware (default ``default``: OpenSBI from qemu-system-data);
+- ``extra_args``: more QEMU arguments, a list or one shell-quoted string;
+- ``append``: more kernel command-line words.
+
+User profiles come from ``[machines.NAME]`` tables in ``rvforge.toml`` with the same keys.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from rvforge import Machine, UsageError
+
+from rvforge_qemu.tools import QEMU_SYSTEM, cpu_models, find_tool
+
+DEFAULT_CPU = "rv64"
+DEFAULT_BIOS = "default"
+DEFAULT_MEMORY_MB = 2048
+
+BASE_PROFILES = (
+    ("qemu-virt", "rv64", "QEMU virt, -cpu rv64: RV64GC with H and Zba/Zbb/Zbc/Zbs, no vector"),
+    ("qemu-virt-v", "rv64,v=true,vlen=128,elen=64",
+     "QEMU virt with the vector extension V 1.0, VLEN 128"),
+    ("qemu-virt-v256", "rv64,v=true,vlen=256,elen=64",
+     "QEMU virt with the vector extension V 1.0, VLEN 256"),
+)
+OPTIONAL_PROFILES = (
+    ("qemu-virt-max", "max", "QEMU virt, -cpu max: every extension this QEMU implements"),
+    ("qemu-virt-rva23", "rva23s64", "QEMU virt, -cpu rva23s64: the RVA23 profile"),
+)
+"""Registered only when the installed QEMU knows the CPU model (QEMU 9+)."""
+
+
+@dataclass(frozen=True)
+class QemuSettings:
+    """The QEMU side of a machine profile, validated."""
+
+    cpu: str
+    bios: str
+    extra_args: tuple[str, ...]
+    append: tuple[str, ...]
+
+    @property
+    def model(self) -> str:
+        """The CPU model without its properties (``rv64`` of ``rv64,v=true``)."""
+        return self.cpu.split(",")[0]
+
+
+def settings_of(machine: Machine) -> QemuSettings:
+    """Read and check ``machine.options``."""
+    options = dict(machine.options)
+    known = {"cpu", "bios", "extra_args", "append", "smp"}  # smp: read by rvforge.config
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UsageError(f"machine {machine.name!r}: unknown setting {unknown[0]!r} for the "
+                         f"QEMU launchers (known: {', '.join(sorted(known))})")
+    return QemuSettings(
+        cpu=str(options.get("cpu", DEFAULT_CPU)),
+        bios=str(options.get("bios", DEFAULT_BIOS)),
+        extra_args=_words(options.get("extra_args", ()), machine.name, "extra_args"),
+        append=_words(options.get("append", ()), machine.name, "append"),
+    )
+
+
+def _words(value: object, machine: str, key: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(shlex.split(value))
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise UsageError(f"machine {machine!r}: {key} must be a string or a list of strings")
+
+
+def builtin_profiles() -> Iterator[Machine]:
+    """The base profiles, plus the optional ones the installed QEMU supports."""
+    for name, cpu, summary in BASE_PROFILES:
+        yield _profile(name, cpu, summary)
+    try:
+        models = cpu_models(find_tool(QEMU_SYSTEM))
+    except Exception:  # noqa: BLE001 - no QEMU: the base profiles still serve audits
+        return
+    for name, cpu, summary in OPTIONAL_PROFILES:
+        if cpu in models:
+            yield _profile(name, cpu, summary)
+
+
+def _profile(name: str, cpu: str, summary: str) -> Machine:
+    return Machine(name=name, launcher="qemu-virt", isa="", memory_mb=DEFAULT_MEMORY_MB,
+                   cpus=2, summary=summary, options={"cpu": cpu})

@@ -1,0 +1,71 @@
+"""Explaining an illegal instruction in the guest: which instruction, which extension,
+which binary of the image, and what to do about it."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Iterable
+
+from rvforge import Machine
+
+from rvforge_qemu.console import IllegalInstruction
+from rvforge_qemu.insn import decode
+
+
+def isa_extensions(isa: str) -> set[str]:
+    """The extensions an ISA string names, with V's sub-extensions (``rv64gcv_zba`` →
+    ``{i, m, a, f, d, c, v, zba, zve32x, ...}``)."""
+    parts = isa.lower().split("_")
+    base = re.sub(r"^rv(32|64|128)", "", parts[0])
+    names = set(base.replace("g", "imafd")) | {p for p in parts[1:] if p}
+    if "v" in names:
+        names |= {"zve32x", "zve32f", "zve64x", "zve64f", "zve64d"}
+    return names
+
+
+def diagnose(events: Iterable[IllegalInstruction], machine: Machine,
+             find_files: Callable[[str], list[str]],
+             machines: Callable[[], Iterable[Machine]]) -> list[str]:
+    """One message per distinct faulting instruction.
+
+    :param find_files: paths in the image whose file name is the given one.
+    :param machines: the machine profiles to suggest one that has the extension (their
+        ``isa`` resolved).
+    """
+    messages: list[str] = []
+    seen: set[tuple[str | None, int | None]] = set()
+    for event in events:
+        key = (event.file or event.comm, event.word)
+        if key in seen:
+            continue
+        seen.add(key)
+        messages.append(_message(event, machine, find_files, machines))
+    return messages
+
+
+def _message(event: IllegalInstruction, machine: Machine,
+             find_files: Callable[[str], list[str]],
+             machines: Callable[[], Iterable[Machine]]) -> str:
+    name = event.file or event.comm
+    paths = find_files(name)
+    where = ", ".join(paths) if paths else f"a file named {name!r}"
+    at = f" at offset 0x{event.offset:x}" if event.offset is not None else ""
+    if event.word is None:
+        return (f"illegal instruction in {where} (process {event.comm}[{event.pid}]){at}; "
+                "the kernel did not print the instruction word")
+    decoded = decode(event.word)
+    head = (f"illegal instruction in {where} (process {event.comm}[{event.pid}]){at}: "
+            f"0x{decoded.word:08x} is {decoded.mnemonic}")
+    if decoded.extension is None:
+        return head + f"; machine {machine.name!r} ({machine.isa}) cannot execute it"
+    ext = decoded.extension
+    if ext in isa_extensions(machine.isa):
+        return head + (f", from {decoded.extension_text}, which machine {machine.name!r} "
+                       "has: the instruction itself is malformed or reserved")
+    having = [m.name for m in machines() if ext in isa_extensions(m.isa)]
+    target = paths[0] if paths else name
+    fixes = [f"boot on --machine {having[0]} (its CPU has it)"] if having else []
+    fixes.append(f"rebuild {posixpath.basename(target)} without it (e.g. -march=rv64gc)")
+    return head + (f", from {decoded.extension_text}, which machine {machine.name!r} "
+                   f"({machine.isa}) lacks. Fix: " + ", or ".join(fixes))

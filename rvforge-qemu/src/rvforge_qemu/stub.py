@@ -1,0 +1,210 @@
+"""``rvforge-bootstub``: the ``/init`` of the boot initramfs that mounts a disk root.
+
+Debian's kernel has virtio-blk and ext4 as modules, and a disk image need not hold a
+busybox, so the boot initramfs carries no shell: its ``/init`` is this small static
+riscv64 ELF (about 1 KB), assembled here from the listing in :func:`assemble_stub`. It
+
+1. mounts ``devtmpfs`` on ``/dev``;
+2. loads each module file it was given, in order (``finit_module``; ``EEXIST`` is fine);
+3. mounts the disk (``/dev/vda``, ext4) on ``/root``, retrying for up to 5 s while the
+   device appears;
+4. moves that mount to ``/``, ``chroot``s into it and ``exec``s
+   ``/bin/sh -c <script> sh`` (the launcher passes rvforge's init script), so the disk
+   runs the init protocol whether or not it has rvforge's ``/init``.
+
+A failing step prints ``rvforge-bootstub: <step> failed`` on the console and exits, which
+the kernel turns into a panic the launcher reports with the console's last lines.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+BASE = 0x10000
+"""Load address of the single PT_LOAD segment."""
+EHDR, PHDR = 64, 56
+AT_FDCWD = -100
+MS_MOVE = 8192
+EEXIST = 17
+SYS = {"mkdirat": 34, "mount": 40, "chdir": 49, "chroot": 51, "openat": 56, "close": 57,
+       "write": 64, "exit": 93, "nanosleep": 101, "execve": 221, "finit_module": 273}
+ZERO, T0, S1, A0, A7, S2, S3 = 0, 5, 9, 10, 17, 18, 19
+ARG_REGS = (10, 11, 12, 13, 14)
+
+Value = int | str
+"""An immediate, or a data symbol (``@N``: address of data offset N)."""
+
+
+@dataclass
+class Reg:
+    """A register as a syscall argument."""
+
+    number: int
+
+
+@dataclass
+class _Program:
+    """A small assembler: RV64I instructions with labels, and a data area after the code.
+    ``li`` always takes two words (``lui`` + ``addi``) so sizes are known in one pass."""
+
+    code: list[tuple[str, tuple[object, ...]]] = field(default_factory=list)
+    labels: dict[str, int] = field(default_factory=dict)
+    data: bytearray = field(default_factory=bytearray)
+    fixups: list[tuple[int, str]] = field(default_factory=list)
+
+    def emit(self, op: str, *args: object) -> None:
+        self.code.append((op, args))
+
+    def label(self, name: str) -> None:
+        self.labels[name] = self._size()
+
+    def blob(self, raw: bytes, align: int = 1) -> str:
+        self.data += b"\0" * (-len(self.data) % align)
+        symbol = f"@{len(self.data)}"
+        self.data += raw
+        return symbol
+
+    def string(self, text: str) -> str:
+        return self.blob(text.encode() + b"\0")
+
+    def pointers(self, symbols: list[str]) -> str:
+        """A NULL-terminated array of pointers to ``symbols``."""
+        array = self.blob(b"\0" * 8 * (len(symbols) + 1), align=8)
+        start = int(array[1:])
+        self.fixups += [(start + 8 * i, s) for i, s in enumerate(symbols)]
+        return array
+
+    def syscall(self, name: str, *args: Value | Reg) -> None:
+        for reg, value in zip(ARG_REGS, args):
+            if isinstance(value, Reg):
+                self.emit("addi", reg, value.number, 0)
+            else:
+                self.emit("li", reg, value)
+        self.emit("li", A7, SYS[name])
+        self.emit("ecall")
+
+    def _size(self) -> int:
+        return sum(8 if op == "li" else 4 for op, _ in self.code)
+
+    def link(self) -> tuple[bytes, int]:
+        """Machine code followed by the data; and the data's address."""
+        data_addr = BASE + EHDR + PHDR + self._size()
+        data_addr += -data_addr % 8
+        out = bytearray()
+        for op, args in self.code:
+            pc = len(out)
+            for word in self._encode(op, args, pc, data_addr):
+                out += struct.pack("<I", word)
+        out += b"\0" * (data_addr - BASE - EHDR - PHDR - len(out))
+        data = bytearray(self.data)
+        for offset, symbol in self.fixups:
+            struct.pack_into("<Q", data, offset, self._value(symbol, data_addr))
+        return bytes(out + data), data_addr
+
+    @staticmethod
+    def _value(value: object, data_addr: int) -> int:
+        if isinstance(value, str):
+            return data_addr + int(value[1:])
+        return int(value)  # type: ignore[call-overload]
+
+    def _encode(self, op: str, args: tuple[object, ...], pc: int, data_addr: int
+                ) -> list[int]:
+        if op == "li":
+            rd, value = int(args[0]), self._value(args[1], data_addr)  # type: ignore[call-overload]
+            upper = (value + 0x800) >> 12
+            lower = value - (upper << 12)
+            return [((upper & 0xFFFFF) << 12) | (rd << 7) | 0x37, _i_type(rd, rd, lower)]
+        if op == "ecall":
+            return [0x00000073]
+        if op == "addi":
+            return [_i_type(*(int(a) for a in args))]  # type: ignore[call-overload]
+        if op in ("beq", "bne", "blt", "bge"):
+            funct3 = {"beq": 0, "bne": 1, "blt": 4, "bge": 5}[op]
+            rs1, rs2, target = args
+            return [_b_type(funct3, int(rs1), int(rs2),  # type: ignore[call-overload]
+                            self.labels[str(target)] - pc)]
+        if op == "j":
+            return [_j_type(self.labels[str(args[0])] - pc)]
+        raise ValueError(f"unknown instruction {op}")
+
+
+def _i_type(rd: int, rs1: int, imm: int) -> int:
+    """``addi rd, rs1, imm``."""
+    return ((imm & 0xFFF) << 20) | (rs1 << 15) | (rd << 7) | 0x13
+
+
+def _b_type(funct3: int, rs1: int, rs2: int, offset: int) -> int:
+    imm = offset & 0x1FFF
+    return (((imm >> 12) & 1) << 31 | ((imm >> 5) & 0x3F) << 25 | rs2 << 20 | rs1 << 15
+            | funct3 << 12 | ((imm >> 1) & 0xF) << 8 | ((imm >> 11) & 1) << 7 | 0x63)
+
+
+def _j_type(offset: int) -> int:
+    """``jal zero, offset``."""
+    imm = offset & 0x1FFFFF
+    return (((imm >> 20) & 1) << 31 | ((imm >> 1) & 0x3FF) << 21 | ((imm >> 11) & 1) << 20
+            | ((imm >> 12) & 0xFF) << 12 | 0x6F)
+
+
+def assemble_stub(modules: list[str], script: str, device: str = "/dev/vda",
+                  fstype: str = "ext4") -> bytes:
+    """The stub ELF: load ``modules`` (paths in the boot initramfs), mount ``device`` as
+    ``fstype`` on ``/root``, switch into it and run ``script`` with ``/bin/sh -c``."""
+    p = _Program()
+
+    def on_failure(step: str) -> None:
+        message = f"rvforge-bootstub: {step} failed\n".encode()
+        p.emit("li", S2, p.blob(message))
+        p.emit("li", S3, len(message))
+
+    p.syscall("mkdirat", AT_FDCWD, p.string("/dev"), 0o755)
+    p.syscall("mount", p.string("devtmpfs"), p.string("/dev"), p.string("devtmpfs"), 0, 0)
+    for index, module in enumerate(modules):
+        on_failure(f"loading {module}")
+        p.syscall("openat", AT_FDCWD, p.string(module), 0)
+        p.emit("blt", A0, ZERO, "fail")
+        p.emit("addi", S1, A0, 0)
+        p.syscall("finit_module", Reg(S1), p.string(""), 0)
+        p.emit("li", T0, -EEXIST)
+        p.emit("beq", A0, T0, f"loaded{index}")
+        p.emit("blt", A0, ZERO, "fail")
+        p.label(f"loaded{index}")
+        p.syscall("close", Reg(S1))
+    p.syscall("mkdirat", AT_FDCWD, p.string("/root"), 0o755)
+    on_failure(f"mounting {device} ({fstype})")
+    p.emit("li", S1, 100)
+    p.label("retry")
+    p.syscall("mount", p.string(device), p.string("/root"), p.string(fstype), 0, 0)
+    p.emit("bge", A0, ZERO, "mounted")
+    p.syscall("nanosleep", p.blob(struct.pack("<qq", 0, 50_000_000), align=8), 0)
+    p.emit("addi", S1, S1, -1)
+    p.emit("bne", S1, ZERO, "retry")
+    p.emit("j", "fail")
+    p.label("mounted")
+    on_failure("switching to the disk root")
+    for name, *args in (("chdir", p.string("/root")),
+                        ("mount", p.string("."), p.string("/"), 0, MS_MOVE, 0),
+                        ("chroot", p.string(".")), ("chdir", p.string("/"))):
+        p.syscall(name, *args)
+        p.emit("blt", A0, ZERO, "fail")
+    on_failure("running /bin/sh on the disk root")
+    sh = p.string("/bin/sh")
+    argv = p.pointers([sh, p.string("-c"), p.string(script), p.string("sh")])
+    envp = p.pointers([p.string("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+                                "/sbin:/bin")])
+    p.syscall("execve", sh, argv, envp)
+    p.label("fail")
+    p.syscall("write", 1, Reg(S2), Reg(S3))
+    p.syscall("exit", 1)
+    return _elf(*p.link())
+
+
+def _elf(image: bytes, data_addr: int) -> bytes:
+    """A static ELF64 RISC-V executable: one RWX PT_LOAD of the headers and ``image``."""
+    size = EHDR + PHDR + len(image)
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 2, 243, 1, BASE + EHDR + PHDR, EHDR, 0,
+                               0x4, EHDR, PHDR, 1, 0, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 1, 7, 0, BASE, BASE, size, size, 0x1000)
+    return ehdr + phdr + image

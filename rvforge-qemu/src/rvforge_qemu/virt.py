@@ -1,0 +1,186 @@
+"""The ``qemu-virt`` launcher: ``qemu-system-riscv64 -machine virt``.
+
+An initramfs artifact is passed with ``-initrd``; a disk image (ext4) becomes a
+``virtio-blk-pci`` device in snapshot mode (the image file is never written) and boots
+through a small boot initramfs (:mod:`rvforge_qemu.diskboot`). The guest speaks rvforge's
+init protocol (:mod:`rvforge.builtin.init_overlay`) over virtio-serial ports; see
+:mod:`rvforge_qemu.guest`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from rvforge import (
+    Artifact, BootResult, BuildContext, Kernel, Launcher, Machine, RunResult, UsageError,
+)
+
+from rvforge_qemu.cpuisa import cpu_isa
+from rvforge_qemu.diskboot import boot_initramfs
+from rvforge_qemu.guest import Guest, GuestFailure, channel_args
+from rvforge_qemu.image import image_file_finder
+from rvforge_qemu.kernels import resolve_kernel
+from rvforge_qemu.options import LaunchOptions, command_script, sink
+from rvforge_qemu.profiles import settings_of
+from rvforge_qemu.sigill import diagnose
+from rvforge_qemu.tools import QEMU_SYSTEM, find_tool
+
+KERNEL_ARGS = ("console=ttyS0", "rdinit=/init", "panic=-1")
+"""Every boot's kernel command line starts with these (the machine's ``append`` follows)."""
+
+
+class QemuVirt(Launcher):
+    name = "qemu-virt"
+    summary = "boots initramfs and ext4 images with qemu-system-riscv64 -machine virt"
+    Options = LaunchOptions
+
+    def machine_isa(self, machine: Machine, ctx: BuildContext) -> str:
+        """The profile's ``isa`` if set, else what the installed QEMU reports for its CPU."""
+        if machine.isa:
+            return machine.isa
+        return cpu_isa(settings_of(machine).cpu, ctx, machine=machine.name)
+
+    def command_line(self, artifact: Artifact, machine: Machine, kernel: Kernel,
+                     options: LaunchOptions, ctx: BuildContext) -> list[str]:
+        """The QEMU command line booting ``artifact`` (without rvforge's channels)."""
+        settings = settings_of(machine)
+        argv = [
+            str(find_tool(QEMU_SYSTEM)), "-machine", "virt", "-cpu", settings.cpu,
+            "-smp", str(options.cpus or machine.cpus),
+            "-m", f"{options.memory or machine.memory_mb}M",
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-bios", settings.bios, "-kernel", str(kernel.image),
+        ]
+        if artifact.kind == "initramfs":
+            argv += ["-initrd", str(artifact.path)]
+        elif artifact.kind == "disk":
+            argv += ["-initrd", str(boot_initramfs(kernel, ctx)),
+                     "-drive", f"file={artifact.path},format=raw,if=none,id=rvforge-disk,"
+                               "snapshot=on",
+                     "-device", "virtio-blk-pci,drive=rvforge-disk"]
+        else:
+            raise UsageError(f"{artifact.path}: a {artifact.kind} artifact cannot boot; build "
+                             "an initramfs (-o NAME.cpio.gz) or a disk image (-o NAME.ext4)")
+        append = [*KERNEL_ARGS, *settings.append]
+        if options.interactive:
+            append.append("rvforge.shell=1")
+        return [*argv, "-append", " ".join(append), *settings.extra_args]
+
+    def boot(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
+             ctx: BuildContext) -> BootResult:
+        if options.interactive:
+            return self._interactive(artifact, machine, options, ctx)
+        result = BootResult(ok=False)
+        with self._guest(artifact, machine, options, ctx) as (guest, deadline):
+            try:
+                result.seconds = guest.wait_ready(deadline)
+                ctx.log.info("guest ready", seconds=round(result.seconds, 2))
+                guest.shutdown()
+                result.ok = True
+            except GuestFailure as failure:
+                result.reason = _reason(failure, options)
+                result.seconds = time.monotonic() - guest.started
+        return self._finish(result, guest, artifact, machine, ctx)
+
+    def run(self, artifact: Artifact, machine: Machine, argv: list[str],
+            options: LaunchOptions, ctx: BuildContext) -> RunResult:
+        result = RunResult(ok=False)
+        stdout, stderr = bytearray(), bytearray()
+        with self._guest(artifact, machine, options, ctx) as (guest, deadline):
+            try:
+                guest.wait_ready(deadline)
+                result.status = guest.execute(
+                    command_script(argv), deadline, sink(stdout, options.stream, err=False),
+                    sink(stderr, options.stream, err=True))
+                guest.shutdown()
+                result.ok = True
+            except GuestFailure as failure:
+                result.reason = _reason(failure, options)
+            result.seconds = time.monotonic() - guest.started
+        result.stdout, result.stderr = bytes(stdout), bytes(stderr)
+        return self._finish(result, guest, artifact, machine, ctx)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _guest(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
+               ctx: BuildContext) -> _GuestContext:
+        kernel = resolve_kernel(options.kernel, ctx)
+        argv = self.command_line(artifact, machine, kernel, options, ctx)
+        log = options.console_log or (
+            ctx.cache("qemu", "console") / f"{artifact.path.name}.{machine.name}.log")
+        return _GuestContext(argv, Path(log), options.timeout, ctx)
+
+    def _finish(self, result: BootResult, guest: Guest, artifact: Artifact, machine: Machine,
+                ctx: BuildContext) -> BootResult:
+        result.console_log = guest.console.log_path
+        result.console_tail = guest.console.lines()
+        if guest.console.sigills:
+            resolved = dataclasses.replace(machine, isa=self.machine_isa(machine, ctx))
+            result.diagnosis = diagnose(guest.console.sigills, resolved,
+                                        image_file_finder(artifact, ctx),
+                                        lambda: _bootable_machines(self, ctx))
+        return result
+
+    def _interactive(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
+                     ctx: BuildContext) -> BootResult:
+        kernel = resolve_kernel(options.kernel, ctx)
+        argv = self.command_line(artifact, machine, kernel, options, ctx)
+        argv += ["-serial", "mon:stdio"]
+        ctx.log.info("interactive console: Ctrl-A X quits QEMU, 'poweroff -f' the guest")
+        start = time.monotonic()
+        process = subprocess.Popen(argv, start_new_session=False)
+        try:
+            status = process.wait()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        return BootResult(ok=status == 0, reason=f"QEMU exited with status {status}",
+                          seconds=time.monotonic() - start)
+
+
+class _GuestContext:
+    """``with`` block owning a started :class:`Guest` and its socket directory."""
+
+    def __init__(self, argv: list[str], log: Path, timeout: float,
+                 ctx: BuildContext) -> None:
+        self.argv, self.log, self.timeout, self.ctx = argv, log, timeout, ctx
+
+    def __enter__(self) -> tuple[Guest, float]:
+        self._tmp = tempfile.TemporaryDirectory(prefix="rvforge-vm-")
+        socket_dir = Path(self._tmp.name)
+        deadline = time.monotonic() + self.timeout
+        self.guest = Guest([*self.argv, *channel_args(socket_dir)], socket_dir, self.log)
+        self.ctx.log.debug("starting QEMU", argv=" ".join(self.argv))
+        try:
+            self.guest.start(deadline)
+        except BaseException:
+            self.guest.kill()
+            self._tmp.cleanup()
+            raise
+        return self.guest, deadline
+
+    def __exit__(self, *exc: object) -> None:
+        self.guest.kill()
+        self._tmp.cleanup()
+
+
+def _reason(failure: GuestFailure, options: LaunchOptions) -> str:
+    text = str(failure)
+    return f"{text} (--timeout {options.timeout:g} s)" if text.startswith("timed out") else text
+
+
+def _bootable_machines(launcher: QemuVirt, ctx: BuildContext) -> Iterator[Machine]:
+    for reg in ctx.registry.machines:
+        machine = reg.component
+        if machine.launcher != launcher.name:
+            continue
+        try:
+            yield dataclasses.replace(machine, isa=launcher.machine_isa(machine, ctx))
+        except Exception:  # noqa: BLE001 - a profile QEMU rejects cannot be suggested
+            continue
