@@ -123,12 +123,6 @@ class _ContentStore:
         return HostFile(path, size)
 
 
-ContentStore = _ContentStore
-"""Public name of the member-content store, for plugins that walk a tar stream themselves
-and call :func:`add_tar_member` (a ``.deb``'s ``data.tar``). Use one store per directory:
-each numbers its files from 1."""
-
-
 def read_directory(root: Path, *, tree: Tree | None = None, dest: str = "/",
                    owners: str = "root") -> Tree:
     """Add the host directory ``root`` to a tree at ``dest``, never following symlinks.

@@ -9,6 +9,7 @@ The stable API other plugins and tests use::
     archive.index()                   # PackageIndex of main/binary-ARCH (SHA-256 checked)
     path = archive.download("libc6")  # verified .deb in ctx.cache("debian", "debs")
     paths = archive.download_many([...])   # the same, in parallel, with progress
+    unpacked = archive.unpacked(pkg)  # unpacked once into ctx.cache("debian", "unpacked")
     extract_deb(path, tree, scratch)  # data.tar members into a Tree (owners, modes kept)
     extract_deb_to_dir(path, dest)    # data.tar members into a host directory
 
@@ -28,6 +29,8 @@ import hashlib
 import lzma
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,22 +39,21 @@ from rvforge import BuildContext, InputError, UsageError
 from rvforge.download import fetch, fetch_bytes, join_url
 from rvforge.progress import Progress
 
-from rvforge_debootstrap.deb import extract_deb, extract_deb_to_dir, read_control
+from rvforge_debootstrap.deb import (
+    MANIFEST, UnpackedDeb, extract_deb, extract_deb_to_dir, read_control, unpack_deb,
+)
 from rvforge_debootstrap.index import Package, PackageIndex
 from rvforge_debootstrap.mirror import choose_mirror
 from rvforge_debootstrap.release import DEFAULT_KEYRING, Release, parse_release, verify_inrelease
+from rvforge_debootstrap.resolve import UnknownPackageError, unknown_package
 
 __all__ = [
-    "DebianArchive", "UnknownPackageError", "extract_deb", "extract_deb_to_dir",
+    "DebianArchive", "UnknownPackageError", "UnpackedDeb", "extract_deb", "extract_deb_to_dir",
     "read_control",
 ]
 
 COMPONENT = "main"
 DOWNLOAD_THREADS = 6
-
-
-class UnknownPackageError(UsageError):
-    """A package name the index does not have."""
 
 
 class DebianArchive:
@@ -100,7 +102,7 @@ class DebianArchive:
                 raise UsageError(f"{self.suite} has no {self.arch} packages (it has: "
                                  f"{', '.join(release.architectures)})")
             if not self.ctx.offline:
-                _write_atomic(cached, data)
+                write_atomic(cached, data)
             self._release = release
             self.ctx.log.info("release verified", suite=release.suite,
                               codename=release.codename, version=release.version,
@@ -139,13 +141,13 @@ class DebianArchive:
         """
         found = self.index().get(name)
         if found is None:
-            import difflib
-
-            close = difflib.get_close_matches(name, list(self.index().packages), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise UnknownPackageError(f"package {name!r} is not in {self.suite} "
-                                      f"{COMPONENT}/{self.arch}{hint}")
+            raise unknown_package(self.index(), name, self.where)
         return found
+
+    @property
+    def where(self) -> str:
+        """Names the index in messages: ``trixie main/riscv64``."""
+        return f"{self.suite} {COMPONENT}/{self.arch}"
 
     # -- packages ------------------------------------------------------------------------
 
@@ -184,6 +186,52 @@ class DebianArchive:
                 results = list(pool.map(one, pkgs))
         return {p.name: path for p, path in zip(pkgs, results)}
 
+    # -- unpacked cache ------------------------------------------------------------------
+
+    def unpacked(self, package: Package, *, ctx: BuildContext | None = None) -> UnpackedDeb:
+        """``package`` unpacked once into ``ctx.cache("debian", "unpacked", SHA256)`` (its
+        ``.deb`` downloaded and verified first); later calls read the manifest only.
+
+        The directory is keyed by the verified ``.deb``'s SHA-256 and renamed into place
+        complete, so a partial unpack is never used.
+        """
+        dest = self.ctx.cache("debian", "unpacked") / package.sha256
+        if (dest / MANIFEST).exists():
+            return UnpackedDeb.load(dest)
+        deb = self.download(package, ctx=ctx)
+        temp = Path(tempfile.mkdtemp(prefix=f".{package.name}-", dir=dest.parent))
+        try:
+            shutil.rmtree(temp)
+            unpack_deb(deb, temp)
+            try:
+                os.rename(temp, dest)
+            except OSError:  # another build unpacked it meanwhile
+                if not (dest / MANIFEST).exists():
+                    raise
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+        return UnpackedDeb.load(dest)
+
+    def unpack_many(self, packages: list[Package], *, threads: int = DOWNLOAD_THREADS
+                    ) -> list[UnpackedDeb]:
+        """:meth:`unpacked` for each package, in parallel (downloads overlap with xz
+        decompression, which releases the GIL); results in the order given."""
+        todo = [p for p in packages
+                if not (self.ctx.cache_dir / "debian" / "unpacked" / p.sha256 / MANIFEST).exists()]
+        total = sum(p.deb_size for p in todo)
+        if todo:
+            self.ctx.log.info("fetching and unpacking", packages=len(todo), bytes=total)
+        quiet = dataclasses.replace(self.ctx, progress=Progress(enabled=False))
+        with self.ctx.progress.task(f"fetch and unpack {len(packages)} packages",
+                                    total=len(packages)) as task:
+            def one(pkg: Package) -> UnpackedDeb:
+                result = self.unpacked(pkg, ctx=quiet)
+                task.advance()
+                return result
+
+            with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+                return list(pool.map(one, packages))
+
 
 def _mirror_key(mirror: str) -> str:
     """A directory name for a mirror URL: readable part plus a short hash."""
@@ -191,7 +239,8 @@ def _mirror_key(mirror: str) -> str:
     return f"{readable}-{hashlib.sha256(mirror.encode()).hexdigest()[:8]}"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary name: readers see all or nothing."""
     part = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
         part.write_bytes(data)

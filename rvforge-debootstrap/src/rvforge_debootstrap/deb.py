@@ -6,6 +6,8 @@ A ``.deb`` is an ``ar`` archive of ``debian-binary``, ``control.tar.{gz,xz,zst}`
 
 * :func:`read_control` returns the control members (``control``, ``md5sums``,
   ``conffiles``, maintainer scripts...).
+* :func:`unpack_deb` unpacks a ``.deb`` into a directory with a manifest (rvforge's
+  unpacked cache), :func:`add_to_tree` adds such a directory to a tree.
 * :func:`extract_deb` adds ``data.tar``'s members to a :class:`~rvforge.Tree` with their
   owners and modes (contents stored under a scratch directory), as ``dpkg --unpack``
   would lay them out: a directory member never replaces an existing symlink to a
@@ -17,6 +19,7 @@ A ``.deb`` is an ``ar`` archive of ``debian-binary``, ``control.tar.{gz,xz,zst}`
 from __future__ import annotations
 
 import io
+import json
 import os
 import posixpath
 import shutil
@@ -28,8 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from rvforge import EntryKind, InputError, Tree, UnsafePathError
-from rvforge.archives import ContentStore, add_tar_member
+from rvforge import Entry, EntryKind, HostFile, InputError, Tree, UnsafePathError
 from rvforge.compression import decompress_stream, is_corrupt_stream_error
 from rvforge.tree import check_symlink_target, normalize
 
@@ -140,29 +142,131 @@ def read_control(path: Path) -> dict[str, bytes]:
     return files
 
 
-def extract_deb(path: Path, tree: Tree, scratch: Path) -> list[str]:
-    """Add the members of ``path``'s ``data.tar`` to ``tree``; return the package's paths as
-    dpkg lists them (``/.``, ``/usr``, ``/usr/bin/dpkg``...), in archive order.
+MANIFEST = "manifest.json"
+_KINDS = {
+    tarfile.REGTYPE: EntryKind.FILE, tarfile.AREGTYPE: EntryKind.FILE,
+    tarfile.CONTTYPE: EntryKind.FILE, tarfile.DIRTYPE: EntryKind.DIR,
+    tarfile.SYMTYPE: EntryKind.SYMLINK, tarfile.LNKTYPE: EntryKind.HARDLINK,
+    tarfile.CHRTYPE: EntryKind.CHAR, tarfile.BLKTYPE: EntryKind.BLOCK,
+    tarfile.FIFOTYPE: EntryKind.FIFO,
+}
 
-    :param scratch: directory for member contents (one file per member); it must outlive
-        the tree's use.
+
+@dataclass(frozen=True)
+class Member:
+    """One ``data.tar`` member as unpacked: normalised path, metadata, and for a file the
+    name of its content file (for a link, its target)."""
+
+    path: str
+    kind: str
+    mode: int
+    uid: int
+    gid: int
+    mtime: int
+    size: int = 0
+    target: str = ""
+    rdev: tuple[int, int] = (0, 0)
+
+
+@dataclass
+class UnpackedDeb:
+    """A ``.deb`` unpacked into a host directory: ``data/<n>`` file contents,
+    ``control/<name>`` control members, and :data:`MANIFEST` listing the members in archive
+    order. Read back with :meth:`load`; add to a tree with :func:`add_to_tree`."""
+
+    root: Path
+    members: list[Member]
+    control: dict[str, bytes]
+
+    @classmethod
+    def load(cls, root: Path) -> UnpackedDeb:
+        rows = json.loads((root / MANIFEST).read_text())
+        members = [Member(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(r[8]))
+                   for r in rows]
+        control = {p.name: p.read_bytes() for p in (root / "control").iterdir()}
+        return cls(root, members, control)
+
+    def listed(self) -> list[str]:
+        """The package's paths as dpkg's ``.list`` file has them (``/.`` for the root)."""
+        return ["/." if m.path == "/" else m.path for m in self.members]
+
+
+def unpack_deb(path: Path, dest: Path) -> UnpackedDeb:
+    """Unpack ``path`` into the new directory ``dest`` (see :class:`UnpackedDeb`); the
+    manifest is written last, so a directory without one is incomplete."""
+    label = path.name
+    (dest / "data").mkdir(parents=True)
+    (dest / "control").mkdir()
+    control = read_control(path)
+    for name, data in control.items():
+        (dest / "control" / name).write_bytes(data)
+    members: list[Member] = []
+    with open_tar(path, "data.tar") as archive:
+        for info in archive:
+            where = f"{label}: member {info.name!r}"
+            name = normalize(info.name, member=where)
+            kind = _KINDS.get(info.type)
+            if kind is None:
+                raise InputError(f"{where} has an unsupported type {info.type!r}")
+            target = ""
+            if kind is EntryKind.FILE:
+                target = str(len(members))
+                source = archive.extractfile(info)
+                with open(dest / "data" / target, "wb") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)  # type: ignore[misc]
+                    if out.tell() != info.size:
+                        raise InputError(f"{where}: data truncated")
+            elif kind is EntryKind.SYMLINK:
+                target = info.linkname
+            elif kind is EntryKind.HARDLINK:
+                if info.linkname.startswith("/"):
+                    raise UnsafePathError(f"{where} is a hardlink to an absolute path")
+                target = normalize(info.linkname, member=where)
+            members.append(Member(name, kind.value, info.mode & 0o7777, info.uid, info.gid,
+                                  int(info.mtime), info.size if kind is EntryKind.FILE else 0,
+                                  target, (info.devmajor, info.devminor)))
+    rows = [[m.path, m.kind, m.mode, m.uid, m.gid, m.mtime, m.size, m.target, list(m.rdev)]
+            for m in members]
+    (dest / MANIFEST).write_text(json.dumps(rows, separators=(",", ":")))
+    return UnpackedDeb(dest, members, control)
+
+
+def add_to_tree(unpacked: UnpackedDeb, tree: Tree) -> None:
+    """Add an unpacked package's members to ``tree`` as ``dpkg --unpack`` lays them out:
+    later members and packages replace earlier ones, and a directory member never replaces
+    an existing symlink to a directory (merged ``/usr``)."""
+    data = unpacked.root / "data"
+    label = unpacked.root.name
+    for m in unpacked.members:
+        kind = EntryKind(m.kind)
+        if kind is EntryKind.DIR:
+            existing = tree.lookup(m.path)
+            if existing is not None and existing.kind is EntryKind.DIR and (
+                tree.get(m.path) is not existing
+            ):
+                continue  # a symlink to a directory stays, as dpkg keeps it
+        entry = Entry(m.path, kind, m.mode, m.uid, m.gid, m.mtime)
+        if kind is EntryKind.FILE:
+            entry.content = HostFile(data / m.target, m.size)
+        elif kind in (EntryKind.SYMLINK, EntryKind.HARDLINK):
+            entry.target = m.target
+        elif kind in (EntryKind.CHAR, EntryKind.BLOCK):
+            entry.rdev = m.rdev
+        tree.add(entry, member=f"{label}: {m.path}")
+
+
+def extract_deb(path: Path, tree: Tree, scratch: Path) -> list[str]:
+    """Add the members of ``path``'s ``data.tar`` to ``tree`` (owners and modes kept);
+    return the package's paths as dpkg lists them (``/.``, ``/usr``, ``/usr/bin/dpkg``...).
+
+    :param scratch: a directory for the member contents; it must outlive the tree's use.
     """
     scratch.mkdir(parents=True, exist_ok=True)
-    store = ContentStore(Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=scratch)))
-    label = path.name
-    listed: list[str] = []
-    with open_tar(path, "data.tar") as archive:
-        for member in archive:
-            name = normalize(member.name, member=f"{label}: {member.name}")
-            listed.append("/." if name == "/" else name)
-            if member.isdir():
-                existing = tree.lookup(name)
-                if existing is not None and existing.kind is EntryKind.DIR:
-                    if tree.get(name) is existing:  # a real directory: take its metadata
-                        add_tar_member(tree, member, archive, store, label)
-                    continue  # a symlink to a directory stays (dpkg keeps it)
-            add_tar_member(tree, member, archive, store, label)
-    return listed
+    dest = Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=scratch))
+    dest.rmdir()
+    unpacked = unpack_deb(path, dest)
+    add_to_tree(unpacked, tree)
+    return unpacked.listed()
 
 
 def extract_deb_to_dir(path: Path, dest: Path) -> list[str]:

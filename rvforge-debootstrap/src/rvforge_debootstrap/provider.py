@@ -1,0 +1,160 @@
+"""The ``debootstrap`` provider: a Debian root filesystem for riscv64, without root and
+without binfmt_misc.
+
+Backends: ``python`` (default: resolve, download and unpack in Python, write the dpkg
+database as ``dpkg --unpack`` leaves it), or the host's ``debootstrap`` / ``mmdebstrap``
+(:mod:`rvforge_debootstrap.backends`). Configuration (running maintainer scripts) needs
+riscv64 code to run; :mod:`rvforge_debootstrap.configure` picks the way.
+
+Variants (package sets, as debootstrap and mmdebstrap define them):
+
+``extract``
+    ``Essential: yes`` packages and ``--package``s with their dependencies, unpacked and
+    never configured (``--configure`` is ignored).
+``essential``
+    ``Essential: yes`` packages and their dependencies.
+``minbase`` (default)
+    also ``Priority: required`` and ``apt``.
+``standard``
+    also ``Priority: important`` and ``standard``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rvforge import BuildContext, Provider, Tree
+
+from rvforge_debootstrap.archive import DebianArchive, write_atomic
+from rvforge_debootstrap.deb import add_to_tree
+from rvforge_debootstrap.dpkgdb import Unpacked, write_database
+from rvforge_debootstrap.index import Package, PackageIndex
+from rvforge_debootstrap.resolve import resolve
+
+VARIANTS = ("extract", "essential", "minbase", "standard")
+CONFIGURE = ("auto", "binfmt", "vm", "first-boot", "none")
+BACKENDS = ("python", "debootstrap", "mmdebstrap")
+ARCH = "riscv64"
+RESOLVER_VERSION = 1
+"""Part of the resolution cache key: bump when resolution rules change."""
+MERGED_USR = {"/bin": "usr/bin", "/sbin": "usr/sbin", "/lib": "usr/lib"}
+"""Created before unpacking, as debootstrap does, so no package's ``./lib/`` directory
+member can shadow the merged-/usr links base-files ships."""
+
+
+@dataclass
+class DebootstrapOptions:
+    """Options of the ``debootstrap`` provider.
+
+    :param release: suite or codename (``trixie``, ``stable``, ``testing``, ``sid``).
+    :param mirror: mirror URL or path (default: ``$RVFORGE_DEBIAN_MIRROR``, else the host's
+        apt sources).
+    :param package: extra packages (repeatable); their dependencies come too.
+    :param variant: ``extract``, ``essential``, ``minbase`` or ``standard``.
+    :param configure: ``auto``, ``binfmt``, ``vm``, ``first-boot`` or ``none``.
+    :param backend: ``python``, ``debootstrap`` or ``mmdebstrap``.
+    :param keyring: keyring that signs the suite (default: debian-archive-keyring).
+    """
+
+    release: str = "trixie"
+    mirror: str | None = None
+    package: list[str] = field(default_factory=list)
+    variant: str = "minbase"
+    configure: str = "auto"
+    backend: str = "python"
+    keyring: Path | None = None
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("variant", VARIANTS), ("configure", CONFIGURE),
+                              ("backend", BACKENDS)):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"--{name} must be one of {', '.join(allowed)}, not {value!r}")
+        packages = []
+        for item in self.package:
+            packages += [p for p in item.replace(",", " ").split() if p]
+        self.package = packages
+
+
+class DebootstrapProvider(Provider):
+    name = "debootstrap"
+    summary = ("Debian riscv64 root filesystem (trixie minbase by default) without root or "
+               "binfmt; --variant, --package, --configure, --backend")
+    Options = DebootstrapOptions
+
+    def describe(self, options: DebootstrapOptions) -> str:
+        return f"debian-{options.release}-{options.variant}"
+
+    def provide(self, options: DebootstrapOptions, ctx: BuildContext) -> Tree:
+        from rvforge_debootstrap import backends, configure
+
+        if options.backend != "python":
+            return backends.provide_with_tool(options, ctx)
+        archive = DebianArchive(ctx, options.mirror, options.release, ARCH, options.keyring)
+        tree, unpacked = build_unpacked(archive, options.variant, options.package, ctx)
+        mode = "none" if options.variant == "extract" else options.configure
+        configure.configure(tree, unpacked, mode, ARCH, ctx)
+        return tree
+
+
+def root_packages(index: PackageIndex, variant: str, extra: list[str]) -> list[str]:
+    """The packages a variant starts from, plus ``extra``."""
+    wanted = {p.name for p in index.packages.values() if p.is_essential}
+    if variant in ("minbase", "standard"):
+        wanted |= {p.name for p in index.packages.values() if p.priority == "required"}
+        wanted.add("apt")
+    if variant == "standard":
+        wanted |= {p.name for p in index.packages.values()
+                   if p.priority in ("important", "standard")}
+    return sorted(wanted) + [p for p in extra if p not in wanted]
+
+
+def resolve_cached(archive: DebianArchive, variant: str, extra: list[str],
+                   ctx: BuildContext) -> list[Package]:
+    """The packages of ``variant`` + ``extra`` in installation order.
+
+    The result is cached per signed index (by its SHA-256), so a warm build skips parsing
+    the 54 MB ``Packages`` file; a new index on the mirror means a new resolution.
+    """
+    index_file = archive.release().file(f"main/binary-{ARCH}/Packages.xz", archive.where)
+    key = hashlib.sha256(json.dumps(
+        [RESOLVER_VERSION, index_file.sha256, variant, sorted(set(extra))]).encode()
+    ).hexdigest()[:32]
+    cached = archive.dists_cache / f"resolved-{key}.json"
+    if cached.exists():
+        return [Package(**row) for row in json.loads(cached.read_text())]
+    start = time.monotonic()
+    index = archive.index()
+    resolution = resolve(index, root_packages(index, variant, extra), arch=ARCH,
+                         where=archive.where)
+    ctx.log.info("resolved", packages=len(resolution.packages), variant=variant,
+                 seconds=round(time.monotonic() - start, 2))
+    write_atomic(cached, json.dumps([dataclasses.asdict(p) for p in resolution.packages]
+                                    ).encode())
+    return resolution.packages
+
+
+def build_unpacked(archive: DebianArchive, variant: str, extra: list[str], ctx: BuildContext
+                   ) -> tuple[Tree, list[Unpacked]]:
+    """Resolve, download and unpack; return the tree (dpkg database written, status
+    ``unpacked``) and the packages in installation order."""
+    start = time.monotonic()
+    packages = resolve_cached(archive, variant, extra, ctx)
+    debs = archive.unpack_many(packages)
+    tree = Tree()
+    for path, target in MERGED_USR.items():
+        tree.add_symlink(path, target)
+    unpacked = []
+    for pkg, deb in zip(packages, debs):
+        add_to_tree(deb, tree)
+        unpacked.append(Unpacked(pkg.name, pkg.architecture, pkg.multi_arch, deb.control,
+                                 deb.listed()))
+    write_database(tree, unpacked)
+    ctx.log.info("unpacked", packages=len(unpacked), entries=len(tree),
+                 seconds=round(time.monotonic() - start, 2))
+    return tree, unpacked
