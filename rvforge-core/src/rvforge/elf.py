@@ -50,6 +50,8 @@ ABI_NAMES = {"soft": "lp64", "single": "lp64f", "double": "lp64d", "quad": "lp64
 
 DISPATCH_IMPORTS = frozenset({"getauxval", "__riscv_hwprobe", "__riscv_hwprobe_one"})
 """Imports that let code choose an ISA at run time (hwcaps, the hwprobe syscall)."""
+NOTED_IMPORTS = DISPATCH_IMPORTS | {"syscall"}
+"""Undefined dynamic symbols recorded in :attr:`ElfInfo.imports`."""
 
 _SYM64 = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
                    ("value", "<u8"), ("size", "<u8")])
@@ -99,6 +101,8 @@ class ElfInfo:
     version_needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     version_defs: tuple[str, ...] = ()
     dispatch_imports: tuple[str, ...] = ()
+    imports: frozenset[str] = frozenset()
+    """Which of :data:`NOTED_IMPORTS` the object imports."""
     code: tuple[CodeRange, ...] = ()
     code_symbols: tuple[int, ...] = ()
     """Addresses of named symbols (``.symtab``, else ``.dynsym``; not section, file or
@@ -309,6 +313,7 @@ def _symbols(elf: ELFFile, sections: list) -> dict[str, object]:
         undefined = syms[syms["shndx"] == 0]
         names = {_name(strtab, int(n)) for n in undefined["name"]}
         result["dispatch_imports"] = tuple(sorted(names & DISPATCH_IMPORTS))
+        result["imports"] = frozenset(names & NOTED_IMPORTS)
     if table is None or table["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM"):
         return result
     syms, strtab = _table(elf, table, dtype)

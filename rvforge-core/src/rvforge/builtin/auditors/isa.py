@@ -1,0 +1,252 @@
+"""The ``isa`` auditor: can every ELF of the tree run on the target CPU?
+
+Per ELF: the ``Tag_RISCV_arch`` attribute and what ``e_flags`` imply (RVC ⇒ c, double
+float ABI ⇒ d, TSO ⇒ ztso), closed under the binutils implications, minus the CPU's
+closure (:func:`rvforge.isa.missing`). Anything left is an ``isa-required`` error naming
+the file, the extensions and the machine profiles that have them — or a warning when the
+object shows runtime dispatch (:func:`dispatch_evidence`). With ``--deep`` the executable
+code is swept too (:mod:`rvforge.riscv_insn`) and instructions of extensions the CPU lacks
+become ``isa-instructions`` findings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from rvforge.components import Auditor
+from rvforge.context import BuildContext
+from rvforge.elf import ElfInfo
+from rvforge.findings import FileRecord, Finding, Severity
+from rvforge.isa import (
+    Extension, Isa, IsaParseError, missing, parse_isa, parse_target, sort_key, top_level,
+)
+from rvforge.machines import Machine
+from rvforge.riscv_insn import SweepResult, sweep
+from rvforge.tree import Tree
+
+from .scan import ElfFile, RootLibc, elf_files, is_firmware, root_libc
+
+STRAY_THRESHOLD = 8
+"""Fewer instructions of an extension than this, with no attribute claiming it, are more
+likely data words in the code (OpenSSL keeps constants in ``.text``) than code: a warning,
+never an error. Real vector code also always holds a ``vsetvl*``."""
+
+VARIANT_SYMBOL = re.compile(r"(?:^|[_.])(?:rvv|zvl\d+b|zv[a-z0-9]+|riscv_?v|vector)(?:$|[_.])",
+                            re.IGNORECASE)
+"""Function names that mark a per-ISA variant (``dgemm_kernel_zvl256b``, ``foo_rvv``)."""
+
+ELF_MACHINES = {"EM_RISCV": "riscv", "EM_X86_64": "x86-64", "EM_386": "i386",
+                "EM_AARCH64": "aarch64", "EM_ARM": "arm"}
+
+
+class IsaAuditor(Auditor):
+    """Every ELF's required extensions and ABI against the target machine's CPU."""
+
+    name = "isa"
+    summary = "every ELF's ISA attribute, e_flags ABI and (--deep) instructions vs the CPU"
+
+    def audit(self, tree: Tree, machine: Machine, ctx: BuildContext
+              ) -> Iterator[Finding | FileRecord]:
+        target = parse_target(machine.isa or "rv64gc")
+        files = elf_files(tree)
+        libc = root_libc(tree, files)
+        self._holders: dict[frozenset[str], list[str]] = {}
+        self._isas: list[tuple[str, Isa]] | None = None
+        for elf in files.values():
+            yield from self._audit_file(tree, elf, target, machine, libc, ctx)
+
+    def _audit_file(self, tree: Tree, elf: ElfFile, target: Isa, machine: Machine,
+                    libc: RootLibc | None, ctx: BuildContext
+                    ) -> Iterator[Finding | FileRecord]:
+        path = elf.path
+        if elf.info is None:
+            yield FileRecord(path, {"machine": None, "abi": None, "arch_attribute": None,
+                                    "missing": []})
+            yield Finding(Severity.ERROR, "elf-unreadable", path,
+                          f"{path}: {elf.error}; reinstall the package it comes from")
+            return
+        info = elf.info
+        arch_name = ELF_MACHINES.get(info.machine, info.machine.removeprefix("EM_").lower())
+        facts: dict[str, object] = {"machine": arch_name, "abi": None, "arch_attribute": None,
+                                    "missing": []}
+        if not info.is_riscv:
+            yield FileRecord(path, facts)
+            if is_firmware(path):
+                yield Finding(Severity.INFO, "not-riscv", path,
+                              f"{path}: {arch_name} firmware (not run by the CPU)")
+            else:
+                yield Finding(Severity.ERROR, "not-riscv", path,
+                              f"{path} is a {arch_name} ELF file, not RISC-V: it was copied "
+                              "from the wrong architecture; replace it with a riscv64 build")
+            return
+        facts.update(machine=f"riscv{info.elf_class}", abi=info.abi, arch_attribute=info.arch)
+        if info.elf_class != target.xlen:
+            yield FileRecord(path, facts)
+            yield Finding(Severity.ERROR, "abi-mismatch", path,
+                          f"{path} is a {info.elf_class}-bit RISC-V ELF but the target is "
+                          f"rv{target.xlen}; replace it with an rv{target.xlen} build")
+            return
+        required, unreadable = self._required(info)
+        if unreadable:
+            yield Finding(Severity.WARNING, "isa-unknown", path,
+                          f"{path}: cannot read its ISA attribute ({unreadable}); only "
+                          "e_flags were checked")
+        lacking = missing(required, target)
+        facts["missing"] = lacking
+        if lacking:
+            yield self._required_finding(path, lacking, dispatch_evidence(info), machine, ctx)
+        yield from self._abi(path, info, libc)
+        if ctx.deep:
+            result = sweep_file(elf)
+            facts["instructions"] = dict(sorted(result.instructions.items(),
+                                                key=lambda kv: sort_key(kv[0])))
+            facts["undecodable"] = result.undecodable
+            yield from self._instructions(path, info, result, required, target, machine,
+                                          ctx)
+        yield FileRecord(path, facts)
+
+    @staticmethod
+    def _required(info: ElfInfo) -> tuple[Isa, str | None]:
+        """The attribute's ISA plus what e_flags demand; and an attribute parse error."""
+        found = {"i": Extension("i", 2, 1)}  # flags alone imply no zicsr/zifencei
+        error = None
+        if info.arch:
+            try:
+                found = {e.name: e for e in parse_isa(info.arch).extensions}
+            except IsaParseError as exc:
+                error = str(exc)
+        flags = ["c"] if info.rvc else []
+        flags += {"single": ["f"], "double": ["d"], "quad": ["q"]}.get(info.float_abi, [])
+        flags += ["ztso"] if info.tso else []
+        for name in flags:
+            found.setdefault(name, Extension(name))
+        exts = tuple(sorted(found.values(), key=lambda e: sort_key(e.name)))
+        return Isa(info.elf_class, exts), error
+
+    def _required_finding(self, path: str, lacking: list[str], dispatch: list[str],
+                          machine: Machine, ctx: BuildContext) -> Finding:
+        top = ", ".join(top_level(lacking))
+        holders = self._machines_with(lacking, ctx)
+        where = (f"; machines that have it: {', '.join(holders)} (--machine NAME)" if holders
+                 else "; no known machine profile has it")
+        details = {"missing": lacking, "machines": holders}
+        if dispatch:
+            return Finding(
+                Severity.WARNING, "isa-required", path,
+                f"{path}: its attribute names {top}, which {machine.name} lacks, but it "
+                f"selects code at run time ({', '.join(dispatch)}): it should run, using its "
+                "generic code paths", details={**details, "dispatch": dispatch})
+        return Finding(
+            Severity.ERROR, "isa-required", path,
+            f"{path} requires {top}, which {machine.name} ({machine.isa}) lacks: it will "
+            f"die with 'illegal instruction'{where}; or rebuild it for the CPU (-march)",
+            details=details)
+
+    @staticmethod
+    def _abi(path: str, info: ElfInfo, libc: RootLibc | None) -> Iterator[Finding]:
+        if libc is None or libc.abi is None or not info.dynamic or info.abi == libc.abi:
+            return
+        yield Finding(Severity.ERROR, "abi-mismatch", path,
+                      f"{path} uses the {info.abi} ABI but this root's {libc.flavor} "
+                      f"({libc.loader}) is {libc.abi}: the loader refuses it; rebuild it "
+                      f"with -mabi={libc.abi}",
+                      details={"abi": info.abi, "root_abi": libc.abi})
+
+    def _instructions(self, path: str, info: ElfInfo, result: SweepResult, required: Isa,
+                      target: Isa, machine: Machine, ctx: BuildContext) -> Iterator[Finding]:
+        """One finding per file for instructions of extensions the CPU lacks and the
+        attribute does not claim (those claimed are already ``isa-required``)."""
+        have, claimed = target.closure(), required.closure()
+        real: dict[str, int] = {}
+        stray: dict[str, int] = {}
+        for ext, count in sorted(result.instructions.items(), key=lambda kv: sort_key(kv[0])):
+            if ext in have or ext in claimed:
+                continue
+            is_stray = count < STRAY_THRESHOLD or (ext == "v" and not result.has_vsetvl)
+            (stray if is_stray else real)[ext] = count
+        if stray:
+            listed = ", ".join(f"{ext} ×{n}" for ext, n in stray.items())
+            yield Finding(Severity.INFO, "isa-instructions", path,
+                          f"{path}: a few words decode as {listed}: most likely data in the "
+                          "code", details={"instructions": stray, "stray": True})
+        if not real:
+            return
+        listed = ", ".join(f"{ext} ×{n}" for ext, n in real.items())
+        dispatch = dispatch_evidence(info, instructions=True)
+        holders = self._machines_with(list(real), ctx)
+        details = {"instructions": real, "dispatch": dispatch, "machines": holders}
+        if dispatch:
+            yield Finding(Severity.WARNING, "isa-instructions", path,
+                          f"{path} holds instructions of {listed}, which {machine.name} "
+                          f"lacks, but selects code at run time ({', '.join(dispatch)}) and "
+                          "its attribute does not require them: it should run, using its "
+                          "generic code paths", details=details)
+        else:
+            where = f"machines that have them: {', '.join(holders)}" if holders else \
+                "no known machine profile has them all"
+            yield Finding(Severity.ERROR, "isa-instructions", path,
+                          f"{path} executes instructions of {listed} (its attribute does not "
+                          f"say so) and {machine.name} lacks them; {where}", details=details)
+
+    def _machines_with(self, extensions: list[str], ctx: BuildContext) -> list[str]:
+        """Names of registered machine profiles whose CPU has all of ``extensions``."""
+        key = frozenset(extensions)
+        if key not in self._holders:
+            if self._isas is None:
+                self._isas = machine_isas(ctx)
+            self._holders[key] = [name for name, isa in self._isas if key <= isa.closure()]
+        return self._holders[key]
+
+
+def machine_isas(ctx: BuildContext) -> list[tuple[str, Isa]]:
+    """Every registered machine profile's name and CPU ISA (its launcher says which, for
+    profiles that have one); profiles whose ISA cannot be worked out are left out."""
+    result = []
+    for reg in ctx.registry.machines:
+        machine = reg.component
+        text = machine.isa
+        try:
+            if machine.launcher and machine.launcher in ctx.registry.launchers:
+                text = ctx.registry.launchers.get(machine.launcher)().machine_isa(machine, ctx)
+            result.append((reg.name, parse_target(text)))
+        except Exception:  # noqa: BLE001 - a profile we cannot resolve is just not named
+            continue
+    return result
+
+
+def dispatch_evidence(info: ElfInfo, *, instructions: bool = False) -> list[str]:
+    """Why ``info`` looks like it picks code paths at run time (empty: it does not).
+
+    For an attribute requirement the evidence is an import of ``getauxval`` or
+    ``__riscv_hwprobe`` *and* per-ISA code paths: function names that mark variants, or —
+    for a shared library, whose attribute merges every object linked in (OpenBLAS,
+    pixman) — the library itself. For instructions the attribute does not claim
+    (``instructions=True``; such code comes from assembly that switched the ISA on for
+    itself, as OpenSSL's does) an import of ``syscall`` also counts: OpenSSL and others
+    call the ``riscv_hwprobe`` system call through it.
+    """
+    imports = list(info.dispatch_imports)
+    if instructions and "syscall" in info.imports:
+        imports.append("syscall (riscv_hwprobe)")
+    if not imports:
+        return []
+    variants = [name for name in info.symbol_names if VARIANT_SYMBOL.search(name)]
+    if variants:
+        return [*imports, f"per-ISA functions such as {variants[0]}"]
+    if instructions or (info.e_type == "ET_DYN" and info.soname and info.interp is None):
+        return imports
+    return []
+
+
+def sweep_file(elf: ElfFile) -> SweepResult:
+    """Sweep every executable section (or PF_X segment) of ``elf``."""
+    assert elf.info is not None and elf.entry.content is not None
+    total = SweepResult()
+    with elf.entry.content.open() as stream:
+        for code in elf.info.code:
+            stream.seek(code.offset)
+            data = stream.read(code.size)
+            total.merge(sweep(data, code.address, elf.info.code_symbols,
+                              elf.info.data_ranges))
+    return total
