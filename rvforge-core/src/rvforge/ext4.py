@@ -5,8 +5,11 @@ owners and without device nodes (making those needs root). So the tree is staged
 scratch directory as the current user (files, directories, symlinks, hardlinks, fifos),
 ``mke2fs -t ext4 -d`` builds the image from it, and one ``debugfs -w`` script then sets
 every inode's uid, gid, mode and times from the tree and creates the device nodes with
-``mknod``. The same tree gives the same image: the UUID and directory hash seed derive from
-the tree, and e2fsprogs' clock is pinned to ``SOURCE_DATE_EPOCH``.
+``mknod``. Every inode rvforge writes gets the tree's times; the UUID and directory hash
+seed derive from the tree, and ``SOURCE_DATE_EPOCH`` is handed to e2fsprogs. e2fsprogs
+1.47.0 (Debian 12) still stamps the superblock and its own reserved inodes with the wall
+clock, so images are byte-identical only with an e2fsprogs that honours
+``SOURCE_DATE_EPOCH`` (1.47.1 and later).
 """
 
 from __future__ import annotations
@@ -67,8 +70,7 @@ def write_ext4(tree: Tree, output: Path, *, epoch: int, scratch: Path,
                progress: Task | None = None) -> None:
     """Write ``tree`` to ``output`` as an ext4 image sized from the tree plus headroom.
 
-    :param epoch: ``SOURCE_DATE_EPOCH``: later mtimes are written as this, and it is the
-        filesystem's creation time.
+    :param epoch: ``SOURCE_DATE_EPOCH``: later mtimes are written as this.
     :param scratch: an empty directory for staging (it holds a copy of the files).
     :param progress: advanced by the bytes of file data staged.
     """
@@ -79,7 +81,8 @@ def write_ext4(tree: Tree, output: Path, *, epoch: int, scratch: Path,
     _stage(tree, stage, progress)
     script = scratch / "fixup.debugfs"
     script.write_text(debugfs_script(tree, epoch), encoding="utf-8", errors="surrogateescape")
-    env = {**os.environ, "E2FSPROGS_FAKE_TIME": str(epoch), "LC_ALL": "C"}
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "E2FSPROGS_FAKE_TIME": str(epoch),
+           "LC_ALL": "C"}
     size = image_size(tree)
     for attempt in range(ATTEMPTS):
         output.unlink(missing_ok=True)
