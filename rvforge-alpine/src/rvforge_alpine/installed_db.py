@@ -134,7 +134,7 @@ def _grouped(files: list[InstalledFile]) -> list[InstalledFile]:
             parent = item.path.rpartition("/")[0]
             if parent not in known:
                 known.add(parent)
-                dirs.append(InstalledFile(parent, True))
+                dirs.append(InstalledFile(parent, True, mode=0o755))
             members.setdefault(parent, []).append(item)
     for directory in dirs:
         order.append(directory)

@@ -94,10 +94,9 @@ def parse_yaml_list(text: str, *, label: str) -> list[dict[str, str]]:
     entries: list[dict[str, str]] = []
     current: dict[str, str] | None = None
     for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
-        if not line.strip() or line.strip() == "---":
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#") or stripped == "---":
             continue
-        stripped = line.strip()
         if stripped.startswith("-") and (len(stripped) == 1 or stripped[1] == " "):
             current = {}
             entries.append(current)
@@ -116,10 +115,15 @@ def parse_yaml_list(text: str, *, label: str) -> list[dict[str, str]]:
 
 
 def _scalar(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        inner = value[1:-1]
-        return inner.replace("''", "'") if value[0] == "'" else inner.replace('\\"', '"')
-    return value
+    """A YAML scalar: quoted (``"..."`` or ``'...'``) or plain, with a ``#`` comment."""
+    if value[:1] in ("'", '"'):
+        quote = value[0]
+        end = value.find(quote, 1)
+        while quote == '"' and end > 0 and value[end - 1] == "\\":
+            end = value.find(quote, end + 1)
+        inner = value[1:end] if end > 0 else value[1:]
+        return inner.replace("''", "'") if quote == "'" else inner.replace('\\"', '"')
+    return value.split(" #", 1)[0].rstrip()
 
 
 def from_latest_releases(text: str, branch: str, *, label: str) -> ReleaseFile:
