@@ -50,7 +50,9 @@ ABI_NAMES = {"soft": "lp64", "single": "lp64f", "double": "lp64d", "quad": "lp64
 
 DISPATCH_IMPORTS = frozenset({"getauxval", "__riscv_hwprobe", "__riscv_hwprobe_one"})
 """Imports that let code choose an ISA at run time (hwcaps, the hwprobe syscall)."""
-NOTED_IMPORTS = DISPATCH_IMPORTS | {"syscall"}
+SIGNAL_IMPORTS = frozenset({"signal", "sigaction", "__sigaction"})
+SETJMP_IMPORTS = frozenset({"__sigsetjmp", "sigsetjmp", "setjmp", "_setjmp"})
+NOTED_IMPORTS = DISPATCH_IMPORTS | SIGNAL_IMPORTS | SETJMP_IMPORTS | {"syscall"}
 """Undefined dynamic symbols recorded in :attr:`ElfInfo.imports`."""
 
 _SYM64 = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),

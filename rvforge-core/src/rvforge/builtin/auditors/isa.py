@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from rvforge.components import Auditor
 from rvforge.context import BuildContext
-from rvforge.elf import ElfInfo
+from rvforge.elf import SETJMP_IMPORTS, SIGNAL_IMPORTS, ElfInfo
 from rvforge.findings import FileRecord, Finding, Severity
 from rvforge.isa import (
     Extension, Isa, IsaParseError, missing, parse_isa, parse_target, sort_key, top_level,
@@ -32,9 +32,9 @@ STRAY_THRESHOLD = 8
 likely data words in the code (OpenSSL keeps constants in ``.text``) than code: a warning,
 never an error. Real vector code also always holds a ``vsetvl*``."""
 
-VARIANT_SYMBOL = re.compile(r"(?:^|[_.])(?:rvv|zvl\d+b|zv[a-z0-9]+|riscv_?v|vector)(?:$|[_.])",
-                            re.IGNORECASE)
-"""Function names that mark a per-ISA variant (``dgemm_kernel_zvl256b``, ``foo_rvv``)."""
+VARIANT_SYMBOL = re.compile(r"rvv|zvl\d+b|_zv[a-z]+|riscv_?vector", re.IGNORECASE)
+"""Function names that mark a per-ISA variant (``idamin_k_RISCV64_ZVL128B``,
+``Sleef_sinfx_u10rvvm1``, ``foo_rvv``)."""
 
 ELF_MACHINES = {"EM_RISCV": "riscv", "EM_X86_64": "x86-64", "EM_386": "i386",
                 "EM_AARCH64": "aarch64", "EM_ARM": "arm"}
@@ -218,24 +218,27 @@ def machine_isas(ctx: BuildContext) -> list[tuple[str, Isa]]:
 def dispatch_evidence(info: ElfInfo, *, instructions: bool = False) -> list[str]:
     """Why ``info`` looks like it picks code paths at run time (empty: it does not).
 
-    For an attribute requirement the evidence is an import of ``getauxval`` or
-    ``__riscv_hwprobe`` *and* per-ISA code paths: function names that mark variants, or —
-    for a shared library, whose attribute merges every object linked in (OpenBLAS,
-    pixman) — the library itself. For instructions the attribute does not claim
-    (``instructions=True``; such code comes from assembly that switched the ISA on for
-    itself, as OpenSSL's does) an import of ``syscall`` also counts: OpenSSL and others
-    call the ``riscv_hwprobe`` system call through it.
+    Evidence is a way to ask the CPU — an import of ``getauxval`` or ``__riscv_hwprobe``,
+    or of ``signal``/``sigaction`` with ``sigsetjmp`` (probing by catching SIGILL, as
+    SLEEF does) — *and* per-ISA code paths: function names that mark variants, or, for a
+    shared library, whose attribute merges every object linked in (OpenBLAS, pixman),
+    the library itself. For instructions the attribute does not claim
+    (``instructions=True``; such code comes from assembly that enabled the extension for
+    itself, as OpenSSL's does) an import of ``syscall`` also counts as a way to ask:
+    OpenSSL calls the ``riscv_hwprobe`` system call through it.
     """
-    imports = list(info.dispatch_imports)
+    asks = list(info.dispatch_imports)
+    if info.imports & SIGNAL_IMPORTS and info.imports & SETJMP_IMPORTS:
+        asks.append("SIGILL probing (signal, sigsetjmp)")
     if instructions and "syscall" in info.imports:
-        imports.append("syscall (riscv_hwprobe)")
-    if not imports:
+        asks.append("syscall (riscv_hwprobe)")
+    if not asks:
         return []
     variants = [name for name in info.symbol_names if VARIANT_SYMBOL.search(name)]
     if variants:
-        return [*imports, f"per-ISA functions such as {variants[0]}"]
+        return [*asks, f"per-ISA functions such as {variants[0]}"]
     if instructions or (info.e_type == "ET_DYN" and info.soname and info.interp is None):
-        return imports
+        return asks
     return []
 
 

@@ -1,0 +1,143 @@
+"""ELF reading on real cross-compiled objects, and on broken input (never an exception)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from rvforge.elf import ElfUnreadableError, parse_attributes, read_elf
+from rvforge.errors import InputError
+
+VECTOR_MAIN = r"""
+#include <stddef.h>
+#include <stdio.h>
+int vsum(const int *a, size_t n) {
+    size_t vl;
+    __asm__ volatile("vsetvli %0, %1, e32, m1, ta, ma\n\tvle32.v v1, (%2)"
+                     : "=r"(vl) : "r"(n), "r"(a) : "memory");
+    return (int)vl;
+}
+int main(void) { int a[4] = {1, 2, 3, 4}; printf("%d\n", vsum(a, 4)); return 0; }
+"""
+HELLO = '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n'
+START_LP64 = 'void _start(void) { __asm__ volatile("li a7, 93\\n li a0, 0\\n ecall"); for (;;); }\n'
+UNKNOWN_TAGS = ('.attribute 98, 5\n.attribute 101, "hello"\n'
+                '.text\n.globl f\nf: ret\n')
+AUXV = ('#include <sys/auxv.h>\n#include <stdio.h>\n'
+        'int main(void) { printf("%lu\\n", getauxval(AT_HWCAP)); return 0; }\n')
+
+
+def test_dynamic_vector_program(riscv_cc) -> None:
+    info = read_elf(riscv_cc(VECTOR_MAIN, "vmain", "-O2", "-march=rv64gcv").read_bytes())
+    assert info.is_riscv and info.elf_class == 64 and info.e_type == "ET_DYN"
+    assert info.arch is not None and "_v1p0_" in info.arch and "zvl128b1p0" in info.arch
+    assert info.rvc and info.float_abi == "double" and info.abi == "lp64d"
+    assert not info.rve and not info.tso
+    assert info.interp == "/lib/ld-linux-riscv64-lp64d.so.1"
+    assert info.needed == ("libc.so.6",)
+    assert "GLIBC_2.34" in info.version_needs["libc.so.6"]
+    assert {c.name for c in info.code} >= {".text"}
+    assert info.dynamic and info.dispatch_imports == ()
+
+
+def test_static_program(riscv_cc) -> None:
+    info = read_elf(riscv_cc(HELLO, "hello-static", "-O2", "-static").read_bytes())
+    assert info.interp is None and info.needed == () and not info.dynamic
+    assert info.e_type == "ET_EXEC" and info.arch and info.arch.startswith("rv64i2p1_m2p0")
+
+
+def test_lp64_soft_float(riscv_cc) -> None:
+    path = riscv_cc(START_LP64, "lp64", "-O2", "-static", "-nostdlib", "-march=rv64imac",
+                    "-mabi=lp64")
+    info = read_elf(path.read_bytes())
+    assert info.float_abi == "soft" and info.abi == "lp64" and info.rvc
+    assert "_f2p2" not in (info.arch or "")
+
+
+def test_unknown_attribute_tags_use_the_fallback_parser(riscv_cc) -> None:
+    obj = riscv_cc(UNKNOWN_TAGS, "unknown-tags", "-c", suffix=".s")
+    with open(obj, "rb") as stream:  # pyelftools alone cannot read it
+        section = ELFFile(stream).get_section_by_name(".riscv.attributes")
+        with pytest.raises(Exception):  # noqa: B017,PT011 - whatever pyelftools raises
+            [a for s in section.iter_subsections() for ss in s.iter_subsubsections()
+             for a in ss.iter_attributes()]
+    info = read_elf(obj.read_bytes())
+    assert info.attributes[98] == 5 and info.attributes[101] == "hello"
+    assert info.arch and info.arch.startswith("rv64i2p1")
+
+
+def test_parse_attributes_agrees_with_pyelftools(riscv_cc) -> None:
+    path = riscv_cc(HELLO, "hello-static", "-O2", "-static")
+    with open(path, "rb") as stream:
+        section = ELFFile(stream).get_section_by_name(".riscv.attributes")
+        theirs = {a.tag: a.value for s in section.iter_subsections()
+                  for ss in s.iter_subsubsections() for a in ss.iter_attributes()}
+        ours = parse_attributes(section.data())
+    assert ours[5] == theirs["TAG_ARCH"] and ours[4] == theirs["TAG_STACK_ALIGN"]
+
+
+def test_attributes_from_segment_when_sections_are_stripped(riscv_cc, tmp_path: Path) -> None:
+    data = bytearray(riscv_cc(VECTOR_MAIN, "vmain", "-O2", "-march=rv64gcv").read_bytes())
+    expected = read_elf(bytes(data))
+    # drop the section header table: e_shoff (0x28, 8 bytes), e_shnum, e_shstrndx
+    data[0x28:0x30] = bytes(8)
+    data[0x3C:0x40] = bytes(4)
+    info = read_elf(bytes(data))
+    assert info.arch == expected.arch
+    assert info.interp == expected.interp and info.needed == expected.needed
+    assert info.code and all(c.name.startswith("PT_LOAD") for c in info.code)
+
+
+def test_runpath_rpath_and_version_definitions(riscv_cc, tmp_path: Path) -> None:
+    script = tmp_path / "vers.map"
+    script.write_text("VERS_1.0 { global: f; local: *; };\nVERS_2.0 { global: g; } VERS_1.0;\n")
+    lib = riscv_cc("int f(void){return 1;}\nint g(void){return 2;}\n", "libv.so", "-shared",
+                   "-fPIC", f"-Wl,--version-script={script}", "-Wl,-soname,libv.so.1")
+    info = read_elf(lib.read_bytes())
+    assert info.soname == "libv.so.1" and info.version_defs == ("VERS_1.0", "VERS_2.0")
+    new = read_elf(riscv_cc(HELLO, "runpath", "-Wl,-rpath,$ORIGIN/../lib",
+                            "-Wl,--enable-new-dtags").read_bytes())
+    old = read_elf(riscv_cc(HELLO, "rpath", "-Wl,-rpath,/opt/a:/opt/b",
+                            "-Wl,--disable-new-dtags").read_bytes())
+    assert new.runpath == ("$ORIGIN/../lib",) and new.rpath == ()
+    assert old.rpath == ("/opt/a", "/opt/b") and old.runpath == ()
+
+
+def test_dispatch_imports(riscv_cc) -> None:
+    info = read_elf(riscv_cc(AUXV, "auxv", "-O2").read_bytes())
+    assert info.dispatch_imports == ("getauxval",)
+
+
+def test_host_binary_is_not_riscv() -> None:
+    info = read_elf(Path("/bin/true").read_bytes())
+    assert not info.is_riscv and info.machine == "EM_X86_64" and info.arch is None
+
+
+def test_truncated_and_corrupt_input_never_raises_anything_else(riscv_cc) -> None:
+    data = riscv_cc(VECTOR_MAIN, "vmain", "-O2", "-march=rv64gcv").read_bytes()
+    rng = random.Random(3)
+    cases = [data[:n] for n in (0, 4, 16, 52, 64, 200, 1000, len(data) // 2, len(data) - 1)]
+    for _ in range(150):
+        mutated = bytearray(data)
+        for _ in range(rng.randint(1, 40)):
+            pos = rng.randrange(len(mutated)) if rng.random() < 0.5 else rng.randrange(64)
+            mutated[pos] = rng.randrange(256)
+        cases.append(bytes(mutated))
+    failures = 0
+    for case in cases:
+        try:
+            read_elf(case)
+        except ElfUnreadableError as error:
+            assert isinstance(error, InputError) and str(error)
+            failures += 1
+    assert failures >= len(cases[:9]) - 1  # the truncated ones (all but perhaps the last)
+
+
+@pytest.mark.parametrize("blob", [b"", b"B", b"A\x05\x00\x00\x00", b"A\xff\xff\xff\x7friscv",
+                                  b"A\x10\x00\x00\x00riscv\x00\x01\x09\x00\x00\x00\x05abc"])
+def test_malformed_attribute_sections(blob: bytes) -> None:
+    with pytest.raises(ElfUnreadableError):
+        parse_attributes(blob)
