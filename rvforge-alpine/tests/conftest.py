@@ -1,8 +1,9 @@
-"""Fixtures of rvforge-alpine's tests: a test apk signing key and the real minirootfs as a
-Tree with that key trusted."""
+"""Fixtures of rvforge-alpine's tests: a test apk signing key, the real minirootfs as a
+Tree with that key trusted, and a throwaway OpenPGP signer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from rvforge import Tree
 from rvforge.archives import read_tarball
 
 from rvforge_alpine.testing import new_key, public_pem
+
+from .gpg_helpers import Signer, make_signer, stop_agent
 
 KEY_NAME = "rvforge-tests-5f3a9c1e.rsa.pub"
 
@@ -34,3 +37,11 @@ def alpine_root(minirootfs: Tree, apk_key: rsa.RSAPrivateKey) -> Tree:
     tree = minirootfs.copy()
     tree.add_file(f"/etc/apk/keys/{KEY_NAME}", public_pem(apk_key))
     return tree
+
+
+@pytest.fixture(scope="session")
+def signer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Signer]:
+    """A throwaway OpenPGP key (GnuPG) that signs release files."""
+    home = tmp_path_factory.mktemp("gnupg")
+    yield make_signer(home)
+    stop_agent(home)
