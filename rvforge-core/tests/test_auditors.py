@@ -1,0 +1,283 @@
+"""The isa, linkage and size auditors on real trees: the Alpine minirootfs, a glibc root
+made of the cross toolchain's riscv64 glibc, and programs compiled for the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rvforge import pipeline
+from rvforge.archives import read_tarball
+from rvforge.context import BuildContext
+from rvforge.findings import Severity
+from rvforge.machines import Machine
+from rvforge.pipeline import AuditReport
+from rvforge.registry import Registry, build_registry
+from rvforge.tree import HostFile, Tree
+
+GLIBC_SYSROOT = Path("/usr/riscv64-linux-gnu/lib")
+RV64GC = Machine("test-gc", "", "rv64gc", memory_mb=1024)
+VECTOR_MACHINE = Machine("test-vector", "", "rv64gcv", summary="a profile with V")
+
+HELLO = '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n'
+VECTOR_MAIN = r"""
+#include <stddef.h>
+#include <stdio.h>
+int vsum(const int *a, size_t n) {
+    size_t vl;
+    __asm__ volatile("vsetvli %0, %1, e32, m1, ta, ma\n\tvle32.v v1, (%2)"
+                     : "=r"(vl) : "r"(n), "r"(a) : "memory");
+    return (int)vl;
+}
+int main(void) { int a[4] = {1, 2, 3, 4}; printf("%d\n", vsum(a, 4)); return 0; }
+"""
+# Vector code in a file whose attribute does not say V (as OpenSSL's assembly does)
+HIDDEN_VECTOR = r"""
+#include <stdio.h>
+#include <sys/auxv.h>
+void vcopy(int *d, const int *s, unsigned long n) {
+    __asm__ volatile(".option push\n.option arch, +v\n"
+        "1: vsetvli t0, %2, e32, m1, ta, ma\n vle32.v v1, (%1)\n vse32.v v1, (%0)\n"
+        " vadd.vv v2, v1, v1\n vmul.vv v3, v2, v1\n vse32.v v3, (%0)\n vle32.v v4, (%1)\n"
+        " vor.vv v5, v4, v3\n vse32.v v5, (%0)\n sub %2, %2, t0\n bnez %2, 1b\n"
+        ".option pop" : "+r"(d), "+r"(s), "+r"(n) : : "t0", "memory");
+}
+int main(void) { int a[4] = {0}, b[4] = {1}; DISPATCH vcopy(a, b, 4); return a[0]; }
+"""
+DISPATCH_LIB = r"""
+#include <sys/auxv.h>
+#include <stddef.h>
+static int add_v(int a) { size_t vl;
+    __asm__ volatile("vsetvli %0, %1, e32, m1, ta, ma" : "=r"(vl) : "r"(a)); return (int)vl; }
+static int add_scalar(int a) { return a + 1; }
+int add(int a) { return (getauxval(AT_HWCAP) & (1 << ('V' - 'A'))) ? add_v(a) : add_scalar(a); }
+"""
+LP64_LIB_SOURCE = "int dummy(void) { return 1; }\n"
+LP64_USER = ("int dummy(void);\nvoid _start(void) { dummy(); "
+             '__asm__ volatile("li a7, 93\\n li a0, 0\\n ecall"); for (;;); }\n')
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    reg = build_registry(load_entrypoints=False)
+    reg.add_machine(RV64GC)
+    reg.add_machine(VECTOR_MACHINE)
+    return reg
+
+
+@pytest.fixture
+def ctx(registry: Registry, tmp_path: Path) -> Iterator[BuildContext]:
+    with BuildContext(registry, cache_dir=tmp_path / "cache", scratch_dir=tmp_path) as c:
+        yield c
+
+
+@pytest.fixture
+def alpine(alpine_tarball: Path, tmp_path: Path) -> Tree:
+    return read_tarball(alpine_tarball, tmp_path / "alpine")
+
+
+def glibc_root() -> Tree:
+    """A minimal glibc root: the cross toolchain's riscv64 loader and libc (merged /usr)."""
+    tree = Tree()
+    for name in ("ld-linux-riscv64-lp64d.so.1", "libc.so.6", "libm.so.6"):
+        tree.add_file(f"/usr/lib/riscv64-linux-gnu/{name}", HostFile.of(GLIBC_SYSROOT / name),
+                      mode=0o755)
+    tree.add_symlink("/lib", "usr/lib")
+    tree.add_symlink("/usr/lib/ld-linux-riscv64-lp64d.so.1",
+                     "riscv64-linux-gnu/ld-linux-riscv64-lp64d.so.1")
+    return tree
+
+
+def run(registry: Registry, tree: Tree, ctx: BuildContext, machine: Machine = RV64GC,
+        *auditors: str) -> AuditReport:
+    return pipeline.audit(registry, tree, machine, ctx, list(auditors) or None)
+
+
+def codes(report: AuditReport, severity: Severity | None = None) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for f in report.findings:
+        if severity is None or f.severity is severity:
+            found.setdefault(f.path or "", set()).add(f.code)
+    return found
+
+
+def test_alpine_is_clean_on_rv64gc(registry, ctx, alpine) -> None:
+    report = run(registry, alpine, ctx)
+    assert [f for f in report.findings if f.severity is not Severity.INFO] == []
+    busybox = report.files["/bin/busybox"]
+    assert busybox["machine"] == "riscv64" and busybox["abi"] == "lp64d"
+    assert busybox["arch_attribute"].startswith("rv64i2p1_m2p0_a2p1_f2p2_d2p2_c2p0")
+    assert busybox["missing"] == []
+    assert len(report.files) >= 15
+
+
+def test_vector_binary_is_an_error_naming_a_machine_that_has_v(registry, ctx, riscv_cc) -> None:
+    tree = glibc_root()
+    tree.add_file("/usr/bin/vsum", HostFile.of(riscv_cc(VECTOR_MAIN, "vmain", "-O2",
+                                                        "-march=rv64gcv")), mode=0o755)
+    report = run(registry, tree, ctx)
+    [finding] = report.errors
+    assert finding.code == "isa-required" and finding.path == "/usr/bin/vsum"
+    assert "requires v" in finding.message and "test-vector" in finding.message
+    assert "test-gc" not in finding.details["machines"]
+    assert report.files["/usr/bin/vsum"]["missing"][0] == "v"
+    assert run(registry, tree, ctx, VECTOR_MACHINE).errors == []
+
+
+def test_vlen_requirement_is_checked(registry, ctx, riscv_cc) -> None:
+    tree = glibc_root()
+    tree.add_file("/usr/bin/v256", HostFile.of(riscv_cc(VECTOR_MAIN, "v256", "-O2",
+                                                        "-march=rv64gcv_zvl256b")))
+    report = run(registry, tree, ctx, VECTOR_MACHINE)
+    assert [f.code for f in report.errors] == ["isa-required"]
+    assert report.files["/usr/bin/v256"]["missing"] == ["zvl256b"]
+    wide = Machine("wide", "", "rv64gcv_zvl512b")
+    assert run(registry, tree, ctx, wide).errors == []
+
+
+def test_zba_zbb_binary_against_profiles(registry, ctx, riscv_cc) -> None:
+    tree = glibc_root()
+    tree.add_file("/usr/bin/zb", HostFile.of(riscv_cc(HELLO, "hello-zb", "-O2",
+                                                      "-march=rv64gc_zba_zbb")))
+    lacking = run(registry, tree, ctx).files["/usr/bin/zb"]["missing"]
+    assert lacking == ["zba", "zbb"]
+    for profile in ("rva22u64", "rva23u64"):
+        assert run(registry, tree, ctx, Machine(profile, "", profile)).errors == []
+
+
+def test_glibc_binary_on_alpine_is_a_libc_mismatch(registry, ctx, alpine, riscv_cc) -> None:
+    alpine.add_file("/usr/bin/hello", HostFile.of(riscv_cc(HELLO, "hello")), mode=0o755)
+    report = run(registry, alpine, ctx)
+    [finding] = report.errors
+    assert finding.code == "libc-mismatch" and finding.path == "/usr/bin/hello"
+    assert "needs glibc (libc.so.6, GLIBC_2" in finding.message
+    assert "this root's libc is musl" in finding.message
+
+
+def test_musl_binary_on_glibc_root_is_a_libc_mismatch(registry, ctx, alpine) -> None:
+    tree = glibc_root()
+    tree.add_file("/usr/bin/apk", alpine.lookup("/sbin/apk").content)
+    assert codes(run(registry, tree, ctx, RV64GC, "linkage"), Severity.ERROR) == {
+        "/usr/bin/apk": {"libc-mismatch"}}
+
+
+def test_host_binary_is_not_riscv(registry, ctx, alpine) -> None:
+    alpine.add_file("/usr/lib/libtrue.so", HostFile.of(Path("/bin/true")))
+    alpine.add_file("/lib/firmware/dsp.elf", HostFile.of(Path("/bin/true")))
+    report = run(registry, alpine, ctx)
+    assert codes(report, Severity.ERROR) == {"/usr/lib/libtrue.so": {"not-riscv"}}
+    assert "x86-64" in report.errors[0].message
+    assert codes(report, Severity.INFO)["/lib/firmware/dsp.elf"] == {"not-riscv"}
+
+
+@pytest.mark.parametrize("cut", [4, 20, 64, 700, -100])
+def test_truncated_elf_is_a_finding_not_an_exception(registry, ctx, alpine, cut) -> None:
+    data = alpine.read_bytes("/lib/ld-musl-riscv64.so.1")
+    alpine.add_file("/usr/bin/broken", data[:cut])
+    report = run(registry, alpine, ctx)
+    assert codes(report, Severity.ERROR) == {"/usr/bin/broken": {"elf-unreadable"}}
+    assert report.files["/usr/bin/broken"]["machine"] is None
+
+
+def test_lp64_object_on_lp64d_root_is_an_abi_mismatch(registry, ctx, alpine, riscv_cc) -> None:
+    flags = ("-O2", "-nostdlib", "-march=rv64imac", "-mabi=lp64")
+    lib = riscv_cc(LP64_LIB_SOURCE, "libdummy.so", *flags, "-shared", "-fPIC")
+    user = riscv_cc(LP64_USER, "lp64-user", *flags, f"-L{lib.parent}", "-Wl,--no-as-needed", "-l:libdummy.so",
+                    "-Wl,-rpath,/opt/lp64", "-Wl,-dynamic-linker,/lib/ld-musl-riscv64.so.1")
+    alpine.add_file("/opt/lp64/libdummy.so", HostFile.of(lib))
+    alpine.add_file("/opt/lp64/user", HostFile.of(user), mode=0o755)
+    report = run(registry, alpine, ctx)
+    assert len(report.errors) == 1, [f.message for f in report.findings]
+    [finding] = report.errors
+    assert finding.code == "abi-mismatch" and finding.path == "/opt/lp64/user"
+    assert "lp64 ABI" in finding.message and "lp64d" in finding.message
+    # a static lp64 program does not care about the root's libc
+    alpine.add_file("/opt/lp64/static", HostFile.of(riscv_cc(
+        "void _start(void){for(;;);}\n", "lp64-static", *flags, "-static")))
+    assert len(run(registry, alpine, ctx).errors) == 1
+
+
+def test_runtime_dispatching_library_is_a_warning(registry, ctx, riscv_cc) -> None:
+    lib = riscv_cc(DISPATCH_LIB, "libdisp.so", "-O2", "-march=rv64gcv", "-shared", "-fPIC",
+                   "-Wl,-soname,libdisp.so.1")
+    tree = glibc_root()
+    tree.add_file("/usr/lib/riscv64-linux-gnu/libdisp.so.1", HostFile.of(lib))
+    report = run(registry, tree, ctx)
+    assert report.errors == []
+    [warning] = report.warnings
+    assert warning.code == "isa-required" and "getauxval" in warning.message
+
+
+def test_deep_finds_vector_code_the_attribute_hides(registry, ctx, riscv_cc) -> None:
+    tree = glibc_root()
+    plain = riscv_cc(HIDDEN_VECTOR.replace("DISPATCH", ""), "hidden-v", "-O2")
+    asks = riscv_cc(HIDDEN_VECTOR.replace("DISPATCH", "if (getauxval(AT_HWCAP) & (1 << 21))"),
+                    "hidden-v-dispatch", "-O2")
+    tree.add_file("/usr/bin/plain", HostFile.of(plain))
+    tree.add_file("/usr/bin/asks", HostFile.of(asks))
+    assert run(registry, tree, ctx).findings == []  # the attributes say rv64gc
+    ctx.deep = True
+    report = run(registry, tree, ctx)
+    assert codes(report, Severity.ERROR) == {"/usr/bin/plain": {"isa-instructions"}}
+    assert codes(report, Severity.WARNING) == {"/usr/bin/asks": {"isa-instructions"}}
+    assert report.files["/usr/bin/plain"]["instructions"] == {"v": 9}
+    assert "test-vector" in report.errors[0].message
+
+
+def test_needed_libraries_resolve_like_the_loader(registry, ctx, riscv_cc, alpine) -> None:
+    lib = riscv_cc("int f(void){return 1;}\n", "libf.so", "-shared", "-fPIC",
+                   "-Wl,-soname,libf.so.1")
+    user_source = "int f(void);\nint main(void){return f();}\n"
+    runpath = riscv_cc(user_source, "uses-f-origin", f"-L{lib.parent}", "-Wl,--no-as-needed", "-l:libf.so",
+                       "-Wl,-rpath,$ORIGIN/../lib", "-Wl,--enable-new-dtags")
+    tree = glibc_root()
+    tree.add_file("/opt/app/bin/app", HostFile.of(runpath))  # DT_NEEDED libf.so.1
+    tree.add_file("/srv/conf/bin/app", HostFile.of(runpath))
+    tree.add_file("/opt/app/lib/libf.so.1", HostFile.of(lib))
+    tree.add_file("/opt/other/libf.so.1", HostFile.of(lib))
+    report = run(registry, tree, ctx, RV64GC, "linkage")
+    assert codes(report) == {"/srv/conf/bin/app": {"needed-missing"}}
+    assert "libf.so" in report.errors[0].message and "/srv/conf/lib" in report.errors[0].message
+    # /etc/ld.so.conf with an include finds it
+    tree.add_file("/etc/ld.so.conf", b"# comment\ninclude ld.so.conf.d/*.conf\n")
+    tree.add_file("/etc/ld.so.conf.d/other.conf", b"/opt/other\n")
+    assert run(registry, tree, ctx, RV64GC, "linkage").findings == []
+    # musl: the path file replaces the default directories
+    alpine.add_file("/usr/local/bin/app", HostFile.of(riscv_cc(
+        user_source, "uses-f-musl", f"-L{lib.parent}", "-Wl,--no-as-needed", "-l:libf.so", "-nostdlib",
+        "-Wl,-e,main", "-Wl,-dynamic-linker,/lib/ld-musl-riscv64.so.1")))
+    alpine.add_file("/opt/m/libf.so.1", HostFile.of(lib))
+    assert codes(run(registry, alpine, ctx, RV64GC, "linkage")) == {
+        "/usr/local/bin/app": {"needed-missing"}}
+    alpine.add_file("/etc/ld-musl-riscv64.path", b"/opt/m\n/lib:/usr/lib\n")
+    assert run(registry, alpine, ctx, RV64GC, "linkage").findings == []
+
+
+def test_interpreter_and_symbol_versions(registry, ctx, riscv_cc) -> None:
+    data = riscv_cc(HELLO, "hello").read_bytes()
+    tree = glibc_root()
+    tree.add_file("/usr/bin/new", data.replace(b"GLIBC_2.34", b"GLIBC_2.99"))
+    tree.add_file("/usr/bin/hello", data)
+    report = run(registry, tree, ctx, RV64GC, "linkage")
+    [finding] = report.findings
+    assert (finding.code, finding.path) == ("symbol-version-missing", "/usr/bin/new")
+    assert "GLIBC_2.99" in finding.message and "libc.so.6" in finding.message
+    tree.remove("/usr/lib/riscv64-linux-gnu/ld-linux-riscv64-lp64d.so.1")
+    assert "interp-missing" in codes(run(registry, tree, ctx, RV64GC, "linkage"))[
+        "/usr/bin/hello"]
+
+
+@pytest.mark.parametrize(("mib", "severity"), [(8, None), (400, Severity.WARNING),
+                                               (935, Severity.ERROR)])
+def test_size_against_memory(registry, ctx, mib, severity) -> None:
+    tree = Tree()
+    tree.add_file("/payload", HostFile(Path("/dev/null"), mib * 1024 * 1024))
+    report = run(registry, tree, ctx, RV64GC, "size")  # 1024 MiB of RAM
+    assert [f.severity for f in report.findings] == ([severity] if severity else [])
+    if severity:
+        assert report.findings[0].code == "size-exceeds-memory"
+        assert "1024 MiB" in report.findings[0].message
+    ctx.settings["rvforge.artifact_kind"] = "disk"
+    assert run(registry, tree, ctx, RV64GC, "size").findings == []
