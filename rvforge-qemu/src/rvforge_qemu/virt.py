@@ -14,12 +14,15 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rvforge import (
-    Artifact, BootResult, BuildContext, Kernel, Launcher, Machine, RunResult, UsageError,
+    Artifact, BootFailedError, BootResult, BuildContext, Kernel, Launcher, Machine, RunResult,
+    UsageError,
 )
 
+from rvforge_qemu.console import IllegalInstruction
 from rvforge_qemu.cpuisa import cpu_isa
 from rvforge_qemu.diskboot import boot_initramfs
 from rvforge_qemu.guest import Guest, GuestFailure, channel_args
@@ -27,6 +30,7 @@ from rvforge_qemu.image import image_file_finder
 from rvforge_qemu.kernels import resolve_kernel
 from rvforge_qemu.options import LaunchOptions, command_script, sink
 from rvforge_qemu.profiles import settings_of
+from rvforge_qemu.session import Session
 from rvforge_qemu.sigill import diagnose
 from rvforge_qemu.tools import QEMU_SYSTEM, find_tool
 
@@ -105,6 +109,25 @@ class QemuVirt(Launcher):
         result.stdout, result.stderr = bytes(stdout), bytes(stderr)
         return self._finish(result, guest, artifact, machine, ctx)
 
+    @contextmanager
+    def session(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
+                ctx: BuildContext) -> Iterator[Session]:
+        """Boot ``artifact`` once and run many commands in it (``with`` block; the guest
+        powers off at its end). A boot failure raises :class:`~rvforge.BootFailedError`
+        with the console's last lines."""
+        with self._guest(artifact, machine, options, ctx) as (guest, deadline):
+            try:
+                guest.wait_ready(deadline)
+            except GuestFailure as failure:
+                tail = "\n".join(f"  | {line}" for line in guest.console.lines())
+                raise BootFailedError(
+                    f"{artifact.path} did not boot on {machine.name}: "
+                    f"{_reason(failure, options)}; console log: {guest.console.log_path}\n"
+                    f"{tail}") from None
+            yield Session(guest, options,
+                          lambda events: self._diagnose(events, artifact, machine, ctx))
+            guest.shutdown()
+
     # -- helpers -----------------------------------------------------------------------
 
     def _guest(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
@@ -119,12 +142,16 @@ class QemuVirt(Launcher):
                 ctx: BuildContext) -> BootResult:
         result.console_log = guest.console.log_path
         result.console_tail = guest.console.lines()
-        if guest.console.sigills:
-            resolved = dataclasses.replace(machine, isa=self.machine_isa(machine, ctx))
-            result.diagnosis = diagnose(guest.console.sigills, resolved,
-                                        image_file_finder(artifact, ctx),
-                                        lambda: _bootable_machines(self, ctx))
+        result.diagnosis = self._diagnose(guest.console.sigills, artifact, machine, ctx)
         return result
+
+    def _diagnose(self, events: list[IllegalInstruction], artifact: Artifact,
+                  machine: Machine, ctx: BuildContext) -> list[str]:
+        if not events:
+            return []
+        resolved = dataclasses.replace(machine, isa=self.machine_isa(machine, ctx))
+        return diagnose(events, resolved, image_file_finder(artifact, ctx),
+                        lambda: _bootable_machines(self, ctx))
 
     def _interactive(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
                      ctx: BuildContext) -> BootResult:

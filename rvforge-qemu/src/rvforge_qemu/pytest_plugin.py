@@ -1,0 +1,94 @@
+"""pytest plugin: test riscv64 software in a booted guest (entry point ``pytest11``).
+
+Boot an image once per test session and run commands in it::
+
+    # pytest --rvforge-image build/app.cpio.gz   (or rvforge_image = ... in the ini file)
+    def test_uname(rvforge_guest):
+        result = rvforge_guest.run(["uname", "-m"])
+        assert result.status == 0
+        assert result.stdout == b"riscv64\\n"
+
+Fixtures (both session-scoped):
+
+``rvforge_guest``
+    A :class:`~rvforge_qemu.session.Session` on the image given by ``--rvforge-image``
+    (machine ``--rvforge-machine``, kernel ``--rvforge-kernel``). ``run(argv or script,
+    timeout=...)`` returns a :class:`rvforge.RunResult`: ``status``, ``stdout``,
+    ``stderr`` (bytes), and ``diagnosis`` (explanations of illegal instructions).
+``rvforge_boot``
+    ``rvforge_boot(image, machine=None, kernel=None)`` boots another image (once per
+    image, machine and kernel) and returns its session.
+
+Every guest is powered off (or killed) when the session ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from rvforge import BuildContext, UsageError
+
+from rvforge_qemu.options import DEFAULT_TIMEOUT, LaunchOptions
+from rvforge_qemu.session import Session
+
+Boot = Callable[..., Session]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rvforge-qemu", "boot riscv64 images with rvforge")
+    for name, help_text in (
+        ("image", "image (initramfs or ext4) the rvforge_guest fixture boots"),
+        ("machine", "machine profile for rvforge_guest (default: qemu-virt)"),
+        ("kernel", "kernel path or source for rvforge_guest (default: auto)"),
+        ("timeout", f"seconds per boot and per command (default: {DEFAULT_TIMEOUT:g})"),
+    ):
+        group.addoption(f"--rvforge-{name}", dest=f"rvforge_{name}", help=help_text)
+        parser.addini(f"rvforge_{name}", help_text)
+
+
+def _setting(config: pytest.Config, name: str) -> str | None:
+    return config.getoption(f"rvforge_{name}") or config.getini(f"rvforge_{name}") or None
+
+
+@pytest.fixture(scope="session")
+def rvforge_boot(pytestconfig: pytest.Config) -> Iterator[Boot]:
+    """Boot an image once per (image, machine, kernel) for the whole session."""
+    from rvforge.cli.common import resolve_machine
+    from rvforge.cli.launch import artifact_of
+    from rvforge.registry import build_registry
+
+    timeout = float(_setting(pytestconfig, "timeout") or DEFAULT_TIMEOUT)
+    sessions: dict[tuple[str, str | None, str | None], Session] = {}
+    with ExitStack() as stack:
+        ctx = stack.enter_context(BuildContext(build_registry()))
+
+        def boot(image: str | Path, machine: str | None = None,
+                 kernel: str | None = None) -> Session:
+            key = (str(Path(image).resolve()), machine, kernel)
+            if key not in sessions:
+                target = resolve_machine(ctx.registry, machine, None, ctx)
+                launcher = ctx.registry.launchers.get(target.launcher or "qemu-virt")()
+                if not hasattr(launcher, "session"):
+                    raise UsageError(f"launcher {target.launcher!r} cannot keep a guest "
+                                     "running; use a qemu-virt machine")
+                options = LaunchOptions(kernel=kernel or "auto", timeout=timeout)
+                sessions[key] = stack.enter_context(
+                    launcher.session(artifact_of(Path(image)), target, options, ctx))
+            return sessions[key]
+
+        yield boot
+
+
+@pytest.fixture(scope="session")
+def rvforge_guest(pytestconfig: pytest.Config, rvforge_boot: Boot) -> Session:
+    """The guest booted from ``--rvforge-image`` (or the ``rvforge_image`` ini value)."""
+    image = _setting(pytestconfig, "image")
+    if not image:
+        pytest.fail("rvforge_guest needs an image: pass --rvforge-image PATH or set "
+                    "rvforge_image in the pytest configuration")
+    return rvforge_boot(image, _setting(pytestconfig, "machine"),
+                        _setting(pytestconfig, "kernel"))

@@ -1,0 +1,66 @@
+"""The console watcher and the SIGILL diagnosis, on a real kernel report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rvforge import Machine
+
+from rvforge_qemu.console import ConsoleWatch
+from rvforge_qemu.sigill import diagnose, isa_extensions
+
+# Debian 6.12.117 under QEMU 7.2, -cpu rv64, running a static -march=rv64gcv binary.
+REPORT = b"""\
+[    3.115361] Run /init as init process
+RVFORGE-READY
+[    3.991593] vsum[150]: unhandled signal 4 code 0x1 at 0x0000000000010556 in vsum[556,10000+61000]
+[    3.992726] CPU: 1 UID: 0 PID: 150 Comm: vsum Not tainted 6.12.117+deb13-riscv64 #1
+[    3.993548] epc : 0000000000010556 ra : 00000000000106bc sp : 00007fffe925cea0
+[    3.997127] status: 0000000200004020 badaddr: 000000000d0075d7 cause: 0000000000000002
+"""
+QEMU_VIRT = Machine("qemu-virt", "qemu-virt",
+                    "rv64imafdch_zicsr_zifencei_zihintpause_zba_zbb_zbc_zbs_sstc")
+QEMU_VIRT_V = Machine("qemu-virt-v", "qemu-virt",
+                      "rv64imafdcvh_zicsr_zifencei_zihintpause_zba_zbb_zbc_zbs_sstc")
+
+
+def watch(tmp_path: Path, *chunks: bytes) -> ConsoleWatch:
+    console = ConsoleWatch(tmp_path / "console.log")
+    for chunk in chunks:
+        console.feed(chunk)
+    console.close()
+    return console
+
+
+def test_report_split_anywhere_is_parsed_once(tmp_path: Path) -> None:
+    for cut in (1, 57, 150, 200, len(REPORT) - 3):
+        console = watch(tmp_path, REPORT[:cut], REPORT[cut:])
+        assert console.ready
+        assert len(console.sigills) == 1
+        event = console.sigills[0]
+        assert (event.comm, event.pid, event.pc, event.file, event.offset, event.word) == (
+            "vsum", 150, 0x10556, "vsum", 0x556, 0x0D0075D7)
+    assert (tmp_path / "console.log").read_bytes() == REPORT
+
+
+def test_marker_without_newline_and_panic(tmp_path: Path) -> None:
+    assert watch(tmp_path, b"boot\nRVFORGE-READY").ready
+    console = watch(tmp_path, b"[ 1.0] Kernel panic - not syncing: Attempted to kill init!\n")
+    assert console.panic == "Attempted to kill init!"
+    assert not console.ready
+
+
+def test_diagnosis_names_binary_extension_and_fix(tmp_path: Path) -> None:
+    events = watch(tmp_path, REPORT).sigills
+    messages = diagnose(events, QEMU_VIRT, lambda name: ["/usr/bin/" + name],
+                        lambda: [QEMU_VIRT, QEMU_VIRT_V])
+    assert len(messages) == 1
+    text = messages[0]
+    assert "/usr/bin/vsum" in text and "vsetvli" in text and "vector extension V" in text
+    assert "--machine qemu-virt-v" in text and "-march=rv64gc" in text
+
+
+def test_isa_extensions() -> None:
+    assert {"i", "m", "a", "f", "d", "c", "zicsr"} <= isa_extensions("rv64gc_zicsr")
+    assert "v" not in isa_extensions(QEMU_VIRT.isa)
+    assert {"v", "zve64d", "zba"} <= isa_extensions(QEMU_VIRT_V.isa)

@@ -1,0 +1,65 @@
+"""The instruction classifier against words the real cross assembler produces."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rvforge_qemu.insn import decode
+
+AS = "riscv64-linux-gnu-as"
+OBJCOPY = "riscv64-linux-gnu-objcopy"
+
+CASES = [
+    ("vsetvli a1, zero, e32, m1, ta, ma", "vsetvli", "v"),
+    ("vsetivli a1, 4, e8, m1, ta, ma", "vsetivli", "v"),
+    ("vsetvl a1, a2, a3", "vsetvl", "v"),
+    ("vle32.v v1, (a0)", "vector load", "v"),
+    ("vse64.v v2, (a0)", "vector store", "v"),
+    ("vadd.vv v1, v2, v3", "vector arithmetic", "v"),
+    ("csrr a0, vlenb", "vlenb", "v"),
+    ("csrr a0, vl", "vl", "v"),
+    ("sh1add a0, a1, a2", "sh1add", "zba"),
+    ("add.uw a0, a1, a2", "add.uw", "zba"),
+    ("andn a0, a1, a2", "andn", "zbb"),
+    ("cpop a0, a1", "clz/ctz/cpop", "zbb"),
+    ("rev8 a0, a1", "rev8", "zbb"),
+    ("clmul a0, a1, a2", "clmul", "zbc"),
+    ("bset a0, a1, a2", "bset", "zbs"),
+    (".insn r 0x33, 5, 7, a0, a1, a2", "czero.eqz", "zicond"),  # binutils 2.40 lacks Zicond
+    ("fld fa0, 0(a0)", "fld", "d"),
+    ("mul a0, a1, a2", "mul", "m"),
+    ("amoadd.w a0, a1, (a2)", "atomic", "a"),
+]
+
+
+def assemble(lines: list[str], tmp_path: Path) -> list[int]:
+    if shutil.which(AS) is None:
+        pytest.fail(f"{AS} is missing: apt-get install binutils-riscv64-linux-gnu")
+    src = tmp_path / "t.s"
+    src.write_text(".option norvc\n" + "\n".join(lines) + "\n")
+    obj, raw = tmp_path / "t.o", tmp_path / "t.bin"
+    march = "-march=rv64gcv_zba_zbb_zbc_zbs"
+    subprocess.run([AS, march, "-o", str(obj), str(src)], check=True)
+    subprocess.run([OBJCOPY, "-O", "binary", "-j", ".text", str(obj), str(raw)], check=True)
+    data = raw.read_bytes()
+    return [w for (w,) in struct.iter_unpack("<I", data)]
+
+
+def test_classifies_what_the_assembler_writes(tmp_path: Path) -> None:
+    words = assemble([source for source, _, _ in CASES], tmp_path)
+    assert len(words) == len(CASES)
+    for word, (source, mnemonic, extension) in zip(words, CASES):
+        decoded = decode(word)
+        assert (mnemonic in decoded.mnemonic, decoded.extension) == (True, extension), source
+
+
+def test_examples_from_the_issue() -> None:
+    assert decode(0x0D07F557).mnemonic == "vsetvli"
+    assert decode(0xC22024F3).mnemonic == "csrrs vlenb"
+    assert decode(0x4501).extension == "c"
+    assert decode(0x00000013).extension is None  # addi (nop): base ISA

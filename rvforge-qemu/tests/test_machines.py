@@ -1,0 +1,111 @@
+"""Machine profiles and the ISA the installed QEMU reports for each CPU."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rvforge import BuildContext, Machine, ToolMissingError, UsageError
+
+from rvforge_qemu.cpuisa import cpu_isa, isa_of_dtb, with_vlen
+from rvforge_qemu.fdt import parse_fdt
+from rvforge_qemu.profiles import settings_of
+from rvforge_qemu.sigill import isa_extensions
+from rvforge_qemu.tools import QEMU_SYSTEM, cpu_models, find_tool
+
+pytestmark = pytest.mark.qemu
+
+
+def dump_dtb(tmp_path: Path, cpu: str) -> bytes:
+    out = tmp_path / "virt.dtb"
+    subprocess.run([QEMU_SYSTEM, "-machine", f"virt,dumpdtb={out}", "-cpu", cpu,
+                    "-display", "none"], check=True, capture_output=True)
+    return out.read_bytes()
+
+
+def test_fdt_reader_reads_qemus_device_tree(tmp_path: Path) -> None:
+    root = parse_fdt(dump_dtb(tmp_path, "rv64"))
+    assert root.name == ""
+    assert root.string("compatible") == "riscv-virtio"
+    cpus = root.child("cpus")
+    assert cpus is not None
+    assert [c.name for c in cpus.children if c.name.startswith("cpu@")] == ["cpu@0"]
+    assert root.child("chosen") is not None
+
+
+def test_isa_of_rv64_is_what_qemu_7_2_says(tmp_path: Path) -> None:
+    isa = isa_of_dtb(dump_dtb(tmp_path, "rv64"))
+    assert isa.startswith("rv64imafdc")
+    assert "v" not in isa_extensions(isa)
+    assert {"zba", "zbb", "zbs"} <= set(isa.split("_"))
+
+
+def test_profiles_resolve_to_their_cpus_isa(ctx: BuildContext) -> None:
+    machines = ctx.registry.machines
+    launcher = ctx.registry.launchers.get("qemu-virt")()
+    plain = launcher.machine_isa(machines.get("qemu-virt"), ctx)
+    vector = launcher.machine_isa(machines.get("qemu-virt-v"), ctx)
+    wide = launcher.machine_isa(machines.get("qemu-virt-v256"), ctx)
+    assert "v" not in isa_extensions(plain)
+    assert "v" in isa_extensions(vector)
+    assert wide.endswith("_zvl256b") and "zvl256b" not in vector
+    for name in ("qemu-virt", "qemu-virt-v", "qemu-virt-v256"):
+        assert machines.get(name).memory_mb >= 2048
+
+
+def test_optional_profiles_follow_the_installed_qemu(ctx: BuildContext) -> None:
+    models = cpu_models(find_tool(QEMU_SYSTEM))
+    assert ("qemu-virt-max" in ctx.registry.machines) == ("max" in models)
+    assert ("qemu-virt-rva23" in ctx.registry.machines) == ("rva23s64" in models)
+
+
+def test_isa_is_cached_by_qemu_version_and_cpu(ctx: BuildContext) -> None:
+    first = cpu_isa("rv64,v=true,vlen=128,elen=64", ctx)
+    entries = list((ctx.cache_dir / "qemu" / "isa").glob("*.json"))
+    assert len(entries) == 1
+    record = json.loads(entries[0].read_text())
+    assert record["cpu"] == "rv64,v=true,vlen=128,elen=64" and record["isa"] == first
+    record["isa"] = "rv64gc_from_cache"
+    entries[0].write_text(json.dumps(record))
+    assert cpu_isa("rv64,v=true,vlen=128,elen=64", ctx) == "rv64gc_from_cache"
+
+
+@pytest.mark.parametrize(("cpu", "reason"), [
+    ("rv64,v=true,vlen=2048", "VLEN in the range [128, 1024]"),
+    ("rv64,v=true,d=false", "V extension requires D extension"),
+    ("no-such-cpu", "unable to find CPU model 'no-such-cpu'"),
+])
+def test_a_cpu_qemu_rejects_is_an_error_quoting_qemu(ctx: BuildContext, cpu: str,
+                                                      reason: str) -> None:
+    with pytest.raises(UsageError) as error:
+        cpu_isa(cpu, ctx, machine="mine")
+    assert "machine 'mine'" in str(error.value)
+    assert reason in str(error.value)
+
+
+def test_missing_qemu_names_the_package(ctx: BuildContext, monkeypatch: pytest.MonkeyPatch,
+                                        tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ToolMissingError, match="apt-get install --no-install-recommends "
+                                               "qemu-system-misc"):
+        cpu_isa("rv64", ctx)
+
+
+def test_with_vlen_adds_zvl_only_when_wider_than_v_implies() -> None:
+    assert with_vlen("rv64imafdcvh_zicsr", "rv64,v=true,vlen=512") == "rv64imafdcvh_zicsr_zvl512b"
+    assert with_vlen("rv64imafdcvh_zicsr", "rv64,v=true,vlen=128") == "rv64imafdcvh_zicsr"
+    assert with_vlen("rv64imafdch", "rv64") == "rv64imafdch"
+
+
+def test_user_profile_settings() -> None:
+    machine = Machine("big", "qemu-virt", "", options={
+        "cpu": "rv64,v=true,vlen=256", "extra_args": "-rtc base=utc", "smp": 4})
+    settings = settings_of(machine)
+    assert settings.cpu == "rv64,v=true,vlen=256" and settings.model == "rv64"
+    assert settings.extra_args == ("-rtc", "base=utc")
+    assert settings.bios == "default"
+    with pytest.raises(UsageError, match="unknown setting 'cpux'"):
+        settings_of(Machine("typo", "qemu-virt", "", options={"cpux": "rv64"}))

@@ -1,0 +1,49 @@
+"""The boot stub is a well-formed static riscv64 ELF whose code the real disassembler
+reads as the intended syscall sequence (its behaviour is tested by booting an ext4 image
+in tests/test_boot.py)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from rvforge_qemu.stub import BASE, SYS, assemble_stub
+
+SCRIPT = "echo from-the-disk-root"
+
+
+def test_stub_elf_headers(tmp_path: Path) -> None:
+    stub = tmp_path / "init"
+    stub.write_bytes(assemble_stub(["/lib/modules/virtio_blk.ko"], SCRIPT))
+    headers = subprocess.run(["riscv64-linux-gnu-readelf", "-h", "-l", str(stub)],
+                             capture_output=True, text=True, check=True).stdout
+    assert "EXEC (Executable file)" in headers and "RISC-V" in headers
+    assert f"Entry point address:               0x{BASE + 120:x}" in headers
+    assert re.search(r"LOAD\s+0x0+ 0x0*10000", headers)
+    assert len(stub.read_bytes()) < 4096
+
+
+def test_stub_code_makes_the_syscalls_in_order(tmp_path: Path) -> None:
+    stub = tmp_path / "init"
+    stub.write_bytes(assemble_stub(["/lib/modules/a.ko", "/lib/modules/b.ko"], SCRIPT))
+    listing = subprocess.run(
+        ["riscv64-linux-gnu-objdump", "-D", "-b", "binary", "-m", "riscv:rv64",
+         "--start-address=0x78", str(stub)], capture_output=True, text=True, check=True,
+    ).stdout
+    calls = []
+    number = None
+    for line in listing.splitlines():
+        if m := re.search(r"add\s+a7,a7,(-?\d+)", line):
+            number = int(m.group(1))
+        elif line.rstrip().endswith("ecall"):
+            calls.append({v: k for k, v in SYS.items()}[number])
+        elif "mv\ta7,a7" in line:
+            number = 0
+    assert calls == [
+        "mkdirat", "mount",
+        "openat", "finit_module", "close", "openat", "finit_module", "close",
+        "mkdirat", "mount", "nanosleep",
+        "chdir", "mount", "chroot", "chdir", "execve", "write", "exit",
+    ]
+    assert SCRIPT.encode() in stub.read_bytes()

@@ -1,0 +1,244 @@
+"""Booting real images with the real CLI, the real QEMU and Debian's real kernel.
+
+Images are built once per session with ``rvforge build`` from the Alpine fixture; the
+kernel is fetched once (``auto``: Debian's, through rvforge-debootstrap's kernel source)
+and passed by path afterwards so each run does not re-check the archive.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rvforge import BuildContext
+from rvforge.registry import build_registry
+
+from rvforge_qemu.kernels import resolve_kernel
+
+pytestmark = [pytest.mark.qemu]
+network = pytest.mark.network
+
+RVFORGE = str(Path(sys.executable).with_name("rvforge"))
+VSETVLI_C = r"""
+#include <stdio.h>
+int main(void) {
+    unsigned long vl;
+    __asm__ volatile ("vsetvli %0, zero, e32, m1, ta, ma" : "=r"(vl));
+    printf("vl=%lu\n", vl);
+    return 0;
+}
+"""
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([RVFORGE, *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def qemu_running_with(path: Path) -> list[int]:
+    """Pids of live processes whose command line mentions ``path``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"qemu" in cmdline and str(path).encode() in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.fixture(scope="session")
+def kernel() -> Path:
+    """Debian's riscv64 kernel (downloaded once into the user's rvforge cache)."""
+    with BuildContext(build_registry()) as ctx:
+        return resolve_kernel("auto", ctx).image
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory, alpine_tarball: Path
+           ) -> Callable[..., Path]:
+    """``images(name, *build_args)`` builds ``name`` from the Alpine fixture once."""
+    out = tmp_path_factory.mktemp("images")
+    built: dict[str, Path] = {}
+
+    def build(name: str, *args: str) -> Path:
+        if name not in built:
+            result = cli("build", "--provider", "local", "--source", str(alpine_tarball),
+                         *args, "-o", str(out / name))
+            assert result.returncode == 0, result.stderr
+            built[name] = out / name
+        return built[name]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def alpine(images: Callable[..., Path]) -> Path:
+    return images("alpine.cpio.gz")
+
+
+@network
+def test_boot_reaches_the_ready_marker_with_the_auto_kernel(alpine: Path, kernel: Path,
+                                                            tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    result = cli("boot", str(alpine), "--console-log", str(log))
+    assert result.returncode == 0, result.stderr
+    assert f"booted {alpine} on qemu-virt in" in result.stdout
+    console = log.read_text()
+    assert "RVFORGE-READY" in console and "reboot: Power down" in console
+    assert not qemu_running_with(alpine)
+
+
+@network
+def test_run_prints_only_the_commands_output(alpine: Path, kernel: Path) -> None:
+    result = cli("run", str(alpine), "--kernel", str(kernel), "--",
+                 "cat", "/etc/alpine-release")
+    assert (result.returncode, result.stdout) == (0, "3.20.3\n"), result.stderr
+
+
+@network
+def test_run_exits_with_the_commands_status(alpine: Path, kernel: Path) -> None:
+    result = cli("run", str(alpine), "--kernel", str(kernel), "--",
+                 "sh", "-c", 'printf "%s|" "$@"; echo err >&2; exit 7', "sh", "it's",
+                 "two  words", "$HOME", "-n")
+    assert result.returncode == 7, result.stderr
+    assert result.stdout == "it's|two  words|$HOME|-n|"
+    assert "err\n" in result.stderr
+
+
+@network
+def test_a_hanging_command_hits_the_timeout_and_leaves_no_qemu(alpine: Path, kernel: Path
+                                                               ) -> None:
+    start = time.monotonic()
+    result = cli("run", str(alpine), "--kernel", str(kernel), "--timeout", "12", "--",
+                 "sleep", "600")
+    assert result.returncode == 4, result.stderr
+    assert time.monotonic() - start < 40
+    assert "timed out waiting for the command's exit status (--timeout 12 s)" in result.stderr
+    assert "full console log:" in result.stderr and "| RVFORGE-READY" in result.stderr
+    assert not qemu_running_with(alpine)
+
+
+@network
+def test_ctrl_c_kills_qemu(alpine: Path, kernel: Path, tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    process = subprocess.Popen([RVFORGE, "run", str(alpine), "--kernel", str(kernel),
+                                "--console-log", str(log), "--", "sleep", "600"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and "RVFORGE-READY" in log.read_text()):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.2)
+    assert qemu_running_with(alpine)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert not qemu_running_with(alpine)
+
+
+@network
+def test_an_init_that_exits_is_a_kernel_panic_reported_with_exit_4(
+        images: Callable[..., Path], kernel: Path, tmp_path: Path) -> None:
+    init = tmp_path / "init"
+    init.write_text("#!/bin/sh\necho bye from a broken init\nexit 3\n")
+    init.chmod(0o755)
+    image = images("broken.cpio.gz", "--no-init", "--overlay", f"{init}:/init")
+    result = cli("boot", str(image), "--kernel", str(kernel), "--timeout", "120")
+    assert result.returncode == 4, result.stderr
+    assert "boot failed: kernel panic: Attempted to kill init!" in result.stderr
+    assert "| bye from a broken init" in result.stderr
+
+
+@network
+def test_vector_binary_audit_then_sigill_diagnosis_then_runs_on_a_vector_machine(
+        images: Callable[..., Path], kernel: Path, riscv_cc: Callable[..., Path],
+        alpine_tarball: Path, tmp_path: Path) -> None:
+    vsum = riscv_cc(VSETVLI_C, "vsum", "-static", "-O2", "-march=rv64gcv")
+    audited = cli("build", "--provider", "local", "--source", str(alpine_tarball),
+                  "--machine", "qemu-virt", "--overlay", f"{vsum}:/usr/bin/vsum",
+                  "-o", str(tmp_path / "audited.cpio.gz"))
+    assert audited.returncode == 3, audited.stderr
+    assert not (tmp_path / "audited.cpio.gz").exists()
+
+    image = images("vector.cpio.gz", "--no-audit", "--overlay", f"{vsum}:/usr/bin/vsum")
+    failed = cli("run", str(image), "--kernel", str(kernel), "--machine", "qemu-virt",
+                 "--", "vsum")
+    assert failed.returncode == 132, failed.stderr
+    diagnosis = [line for line in failed.stderr.splitlines()
+                 if line.startswith("rvforge: illegal instruction")]
+    assert len(diagnosis) == 1, failed.stderr
+    assert "in /usr/bin/vsum (process vsum[" in diagnosis[0]
+    assert "is vsetvli, from the vector extension V 1.0" in diagnosis[0]
+    assert "--machine qemu-virt-v" in diagnosis[0] and "-march=rv64gc" in diagnosis[0]
+
+    works = cli("run", str(image), "--kernel", str(kernel), "--machine", "qemu-virt-v",
+                "--", "vsum")
+    assert (works.returncode, works.stdout) == (0, "vl=4\n"), works.stderr
+
+
+@network
+def test_an_ext4_image_boots_from_the_virtio_disk(images: Callable[..., Path], kernel: Path
+                                                  ) -> None:
+    image = images("alpine.ext4")
+    before = image.read_bytes()
+    result = cli("run", str(image), "--kernel", str(kernel), "--",
+                 "sh", "-c", "cat /etc/alpine-release; grep ' / ' /proc/mounts; "
+                             "touch /written")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("3.20.3\n/dev/vda / ext4 rw")
+    assert image.read_bytes() == before  # snapshot mode: the image is never written
+
+
+def test_qemu_user_runs_one_program_of_the_image(alpine: Path) -> None:
+    result = cli("run", "--launcher", "qemu-user", str(alpine), "--",
+                 "/bin/busybox", "uname", "-m")
+    assert (result.returncode, result.stdout) == (0, "riscv64\n"), result.stderr
+    bare = cli("run", "--launcher", "qemu-user", str(alpine), "--", "sh", "-c", "exit 5")
+    assert bare.returncode == 5, bare.stderr
+
+
+def test_missing_qemu_exits_125_with_the_apt_line(alpine: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    result = cli("boot", str(alpine), "--kernel", str(alpine), env={"PATH": str(empty)})
+    assert result.returncode == 125, result.stderr
+    assert "qemu-system-riscv64 is not installed" in result.stderr
+    assert "apt-get install --no-install-recommends qemu-system-misc" in result.stderr
+
+
+@network
+def test_pytest_plugin_boots_once_and_runs_commands(alpine: Path, kernel: Path,
+                                                    tmp_path: Path) -> None:
+    (tmp_path / "test_in_guest.py").write_text(textwrap.dedent("""
+        def test_uname(rvforge_guest):
+            result = rvforge_guest.run(["uname", "-m"])
+            assert (result.status, result.stdout) == (0, b"riscv64\\n")
+
+        def test_status_and_stderr(rvforge_guest):
+            result = rvforge_guest.run("echo oops >&2; exit 3")
+            assert (result.status, result.stderr) == (3, b"oops\\n")
+
+        def test_same_guest(rvforge_guest):
+            rvforge_guest.run("echo kept > /tmp/state")
+            assert rvforge_guest.run(["cat", "/tmp/state"]).stdout == b"kept\\n"
+    """))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
+         str(tmp_path), "--rvforge-image", str(alpine), "--rvforge-kernel", str(kernel),
+         str(tmp_path / "test_in_guest.py")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout
+    assert not qemu_running_with(alpine)
