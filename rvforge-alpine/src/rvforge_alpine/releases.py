@@ -87,14 +87,22 @@ def releases_dir(branch: str) -> str:
 
 def parse_yaml_list(text: str, *, label: str) -> list[dict[str, str]]:
     """Parse the YAML Alpine writes for ``latest-releases.yaml``: a list of flat mappings
-    of scalars (``-`` starts an entry; ``key: value`` lines, optionally quoted values).
+    of scalars (``-`` starts an entry; ``key: value`` lines; values plain or quoted, a
+    quoted one possibly folded over several lines, as ``desc`` is).
 
     Only that shape is accepted; anything else is an error naming the line.
     """
     entries: list[dict[str, str]] = []
     current: dict[str, str] | None = None
+    open_key: str | None = None  # a quoted value continues on the next lines
     for number, raw in enumerate(text.splitlines(), 1):
         stripped = raw.strip()
+        if current is not None and open_key is not None:
+            current[open_key] += " " + stripped
+            if _closed(current[open_key]):
+                current[open_key] = _scalar(current[open_key])
+                open_key = None
+            continue
         if not stripped or stripped.startswith("#") or stripped == "---":
             continue
         if stripped.startswith("-") and (len(stripped) == 1 or stripped[1] == " "):
@@ -110,8 +118,22 @@ def parse_yaml_list(text: str, *, label: str) -> list[dict[str, str]]:
         if not sep or not key or " " in key:
             raise InputError(f"{label} line {number}: expected 'key: value', got "
                              f"{raw.strip()!r}")
-        current[key.strip()] = _scalar(value.strip())
+        value = value.strip()
+        if _closed(value):
+            current[key] = _scalar(value)
+        else:
+            current[key], open_key = value, key
+    if open_key is not None:
+        raise InputError(f"{label}: the quoted value of {open_key!r} never ends")
     return entries
+
+
+def _closed(value: str) -> bool:
+    """False while a quoted scalar's closing quote has not been seen."""
+    if value[:1] not in ("'", '"'):
+        return True
+    body = value[1:].replace('\\"', "") if value[0] == '"' else value[1:].replace("''", "")
+    return value[0] in body
 
 
 def _scalar(value: str) -> str:
