@@ -17,10 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from rvforge import BuildContext
 from rvforge.registry import build_registry
-
 from rvforge_qemu.kernels import resolve_kernel
 
 pytestmark = [pytest.mark.qemu]
@@ -40,7 +38,7 @@ int main(void) {
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300
         ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([RVFORGE, *args], capture_output=True, text=True,
+    return subprocess.run([RVFORGE, *args], check=False, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout)
 
 
@@ -238,7 +236,7 @@ def test_pytest_plugin_boots_once_and_runs_commands(alpine: Path, kernel: Path,
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
          str(tmp_path), "--rvforge-image", str(alpine), "--rvforge-kernel", str(kernel),
          str(tmp_path / "test_in_guest.py")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
     assert not qemu_running_with(alpine)

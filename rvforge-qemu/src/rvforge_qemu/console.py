@@ -38,7 +38,7 @@ class ConsoleWatch:
 
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
-        self._log: BinaryIO = open(log_path, "wb")
+        self._log: BinaryIO = open(log_path, "wb")  # noqa: SIM115 - closed by close()
         self._partial = b""
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.ready = False

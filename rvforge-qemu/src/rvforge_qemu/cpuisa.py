@@ -47,7 +47,7 @@ def _probe(qemu: Path, cpu: str, label: str) -> str:
         result = subprocess.run(
             [str(qemu), "-machine", f"virt,dumpdtb={dtb}", "-cpu", cpu, "-smp", "1",
              "-display", "none", "-nodefaults"],
-            capture_output=True, text=True, timeout=60,
+            check=False, capture_output=True, text=True, timeout=60,
         )
         if result.returncode != 0 or not dtb.is_file():
             raise startup_error(result.stderr, f"machine {label!r} (-cpu {cpu})")

@@ -23,6 +23,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 from rvforge.builtin.init_overlay import CONTROL_PORT, STDERR_PORT, STDOUT_PORT
 
@@ -48,8 +49,8 @@ def channel_args(socket_dir: Path) -> list[str]:
             "-device", "virtio-serial-pci,id=rvforge-serial"]
     for nr, name in enumerate(("ctl", "out", "err"), start=1):
         args += ["-chardev", f"socket,id={name},path={socket_dir / name}",
-                 "-device", f"virtserialport,bus=rvforge-serial.0,nr={nr},chardev={name},"
-                            f"name={PORT_NAMES[name]}"]
+                 "-device", (f"virtserialport,bus=rvforge-serial.0,nr={nr},chardev={name},"
+                             f"name={PORT_NAMES[name]}")]
     return args
 
 
@@ -92,7 +93,8 @@ class Guest:
         with open(self._stderr_path, "wb") as stderr:
             self.process = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only async-signal-safe prctl
             )
         try:
             for name, listener in listeners.items():
@@ -136,7 +138,7 @@ class Guest:
         self._selector.close()
         self.console.close()
 
-    def __enter__(self) -> Guest:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

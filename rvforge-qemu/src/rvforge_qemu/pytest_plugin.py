@@ -29,7 +29,6 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-
 from rvforge import BuildContext, UsageError
 
 from rvforge_qemu.options import DEFAULT_TIMEOUT, LaunchOptions

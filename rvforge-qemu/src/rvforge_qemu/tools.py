@@ -37,7 +37,8 @@ def qemu_version(binary: Path) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _version(binary: str, _mtime: int) -> str:
-    text = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+    text = subprocess.run([binary, "--version"], check=False, capture_output=True,
+                          text=True).stdout
     match = re.search(r"version (\S+)", text)
     return match.group(1) if match else text.strip().splitlines()[0] if text.strip() else "?"
 
@@ -49,7 +50,8 @@ def cpu_models(binary: Path) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=8)
 def _cpu_models(binary: str, _mtime: int) -> frozenset[str]:
-    text = subprocess.run([binary, "-cpu", "help"], capture_output=True, text=True).stdout
+    text = subprocess.run([binary, "-cpu", "help"], check=False, capture_output=True,
+                          text=True).stdout
     return frozenset(line.split()[0] for line in text.splitlines() if line.strip())
 
 

@@ -18,7 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rvforge import (
-    Artifact, BootResult, BuildContext, Launcher, Machine, RunResult, UsageError,
+    Artifact,
+    BootResult,
+    BuildContext,
+    Launcher,
+    Machine,
+    RunResult,
+    UsageError,
 )
 
 from rvforge_qemu.cpuisa import cpu_isa

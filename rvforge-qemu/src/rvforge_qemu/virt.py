@@ -18,7 +18,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rvforge import (
-    Artifact, BootFailedError, BootResult, BuildContext, Kernel, Launcher, Machine, RunResult,
+    Artifact,
+    BootFailedError,
+    BootResult,
+    BuildContext,
+    Kernel,
+    Launcher,
+    Machine,
+    RunResult,
     UsageError,
 )
 
@@ -64,8 +71,8 @@ class QemuVirt(Launcher):
             argv += ["-initrd", str(artifact.path)]
         elif artifact.kind == "disk":
             argv += ["-initrd", str(boot_initramfs(kernel, ctx)),
-                     "-drive", f"file={artifact.path},format=raw,if=none,id=rvforge-disk,"
-                               "snapshot=on",
+                     "-drive", (f"file={artifact.path},format=raw,if=none,id=rvforge-disk,"
+                                "snapshot=on"),
                      "-device", "virtio-blk-pci,drive=rvforge-disk"]
         else:
             raise UsageError(f"{artifact.path}: a {artifact.kind} artifact cannot boot; build "
@@ -209,5 +216,5 @@ def _bootable_machines(launcher: QemuVirt, ctx: BuildContext) -> Iterator[Machin
             continue
         try:
             yield dataclasses.replace(machine, isa=launcher.machine_isa(machine, ctx))
-        except Exception:  # noqa: BLE001 - a profile QEMU rejects cannot be suggested
-            continue
+        except Exception as error:  # noqa: BLE001 - a profile QEMU rejects is not suggested
+            ctx.log.debug("machine not suggested", machine=machine.name, error=str(error))
