@@ -76,13 +76,15 @@ def mirror(mirror_root: Path) -> Iterator[LoopbackMirror]:
 
 @pytest.fixture
 def build(rvforge_cli: Cli, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """``rvforge build --provider alpine ... -o OUT --no-audit`` with a private cache."""
+    """``rvforge build --provider alpine ... -o OUT --no-audit`` with a private cache
+    (``--isa`` spares probing QEMU for the machine's ISA, which an unaudited build does not
+    need)."""
     cache = tmp_path / "cache"
 
     def run(*args: str, output: Path | None = None) -> subprocess.CompletedProcess[str]:
         out = output or tmp_path / "out.tar"
         return rvforge_cli("build", "--provider", "alpine", *args, "-o", str(out),
-                           "--no-audit", env={"RVFORGE_CACHE_DIR": str(cache),
+                           "--no-audit", "--isa", "rv64gc", env={"RVFORGE_CACHE_DIR": str(cache),
                                               "RVFORGE_ALPINE_MIRROR": ""})
 
     return run
@@ -132,7 +134,7 @@ def test_every_release_form_builds_the_real_tarball(
 def test_default_mirror_comes_from_the_environment(
         rvforge_cli: Cli, mirror: LoopbackMirror, tmp_path: Path) -> None:
     result = rvforge_cli("build", "--provider", "alpine", "--release", VERSION, "-o",
-                         str(tmp_path / "out.tar"), "--no-audit",
+                         str(tmp_path / "out.tar"), "--no-audit", "--isa", "rv64gc",
                          env={"RVFORGE_CACHE_DIR": str(tmp_path / "cache"),
                               "RVFORGE_ALPINE_MIRROR": mirror.url})
     assert result.returncode == 0, result.stderr
