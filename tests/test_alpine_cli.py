@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import subprocess
 import tarfile
@@ -11,8 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from rvforge.testing import Fault, LoopbackMirror, loopback_mirror
+from rvforge_alpine.testing import FileSpec, build_apk, new_key, public_pem, write_repository
 
 VERSION = "3.20.3"
 FILE = f"alpine-minirootfs-{VERSION}-riscv64.tar.gz"
@@ -265,7 +266,7 @@ def signing_home(tmp_path: Path) -> Iterator[Path]:
                     "ed25519", "sign", "never"], check=True, capture_output=True)
     yield home
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-                   capture_output=True)
+                   capture_output=True, check=False)
 
 
 def test_release_signature(build: Callable[..., subprocess.CompletedProcess[str]],
@@ -290,3 +291,44 @@ def test_release_signature(build: Callable[..., subprocess.CompletedProcess[str]
     # the explicit opt-out
     result = build("--mirror", mirror.url, "--release", "3.20", "--no-verify-signature")
     assert result.returncode == 0 and "signature NOT checked" in result.stderr
+
+
+def test_packages_from_a_signed_repository(build: Callable[..., subprocess.CompletedProcess[str]],
+                                           alpine_tarball: Path, tmp_path: Path) -> None:
+    """--package through the CLI: a repository signed with a test key that the source
+    tarball trusts, served over HTTP; the package branch comes from /etc/alpine-release."""
+    key_name = "rvforge-cli-test.rsa.pub"
+    key = new_key()
+    source = tmp_path / "rootfs.tar.gz"
+    with tarfile.open(alpine_tarball) as original, tarfile.open(source, "w:gz") as out:
+        for member in original:
+            out.addfile(member, original.extractfile(member) if member.isreg() else None)
+        pem = public_pem(key)
+        info = tarfile.TarInfo(f"./etc/apk/keys/{key_name}")
+        info.size, info.mode = len(pem), 0o644
+        out.addfile(info, io.BytesIO(pem))
+    hello = build_apk(key, key_name, "hello", "1.0-r0",
+                      files=[FileSpec("usr/bin/hello", b"\x7fELF", mode=0o755)],
+                      depends=["so:libc.musl-riscv64.so.1", "cmd:sh"],
+                      scripts={".post-install": b"#!/bin/sh\necho hello\n"})
+    write_repository(tmp_path / "repo", "v3.20", "main", key, key_name, [hello])
+    with loopback_mirror(tmp_path / "repo") as mirror:
+        result = build("--source", str(source), "--mirror", mirror.url, "--package", "hello")
+        assert result.returncode == 0, result.stderr
+        assert "repository index missing" in result.stderr  # no community: a warning
+        missing = build("--source", str(source), "--mirror", mirror.url, "--package", "nosuch",
+                        output=tmp_path / "missing.tar")
+    assert missing.returncode == 2
+    assert "cannot install: world → nosuch: no package provides it" in error_line(missing)
+    assert not (tmp_path / "missing.tar").exists()
+    with tarfile.open(tmp_path / "out.tar") as archive:
+        binary = archive.getmember("./usr/bin/hello")
+        assert (binary.mode, binary.uid, binary.gid) == (0o755, 0, 0)
+        installed = archive.extractfile("./lib/apk/db/installed").read().decode()  # type: ignore[union-attr]
+        world = archive.extractfile("./etc/apk/world").read().decode()  # type: ignore[union-attr]
+        runner = archive.getmember("./etc/rvforge/first-boot.d/50-apk-scripts")
+    assert f"C:{hello.checksum}\nP:hello\nV:1.0-r0\n" in installed
+    assert "\nR:hello\na:0:0:755\n" in installed
+    assert world.split() == ["alpine-baselayout", "alpine-keys", "apk-tools", "busybox",
+                             "hello", "libc-utils"]
+    assert runner.mode == 0o755

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-
 from rvforge import Tree
 from rvforge.archives import read_tarball
-
 from rvforge_alpine.testing import new_key, public_pem
 
 from .gpg_helpers import Signer, make_signer, stop_agent

@@ -38,11 +38,11 @@ def make_signer(home: Path) -> Signer:
 def stop_agent(home: Path) -> None:
     if shutil.which("gpgconf"):
         subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-                       capture_output=True)
+                       capture_output=True, check=False)
 
 
 def _gpg(home: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     result = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--yes",
-                             "--pinentry-mode", "loopback", *args], capture_output=True)
+                             "--pinentry-mode", "loopback", *args], capture_output=True, check=False)
     assert result.returncode == 0, result.stderr.decode()
     return result

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-
 from rvforge import ChecksumMismatchError, EntryKind, InputError, Tree
-
 from rvforge_alpine import apkindex, gzstreams, signatures
 from rvforge_alpine.apkfile import extract, open_apk
 from rvforge_alpine.testing import FileSpec, build_apk, build_index, new_key, public_pem
@@ -95,7 +93,8 @@ def test_apk_verifies_and_extracts(apk_key: rsa.RSAPrivateKey, tmp_path: Path) -
     path = tmp_path / built.file_name
     path.write_bytes(built.data)
     # the three streams form one tar, as apk expects
-    assert len(gzstreams.member_spans(open(path, "rb"), 3, label="x")) == 3
+    with open(path, "rb") as stream:
+        assert len(gzstreams.member_spans(stream, 3, label="x")) == 3
     apk = open_apk(path, keys_of(apk_key), expected_checksum=built.checksum, label="hello")
     assert apk.info.label == "hello-1.0-r0"
     assert apk.scripts == {".post-install": b"#!/bin/sh\necho post\n"}
@@ -124,7 +123,8 @@ def test_apk_with_other_control_checksum(apk_key: rsa.RSAPrivateKey, tmp_path: P
 
 def test_apk_with_replaced_data_stream(apk_key: rsa.RSAPrivateKey, tmp_path: Path) -> None:
     built = build_apk(apk_key, KEY_NAME, "hello", "1.0-r0", files=[FileSpec("a", b"1")])
-    spans = gzstreams.member_spans(open(_write(tmp_path, built.data), "rb"), 2, label="x")
+    with open(_write(tmp_path, built.data), "rb") as stream:
+        spans = gzstreams.member_spans(stream, 2, label="x")
     forged = built.data[: spans[1][1]] + gzip.compress(b"\0" * 1024)
     path = _write(tmp_path, forged)
     with pytest.raises(ChecksumMismatchError, match="data stream"):

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-
 from rvforge import BuildContext, EntryKind, InputError, Tree
 from rvforge.testing import Fault, loopback_mirror
-
 from rvforge_alpine import install_scripts
 from rvforge_alpine.installed_db import INSTALLED, SCRIPTS, TRIGGERS, InstalledDb
 from rvforge_alpine.installer import InstallRequest, install

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from rvforge import Tree
-
 from rvforge_alpine.installed_db import (
-    INSTALLED, InstalledDb, InstalledFile, parse_world, render_world,
+    INSTALLED,
+    InstalledDb,
+    InstalledFile,
+    parse_world,
+    render_world,
 )
 from rvforge_alpine.pkginfo import Dependency, PackageInfo
 

@@ -6,9 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 from rvforge import InputError
-
 from rvforge_alpine import openpgp
 
 from .gpg_helpers import Signer

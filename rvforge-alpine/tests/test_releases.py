@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
 from rvforge import InputError, UsageError
-
 from rvforge_alpine.releases import (
-    ReleaseRequest, from_latest_releases, parse_checksum_file, parse_yaml_list,
+    ReleaseRequest,
+    from_latest_releases,
+    parse_checksum_file,
+    parse_yaml_list,
 )
 
 SHA256 = "290d402a3e2770a74e86caf1e43205dbf337b9aec1610c6c6d8ffbd2d52796a1"

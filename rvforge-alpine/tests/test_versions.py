@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
+import itertools
 
+import pytest
 from rvforge_alpine import versions
 
 ASCENDING = [
@@ -13,7 +14,7 @@ ASCENDING = [
 ]
 
 
-@pytest.mark.parametrize("lower, higher", list(zip(ASCENDING, ASCENDING[1:])))
+@pytest.mark.parametrize("lower, higher", list(itertools.pairwise(ASCENDING)))
 def test_ordering(lower: str, higher: str) -> None:
     assert versions.compare(lower, higher) == -1
     assert versions.compare(higher, lower) == 1

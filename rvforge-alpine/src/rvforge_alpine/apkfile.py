@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric import rsa
-
 from rvforge import ChecksumMismatchError, EntryKind, HostFile, InputError, Tree
 from rvforge.archives import add_tar_member
 

@@ -11,7 +11,6 @@ import io
 import tarfile
 
 from cryptography.hazmat.primitives.asymmetric import rsa
-
 from rvforge import InputError
 
 from rvforge_alpine import gzstreams, signatures

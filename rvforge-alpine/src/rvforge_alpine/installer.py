@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
-
 from rvforge import BuildContext, InputError, Tree
 from rvforge.download import fetch
 from rvforge.progress import Progress

@@ -7,11 +7,11 @@ index is verified against the tree's ``/etc/apk/keys`` before it is used or cach
 from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric import rsa
-
 from rvforge import BuildContext, InputError
 from rvforge.download import join_url
 
-from rvforge_alpine import apkindex, mirror as mirrors
+from rvforge_alpine import apkindex
+from rvforge_alpine import mirror as mirrors
 from rvforge_alpine.pkginfo import PackageInfo
 from rvforge_alpine.releases import ARCH
 
