@@ -1,0 +1,66 @@
+"""``--configure vm``: debootstrap's second stage inside ``qemu-system-riscv64``.
+
+No root and no binfmt_misc: the unpacked tree (with the first-boot hook and rvforge's
+``/init``) is packed as an uncompressed initramfs and booted through the registered
+``qemu-virt`` launcher; the guest runs the hook (preinsts, ``dpkg --configure -a``) and
+writes the configured root filesystem as a tar stream (numeric owners, one file system,
+so ``/proc``, ``/sys``, ``/dev`` and the tmpfs mounts stay out) on its standard output,
+which the launcher returns. That tar replaces the tree's contents.
+"""
+
+from __future__ import annotations
+
+from rvforge import BootFailedError, BuildContext, InputError, ToolMissingError, Tree
+from rvforge.archives import read_tarball
+from rvforge.options import build_options
+from rvforge.pipeline import Step, pack
+
+from rvforge_debootstrap.firstboot import HOOK
+
+LAUNCHER = "qemu-virt"
+MACHINE = "qemu-virt"
+TIMEOUT = 900.0
+MEMORY_MB = 2048
+SCRIPT = (f"{HOOK} >&2 && cd / && "
+          "tar --numeric-owner --one-file-system --exclude=./init -cf - .")
+
+
+def configure_in_vm(tree: Tree, ctx: BuildContext) -> None:
+    """Configure ``tree`` in a VM and replace its contents with the configured tree."""
+    registry = ctx.registry
+    if LAUNCHER not in registry.launchers or "init" not in registry.overlays:
+        raise ToolMissingError(f"--configure vm needs the {LAUNCHER!r} launcher and the "
+                               "'init' overlay: install rvforge-qemu, or use --configure "
+                               "first-boot")
+    boot_tree = tree.copy()
+    init_cls = registry.overlays.get("init")
+    init_cls().apply(boot_tree, build_options(init_cls.Options, {"replace": True},
+                                              owner="overlay 'init'"), ctx)
+    work = ctx.scratch("debootstrap", "vm")
+    artifact = pack(registry, boot_tree, Step("cpio", None), "cpio", work / "configure.cpio",
+                    ctx)
+    launcher_cls = registry.launchers.get(LAUNCHER)
+    options = build_options(launcher_cls.Options, {"timeout": TIMEOUT, "memory": MEMORY_MB},
+                            owner=f"launcher {LAUNCHER!r}")
+    machine = registry.machines.get(MACHINE)
+    ctx.log.info("configuring in a VM", machine=MACHINE, image_bytes=artifact.size)
+    result = launcher_cls().run(artifact, machine, ["sh", "-c", SCRIPT], options, ctx)
+    if not result.ok or result.status != 0:
+        tail = " | ".join(result.stderr.decode(errors="replace").strip().splitlines()[-5:])
+        reason = result.reason or f"exit status {result.status}"
+        raise BootFailedError(f"--configure vm: the second stage failed in the VM ({reason}): "
+                              f"{tail}")
+    stream = work / "configured.tar"
+    stream.write_bytes(result.stdout)
+    configured = read_tarball(stream, work / "contents", label="the configured tree")
+    stream.unlink()
+    if "install ok unpacked" in configured.read_text("/var/lib/dpkg/status"):
+        raise InputError("--configure vm: dpkg left packages unconfigured; see the console "
+                         "log, or use --configure first-boot")
+    for child in tree.children("/"):
+        tree.remove(child.path)
+    for entry in configured:  # archive order: a hardlink comes after its target
+        if entry.path != "/":
+            tree.add(entry)
+    ctx.log.info("configured in a VM", seconds=round(result.seconds, 1),
+                 entries=len(tree))
