@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,25 @@ def test_user_profile_settings() -> None:
     assert settings.bios == "default"
     with pytest.raises(UsageError, match="unknown setting 'cpux'"):
         settings_of(Machine("typo", "qemu-virt", "", options={"cpux": "rv64"}))
+
+
+def test_user_profiles_from_rvforge_toml(tmp_path: Path) -> None:
+    config = tmp_path / "rvforge.toml"
+    config.write_text(
+        '[machines.wide]\ncpu = "rv64,v=true,vlen=512,elen=64"\nmemory = 4096\ncpus = 4\n\n'
+        '[machines.too-wide]\ncpu = "rv64,v=true,vlen=2048"\n')
+    rvforge = str(Path(sys.executable).with_name("rvforge"))
+    listed = subprocess.run([rvforge, "machines", "--format", "json", "--config", str(config)],
+                            capture_output=True, text=True, check=True)
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows["wide"]["isa"].startswith("rv64imafdcvh") and rows["wide"]["isa"].endswith(
+        "_zvl512b")
+    assert (rows["wide"]["memory_mb"], rows["wide"]["cpus"]) == (4096, 4)
+    assert rows["too-wide"]["isa"] is None
+    assert "VLEN in the range [128, 1024]" in rows["too-wide"]["error"]
+    boot = subprocess.run([rvforge, "boot", str(config), "--machine", "too-wide", "--config",
+                           str(config)], capture_output=True, text=True, check=False)
+    assert boot.returncode == 2
+    assert ("machine 'too-wide' (-cpu rv64,v=true,vlen=2048): QEMU refused to start: Vector "
+            "extension implementation only supports VLEN in the range [128, 1024]"
+            ) in boot.stderr

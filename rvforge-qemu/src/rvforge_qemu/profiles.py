@@ -35,7 +35,7 @@ OPTIONAL_PROFILES = (
     ("qemu-virt-max", "max", "QEMU virt, -cpu max: every extension this QEMU implements"),
     ("qemu-virt-rva23", "rva23s64", "QEMU virt, -cpu rva23s64: the RVA23 profile"),
 )
-"""Registered only when the installed QEMU knows the CPU model (QEMU 9+)."""
+"""Registered only when the installed QEMU knows the CPU model (QEMU 7.2 has neither)."""
 
 
 @dataclass(frozen=True)
