@@ -4,11 +4,16 @@ prints one line naming the problem (no traceback), and leaves no output file."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from rvforge.cli import app
 
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"
 
@@ -26,6 +31,12 @@ TARBALL_CASES = {
 }
 
 
+def invoke(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in-process (as the ``rvforge`` script would) and capture its streams."""
+    result = CliRunner().invoke(app, list(args))
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int,
                           message: str) -> None:
     lines = result.stderr.strip().splitlines()
@@ -36,17 +47,17 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int,
 
 
 @pytest.mark.parametrize("name", sorted(TARBALL_CASES))
-def test_bad_tarball_source(rvforge_cli, tmp_path: Path, name: str) -> None:
+def test_bad_tarball_source(tmp_path: Path, name: str) -> None:
     out = tmp_path / "out" / "image.cpio.gz"
-    result = rvforge_cli("--quiet", "build", "--provider", "local", "--source",
+    result = invoke("--quiet", "build", "--provider", "local", "--source",
                          str(CORPUS / name), "-o", str(out))
     assert_one_line_error(result, 2, TARBALL_CASES[name])
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
 
 
 @pytest.mark.parametrize("name", sorted(TARBALL_CASES))
-def test_bad_tarball_audit(rvforge_cli, name: str) -> None:
-    result = rvforge_cli("--quiet", "audit", str(CORPUS / name))
+def test_bad_tarball_audit(name: str) -> None:
+    result = invoke("--quiet", "audit", str(CORPUS / name))
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
@@ -71,29 +82,36 @@ def test_bad_tarball_audit(rvforge_cli, name: str) -> None:
     (["--provider", "local", "--source", ".", "-o", "/dev/null/x.cpio.gz"], 2,
      "/dev/null"),
 ])
-def test_bad_command_lines(rvforge_cli, tmp_path: Path, args: list[str], code: int,
+def test_bad_command_lines(tmp_path: Path, monkeypatch, args: list[str], code: int,
                            message: str) -> None:
-    result = rvforge_cli("--quiet", "build", *args, cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("--quiet", "build", *args)
     assert_one_line_error(result, code, message)
     assert not (tmp_path / "build").exists()
 
 
-def test_unwritable_output_directory(rvforge_cli, tmp_path: Path, alpine_tarball) -> None:
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to uid 65534 needs root")
+def test_unwritable_output_directory(alpine_tarball) -> None:
     """As an unprivileged user (uid 65534), a read-only output directory is a clear error."""
-    out_dir = tmp_path / "readonly"
-    out_dir.mkdir()
-    os.chmod(out_dir, 0o555)
-    os.chmod(tmp_path, 0o755)
-    source = tmp_path / "rootfs.tar.gz"
-    source.write_bytes(alpine_tarball.read_bytes())
-    os.chmod(source, 0o644)
-    exe = str(Path(sys.executable).with_name("rvforge"))
-    result = subprocess.run(
-        ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", exe, "--quiet",
-         "build",
-         "--provider", "local", "--source", str(source), "-o", str(out_dir / "x.cpio.gz"),
-         "--no-audit"],
-        capture_output=True, text=True, env={**os.environ, "HOME": str(tmp_path),
-                                             "XDG_CACHE_HOME": str(tmp_path / "cache")})
-    assert_one_line_error(result, 2, "cannot write")
-    assert list(out_dir.iterdir()) == []
+    base = Path(tempfile.mkdtemp(prefix="rvforge-nobody-"))
+    try:
+        base.chmod(0o755)
+        source = base / "rootfs.tar.gz"
+        shutil.copyfile(alpine_tarball, source)
+        source.chmod(0o644)
+        home, out_dir = base / "home", base / "readonly"
+        home.mkdir(mode=0o777)
+        home.chmod(0o777)
+        out_dir.mkdir(mode=0o555)
+        exe = str(Path(sys.executable).with_name("rvforge"))
+        result = subprocess.run(
+            ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", exe,
+             "--quiet", "build", "--provider", "local", "--source", str(source),
+             "-o", str(out_dir / "x.cpio.gz"), "--no-audit"],
+            capture_output=True, text=True,
+            env={**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache"),
+                 "TMPDIR": str(home)})
+        assert_one_line_error(result, 2, f"{out_dir / 'x.cpio.gz'}: cannot write")
+        assert list(out_dir.iterdir()) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
