@@ -240,3 +240,20 @@ def test_pytest_plugin_boots_once_and_runs_commands(alpine: Path, kernel: Path,
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
     assert not qemu_running_with(alpine)
+
+
+@network
+@pytest.mark.slow
+def test_a_debian_minbase_disk_image_runs_commands_with_dash(kernel: Path, tmp_path: Path
+                                                             ) -> None:
+    """No busybox, no base64, no poweroff: the init protocol needs only POSIX sh (dash),
+    mount and the sysrq trigger; the disk boots through the module-loading stub."""
+    image = tmp_path / "debian.ext4"
+    built = cli("build", "--provider", "debootstrap", "-o", str(image), timeout=900)
+    assert built.returncode == 0, built.stderr
+    result = cli("run", str(image), "--kernel", str(kernel), "--", "sh", "-c",
+                 'readlink -f /bin/sh; command -v busybox || echo no-busybox; '
+                 'echo "$@"; exit 9', "sh", "a  b")
+    assert result.returncode == 9, result.stderr
+    assert result.stdout == "/usr/bin/dash\nno-busybox\na  b\n"
+    assert not qemu_running_with(image)
