@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import zstandard
-
 from rvforge.archives import read_tarball
 from rvforge.compression import compression_of, open_compressed, open_decompressed
 
@@ -90,10 +89,10 @@ def test_xz_uses_the_crc32_check_the_kernel_supports(tmp_path: Path) -> None:
 def test_a_failure_mid_stream_stops_the_compressor_threads(elf_data: bytes,
                                                            tmp_path: Path) -> None:
     before = threading.active_count()
-    with pytest.raises(RuntimeError, match="boom"):
-        with open_compressed(tmp_path / "x.gz", "gz") as stream:
-            stream.write(elf_data)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), \
+            open_compressed(tmp_path / "x.gz", "gz") as stream:
+        stream.write(elf_data)
+        raise RuntimeError("boom")
     assert threading.active_count() == before
 
 

@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from rvforge import EntryKind, InputError, Tree, UnsafePathError
 from rvforge.archives import read_tarball
 from rvforge.cpio import read_cpio, with_device_nodes, write_cpio

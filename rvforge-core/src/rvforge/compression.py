@@ -16,6 +16,7 @@ accepts, and the same bytes for the same input:
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import lzma
 import zlib
@@ -140,7 +141,5 @@ def _compressor(raw: BinaryIO, kind: str) -> BinaryIO:
 
 def _abandon(writer: BinaryIO) -> None:
     """Close a compressor after a failure (ending its threads); its own errors are moot."""
-    try:
+    with contextlib.suppress(Exception):  # the original error is what matters
         writer.close()
-    except Exception:  # noqa: BLE001 - the original error is what matters
-        pass

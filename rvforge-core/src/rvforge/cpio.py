@@ -126,8 +126,8 @@ def _write_member(tree: Tree, entry: Entry, inode: _Inode, subdirs: dict[str, in
     name = "." if entry.path == "/" else entry.path[1:]
     meta = tree.data_entry(entry) if entry.kind is EntryKind.HARDLINK else entry
     mtime = min(max(meta.mtime, 0), epoch)
-    common = dict(ino=inode.number, mode=meta.st_mode, uid=meta.uid, gid=meta.gid,
-                  mtime=mtime, member=entry.path)
+    common = {"ino": inode.number, "mode": meta.st_mode, "uid": meta.uid, "gid": meta.gid,
+              "mtime": mtime, "member": entry.path}
     if entry.kind is EntryKind.DIR:
         out.write(_header(name, nlink=2 + subdirs.get(entry.path, 0), size=0, **common))
     elif entry.kind is EntryKind.SYMLINK:
@@ -257,7 +257,7 @@ class _Reader:
 
     def _add(self, m: _Member) -> None:
         fmt = stat.S_IFMT(m.mode)
-        common = dict(mode=m.mode & 0o7777, uid=m.uid, gid=m.gid, mtime=m.mtime)
+        common = {"mode": m.mode & 0o7777, "uid": m.uid, "gid": m.gid, "mtime": m.mtime}
         where = f"{self.label}: member {m.name!r}"
         if fmt == stat.S_IFREG:
             self._add_file(m, common)

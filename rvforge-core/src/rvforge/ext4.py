@@ -95,7 +95,7 @@ def write_ext4(tree: Tree, output: Path, *, epoch: int, scratch: Path,
         raise Ext4Error(f"mke2fs failed (exit {result.returncode}) making {output.name}: "
                         f"{_last_line(result.stderr)}")
     result = subprocess.run([tools.debugfs, "-w", "-f", str(script), str(output)],
-                            capture_output=True, text=True, env=env,
+                            check=False, capture_output=True, text=True, env=env,
                             errors="surrogateescape")
     problems = [line for line in result.stderr.splitlines()
                 if line.strip() and not line.startswith("debugfs ")]
@@ -204,7 +204,7 @@ def _mke2fs(tools: E2fsprogs, tree: Tree, stage: Path, output: Path, size: int,
         "-N", str(inodes), "-L", "rootfs", "-U", seed, "-E", f"hash_seed={seed}",
         "-d", str(stage), str(output), f"{size // 1024}k",
     ]
-    return subprocess.run(command, capture_output=True, text=True, env=env,
+    return subprocess.run(command, check=False, capture_output=True, text=True, env=env,
                           errors="surrogateescape")
 
 
