@@ -63,8 +63,9 @@ exec </dev/console >/dev/console 2>&1
 
 rvforge_port() {
     for p in /sys/class/virtio-ports/*; do
+        [ -r "$p/name" ] || continue
         name=
-        read -r name < "$p/name" 2>/dev/null
+        read -r name < "$p/name"
         if [ "$name" = "$1" ]; then
             echo "/dev/${p##*/}"
             return 0
