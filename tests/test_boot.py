@@ -207,6 +207,19 @@ def test_qemu_user_runs_one_program_of_the_image(alpine: Path) -> None:
     assert bare.returncode == 5, bare.stderr
 
 
+def test_qemu_user_runs_with_the_profiles_cpu(images: Callable[..., Path],
+                                              riscv_cc: Callable[..., Path]) -> None:
+    vsum = riscv_cc(VSETVLI_C, "vsum", "-static", "-O2", "-march=rv64gcv")
+    image = images("vector.cpio.gz", "--no-audit", "--overlay", f"{vsum}:/usr/bin/vsum")
+    vector = cli("run", "--launcher", "qemu-user", "--machine", "qemu-virt-v", str(image),
+                 "--", "vsum")
+    assert (vector.returncode, vector.stdout, vector.stderr) == (0, "vl=4\n", "")
+    plain = cli("run", "--launcher", "qemu-user", "--machine", "qemu-virt", str(image),
+                "--", "vsum")
+    assert plain.returncode == 132, plain.stderr
+    assert "rvforge: illegal instruction in vsum" in plain.stderr
+
+
 def test_missing_qemu_exits_125_with_the_apt_line(alpine: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty-path"
     empty.mkdir()

@@ -64,8 +64,10 @@ class QemuUser(Launcher):
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, start_new_session=True)
         try:
-            finished = _tee(process, sink(stdout, options.stream, err=False),
-                            sink(stderr, options.stream, err=True), start + options.timeout)
+            errors = _DropNotice(sink(stderr, options.stream, err=True))
+            finished = _tee(process, sink(stdout, options.stream, err=False), errors,
+                            start + options.timeout)
+            errors.flush()
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
@@ -113,6 +115,37 @@ def _resolve(root: Path, path: str, hops: int = 40) -> Path | None:
         elif not host.exists():
             return None
     return root / current.lstrip("/") if hops > 0 else None
+
+
+QEMU_NOTICE = b"vector version is not specified, use the default value v1.0\n"
+"""What QEMU 7.2 prints on stderr for a vector CPU string: not the program's output."""
+
+
+class _DropNotice:
+    """A stderr sink that drops QEMU's own notice at the very start of the stream."""
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self._write = write
+        self._head = b""
+        self._passing = False
+
+    def __call__(self, data: bytes) -> None:
+        if self._passing:
+            self._write(data)
+            return
+        self._head += data
+        if QEMU_NOTICE.startswith(self._head):
+            return  # may still be the notice
+        self._passing = True
+        rest = self._head.removeprefix(QEMU_NOTICE)
+        if rest:
+            self._write(rest)
+
+    def flush(self) -> None:
+        """Write what was held back (output that only looked like the notice's start)."""
+        if not self._passing and self._head != QEMU_NOTICE:
+            self._write(self._head)
+        self._passing = True
 
 
 def _tee(process: subprocess.Popen[bytes], out: Callable[[bytes], None],
