@@ -94,7 +94,7 @@ class Guest:
             self.process = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only async-signal-safe prctl
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only async-signal-safe prctl
             )
         try:
             for name, listener in listeners.items():
@@ -259,7 +259,7 @@ class Guest:
                     self._sinks[name](data)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: get SIGKILL when the parent dies (Linux)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

@@ -32,7 +32,7 @@ from rvforge import (
 from rvforge_qemu.console import IllegalInstruction
 from rvforge_qemu.cpuisa import cpu_isa
 from rvforge_qemu.diskboot import boot_initramfs
-from rvforge_qemu.guest import Guest, GuestFailure, channel_args
+from rvforge_qemu.guest import Guest, GuestFailure, channel_args, die_with_parent
 from rvforge_qemu.image import image_file_finder
 from rvforge_qemu.kernels import resolve_kernel
 from rvforge_qemu.options import LaunchOptions, command_script, sink
@@ -169,7 +169,7 @@ class QemuVirt(Launcher):
         argv += ["-serial", "mon:stdio"]
         ctx.log.info("interactive console: Ctrl-A X quits QEMU, 'poweroff -f' the guest")
         start = time.monotonic()
-        process = subprocess.Popen(argv, start_new_session=False)
+        process = subprocess.Popen(argv, preexec_fn=die_with_parent)  # noqa: PLW1509
         try:
             status = process.wait()
         finally:
