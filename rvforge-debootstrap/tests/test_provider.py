@@ -3,7 +3,6 @@ riscv64, extra packages, the ISA audit, the CLI's exit codes."""
 
 from __future__ import annotations
 
-import os
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -107,14 +106,3 @@ def test_bad_variant_is_a_usage_error(rvforge_cli: Callable[..., object]) -> Non
     assert result.returncode == 2
     assert "--variant must be one of extract, essential, minbase, standard" in result.stderr
 
-
-def test_no_mirror_anywhere_exits_2(debian_ctx: BuildContext, monkeypatch) -> None:
-    """Without --mirror, the variable or apt sources, the error asks for --mirror."""
-    from rvforge import UsageError
-
-    from rvforge_debootstrap import mirror
-
-    monkeypatch.delenv("RVFORGE_DEBIAN_MIRROR", raising=False)
-    monkeypatch.setattr(mirror, "APT_ETC", Path(os.devnull) / "nothing")
-    with pytest.raises(UsageError, match="pass --mirror URL"):
-        mirror.choose_mirror(None, apt_etc=mirror.APT_ETC)

@@ -20,7 +20,12 @@ from rvforge_debootstrap.firstboot import HOOK
 LAUNCHER = "qemu-virt"
 MACHINE = "qemu-virt"
 TIMEOUT = 900.0
-MEMORY_MB = 2048
+MIN_MEMORY_MB = 2048
+
+
+def memory_for(tree: Tree) -> int:
+    """RAM for the VM: the initramfs and its unpacked copy, plus room for dpkg and tar."""
+    return max(MIN_MEMORY_MB, (tree.stats().file_bytes * 5 // 2 >> 20) + 1024)
 SCRIPT = (f"{HOOK} >&2 && cd / && "
           "tar --numeric-owner --one-file-system --exclude=./init -cf - .")
 
@@ -40,7 +45,8 @@ def configure_in_vm(tree: Tree, ctx: BuildContext) -> None:
     artifact = pack(registry, boot_tree, Step("cpio", None), "cpio", work / "configure.cpio",
                     ctx)
     launcher_cls = registry.launchers.get(LAUNCHER)
-    options = build_options(launcher_cls.Options, {"timeout": TIMEOUT, "memory": MEMORY_MB},
+    options = build_options(launcher_cls.Options,
+                            {"timeout": TIMEOUT, "memory": memory_for(tree)},
                             owner=f"launcher {LAUNCHER!r}")
     machine = registry.machines.get(MACHINE)
     ctx.log.info("configuring in a VM", machine=MACHINE, image_bytes=artifact.size)
