@@ -83,7 +83,7 @@ def _elf_files() -> set[str]:
 
 
 def warm(directory: Path) -> None:
-    subprocess.run(f"find . -type f -exec cat {{}} + > /dev/null", shell=True,
+    subprocess.run("find . -type f -exec cat {} + > /dev/null", shell=True,
                    cwd=directory, check=True)
 
 
