@@ -54,8 +54,8 @@ def provide_with_tool(options: DebootstrapOptions, ctx: BuildContext) -> Tree:
     if shutil.which(tool) is None:
         raise ToolMissingError(f"{tool} is missing: apt-get install {tool}, or use "
                                "--backend python")
-    target = ctx.scratch("debootstrap", tool)
-    shutil.rmtree(target)
+    target = ctx.scratch("debootstrap", tool)  # an empty directory: mmdebstrap writes a
+    # tarball unless its target is one
     argv = command(options, str(target))
     ctx.log.info("running", argv=" ".join(argv))
     result = subprocess.run(argv, capture_output=True, text=True)
