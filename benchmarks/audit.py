@@ -1,0 +1,139 @@
+"""Benchmark the audit against the tools people use today, in the same run.
+
+1. Attribute audit (the ``isa`` auditor, no ``--deep``) of a Debian minbase-sized tree
+   (~300 ELF files from trixie riscv64 packages) vs
+   ``find DIR -type f -exec riscv64-linux-gnu-readelf -A {} +``. Both warm (page cache).
+2. The deep sweep of a large real library (``libtorch_cpu.so`` from Debian's riscv64
+   ``libtorch2.6``, ~100 MB of code) vs ``riscv64-linux-gnu-objdump -d``.
+
+Packages are fetched through rvforge-debootstrap's verified archive into the rvforge cache
+once. Run: ``uv run python benchmarks/audit.py`` (``--no-torch`` skips part 2's download).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rvforge import pipeline
+from rvforge.archives import read_directory
+from rvforge.builtin.auditors.isa import sweep_file
+from rvforge.builtin.auditors.scan import elf_files
+from rvforge.context import BuildContext
+from rvforge.machines import Machine
+from rvforge.registry import build_registry
+
+MINBASE = (
+    "base-files libc6 libgcc-s1 libstdc++6 bash coreutils dash diffutils findutils grep gzip "
+    "hostname login ncurses-bin perl-base sed tar util-linux libacl1 libattr1 libselinux1 "
+    "libpcre2-8-0 libzstd1 liblzma5 libbz2-1.0 zlib1g libcrypt1 libtinfo6 libsystemd0 libudev1 "
+    "libcap2 libmd0 dpkg apt libapt-pkg7.0 libgnutls30t64 libssl3t64 libaudit1 libpam0g "
+    "libpam-modules libpam-modules-bin mawk libsmartcols1 libblkid1 libmount1 libuuid1 gpgv "
+    "libseccomp2 libxxhash0 libgmp10 libnettle8t64 libhogweed6t64 libidn2-0 libunistring5 "
+    "libtasn1-6 libp11-kit0 libffi8 e2fsprogs libext2fs2t64 libcom-err2 libss2 passwd "
+    "libsemanage2 libsepol2 libcap-ng0 bsdutils sysvinit-utils mount libdb5.3t64 debianutils "
+    "libsqlite3-0 liblz4-1 libgcrypt20 libgpg-error0 libkmod2 procps libproc2-0"
+).split()
+TARGET = Machine("rv64gc", "", "rv64gc")
+
+
+def best_of(runs: int, func) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def attribute_audit(ctx: BuildContext, root: Path) -> None:
+    registry = ctx.registry
+    from rvforge_debootstrap.archive import DebianArchive, extract_deb_to_dir
+
+    archive = DebianArchive(ctx)
+    names = [n for n in MINBASE if _known(archive, n)]
+    debs = archive.download_many(names)
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    for path in debs.values():
+        extract_deb_to_dir(path, root)
+
+    def ours() -> int:
+        tree = read_directory(root, owners="root")
+        report = pipeline.audit(registry, tree, TARGET, ctx, ["isa"])
+        return len(report.files)
+
+    def readelf() -> None:
+        subprocess.run(f"find {root} -type f -exec riscv64-linux-gnu-readelf -A {{}} +",
+                       shell=True, check=False, capture_output=True)
+
+    count = ours()  # warms the page cache
+    readelf()
+    t_ours, t_readelf = best_of(3, ours), best_of(3, readelf)
+    print(f"## attribute audit: {len(debs)} packages, {count} ELF files")
+    print(f"rvforge isa auditor (read tree + audit): {t_ours:.3f} s")
+    print(f"find -exec readelf -A:                    {t_readelf:.3f} s")
+    print(f"speed-up: {t_readelf / t_ours:.1f}x")
+
+
+def deep_sweep(ctx: BuildContext, package: str, member: str, objdump: bool) -> None:
+    from rvforge_debootstrap.archive import DebianArchive, extract_deb_to_dir
+
+    archive = DebianArchive(ctx)
+    deb = archive.download(package)
+    dest = ctx.scratch("deep", package)
+    extract_deb_to_dir(deb, dest)
+    library = next(p for p in dest.rglob(member) if not p.is_symlink())
+    tree = read_directory(library.parent, owners="root")
+    elf = elf_files(tree)[f"/{library.name}"]
+    assert elf.info is not None
+    code = sum(c.size for c in elf.info.code)
+    result = None
+
+    def ours() -> None:
+        nonlocal result
+        result = sweep_file(elf)
+
+    t_ours = best_of(3, ours)
+    print(f"## deep sweep: {library.name} from {package}: {code / 1e6:.1f} MB of code")
+    print(f"rvforge sweep: {t_ours:.2f} s = {code / 1e6 / t_ours:.0f} MB/s; "
+          f"{result.total} instructions, {dict(result.instructions)}")
+    if objdump:
+        start = time.perf_counter()
+        subprocess.run(["riscv64-linux-gnu-objdump", "-d", str(library)], check=True,
+                       stdout=subprocess.DEVNULL)
+        t_objdump = time.perf_counter() - start
+        print(f"objdump -d:    {t_objdump:.1f} s = {code / 1e6 / t_objdump:.1f} MB/s")
+        print(f"speed-up: {t_objdump / t_ours:.0f}x")
+
+
+def _known(archive, name: str) -> bool:
+    try:
+        archive.package(name)
+        return True
+    except Exception:  # noqa: BLE001 - a package renamed in this suite is left out
+        print(f"(skipping {name}: not in the index)", file=sys.stderr)
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-torch", action="store_true",
+                        help="sweep libopenblas instead of downloading libtorch (49 MB)")
+    parser.add_argument("--no-objdump", action="store_true", help="skip the objdump run")
+    args = parser.parse_args()
+    with BuildContext(build_registry()) as ctx:
+        attribute_audit(ctx, ctx.cache("benchmarks", "minbase"))
+        if args.no_torch:
+            deep_sweep(ctx, "libopenblas0-pthread", "libopenblasp-r*.so", not args.no_objdump)
+        else:
+            deep_sweep(ctx, "libtorch2.6", "libtorch_cpu.so*", not args.no_objdump)
+
+
+if __name__ == "__main__":
+    main()
