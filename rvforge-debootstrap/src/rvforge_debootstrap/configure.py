@@ -5,25 +5,25 @@ This runs riscv64 code, so it happens where riscv64 code can run:
 ``first-boot``
     the image's ``/init`` does it on first boot (:mod:`rvforge_debootstrap.firstboot`).
 ``binfmt``
-    a ``chroot`` on this host through a registered ``qemu-riscv64`` binfmt_misc handler
-    (needs root and the handler).
+    a ``chroot`` on this host through a registered ``qemu-riscv64`` binfmt_misc handler:
+    not implemented yet (an error says so and names the alternatives).
 ``vm``
     inside ``qemu-system-riscv64`` through the registered ``qemu-virt`` launcher.
 ``none``
     unpacked only (mmdebstrap's ``extract``).
 ``auto``
-    ``binfmt`` when a handler is registered and rvforge runs as root, else ``first-boot``.
+    ``first-boot``.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from rvforge import BuildContext, ToolMissingError, Tree
+from rvforge import BuildContext, ToolMissingError, Tree, UsageError
 
 from rvforge_debootstrap.dpkgdb import Unpacked
 from rvforge_debootstrap.firstboot import install_first_boot
+from rvforge_debootstrap.vm import configure_in_vm
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
@@ -37,35 +37,21 @@ def binfmt_handler(arch: str = "riscv64") -> Path | None:
         return None
 
 
-def choose_mode(mode: str, arch: str) -> str:
-    """Resolve ``auto`` to a concrete mode."""
-    if mode != "auto":
-        return mode
-    if binfmt_handler(arch) is not None and os.geteuid() == 0:
-        return "binfmt"
-    return "first-boot"
-
-
 def configure(tree: Tree, packages: list[Unpacked], mode: str, arch: str,
               ctx: BuildContext) -> str:
     """Configure ``tree`` in ``mode``; return the mode used."""
-    mode = choose_mode(mode, arch)
+    mode = "first-boot" if mode == "auto" else mode
     ctx.log.info("configure", mode=mode)
     if mode == "none":
         return mode
-    install_first_boot(tree, [p.info_name for p in packages], arch)
-    if mode == "first-boot":
-        return mode
     if mode == "binfmt":
-        from rvforge_debootstrap.chroot import configure_in_chroot
-
         if binfmt_handler(arch) is None:
             raise ToolMissingError(
-                f"--configure binfmt: no enabled qemu-{arch} handler in {BINFMT_DIR}; "
-                "install qemu-user-binfmt (needs root), or use --configure vm or first-boot")
-        configure_in_chroot(tree, ctx)
-        return mode
-    from rvforge_debootstrap.vm import configure_in_vm
-
-    configure_in_vm(tree, ctx)
+                f"--configure binfmt: no enabled qemu-{arch} handler in {BINFMT_DIR}; use "
+                "--configure vm or first-boot")
+        raise UsageError("--configure binfmt is not implemented yet; use --configure vm "
+                         "(no root needed) or first-boot")
+    install_first_boot(tree, [p.info_name for p in packages], arch)
+    if mode == "vm":
+        configure_in_vm(tree, ctx)
     return mode
