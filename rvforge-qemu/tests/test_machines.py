@@ -130,3 +130,17 @@ def test_user_profiles_from_rvforge_toml(tmp_path: Path) -> None:
     assert ("machine 'too-wide' (-cpu rv64,v=true,vlen=2048): QEMU refused to start: Vector "
             "extension implementation only supports VLEN in the range [128, 1024]"
             ) in boot.stderr
+
+
+def test_a_firmware_qemu_cannot_load_is_an_error_quoting_qemu(tmp_path: Path) -> None:
+    config = tmp_path / "rvforge.toml"
+    config.write_text('[machines.nofw]\nbios = "/nonexistent/fw.bin"\n')
+    image = tmp_path / "image.cpio"
+    image.write_bytes(b"070701" + b"0" * 504)  # QEMU refuses before reading it
+    rvforge = str(Path(sys.executable).with_name("rvforge"))
+    result = subprocess.run([rvforge, "boot", str(image), "--machine", "nofw", "--kernel",
+                             str(image), "--config", str(config)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 2, result.stderr
+    assert ("machine 'nofw': QEMU refused to start: Unable to load the RISC-V firmware "
+            '"/nonexistent/fw.bin"') in result.stderr

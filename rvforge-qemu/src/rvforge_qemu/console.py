@@ -45,6 +45,11 @@ class ConsoleWatch:
         self.panic: str | None = None
         self.sigills: list[IllegalInstruction] = []
 
+    @property
+    def seen_output(self) -> bool:
+        """Whether the console has said anything yet."""
+        return self._log.tell() > 0
+
     def feed(self, data: bytes) -> None:
         self._log.write(data)
         self._log.flush()

@@ -28,7 +28,7 @@ from typing import Self
 from rvforge.builtin.init_overlay import CONTROL_PORT, STDERR_PORT, STDOUT_PORT
 
 from rvforge_qemu.console import ConsoleWatch
-from rvforge_qemu.tools import startup_error
+from rvforge_qemu.tools import qemu_reason, startup_error
 
 CHANNELS = ("console", "ctl", "out", "err")
 PORT_NAMES = {"ctl": CONTROL_PORT, "out": STDOUT_PORT, "err": STDERR_PORT}
@@ -61,10 +61,13 @@ class Guest:
     :param socket_dir: where the channel sockets are (short path: Unix socket names are
         limited to 107 bytes).
     :param console_log: where the console is kept.
+    :param label: names the VM in QEMU's start-up errors (``machine 'qemu-virt'``).
     """
 
-    def __init__(self, argv: list[str], socket_dir: Path, console_log: Path) -> None:
+    def __init__(self, argv: list[str], socket_dir: Path, console_log: Path,
+                 label: str = "qemu-system-riscv64") -> None:
         self.argv = argv
+        self.label = label
         self.socket_dir = socket_dir
         self.console = ConsoleWatch(console_log)
         self.process: subprocess.Popen[bytes] | None = None
@@ -114,7 +117,7 @@ class Guest:
                 pass
             assert self.process is not None
             if self.process.poll() is not None:
-                raise startup_error(self.qemu_stderr(), "qemu-system-riscv64")
+                raise startup_error(self.qemu_stderr(), self.label)
             if time.monotonic() > deadline:
                 raise GuestFailure("QEMU did not open its console within the timeout")
 
@@ -220,8 +223,19 @@ class Guest:
             if not events and self.process.poll() is not None:
                 if until_exit:
                     return
-                raise GuestFailure(f"QEMU exited (status {self.process.returncode}) before "
-                                   f"{waiting_for}")
+                self._exited(waiting_for)
+
+    def _exited(self, waiting_for: str) -> None:
+        """QEMU is gone: a start-up refusal (nothing on the console, an error on its
+        stderr) is QEMU's error; anything later is a guest failure."""
+        assert self.process is not None
+        stderr = self.qemu_stderr()
+        refused = qemu_reason(stderr) if "qemu-system-riscv64: " in stderr else ""
+        if refused and not self.console.seen_output:
+            raise startup_error(stderr, self.label)
+        because = f": {refused}" if refused else ""
+        raise GuestFailure(f"QEMU exited (status {self.process.returncode}) before "
+                           f"{waiting_for}{because}")
 
     def _read(self, name: str, conn: socket.socket) -> None:
         try:

@@ -68,9 +68,9 @@ def startup_error(stderr: str, what: str) -> Exception:
     """The error for QEMU refusing to start: a missing firmware is a missing tool (exit
     125); anything else is a bad setting, quoted."""
     reason = qemu_reason(stderr)
-    if "firmware" in reason.lower() or "bios" in reason.lower():
+    if "firmware" in reason.lower() and "opensbi" in reason.lower():
         return ToolMissingError(
-            f"{what}: QEMU cannot load its firmware ({reason}): install it with "
+            f"{what}: QEMU cannot load its default firmware ({reason}): install it with "
             f"`sudo apt-get install --no-install-recommends {FIRMWARE_PACKAGE}` or set the "
             "machine's bios"
         )

@@ -145,7 +145,7 @@ class QemuVirt(Launcher):
         argv = self.command_line(artifact, machine, kernel, options, ctx)
         log = options.console_log or (
             ctx.cache("qemu", "console") / f"{artifact.path.name}.{machine.name}.log")
-        return _GuestContext(argv, Path(log), options.timeout, ctx)
+        return _GuestContext(argv, Path(log), options.timeout, ctx, f"machine {machine.name!r}")
 
     def _finish(self, result: BootResult, guest: Guest, artifact: Artifact, machine: Machine,
                 ctx: BuildContext) -> BootResult:
@@ -183,15 +183,16 @@ class QemuVirt(Launcher):
 class _GuestContext:
     """``with`` block owning a started :class:`Guest` and its socket directory."""
 
-    def __init__(self, argv: list[str], log: Path, timeout: float,
-                 ctx: BuildContext) -> None:
-        self.argv, self.log, self.timeout, self.ctx = argv, log, timeout, ctx
+    def __init__(self, argv: list[str], log: Path, timeout: float, ctx: BuildContext,
+                 label: str) -> None:
+        self.argv, self.log, self.timeout, self.ctx, self.label = argv, log, timeout, ctx, label
 
     def __enter__(self) -> tuple[Guest, float]:
         self._tmp = tempfile.TemporaryDirectory(prefix="rvforge-vm-")
         socket_dir = Path(self._tmp.name)
         deadline = time.monotonic() + self.timeout
-        self.guest = Guest([*self.argv, *channel_args(socket_dir)], socket_dir, self.log)
+        self.guest = Guest([*self.argv, *channel_args(socket_dir)], socket_dir, self.log,
+                           self.label)
         self.ctx.log.debug("starting QEMU", argv=" ".join(self.argv))
         try:
             self.guest.start(deadline)
