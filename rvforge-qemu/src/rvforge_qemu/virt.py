@@ -38,7 +38,6 @@ from rvforge_qemu.kernels import resolve_kernel
 from rvforge_qemu.options import LaunchOptions, command_script, sink
 from rvforge_qemu.profiles import settings_of
 from rvforge_qemu.session import Session
-from rvforge_qemu.sigill import diagnose
 from rvforge_qemu.tools import QEMU_SYSTEM, find_tool
 
 KERNEL_ARGS = ("console=ttyS0", "rdinit=/init", "panic=-1")
@@ -158,6 +157,8 @@ class QemuVirt(Launcher):
                   machine: Machine, ctx: BuildContext) -> list[str]:
         if not events:
             return []
+        from rvforge_qemu.sigill import diagnose  # numpy: only when there is a fault
+
         resolved = dataclasses.replace(machine, isa=self.machine_isa(machine, ctx))
         return diagnose(events, resolved, image_file_finder(artifact, ctx),
                         lambda: _bootable_machines(self, ctx))
