@@ -159,7 +159,15 @@ class Guest:
                 marker_at.append(time.monotonic() - self.started)
             return self.console.ready and self._hello
 
-        self._pump(ready, deadline, "the ready marker")
+        try:
+            self._pump(ready, deadline, "the ready marker")
+        except GuestFailure as failure:
+            if self.console.ready:  # the init runs, but never answered on its port
+                raise GuestFailure(
+                    f"{failure}: the init printed the marker but never answered on the "
+                    f"{CONTROL_PORT} virtio-serial port (does the kernel have VIRTIO_PCI and "
+                    "VIRTIO_CONSOLE built in, and is the image's /init rvforge's?)") from None
+            raise
         return marker_at[0]
 
     def execute(self, script: str, deadline: float, stdout: Callable[[bytes], None],
@@ -173,9 +181,9 @@ class Guest:
         status: list[int] = []
 
         def finished() -> bool:
-            line = self._ctl_line()
-            if line is not None and line.startswith("RVFORGE-EXIT "):
-                status.append(int(line.split()[1]))
+            while not status and (line := self._ctl_line()) is not None:
+                if line.startswith("RVFORGE-EXIT "):
+                    status.append(int(line.split()[1]))
             return bool(status)
 
         self._pump(finished, deadline, "the command's exit status")
