@@ -36,6 +36,12 @@ def configure_logging(*, verbose: int = 0, quiet: bool = False, fmt: str = "auto
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
+
+
+def _stderr_logger(*args: object) -> structlog.PrintLogger:
+    """A logger on the current ``sys.stderr`` (looked up when the logger is made, so a
+    replaced stderr, as in tests, is honoured)."""
+    return structlog.PrintLogger(file=sys.stderr)
