@@ -279,5 +279,5 @@ def test_size_against_memory(registry, ctx, mib, severity) -> None:
     if severity:
         assert report.findings[0].code == "size-exceeds-memory"
         assert "1024 MiB" in report.findings[0].message
-    ctx.settings["rvforge.artifact_kind"] = "disk"
+    ctx.artifact_kind = "disk"
     assert run(registry, tree, ctx, RV64GC, "size").findings == []

@@ -46,6 +46,8 @@ class BuildContext:
     :param strict: turn warnings that may hide problems into errors.
     :param deep: auditors sweep instructions, not only attributes.
     :param source_date_epoch: clamp for mtimes in packed artifacts.
+    :param artifact_kind: what the build writes (``initramfs``, ``disk``, ``tar``), set by
+        the pipeline before the auditors run; ``None`` for a bare ``rvforge audit``.
     :param settings: free-form settings from the config for plugins (``[plugin.NAME]``).
     """
 
@@ -59,6 +61,7 @@ class BuildContext:
     deep: bool = False
     source_date_epoch: int = field(default_factory=source_date_epoch)
     settings: dict[str, Any] = field(default_factory=dict)
+    artifact_kind: str | None = None
     _own_scratch: bool = field(default=False, repr=False)
 
     def cache(self, *parts: str) -> Path:

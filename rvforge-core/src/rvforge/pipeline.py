@@ -184,6 +184,7 @@ def build(registry: Registry, spec: BuildSpec, ctx: BuildContext) -> BuildReport
     hook.rvforge_build_tree_ready(tree=tree, spec=spec, ctx=ctx)
 
     report = AuditReport(spec.machine)
+    ctx.artifact_kind = registry.packers.get(spec.packer.name).kind
     if spec.audit != "off":
         start = time.monotonic()
         report = audit(registry, tree, spec.machine, ctx, spec.auditors)

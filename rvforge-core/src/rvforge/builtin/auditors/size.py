@@ -27,8 +27,6 @@ ERROR_FRACTION = 0.5
 """Unpacked tree above this share of RAM: error (archive + files + kernel do not fit)."""
 WARNING_FRACTION = 0.35
 """Unpacked tree above this share of RAM: warning (little room left to run anything)."""
-ARTIFACT_KIND_SETTING = "rvforge.artifact_kind"
-"""Key in ``ctx.settings`` under which the build records what the packer writes."""
 
 
 def unpacked_size(tree: Tree) -> int:
@@ -49,7 +47,7 @@ class SizeAuditor(Auditor):
     summary = "the unpacked initramfs fits the machine's memory with room to boot"
 
     def audit(self, tree: Tree, machine: Machine, ctx: BuildContext) -> Iterator[Finding]:
-        if ctx.settings.get(ARTIFACT_KIND_SETTING, "initramfs") != "initramfs":
+        if (ctx.artifact_kind or "initramfs") != "initramfs":
             return
         size = unpacked_size(tree)
         memory = machine.memory_mb * 1024 * 1024
