@@ -55,13 +55,20 @@ def load_registry() -> Registry:
     return build_registry()
 
 
+ISA_TARGET = "isa-target"
+"""The machine name of an audit target given with ``--isa`` instead of ``--machine``."""
+
+
 def resolve_machine(registry: Registry, name: str | None, isa: str | None,
                     ctx: BuildContext) -> Machine:
     """The machine profile ``name`` (default: ``qemu-virt``, or core's rv64gc fallback),
     with its ISA worked out by its launcher and overridden by ``isa`` if given."""
     machine = registry.machines.get(name or registry.default_machine())
     if isa:
-        return dataclasses.replace(machine, isa=normalize_isa(isa))
+        # --isa names a CPU, not a VM: keep the default machine's memory for the size audit
+        return dataclasses.replace(machine, name=ISA_TARGET, launcher="",
+                                   isa=normalize_isa(isa),
+                                   summary=f"the CPU given with --isa {isa}")
     if machine.launcher and machine.launcher in registry.launchers:
         launcher = registry.launchers.get(machine.launcher)()
         machine = dataclasses.replace(machine, isa=launcher.machine_isa(machine, ctx))
