@@ -91,7 +91,7 @@ def main() -> None:
             BuildContext(build_registry()) as ctx:
         image = Path(tmp) / "alpine.cpio.gz"
         subprocess.run([RVFORGE, "-q", "build", "--provider", "local", "--source", str(ALPINE),
-                        "-o", str(image)], check=True)
+                        "-o", str(image)], check=True, stdout=subprocess.DEVNULL)
         kernel = resolve_kernel("auto", ctx).image
         rows: dict[str, list[float]] = {k: [] for k in (
             "bare marker", "bare exit", "rvforge marker", "rvforge return", "cli", "overhead")}

@@ -241,6 +241,10 @@ def test_pytest_plugin_boots_once_and_runs_commands(alpine: Path, kernel: Path,
             result = rvforge_guest.run("echo oops >&2; exit 3")
             assert (result.status, result.stderr) == (3, b"oops\\n")
 
+        def test_large_output_arrives_whole(rvforge_guest):
+            result = rvforge_guest.run("head -c 3000000 /dev/zero | tr '\\\\0' x; echo e >&2")
+            assert (result.status, result.stdout, result.stderr) == (0, b"x" * 3000000, b"e\\n")
+
         def test_same_guest(rvforge_guest):
             rvforge_guest.run("echo kept > /tmp/state")
             assert rvforge_guest.run(["cat", "/tmp/state"]).stdout == b"kept\\n"
@@ -251,7 +255,7 @@ def test_pytest_plugin_boots_once_and_runs_commands(alpine: Path, kernel: Path,
          str(tmp_path / "test_in_guest.py")],
         check=False, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert "4 passed" in result.stdout
     assert not qemu_running_with(alpine)
 
 

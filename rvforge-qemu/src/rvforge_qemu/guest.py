@@ -13,6 +13,7 @@ the kernel kills QEMU.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import secrets
@@ -225,7 +226,12 @@ class Guest:
             now = time.monotonic()
             if now > deadline:
                 raise GuestFailure(f"timed out waiting for {waiting_for}")
-            events = self._selector.select(min(deadline - now, 0.5))
+            if self._selector.get_map():
+                events = self._selector.select(min(deadline - now, 0.5))
+            else:  # every channel is closed: QEMU is exiting
+                events = []
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(timeout=min(deadline - now, 0.5))
             for key, _ in events:
                 self._read(key.data, key.fileobj)  # type: ignore[arg-type]
             if not events and self.process.poll() is not None:
