@@ -14,7 +14,7 @@ import pytest
 
 from rvforge import pipeline
 from rvforge.context import BuildContext
-from rvforge.elf import read_elf
+from rvforge.elf import read_elf, read_symbols
 from rvforge.findings import Severity
 from rvforge.machines import Machine
 from rvforge.registry import Registry, build_registry
@@ -113,12 +113,12 @@ def test_deep_counts_agree_with_objdump(ctx, debs, package: str) -> None:
     data = tree.read_bytes(path)
     host = ctx.scratch("objdump") / Path(path).name
     host.write_bytes(data)
-    info = read_elf(data)
+    info, symbols = read_elf(data), read_symbols(data)
     assert info.arch and "_v1p0" in info.arch  # objdump decodes V for these
     ours = SweepResult()
     for code in info.code:
         ours.merge(sweep(data[code.offset:code.offset + code.size], code.address,
-                         info.code_symbols, info.data_ranges))
+                         symbols.code_symbols, symbols.data_ranges))
     theirs = objdump_counts(host)
     assert ours.instructions["v"] > 1000
     for ext in ("v", "zba", "zbb", "zbs"):

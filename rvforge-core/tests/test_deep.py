@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rvforge.elf import read_elf
+from rvforge.elf import read_elf, read_symbols
 from rvforge.riscv_insn import CHUNK_HALFWORDS, SweepResult, classify, sweep
 
 OBJDUMP = "riscv64-linux-gnu-objdump"
@@ -77,11 +77,11 @@ def objdump_counts(path: Path) -> collections.Counter[str]:
 
 def sweep_path(path: Path) -> SweepResult:
     data = path.read_bytes()
-    info = read_elf(data)
+    info, symbols = read_elf(data), read_symbols(data)
     total = SweepResult()
     for code in info.code:
         total.merge(sweep(data[code.offset:code.offset + code.size], code.address,
-                          info.code_symbols, info.data_ranges))
+                          symbols.code_symbols, symbols.data_ranges))
     return total
 
 

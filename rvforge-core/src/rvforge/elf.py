@@ -1,43 +1,60 @@
-"""Reading what the auditors need from an ELF file, robustly.
+"""Reading what the auditors need from an ELF file: fast, strict and robust.
 
 :func:`read_elf` returns an :class:`ElfInfo`: machine, class, type, RISC-V ``e_flags``
-(float ABI, RVC, RVE, TSO), the ``Tag_RISCV_arch`` attribute (from ``.riscv.attributes``,
+(float ABI, RVC, RVE, TSO), the RISC-V attributes (from the ``.riscv.attributes`` section,
 or the ``PT_RISCV_ATTRIBUTES`` segment when section headers are stripped), ``PT_INTERP``,
 ``DT_NEEDED``, ``DT_RPATH``/``DT_RUNPATH``, ``DT_SONAME``, symbol version needs and
-definitions, the undefined dynamic symbols that show runtime CPU dispatch
-(``getauxval``, ``__riscv_hwprobe``), and where the executable code is.
+definitions, and where the executable code is. :func:`read_symbols` returns the
+:class:`ElfSymbols` the auditors need only sometimes (dispatch evidence, the deep sweep):
+noted imports, function names, decoding restart addresses and ``$d`` data ranges.
 
-Header parsing uses pyelftools. Attributes are read with pyelftools and, when it fails
-(0.33 raises on tags it does not know), by :func:`parse_attributes`, which follows the
-psABI rule (unknown odd tags carry a NUL-terminated string, even ones a ULEB128).
-Symbol tables are read with numpy, which is ~50× faster than iterating pyelftools
-symbols on a large library.
+The reader is a few ``struct`` unpacks (numpy for symbol tables) over exactly the bytes it
+needs: the ELF header, program and section headers, the section-name table, and the
+sections it reads. A file is read with ``os.pread`` (never mapped: a file truncated while
+mapped would kill the process with SIGBUS), bytes are sliced. Every offset, size and count
+is checked against the file before use; any input — truncated, corrupt or hostile — gives
+either a result or an :class:`ElfUnreadableError` (an :class:`~rvforge.errors.InputError`)
+whose message says what is wrong, never another exception. pyelftools is the reference
+in the tests (``rvforge-core/tests/elf_reference.py``), not a dependency: constructing its
+``ELFFile`` alone costs ~4.5 ms per file, ~50× this whole reader.
 
-Any input — truncated, corrupt or hostile — gives either an :class:`ElfInfo` or an
-:class:`ElfUnreadableError` (an :class:`~rvforge.errors.InputError`) whose message says
-what is wrong; never another exception.
+Attributes follow the psABI rule for tags it does not know (odd: NUL-terminated string,
+even: ULEB128), see :func:`parse_attributes`.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+import os
+import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
-from elftools.elf.constants import P_FLAGS, SH_FLAGS
-from elftools.elf.dynamic import DynamicSection, DynamicSegment
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 
 from rvforge.errors import InputError
 
 ELF_MAGIC = b"\x7fELF"
 EM_RISCV = 243
+PT_LOAD = 1
+PT_DYNAMIC = 2
+PT_INTERP = 3
 PT_RISCV_ATTRIBUTES = 0x70000003
+PF_X = 0x1
+SHT_PROGBITS = 1
+SHT_SYMTAB = 2
+SHT_STRTAB = 3
+SHT_DYNAMIC = 6
+SHT_DYNSYM = 11
+SHT_GNU_VERDEF = 0x6FFFFFFD
+SHT_GNU_VERNEED = 0x6FFFFFFE
 SHT_RISCV_ATTRIBUTES = 0x70000003
+SHF_EXECINSTR = 0x4
+SHN_XINDEX = 0xFFFF
+DT_NULL, DT_NEEDED, DT_STRTAB, DT_STRSZ, DT_SONAME, DT_RPATH, DT_RUNPATH = 0, 1, 5, 10, 14, 15, 29
 TAG_RISCV_ARCH = 5
+VER_FLG_BASE = 1
 
 EF_RISCV_RVC = 0x1
 EF_RISCV_FLOAT_ABI = 0x6
@@ -48,12 +65,23 @@ FLOAT_ABIS = {0: "soft", 2: "single", 4: "double", 6: "quad"}
 ABI_NAMES = {"soft": "lp64", "single": "lp64f", "double": "lp64d", "quad": "lp64q"}
 """Float ABI → the LP64 ABI name people use (``-mabi=``)."""
 
+E_TYPES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
+E_MACHINES = {
+    2: "EM_SPARC", 3: "EM_386", 4: "EM_68K", 8: "EM_MIPS", 20: "EM_PPC", 21: "EM_PPC64",
+    22: "EM_S390", 40: "EM_ARM", 42: "EM_SH", 43: "EM_SPARCV9", 50: "EM_IA_64",
+    62: "EM_X86_64", 83: "EM_AVR", 94: "EM_XTENSA", 164: "EM_QDSP6", 183: "EM_AARCH64",
+    190: "EM_CUDA", 220: "EM_Z80", 224: "EM_AMDGPU", 243: "EM_RISCV", 247: "EM_BPF",
+    258: "EM_LOONGARCH",
+}
+"""Names of the ``e_machine`` values found in practice (pyelftools' spelling); others are
+named ``EM_<number>``."""
+
 DISPATCH_IMPORTS = frozenset({"getauxval", "__riscv_hwprobe", "__riscv_hwprobe_one"})
 """Imports that let code choose an ISA at run time (hwcaps, the hwprobe syscall)."""
 SIGNAL_IMPORTS = frozenset({"signal", "sigaction", "__sigaction"})
 SETJMP_IMPORTS = frozenset({"__sigsetjmp", "sigsetjmp", "setjmp", "_setjmp"})
 NOTED_IMPORTS = DISPATCH_IMPORTS | SIGNAL_IMPORTS | SETJMP_IMPORTS | {"syscall"}
-"""Undefined dynamic symbols recorded in :attr:`ElfInfo.imports`."""
+"""Undefined dynamic symbols recorded in :attr:`ElfSymbols.imports`."""
 
 _SYM64 = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
                    ("value", "<u8"), ("size", "<u8")])
@@ -62,6 +90,12 @@ _SYM32 = np.dtype([("name", "<u4"), ("value", "<u4"), ("size", "<u4"), ("info", 
 _STT_FUNC = 2
 _STT_SECTION = 3
 _STT_FILE = 4
+_EHDR = {64: "HHIQQQIHHHHHH", 32: "HHIIIIIHHHHHH"}
+_PHDR = {64: "IIQQQQQQ", 32: "IIIIIIII"}
+_SHDR = {64: "IIQQQQIIQQ", 32: "IIIIIIIIII"}
+_DYN = {64: "qQ", 32: "iI"}
+_MAX_ATTRIBUTES = 1 << 20
+"""Largest attributes segment read (real ones are ~100 bytes)."""
 
 
 class ElfUnreadableError(InputError):
@@ -86,7 +120,8 @@ class CodeRange:
 
 @dataclass(frozen=True, slots=True)
 class ElfInfo:
-    """What rvforge knows about one ELF file (all fields from the file itself)."""
+    """What rvforge knows about one ELF file (all fields from the file itself; small
+    enough to cache, see :mod:`rvforge.elf_cache`)."""
 
     e_machine: int
     machine: str
@@ -102,17 +137,7 @@ class ElfInfo:
     runpath: tuple[str, ...] = ()
     version_needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     version_defs: tuple[str, ...] = ()
-    dispatch_imports: tuple[str, ...] = ()
-    imports: frozenset[str] = frozenset()
-    """Which of :data:`NOTED_IMPORTS` the object imports."""
     code: tuple[CodeRange, ...] = ()
-    code_symbols: tuple[int, ...] = ()
-    """Addresses of named symbols (``.symtab``, else ``.dynsym``; not section, file or
-    mapping symbols): objdump restarts decoding at each."""
-    data_ranges: tuple[tuple[int, int], ...] = ()
-    """``(start, end)`` addresses the ``$d`` mapping symbols mark as data inside code."""
-    symbol_names: tuple[str, ...] = ()
-    """Names of defined function symbols (used to spot per-ISA variants)."""
 
     @property
     def is_riscv(self) -> bool:
@@ -147,22 +172,42 @@ class ElfInfo:
         return self.interp is not None or bool(self.needed)
 
 
+@dataclass(frozen=True, slots=True)
+class ElfSymbols:
+    """What the symbol tables say (read only when needed: :func:`read_symbols`).
+
+    :param imports: which of :data:`NOTED_IMPORTS` the object imports (``.dynsym``).
+    :param dispatch_imports: the imports of :data:`DISPATCH_IMPORTS`, sorted.
+    :param code_symbols: addresses of named symbols (``.symtab``, else ``.dynsym``; not
+        section, file or mapping symbols): objdump restarts decoding at each.
+    :param data_ranges: ``(start, end)`` addresses the ``$d`` mapping symbols mark as
+        data inside code.
+    :param symbol_names: names of defined function symbols (to spot per-ISA variants).
+    """
+
+    imports: frozenset[str] = frozenset()
+    dispatch_imports: tuple[str, ...] = ()
+    code_symbols: tuple[int, ...] = ()
+    data_ranges: tuple[tuple[int, int], ...] = ()
+    symbol_names: tuple[str, ...] = ()
+
+
 def is_elf(head: bytes) -> bool:
     return head[:4] == ELF_MAGIC
 
 
-def read_elf(data: bytes | BinaryIO) -> ElfInfo:
-    """Read ``data`` (bytes or a seekable binary stream). Raises only
-    :class:`ElfUnreadableError`."""
-    stream = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
-    try:
-        return _read(ELFFile(stream))
-    except ElfUnreadableError:
-        raise
-    except RecursionError:
-        raise ElfUnreadableError("corrupt ELF structures (recursion)") from None
-    except Exception as error:  # noqa: BLE001 - pyelftools raises anything on bad input
-        raise ElfUnreadableError(_describe(error)) from None
+def read_elf(data: bytes | bytearray | memoryview | BinaryIO) -> ElfInfo:
+    """Read ``data`` (bytes, or a seekable binary stream: a real file is read with
+    ``pread``). Raises only :class:`ElfUnreadableError`."""
+    with _guard():
+        return _Elf(_source(data)).info()
+
+
+def read_symbols(data: bytes | bytearray | memoryview | BinaryIO) -> ElfSymbols:
+    """The symbol-table facts of the ELF file ``data`` (see :class:`ElfSymbols`).
+    Raises only :class:`ElfUnreadableError`."""
+    with _guard():
+        return _Elf(_source(data)).symbols()
 
 
 def parse_attributes(blob: bytes) -> dict[int, int | str]:
@@ -210,141 +255,360 @@ def parse_attributes(blob: bytes) -> dict[int, int | str]:
     return result
 
 
-def _read(elf: ELFFile) -> ElfInfo:
-    header = elf.header
-    e_machine = _machine_number(header["e_machine"])
-    info: dict[str, object] = {
-        "e_machine": e_machine,
-        "machine": str(header["e_machine"]),
-        "elf_class": elf.elfclass,
-        "e_type": str(header["e_type"]),
-        "e_flags": int(header["e_flags"]),
-    }
-    if e_machine != EM_RISCV:
-        return ElfInfo(**info)  # type: ignore[arg-type]
-    sections = list(elf.iter_sections()) if elf.num_sections() else []
-    segments = list(elf.iter_segments())
-    attributes = _attributes(elf, sections, segments)
-    info["attributes"] = attributes
-    arch = attributes.get(TAG_RISCV_ARCH)
-    info["arch"] = arch if isinstance(arch, str) else None
-    for seg in segments:
-        if seg["p_type"] == "PT_INTERP":
-            info["interp"] = seg.get_interp_name()
-    info.update(_dynamic(sections, segments))
-    info.update(_versions(sections))
-    info.update(_symbols(elf, sections))
-    info["code"] = tuple(_code(sections, segments))
-    return ElfInfo(**info)  # type: ignore[arg-type]
+class _guard:
+    """Turn anything a hostile file provokes into :class:`ElfUnreadableError`."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 _tb: object) -> bool:
+        if error is None or isinstance(error, ElfUnreadableError):
+            return False
+        if isinstance(error, struct.error | ValueError | IndexError | OverflowError |
+                      UnicodeError | MemoryError | OSError):
+            raise ElfUnreadableError(_describe(error)) from None
+        return False
 
 
-def _attributes(elf: ELFFile, sections: list, segments: list) -> dict[int, int | str]:
-    for section in sections:
-        if section["sh_type"] in (SHT_RISCV_ATTRIBUTES, "SHT_RISCV_ATTRIBUTES"):
-            blob = section.data()
-            try:
-                return {int(a.tag if isinstance(a.tag, int) else _TAGS[a.tag]): a.value
-                        for sub in section.iter_subsections()
-                        for subsub in sub.iter_subsubsections()
-                        for a in subsub.iter_attributes()}
-            except Exception:  # noqa: BLE001 - pyelftools raises on unknown tags
-                return parse_attributes(blob)
-    for seg in segments:
-        if seg["p_type"] in (PT_RISCV_ATTRIBUTES, "PT_RISCV_ATTRIBUTES"):
-            stream = elf.stream
-            stream.seek(seg["p_offset"])
-            return parse_attributes(stream.read(min(seg["p_filesz"], 1 << 20)))
-    return {}
+class _Section(NamedTuple):
+    name_offset: int
+    type: int
+    flags: int
+    addr: int
+    offset: int
+    size: int
+    link: int
+    info: int
+    addralign: int
+    entsize: int
 
 
-_TAGS = {"TAG_FILE": 1, "TAG_STACK_ALIGN": 4, "TAG_ARCH": 5, "TAG_UNALIGNED": 6,
-         "TAG_PRIV_SPEC": 8, "TAG_PRIV_SPEC_MINOR": 10, "TAG_PRIV_SPEC_REVISION": 12,
-         "TAG_ATOMIC_ABI": 14, "TAG_X3_REG_USAGE": 16}
+class _Segment(NamedTuple):
+    type: int
+    flags: int
+    offset: int
+    vaddr: int
+    filesz: int
 
 
-def _dynamic(sections: list, segments: list) -> dict[str, object]:
-    dynamic = next((s for s in sections if isinstance(s, DynamicSection)), None)
-    if dynamic is None:
-        dynamic = next((s for s in segments if isinstance(s, DynamicSegment)), None)
-    if dynamic is None:
+class _Source:
+    """Bounds-checked reads of a file's bytes: ``read(offset, size)`` returns exactly
+    ``size`` bytes or raises :class:`ElfUnreadableError`."""
+
+    __slots__ = ("_pread", "size")
+
+    def __init__(self, pread: Callable[[int, int], bytes], size: int) -> None:
+        self._pread = pread
+        self.size = size
+
+    def read(self, offset: int, size: int, what: str) -> bytes:
+        if offset < 0 or size < 0 or offset + size > self.size:
+            raise ElfUnreadableError(
+                f"{what} lies outside the file (offset {offset:#x}, {size} bytes, file "
+                f"{self.size} bytes); the file is truncated or corrupt")
+        data = self._pread(offset, size)
+        if len(data) != size:
+            raise ElfUnreadableError(f"{what}: the file ended early (truncated while read?)")
+        return data
+
+
+def _source(data: bytes | bytearray | memoryview | BinaryIO) -> _Source:
+    if isinstance(data, bytes | bytearray | memoryview):
+        blob = bytes(data)
+        return _Source(lambda offset, size: blob[offset:offset + size], len(blob))
+    try:
+        fd = data.fileno()
+        size = os.fstat(fd).st_size
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        stream = data
+
+        def read(offset: int, size: int) -> bytes:
+            stream.seek(offset)
+            return stream.read(size)
+
+        size = stream.seek(0, io.SEEK_END)
+        return _Source(read, size)
+    return _Source(lambda offset, size: os.pread(fd, size, offset), size)
+
+
+class _Elf:
+    """One ELF file's headers, read on construction; facts on request."""
+
+    def __init__(self, source: _Source) -> None:
+        self.src = source
+        ident = source.read(0, 16, "the ELF identification")
+        if ident[:4] != ELF_MAGIC:
+            raise ElfUnreadableError("not an ELF file (bad magic)")
+        if ident[4] not in (1, 2) or ident[5] not in (1, 2):
+            raise ElfUnreadableError(f"unknown ELF class {ident[4]} or data encoding "
+                                     f"{ident[5]}; the file is corrupt")
+        self.bits = 64 if ident[4] == 2 else 32
+        self.endian = "<" if ident[5] == 1 else ">"
+        fmt = self.endian + _EHDR[self.bits]
+        (e_type, self.e_machine, _version, _entry, self.phoff, self.shoff, self.e_flags,
+         _ehsize, self.phentsize, self.phnum, self.shentsize, shnum, shstrndx
+         ) = struct.unpack(fmt, source.read(16, struct.calcsize(fmt), "the ELF header"))
+        self.e_type = E_TYPES.get(e_type, f"ET_{e_type:#x}")
+        self._shnum, self._shstrndx = shnum, shstrndx
+        self._segments: list[_Segment] | None = None
+        self._sections: list[_Section] | None = None
+        self._names: bytes | None = None
+
+    # -- headers ---------------------------------------------------------------------
+
+    def segments(self) -> list[_Segment]:
+        if self._segments is None:
+            self._segments = []
+            if self.phnum:
+                fmt = self.endian + _PHDR[self.bits]
+                self._check_entsize(self.phentsize, fmt, "program header")
+                raw = self.src.read(self.phoff, self.phnum * self.phentsize,
+                                    "the program header table")
+                for fields in struct.iter_unpack(fmt, raw):
+                    if self.bits == 64:
+                        p_type, flags, offset, vaddr, _paddr, filesz = fields[:6]
+                    else:
+                        p_type, offset, vaddr, _paddr, filesz, _memsz, flags = fields[:7]
+                    self._segments.append(_Segment(p_type, flags, offset, vaddr, filesz))
+        return self._segments
+
+    def sections(self) -> list[_Section]:
+        if self._sections is None:
+            self._sections = []
+            if self.shoff:
+                fmt = self.endian + _SHDR[self.bits]
+                self._check_entsize(self.shentsize, fmt, "section header")
+                count = self._shnum
+                if count == 0:  # more than 0xff00 sections: the count is in section 0
+                    count = self._section_at(0, fmt).size
+                if count * self.shentsize > self.src.size:
+                    raise ElfUnreadableError(f"{count} section headers cannot fit in the "
+                                             "file; it is corrupt")
+                raw = self.src.read(self.shoff, count * self.shentsize,
+                                    "the section header table")
+                self._sections = [_Section(*fields) for fields in struct.iter_unpack(fmt, raw)]
+        return self._sections
+
+    def _section_at(self, index: int, fmt: str) -> _Section:
+        raw = self.src.read(self.shoff + index * self.shentsize, self.shentsize,
+                            "a section header")
+        return _Section(*struct.unpack(fmt, raw))
+
+    def _check_entsize(self, entsize: int, fmt: str, what: str) -> None:
+        if entsize != struct.calcsize(fmt):
+            raise ElfUnreadableError(f"{what} entries of {entsize} bytes (ELF{self.bits} "
+                                     f"has {struct.calcsize(fmt)}); the file is corrupt")
+
+    def section(self, index: int, what: str) -> _Section:
+        sections = self.sections()
+        if not 0 <= index < len(sections):
+            raise ElfUnreadableError(f"{what} names section {index}, which does not exist")
+        return sections[index]
+
+    def data(self, section: _Section, what: str) -> bytes:
+        return self.src.read(section.offset, section.size, what)
+
+    def section_name(self, section: _Section) -> str:
+        if self._names is None:
+            index = self._shstrndx
+            if index == SHN_XINDEX:
+                index = self.section(0, "the section header").link
+            self._names = self.data(self.section(index, "e_shstrndx"), "the section names")
+        return _string(self._names, section.name_offset, "a section name")
+
+    # -- facts -----------------------------------------------------------------------
+
+    def info(self) -> ElfInfo:
+        base = {"e_machine": self.e_machine,
+                "machine": E_MACHINES.get(self.e_machine, f"EM_{self.e_machine}"),
+                "elf_class": self.bits, "e_type": self.e_type, "e_flags": self.e_flags}
+        if self.e_machine != EM_RISCV:
+            return ElfInfo(**base)  # type: ignore[arg-type]
+        attributes = self.attributes()
+        arch = attributes.get(TAG_RISCV_ARCH)
+        interp = None
+        for seg in self.segments():
+            if seg.type == PT_INTERP:
+                raw = self.src.read(seg.offset, seg.filesz, "PT_INTERP")
+                interp = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+        return ElfInfo(**base, arch=arch if isinstance(arch, str) else None,  # type: ignore[arg-type]
+                       attributes=attributes, interp=interp, **self.dynamic(),
+                       **self.versions(), code=tuple(self.code()))
+
+    def attributes(self) -> dict[int, int | str]:
+        for section in self.sections():
+            if section.type == SHT_RISCV_ATTRIBUTES:
+                return parse_attributes(self.data(section, ".riscv.attributes"))
+        for seg in self.segments():
+            if seg.type == PT_RISCV_ATTRIBUTES:
+                return parse_attributes(self.src.read(
+                    seg.offset, min(seg.filesz, _MAX_ATTRIBUTES), "PT_RISCV_ATTRIBUTES"))
         return {}
-    needed: list[str] = []
-    result: dict[str, object] = {}
-    for tag in dynamic.iter_tags():
-        kind = tag.entry.d_tag
-        if kind == "DT_NEEDED":
-            needed.append(tag.needed)
-        elif kind == "DT_SONAME":
-            result["soname"] = tag.soname
-        elif kind == "DT_RPATH":
-            result["rpath"] = tuple(p for p in tag.rpath.split(":") if p)
-        elif kind == "DT_RUNPATH":
-            result["runpath"] = tuple(p for p in tag.runpath.split(":") if p)
-    result["needed"] = tuple(needed)
-    return result
 
-
-def _versions(sections: list) -> dict[str, object]:
-    result: dict[str, object] = {}
-    for section in sections:
-        if isinstance(section, GNUVerNeedSection):
-            needs: dict[str, tuple[str, ...]] = {}
-            for verneed, auxes in section.iter_versions():
-                needs[verneed.name] = tuple(aux.name for aux in auxes)
-            result["version_needs"] = needs
-        elif isinstance(section, GNUVerDefSection):
-            defs = []
-            for verdef, auxes in section.iter_versions():
-                if verdef["vd_flags"] & 1:  # VER_FLG_BASE: the file's own soname
-                    continue
-                defs.extend(aux.name for aux in list(auxes)[:1])
-            result["version_defs"] = tuple(defs)
-    return result
-
-
-def _symbols(elf: ELFFile, sections: list) -> dict[str, object]:
-    """Function symbol addresses and names (``.symtab`` if present, else ``.dynsym``),
-    ``$d``/``$x`` mapping-symbol data ranges, and dispatch imports (``.dynsym``)."""
-    result: dict[str, object] = {}
-    by_name = {s.name: s for s in sections}
-    dtype = _SYM64 if elf.elfclass == 64 else _SYM32
-    dynsym = by_name.get(".dynsym")
-    table = by_name.get(".symtab") or dynsym
-    if dynsym is not None and dynsym["sh_type"] == "SHT_DYNSYM":
-        syms, strtab = _table(elf, dynsym, dtype)
-        undefined = syms[syms["shndx"] == 0]
-        names = {_name(strtab, int(n)) for n in undefined["name"]}
-        result["dispatch_imports"] = tuple(sorted(names & DISPATCH_IMPORTS))
-        result["imports"] = frozenset(names & NOTED_IMPORTS)
-    if table is None or table["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM"):
+    def dynamic(self) -> dict[str, object]:
+        """DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH: from the ``SHT_DYNAMIC`` section, or
+        the ``PT_DYNAMIC`` segment (strings found through ``DT_STRTAB``) without one."""
+        section = next((s for s in self.sections() if s.type == SHT_DYNAMIC), None)
+        if section is not None:
+            raw = self.data(section, "the dynamic section")
+            entries = self._dyn_entries(raw)
+            strtab = self.data(self.section(section.link, "the dynamic section"),
+                               "the dynamic string table")
+        else:
+            segment = next((s for s in self.segments() if s.type == PT_DYNAMIC), None)
+            if segment is None:
+                return {}
+            entries = self._dyn_entries(self.src.read(segment.offset, segment.filesz,
+                                                      "PT_DYNAMIC"))
+            strtab = self._segment_strtab(entries)
+        result: dict[str, object] = {}
+        needed: list[str] = []
+        for tag, value in entries:
+            if tag == DT_NEEDED:
+                needed.append(_string(strtab, value, "DT_NEEDED"))
+            elif tag == DT_SONAME:
+                result["soname"] = _string(strtab, value, "DT_SONAME")
+            elif tag in (DT_RPATH, DT_RUNPATH):
+                text = _string(strtab, value, "DT_RPATH/DT_RUNPATH")
+                key = "rpath" if tag == DT_RPATH else "runpath"
+                result[key] = tuple(p for p in text.split(":") if p)
+        result["needed"] = tuple(needed)
         return result
-    syms, strtab = _table(elf, table, dtype)
-    defined = syms[(syms["shndx"] != 0) & (syms["name"] != 0)]
-    kinds = defined["info"] & 0xF
-    mapping_mask = np.array([strtab[n:n + 1] == b"$" for n in defined["name"].tolist()],
-                            dtype=bool)
-    # objdump restarts decoding at every named symbol but section, file and mapping ones
-    labels = defined[(kinds != _STT_SECTION) & (kinds != _STT_FILE) & ~mapping_mask]
-    result["code_symbols"] = tuple(sorted(set(labels["value"].tolist())))
-    funcs = labels[(labels["info"] & 0xF) == _STT_FUNC]
-    result["symbol_names"] = tuple(_name(strtab, int(n)) for n in funcs["name"].tolist())
-    mapping = [(int(s["value"]), _name(strtab, int(s["name"])))
-               for s in defined[mapping_mask]]
-    result["data_ranges"] = _data_ranges(mapping)
-    return result
+
+    def _dyn_entries(self, raw: bytes) -> list[tuple[int, int]]:
+        fmt = self.endian + _DYN[self.bits]
+        usable = len(raw) - len(raw) % struct.calcsize(fmt)
+        entries = []
+        for tag, value in struct.iter_unpack(fmt, raw[:usable]):
+            if tag == DT_NULL:
+                break
+            entries.append((tag, value))
+        return entries
+
+    def _segment_strtab(self, entries: list[tuple[int, int]]) -> bytes:
+        tags = dict(entries)
+        if DT_STRTAB not in tags:
+            return b""
+        address, size = tags[DT_STRTAB], tags.get(DT_STRSZ, 0)
+        for seg in self.segments():
+            if seg.type == PT_LOAD and seg.vaddr <= address < seg.vaddr + seg.filesz:
+                offset = address - seg.vaddr
+                return self.src.read(seg.offset + offset, min(size, seg.filesz - offset),
+                                     "DT_STRTAB")
+        raise ElfUnreadableError("DT_STRTAB points outside every PT_LOAD segment")
+
+    def versions(self) -> dict[str, object]:
+        """Symbol versions needed (per library) and defined (``VER_FLG_BASE`` left out)."""
+        result: dict[str, object] = {}
+        for section in self.sections():
+            if section.type == SHT_GNU_VERNEED:
+                result["version_needs"] = dict(self._verneed(section))
+            elif section.type == SHT_GNU_VERDEF:
+                result["version_defs"] = tuple(self._verdef(section))
+        return result
+
+    def _verneed(self, section: _Section) -> Iterator[tuple[str, tuple[str, ...]]]:
+        raw = self.data(section, ".gnu.version_r")
+        strtab = self.data(self.section(section.link, ".gnu.version_r"), "its strings")
+        fmt, aux_fmt = self.endian + "HHIII", self.endian + "IHHII"
+        pos = 0
+        for _ in range(min(section.info, len(raw) // 16)):
+            _version, count, file, aux, next_ = struct.unpack_from(fmt, raw, pos)
+            names = []
+            aux_pos = pos + aux
+            for _ in range(min(count, len(raw) // 16)):
+                _hash, _flags, _other, name, aux_next = struct.unpack_from(aux_fmt, raw,
+                                                                           aux_pos)
+                names.append(_string(strtab, name, "a version name"))
+                aux_pos += aux_next
+            yield _string(strtab, file, "a version file"), tuple(names)
+            if not next_:
+                break
+            pos += next_
+
+    def _verdef(self, section: _Section) -> Iterator[str]:
+        raw = self.data(section, ".gnu.version_d")
+        strtab = self.data(self.section(section.link, ".gnu.version_d"), "its strings")
+        fmt, aux_fmt = self.endian + "HHHHIII", self.endian + "II"
+        pos = 0
+        for _ in range(min(section.info, len(raw) // 20)):
+            _version, flags, _ndx, count, _hash, aux, next_ = struct.unpack_from(fmt, raw,
+                                                                               pos)
+            if count and not flags & VER_FLG_BASE:
+                name, _next = struct.unpack_from(aux_fmt, raw, pos + aux)
+                yield _string(strtab, name, "a version name")
+            if not next_:
+                break
+            pos += next_
+
+    def code(self) -> Iterator[CodeRange]:
+        found = False
+        for section in self.sections():
+            if section.flags & SHF_EXECINSTR and section.type == SHT_PROGBITS:
+                found = True
+                yield CodeRange(self.section_name(section), section.offset, section.size,
+                                section.addr)
+        if found:
+            return
+        for n, seg in enumerate(self.segments()):
+            if seg.type == PT_LOAD and seg.flags & PF_X:
+                yield CodeRange(f"PT_LOAD[{n}]", seg.offset, seg.filesz, seg.vaddr)
+
+    def symbols(self) -> ElfSymbols:
+        """Noted imports (``.dynsym``), and function names, restart addresses and data
+        ranges (``.symtab`` if present, else ``.dynsym``)."""
+        if self.e_machine != EM_RISCV:
+            return ElfSymbols()
+        sections = self.sections()
+        dynsym = next((s for s in sections if s.type == SHT_DYNSYM), None)
+        table = next((s for s in sections if s.type == SHT_SYMTAB), dynsym)
+        result: dict[str, object] = {}
+        if dynsym is not None:
+            syms, strtab = self._table(dynsym)
+            names = {_string(strtab, int(n), "a symbol name")
+                     for n in syms[syms["shndx"] == 0]["name"].tolist()}
+            result["dispatch_imports"] = tuple(sorted(names & DISPATCH_IMPORTS))
+            result["imports"] = frozenset(names & NOTED_IMPORTS)
+        if table is None:
+            return ElfSymbols(**result)  # type: ignore[arg-type]
+        syms, strtab = self._table(table)
+        defined = syms[(syms["shndx"] != 0) & (syms["name"] != 0)]
+        if len(defined) and int(defined["name"].max()) >= len(strtab):
+            raise ElfUnreadableError("a symbol name lies outside its string table")
+        first = np.frombuffer(strtab, dtype=np.uint8)[defined["name"]] if len(defined) \
+            else np.zeros(0, dtype=np.uint8)
+        mapping_mask = first == ord("$")
+        kinds = defined["info"] & 0xF
+        # objdump restarts decoding at every named symbol but section, file and mapping ones
+        labels = defined[(kinds != _STT_SECTION) & (kinds != _STT_FILE) & ~mapping_mask]
+        result["code_symbols"] = tuple(sorted(set(labels["value"].tolist())))
+        funcs = labels[(labels["info"] & 0xF) == _STT_FUNC]
+        result["symbol_names"] = tuple(_string(strtab, n, "a symbol name")
+                                       for n in funcs["name"].tolist())
+        mapping = [(value, _string(strtab, name, "a symbol name"))
+                   for value, name in zip(defined[mapping_mask]["value"].tolist(),
+                                          defined[mapping_mask]["name"].tolist(), strict=True)]
+        result["data_ranges"] = _data_ranges(mapping)
+        return ElfSymbols(**result)  # type: ignore[arg-type]
+
+    def _table(self, section: _Section) -> tuple[np.ndarray, bytes]:
+        dtype = _SYM64 if self.bits == 64 else _SYM32
+        if self.endian == ">":
+            dtype = dtype.newbyteorder(">")
+        data = self.data(section, "a symbol table")
+        syms = np.frombuffer(data, dtype=dtype, count=len(data) // dtype.itemsize)
+        strtab = self.data(self.section(section.link, "a symbol table"),
+                           "a symbol string table")
+        return syms, strtab
 
 
-def _table(elf: ELFFile, section, dtype: np.dtype) -> tuple[np.ndarray, bytes]:
-    data = section.data()
-    count = len(data) // dtype.itemsize
-    syms = np.frombuffer(data, dtype=dtype, count=count)
-    strtab = elf.get_section(section["sh_link"]).data()
-    return syms, strtab
-
-
-def _name(strtab: bytes, offset: int) -> str:
-    end = strtab.find(b"\0", offset)
-    return strtab[offset:end if end >= 0 else len(strtab)].decode("utf-8", "replace")
+def _string(table: bytes, offset: int, what: str) -> str:
+    if not 0 <= offset < len(table):
+        raise ElfUnreadableError(f"{what} lies outside its string table (offset {offset}, "
+                                 f"table {len(table)} bytes); the file is corrupt")
+    end = table.find(b"\0", offset)
+    return table[offset:end if end >= 0 else len(table)].decode("utf-8", "replace")
 
 
 def _data_ranges(mapping: list[tuple[int, str]]) -> tuple[tuple[int, int], ...]:
@@ -363,28 +627,6 @@ def _data_ranges(mapping: list[tuple[int, str]]) -> tuple[tuple[int, int], ...]:
     return tuple(ranges)
 
 
-def _code(sections: list, segments: list) -> Iterable[CodeRange]:
-    found = False
-    for section in sections:
-        if section["sh_flags"] & SH_FLAGS.SHF_EXECINSTR and section["sh_type"] == "SHT_PROGBITS":
-            found = True
-            yield CodeRange(section.name, section["sh_offset"], section["sh_size"],
-                            section["sh_addr"])
-    if found:
-        return
-    for n, seg in enumerate(segments):
-        if seg["p_type"] == "PT_LOAD" and seg["p_flags"] & P_FLAGS.PF_X:
-            yield CodeRange(f"PT_LOAD[{n}]", seg["p_offset"], seg["p_filesz"], seg["p_vaddr"])
-
-
-def _machine_number(value: object) -> int:
-    if isinstance(value, int):
-        return value
-    from elftools.elf.enums import ENUM_E_MACHINE
-
-    return int(ENUM_E_MACHINE.get(str(value), -1))
-
-
 def _uleb(blob: bytes, pos: int, end: int) -> tuple[int, int]:
     value = shift = 0
     while True:
@@ -398,7 +640,7 @@ def _uleb(blob: bytes, pos: int, end: int) -> tuple[int, int]:
             return value, pos
 
 
-def _describe(error: Exception) -> str:
+def _describe(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     if len(text) > 200:
         text = text[:200] + "…"

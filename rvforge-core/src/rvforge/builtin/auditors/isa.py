@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from rvforge.components import Auditor
 from rvforge.context import BuildContext
-from rvforge.elf import SETJMP_IMPORTS, SIGNAL_IMPORTS, ElfInfo
+from rvforge.elf import SETJMP_IMPORTS, SIGNAL_IMPORTS, ElfInfo, ElfSymbols, ElfUnreadableError
 from rvforge.findings import FileRecord, Finding, Severity
 from rvforge.isa import (
     Extension, Isa, IsaParseError, missing, parse_isa, parse_target, sort_key, top_level,
@@ -49,8 +49,11 @@ class IsaAuditor(Auditor):
     def audit(self, tree: Tree, machine: Machine, ctx: BuildContext
               ) -> Iterator[Finding | FileRecord]:
         target = parse_target(machine.isa or "rv64gc")
-        files = elf_files(tree)
+        files = elf_files(tree, ctx)
         libc = root_libc(tree, files)
+        # (attribute, e_flags, class) → required ISA, attribute error, missing extensions
+        self._required_memo: dict[tuple[str | None, int, int],
+                                  tuple[Isa, str | None, list[str]]] = {}
         self._holders: dict[frozenset[str], list[str]] = {}
         self._isas: list[tuple[str, Isa]] | None = None
         for elf in files.values():
@@ -87,23 +90,38 @@ class IsaAuditor(Auditor):
                           f"{path} is a {info.elf_class}-bit RISC-V ELF but the target is "
                           f"rv{target.xlen}; replace it with an rv{target.xlen} build")
             return
-        required, unreadable = self._required(info)
+        memo_key = (info.arch, info.e_flags, info.elf_class)
+        if memo_key not in self._required_memo:
+            required, unreadable = self._required(info)
+            self._required_memo[memo_key] = (required, unreadable, missing(required, target))
+        required, unreadable, lacking = self._required_memo[memo_key]
         if unreadable:
             yield Finding(Severity.WARNING, "isa-unknown", path,
                           f"{path}: cannot read its ISA attribute ({unreadable}); only "
                           "e_flags were checked")
-        lacking = missing(required, target)
-        facts["missing"] = lacking
+        facts["missing"] = list(lacking)
+        symbols: ElfSymbols | None = None
+        if lacking or ctx.deep:  # only then do the symbol tables matter
+            try:
+                symbols = elf.symbols()
+            except ElfUnreadableError as error:
+                yield FileRecord(path, facts)
+                yield Finding(Severity.ERROR, "elf-unreadable", path,
+                              f"{path}: {error}; reinstall the package it comes from")
+                return
         if lacking:
-            yield self._required_finding(path, lacking, dispatch_evidence(info), machine, ctx)
+            assert symbols is not None
+            yield self._required_finding(path, list(lacking),
+                                         dispatch_evidence(info, symbols), machine, ctx)
         yield from self._abi(path, info, libc)
         if ctx.deep:
+            assert symbols is not None
             result = sweep_file(elf)
             facts["instructions"] = dict(sorted(result.instructions.items(),
                                                 key=lambda kv: sort_key(kv[0])))
             facts["undecodable"] = result.undecodable
-            yield from self._instructions(path, info, result, required, target, machine,
-                                          ctx)
+            yield from self._instructions(path, info, symbols, result, required, target,
+                                          machine, ctx)
         yield FileRecord(path, facts)
 
     @staticmethod
@@ -153,8 +171,9 @@ class IsaAuditor(Auditor):
                       f"with -mabi={libc.abi}",
                       details={"abi": info.abi, "root_abi": libc.abi})
 
-    def _instructions(self, path: str, info: ElfInfo, result: SweepResult, required: Isa,
-                      target: Isa, machine: Machine, ctx: BuildContext) -> Iterator[Finding]:
+    def _instructions(self, path: str, info: ElfInfo, symbols: ElfSymbols,
+                      result: SweepResult, required: Isa, target: Isa, machine: Machine,
+                      ctx: BuildContext) -> Iterator[Finding]:
         """One finding per file for instructions of extensions the CPU lacks and the
         attribute does not claim (those claimed are already ``isa-required``)."""
         have, claimed = target.closure(), required.closure()
@@ -173,7 +192,7 @@ class IsaAuditor(Auditor):
         if not real:
             return
         listed = ", ".join(f"{ext} ×{n}" for ext, n in real.items())
-        dispatch = dispatch_evidence(info, instructions=True)
+        dispatch = dispatch_evidence(info, symbols, instructions=True)
         holders = self._machines_with(list(real), ctx)
         details = {"instructions": real, "dispatch": dispatch, "machines": holders}
         if dispatch:
@@ -215,8 +234,9 @@ def machine_isas(ctx: BuildContext) -> list[tuple[str, Isa]]:
     return result
 
 
-def dispatch_evidence(info: ElfInfo, *, instructions: bool = False) -> list[str]:
-    """Why ``info`` looks like it picks code paths at run time (empty: it does not).
+def dispatch_evidence(info: ElfInfo, symbols: ElfSymbols, *, instructions: bool = False
+                      ) -> list[str]:
+    """Why the object (``info``, ``symbols``) looks like it picks code paths at run time (empty: it does not).
 
     Evidence is a way to ask the CPU — an import of ``getauxval`` or ``__riscv_hwprobe``,
     or of ``signal``/``sigaction`` with ``sigsetjmp`` (probing by catching SIGILL, as
@@ -227,14 +247,14 @@ def dispatch_evidence(info: ElfInfo, *, instructions: bool = False) -> list[str]
     itself, as OpenSSL's does) an import of ``syscall`` also counts as a way to ask:
     OpenSSL calls the ``riscv_hwprobe`` system call through it.
     """
-    asks = list(info.dispatch_imports)
-    if info.imports & SIGNAL_IMPORTS and info.imports & SETJMP_IMPORTS:
+    asks = list(symbols.dispatch_imports)
+    if symbols.imports & SIGNAL_IMPORTS and symbols.imports & SETJMP_IMPORTS:
         asks.append("SIGILL probing (signal, sigsetjmp)")
-    if instructions and "syscall" in info.imports:
+    if instructions and "syscall" in symbols.imports:
         asks.append("syscall (riscv_hwprobe)")
     if not asks:
         return []
-    variants = [name for name in info.symbol_names if VARIANT_SYMBOL.search(name)]
+    variants = [name for name in symbols.symbol_names if VARIANT_SYMBOL.search(name)]
     if variants:
         return [*asks, f"per-ISA functions such as {variants[0]}"]
     if instructions or (info.e_type == "ET_DYN" and info.soname and info.interp is None):
@@ -243,13 +263,15 @@ def dispatch_evidence(info: ElfInfo, *, instructions: bool = False) -> list[str]
 
 
 def sweep_file(elf: ElfFile) -> SweepResult:
-    """Sweep every executable section (or PF_X segment) of ``elf``."""
+    """Sweep every executable section (or PF_X segment) of ``elf``; raises
+    :class:`~rvforge.elf.ElfUnreadableError` when its symbol tables are corrupt."""
     assert elf.info is not None and elf.entry.content is not None
+    symbols = elf.symbols()
     total = SweepResult()
     with elf.entry.content.open() as stream:
         for code in elf.info.code:
             stream.seek(code.offset)
             data = stream.read(code.size)
-            total.merge(sweep(data, code.address, elf.info.code_symbols,
-                              elf.info.data_ranges))
+            total.merge(sweep(data, code.address, symbols.code_symbols,
+                              symbols.data_ranges))
     return total

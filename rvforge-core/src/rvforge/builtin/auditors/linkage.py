@@ -44,7 +44,7 @@ class LinkageAuditor(Auditor):
     summary = "PT_INTERP, DT_NEEDED (RUNPATH, ld.so.conf, musl path) and libc family"
 
     def audit(self, tree: Tree, machine: Machine, ctx: BuildContext) -> Iterator[Finding]:
-        files = elf_files(tree)
+        files = elf_files(tree, ctx)
         libc = root_libc(tree, files)
         if libc is None and len(files) <= 1:
             return  # a lone ELF file (rvforge audit FILE): there is no root to link against
