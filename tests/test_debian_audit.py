@@ -5,6 +5,7 @@ and the deep sweep's counts agree exactly with objdump's."""
 from __future__ import annotations
 
 import collections
+import importlib.util
 import re
 import subprocess
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from rvforge.findings import Severity
 from rvforge.machines import Machine
 from rvforge.registry import Registry, build_registry
 from rvforge.riscv_insn import SweepResult, sweep
-from rvforge.tree import Tree
+from rvforge.tree import EntryKind, Tree
 
 pytestmark = pytest.mark.network
 
@@ -123,3 +124,22 @@ def test_deep_counts_agree_with_objdump(ctx, debs, package: str) -> None:
     assert ours.instructions["v"] > 1000
     for ext in ("v", "zba", "zbb", "zbs"):
         assert ours.instructions[ext] == theirs[ext], (ext, dict(ours.instructions), theirs)
+
+
+def test_fast_reader_agrees_with_pyelftools_on_every_elf(registry, ctx, debs) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "elf_reference", Path(__file__).parents[1] / "rvforge-core/tests/elf_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tree = tree_of(debs, (*BASE, *DISPATCHING), ctx)
+    checked = 0
+    for entry in tree.walk():
+        if entry.kind is not EntryKind.FILE or entry.size < 4:
+            continue
+        data = tree.read_bytes(entry.path)
+        if data[:4] == b"\x7fELF":
+            info, symbols = module.reference(data)
+            assert read_elf(data) == info, entry.path
+            assert read_symbols(data) == symbols, entry.path
+            checked += 1
+    assert checked > 30

@@ -3,19 +3,23 @@ made of the cross toolchain's riscv64 glibc, and programs compiled for the tests
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from rvforge import pipeline
+from rvforge import elf_cache, pipeline
 from rvforge.archives import read_tarball
 from rvforge.context import BuildContext
 from rvforge.findings import Severity
 from rvforge.machines import Machine
 from rvforge.pipeline import AuditReport
 from rvforge.registry import Registry, build_registry
-from rvforge.tree import HostFile, Tree
+from rvforge.builtin.auditors.scan import elf_files
+from rvforge.tree import HostFile, InlineBytes, Tree
 
 GLIBC_SYSROOT = Path("/usr/riscv64-linux-gnu/lib")
 RV64GC = Machine("test-gc", "", "rv64gc", memory_mb=1024)
@@ -281,3 +285,85 @@ def test_size_against_memory(registry, ctx, mib, severity) -> None:
         assert "1024 MiB" in report.findings[0].message
     ctx.artifact_kind = "disk"
     assert run(registry, tree, ctx, RV64GC, "size").findings == []
+
+
+def facts_db(ctx: BuildContext) -> sqlite3.Connection:
+    return sqlite3.connect(ctx.cache("elf-facts") / "facts.sqlite3")
+
+
+def test_warm_cache_answers_and_a_rewritten_file_is_read_again(
+        registry, ctx, alpine, monkeypatch) -> None:
+    monkeypatch.setattr(elf_cache, "RACY_SECONDS", 0.0)  # the files were just unpacked
+    first = run(registry, alpine, ctx, RV64GC, "isa")
+    busybox = alpine["/bin/busybox"].content
+    assert isinstance(busybox, HostFile)
+    key = elf_cache.content_key(busybox)
+    with facts_db(ctx) as db:
+        (value,) = db.execute("SELECT value FROM facts WHERE key = ?", (key,)).fetchone()
+        info = elf_cache.decode(value).info
+        planted = dataclasses.replace(info, arch=info.arch + "_zvl65536b1p0")
+        db.execute("UPDATE facts SET value = ? WHERE key = ?",
+                   (elf_cache.encode(elf_cache.Facts(planted)), key))
+    db.close()
+    second = run(registry, alpine.copy(), ctx, RV64GC, "isa")
+    assert second.files["/bin/busybox"]["arch_attribute"] == planted.arch  # from the cache
+    # the same bytes, size and mtime written again: a new ctime, so a new key
+    stat = os.stat(busybox.path)
+    busybox.path.write_bytes(busybox.path.read_bytes())
+    os.utime(busybox.path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert elf_cache.content_key(busybox) != key
+    third = run(registry, alpine.copy(), ctx, RV64GC, "isa")
+    assert third.files["/bin/busybox"] == first.files["/bin/busybox"]
+    assert third.findings == first.findings
+
+
+def test_files_changed_moments_ago_are_not_cached_inline_bytes_are(registry, ctx,
+                                                                  riscv_cc) -> None:
+    fresh = riscv_cc(HELLO, "hello-fresh", "-O2")
+    tree = glibc_root()
+    tree.add_file("/usr/bin/fresh", HostFile.of(fresh), mode=0o755)
+    tree.add_file("/usr/bin/inline", InlineBytes(fresh.read_bytes()), mode=0o755)
+    tree.add_file("/etc/motd", InlineBytes(b"hello\n"))
+    run(registry, tree, ctx, RV64GC, "isa")
+    with facts_db(ctx) as db:
+        keys = {k for (k,) in db.execute("SELECT key FROM facts")}
+    db.close()
+    assert elf_cache.content_key(tree["/usr/bin/fresh"].content) not in keys
+    assert elf_cache.content_key(tree["/usr/bin/inline"].content) in keys
+    assert elf_cache.content_key(tree["/etc/motd"].content) in keys  # "not an ELF file"
+    glibc = elf_cache.content_key(tree["/usr/lib/riscv64-linux-gnu/libc.so.6"].content)
+    assert glibc in keys  # installed long ago: settled
+
+
+def test_another_format_version_or_a_corrupt_database_is_not_used(registry, ctx,
+                                                                 riscv_cc) -> None:
+    tree = Tree()
+    tree.add_file("/usr/bin/v", InlineBytes(riscv_cc(VECTOR_MAIN, "vmain", "-O2",
+                                                     "-march=rv64gcv").read_bytes()))
+    key = elf_cache.content_key(tree["/usr/bin/v"].content)
+    run(registry, tree, ctx, RV64GC, "isa")
+    with facts_db(ctx) as db:
+        db.execute("UPDATE facts SET value = ?", (elf_cache.encode(elf_cache.NOT_ELF),))
+        db.execute(f"PRAGMA user_version = {elf_cache.FORMAT_VERSION + 1}")
+    db.close()
+    report = run(registry, tree.copy(), ctx, RV64GC, "isa")
+    assert "v" in report.files["/usr/bin/v"]["missing"]  # read again, not "not an ELF"
+    with facts_db(ctx) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (elf_cache.FORMAT_VERSION,)
+        assert [k for (k,) in db.execute("SELECT key FROM facts")] == [key]
+    db.close()
+    (ctx.cache("elf-facts") / "facts.sqlite3").write_bytes(b"not a database" * 100)
+    report = run(registry, tree.copy(), ctx, RV64GC, "isa")
+    assert "v" in report.files["/usr/bin/v"]["missing"]
+
+
+def test_symbol_tables_are_read_only_for_files_that_lack_extensions(registry, ctx, alpine,
+                                                                   riscv_cc) -> None:
+    run(registry, alpine, ctx, RV64GC, "isa")
+    files = elf_files(alpine, ctx)
+    assert files and not any(f.symbols_read for f in files.values())
+    alpine.add_file("/usr/bin/vsum", HostFile.of(riscv_cc(VECTOR_MAIN, "vmain", "-O2",
+                                                          "-march=rv64gcv")), mode=0o755)
+    run(registry, alpine, ctx, RV64GC, "isa")
+    files = elf_files(alpine, ctx)
+    assert {p for p, f in files.items() if f.symbols_read} == {"/usr/bin/vsum"}

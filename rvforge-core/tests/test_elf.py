@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import random
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -142,3 +145,93 @@ def test_truncated_and_corrupt_input_never_raises_anything_else(riscv_cc) -> Non
 def test_malformed_attribute_sections(blob: bytes) -> None:
     with pytest.raises(ElfUnreadableError):
         parse_attributes(blob)
+
+
+def _reference():
+    spec = importlib.util.spec_from_file_location(
+        "elf_reference", Path(__file__).with_name("elf_reference.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.reference
+
+
+def assert_agrees_with_pyelftools(data: bytes, name: str) -> None:
+    """The fast reader's facts equal pyelftools' (via the reference reader)."""
+    info, symbols = _reference()(data)
+    assert read_elf(data) == info, name
+    assert read_symbols(data) == symbols, name
+
+
+def test_agrees_with_pyelftools_on_every_alpine_elf(alpine_tarball: Path) -> None:
+    checked = 0
+    with tarfile.open(alpine_tarball) as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            data = tar.extractfile(member).read()
+            if data[:4] == b"\x7fELF":
+                assert_agrees_with_pyelftools(data, member.name)
+                checked += 1
+    assert checked > 10
+
+
+def test_agrees_with_pyelftools_on_compiled_fixtures(riscv_cc, tmp_path: Path) -> None:
+    script = tmp_path / "vers.map"
+    script.write_text("VERS_1.0 { global: f; local: *; };\nVERS_2.0 { global: g; } VERS_1.0;\n")
+    objects = [
+        riscv_cc(VECTOR_MAIN, "vmain", "-O2", "-march=rv64gcv"),
+        riscv_cc(HELLO, "hello-static", "-O2", "-static"),
+        riscv_cc(HELLO, "hello-zb", "-O2", "-march=rv64gc_zba_zbb"),
+        riscv_cc(START_LP64, "lp64", "-O2", "-static", "-nostdlib", "-march=rv64imac",
+                 "-mabi=lp64"),
+        riscv_cc(AUXV, "auxv", "-O2"),
+        riscv_cc(HELLO, "rpath", "-Wl,-rpath,/opt/a:/opt/b", "-Wl,--disable-new-dtags"),
+        riscv_cc("int f(void){return 1;}\nint g(void){return 2;}\n", "libv.so", "-shared",
+                 "-fPIC", f"-Wl,--version-script={script}", "-Wl,-soname,libv.so.1"),
+        riscv_cc(UNKNOWN_TAGS, "unknown-tags", "-c", suffix=".s"),
+        Path("/bin/true"),
+    ]
+    for path in objects:
+        assert_agrees_with_pyelftools(path.read_bytes(), path.name)
+    stripped = bytearray(objects[0].read_bytes())
+    stripped[0x28:0x30] = bytes(8)  # no section headers: PT_DYNAMIC, PT_RISCV_ATTRIBUTES
+    stripped[0x3C:0x40] = bytes(4)
+    assert_agrees_with_pyelftools(bytes(stripped), "stripped")
+
+
+def test_reads_a_file_stream_like_bytes(riscv_cc) -> None:
+    path = riscv_cc(VECTOR_MAIN, "vmain", "-O2", "-march=rv64gcv")
+    with open(path, "rb") as stream:  # a real file: pread
+        from_file = read_elf(stream), read_symbols(stream)
+    stream = io.BytesIO(path.read_bytes())  # no file descriptor: seek and read
+    assert from_file == (read_elf(stream), read_symbols(stream))
+    assert from_file == (read_elf(path.read_bytes()), read_symbols(path.read_bytes()))
+
+
+def test_symbol_tables_of_corrupt_input_never_raise_anything_else(riscv_cc) -> None:
+    data = riscv_cc(AUXV, "auxv", "-O2").read_bytes()
+    rng = random.Random(5)
+    failures = 0
+    for _ in range(300):
+        mutated = bytearray(data)
+        for _ in range(rng.randint(1, 30)):  # hit the section headers and tables
+            mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+        try:
+            read_symbols(bytes(mutated))
+            read_elf(bytes(mutated))
+        except ElfUnreadableError as error:
+            assert str(error)
+            failures += 1
+    assert 0 < failures < 300
+
+
+def test_hostile_counts_and_offsets_are_bounded(riscv_cc) -> None:
+    data = bytearray(riscv_cc(HELLO, "hello", "-O2").read_bytes())
+    huge = bytearray(data)
+    huge[0x3C:0x3E] = (0xFFFF).to_bytes(2, "little")  # e_shnum: far more than fit
+    with pytest.raises(ElfUnreadableError, match="section header"):
+        read_elf(bytes(huge))
+    wrong = bytearray(data)
+    wrong[0x36:0x38] = (40).to_bytes(2, "little")  # e_phentsize of ELF32 in an ELF64
+    with pytest.raises(ElfUnreadableError, match="program header entries"):
+        read_elf(bytes(wrong))

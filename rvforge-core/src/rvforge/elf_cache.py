@@ -83,10 +83,11 @@ def content_key(content: Content, stat: os.stat_result | None = None) -> str | N
     return None
 
 
-def settled(stat: os.stat_result, racy_seconds: float = RACY_SECONDS) -> bool:
-    """Whether a file with this ``stat`` is old enough for its facts to be cached."""
+def settled(stat: os.stat_result) -> bool:
+    """Whether a file with this ``stat`` is old enough (:data:`RACY_SECONDS`) for its facts
+    to be cached."""
     newest = max(stat.st_mtime_ns, stat.st_ctime_ns)
-    return time.time_ns() - newest > racy_seconds * 1e9
+    return time.time_ns() - newest > RACY_SECONDS * 1e9
 
 
 class ElfFactsCache:
