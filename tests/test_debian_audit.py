@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from rvforge import pipeline
 from rvforge.context import BuildContext
 from rvforge.elf import read_elf, read_symbols

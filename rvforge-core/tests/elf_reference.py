@@ -16,10 +16,18 @@ from elftools.elf.constants import P_FLAGS, SH_FLAGS
 from elftools.elf.dynamic import DynamicSection, DynamicSegment
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
-
 from rvforge.elf import (
-    DISPATCH_IMPORTS, EM_RISCV, NOTED_IMPORTS, PT_RISCV_ATTRIBUTES, SHT_RISCV_ATTRIBUTES,
-    TAG_RISCV_ARCH, CodeRange, ElfInfo, ElfSymbols, _data_ranges, parse_attributes,
+    DISPATCH_IMPORTS,
+    EM_RISCV,
+    NOTED_IMPORTS,
+    PT_RISCV_ATTRIBUTES,
+    SHT_RISCV_ATTRIBUTES,
+    TAG_RISCV_ARCH,
+    CodeRange,
+    ElfInfo,
+    ElfSymbols,
+    _data_ranges,
+    parse_attributes,
 )
 
 _SYM64 = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),

@@ -10,15 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from rvforge import elf_cache, pipeline
 from rvforge.archives import read_tarball
+from rvforge.builtin.auditors.scan import elf_files
 from rvforge.context import BuildContext
 from rvforge.findings import Severity
 from rvforge.machines import Machine
 from rvforge.pipeline import AuditReport
 from rvforge.registry import Registry, build_registry
-from rvforge.builtin.auditors.scan import elf_files
 from rvforge.tree import HostFile, InlineBytes, Tree
 
 GLIBC_SYSROOT = Path("/usr/riscv64-linux-gnu/lib")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
-
 from rvforge.elf import ElfUnreadableError, parse_attributes, read_elf, read_symbols
 from rvforge.errors import InputError
 

@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from rvforge.elf import CodeRange, ElfInfo
 from rvforge.tree import Content, HostFile, InlineBytes
@@ -160,7 +161,7 @@ class ElfFactsCache:
             self._db.close()
             self._db = None
 
-    def __enter__(self) -> ElfFactsCache:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -197,6 +198,8 @@ def encode(facts: Facts) -> str:
 
 def decode(value: str) -> Facts | None:
     """The inverse of :func:`encode` (``None`` for a value it cannot have written)."""
+    if value == "0":  # most files of a tree: skip the JSON parser
+        return NOT_ELF
     try:
         data = json.loads(value)
         if data == 0:

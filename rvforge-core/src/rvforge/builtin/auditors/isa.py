@@ -19,7 +19,14 @@ from rvforge.context import BuildContext
 from rvforge.elf import SETJMP_IMPORTS, SIGNAL_IMPORTS, ElfInfo, ElfSymbols, ElfUnreadableError
 from rvforge.findings import FileRecord, Finding, Severity
 from rvforge.isa import (
-    Extension, Isa, IsaParseError, missing, parse_isa, parse_target, sort_key, top_level,
+    Extension,
+    Isa,
+    IsaParseError,
+    missing,
+    parse_isa,
+    parse_target,
+    sort_key,
+    top_level,
 )
 from rvforge.machines import Machine
 from rvforge.riscv_insn import SweepResult, sweep

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import weakref
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from rvforge.context import BuildContext
 from rvforge.elf import ElfInfo, ElfSymbols, ElfUnreadableError, is_elf, read_elf, read_symbols
@@ -112,7 +113,7 @@ def scan_content(content: Content) -> tuple[Facts, str | None]:
         return _facts(stream), None
 
 
-def _facts(stream) -> Facts:  # noqa: ANN001 - any seekable binary stream
+def _facts(stream: BinaryIO) -> Facts:
     if not is_elf(stream.read(4)):
         return NOT_ELF
     try:
