@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent
 DATA = ROOT / "tests" / "data"
 ALPINE_TARBALL = DATA / "alpine" / "alpine-minirootfs-3.20.3-riscv64.tar.gz"
 ALPINE_SHA256 = "290d402a3e2770a74e86caf1e43205dbf337b9aec1610c6c6d8ffbd2d52796a1"
+PROGRAMS = DATA / "programs"
 RISCV_CC = "riscv64-linux-gnu-gcc"
 
 
@@ -35,7 +36,9 @@ def alpine_tarball() -> Path:
 @pytest.fixture(scope="session")
 def riscv_cc(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """``riscv_cc(source, name, *flags)`` compiles C source text for riscv64 and returns
-    the output path. Results are cached per (source, flags) for the session."""
+    the output path; ``riscv_cc.program("vsum", name, *flags)`` compiles one of the shared
+    programs in tests/data/programs (``hello``; ``vsum``, which runs vector instructions
+    unconditionally). Results are cached per (source, flags) for the session."""
     if shutil.which(RISCV_CC) is None:
         pytest.fail(f"{RISCV_CC} is missing: apt-get install gcc-riscv64-linux-gnu "
                     "(.ci/run installs it)")
@@ -55,6 +58,10 @@ def riscv_cc(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         cache[key] = out
         return out
 
+    def program(program_name: str, name: str, *flags: str) -> Path:
+        return compile((PROGRAMS / f"{program_name}.c").read_text(), name, *flags)
+
+    compile.program = program  # type: ignore[attr-defined]
     return compile
 
 

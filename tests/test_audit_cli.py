@@ -9,18 +9,6 @@ from pathlib import Path
 
 import pytest
 
-VECTOR_MAIN = r"""
-#include <stddef.h>
-#include <stdio.h>
-int vsum(const int *a, size_t n) {
-    size_t vl;
-    __asm__ volatile("vsetvli %0, %1, e32, m1, ta, ma\n\tvle32.v v1, (%2)"
-                     : "=r"(vl) : "r"(n), "r"(a) : "memory");
-    return (int)vl;
-}
-int main(void) { int a[4] = {1, 2, 3, 4}; printf("%d\n", vsum(a, 4)); return 0; }
-"""
-HELLO = '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n'
 FILE_KEYS = {"path", "machine", "abi", "arch_attribute", "missing"}
 SEVERITIES = {"error", "warning", "info"}
 
@@ -38,9 +26,9 @@ def broken_root(alpine_dir: Path, tmp_path: Path, riscv_cc) -> Path:
     """Alpine plus a static V program, a glibc program, an x86-64 ELF and a truncated ELF."""
     root = tmp_path / "root"
     shutil.copytree(alpine_dir, root, symlinks=True)
-    shutil.copy(riscv_cc(VECTOR_MAIN, "vstatic", "-O2", "-static", "-march=rv64gcv"),
+    shutil.copy(riscv_cc.program("vsum", "vstatic", "-O2", "-static", "-march=rv64gcv"),
                 root / "usr/bin/vsum")
-    shutil.copy(riscv_cc(HELLO, "hello-dyn", "-O2"), root / "usr/bin/glibc")
+    shutil.copy(riscv_cc.program("hello", "hello-dyn", "-O2"), root / "usr/bin/glibc")
     shutil.copy("/bin/true", root / "usr/bin/x86-true")
     (root / "usr/bin/cut-short").write_bytes((root / "bin/busybox").read_bytes()[:5000])
     return root
@@ -140,7 +128,7 @@ def test_unparsable_isa_is_a_usage_error(rvforge_cli, alpine_tarball: Path) -> N
 
 
 def test_single_elf_file(rvforge_cli, riscv_cc) -> None:
-    path = riscv_cc(VECTOR_MAIN, "vdyn-v", "-O2", "-march=rv64gcv")
+    path = riscv_cc.program("vsum", "vdyn-v", "-O2", "-march=rv64gcv")
     result = rvforge_cli("audit", "--isa", "rv64gc", "--format", "json", str(path))
     data = json.loads(result.stdout)
     assert result.returncode == 3

@@ -24,18 +24,6 @@ GLIBC_SYSROOT = Path("/usr/riscv64-linux-gnu/lib")
 RV64GC = Machine("test-gc", "", "rv64gc", memory_mb=1024)
 VECTOR_MACHINE = Machine("test-vector", "", "rv64gcv", summary="a profile with V")
 
-HELLO = '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n'
-VECTOR_MAIN = r"""
-#include <stddef.h>
-#include <stdio.h>
-int vsum(const int *a, size_t n) {
-    size_t vl;
-    __asm__ volatile("vsetvli %0, %1, e32, m1, ta, ma\n\tvle32.v v1, (%2)"
-                     : "=r"(vl) : "r"(n), "r"(a) : "memory");
-    return (int)vl;
-}
-int main(void) { int a[4] = {1, 2, 3, 4}; printf("%d\n", vsum(a, 4)); return 0; }
-"""
 # Vector code in a file whose attribute does not say V (as OpenSSL's assembly does)
 HIDDEN_VECTOR = r"""
 #include <stdio.h>
@@ -118,7 +106,7 @@ def test_alpine_is_clean_on_rv64gc(registry, ctx, alpine) -> None:
 
 def test_vector_binary_is_an_error_naming_a_machine_that_has_v(registry, ctx, riscv_cc) -> None:
     tree = glibc_root()
-    tree.add_file("/usr/bin/vsum", HostFile.of(riscv_cc(VECTOR_MAIN, "vmain", "-O2",
+    tree.add_file("/usr/bin/vsum", HostFile.of(riscv_cc.program("vsum", "vmain", "-O2",
                                                         "-march=rv64gcv")), mode=0o755)
     report = run(registry, tree, ctx)
     [finding] = report.errors
@@ -131,7 +119,7 @@ def test_vector_binary_is_an_error_naming_a_machine_that_has_v(registry, ctx, ri
 
 def test_vlen_requirement_is_checked(registry, ctx, riscv_cc) -> None:
     tree = glibc_root()
-    tree.add_file("/usr/bin/v256", HostFile.of(riscv_cc(VECTOR_MAIN, "v256", "-O2",
+    tree.add_file("/usr/bin/v256", HostFile.of(riscv_cc.program("vsum", "v256", "-O2",
                                                         "-march=rv64gcv_zvl256b")))
     report = run(registry, tree, ctx, VECTOR_MACHINE)
     assert [f.code for f in report.errors] == ["isa-required"]
@@ -142,7 +130,7 @@ def test_vlen_requirement_is_checked(registry, ctx, riscv_cc) -> None:
 
 def test_zba_zbb_binary_against_profiles(registry, ctx, riscv_cc) -> None:
     tree = glibc_root()
-    tree.add_file("/usr/bin/zb", HostFile.of(riscv_cc(HELLO, "hello-zb", "-O2",
+    tree.add_file("/usr/bin/zb", HostFile.of(riscv_cc.program("hello", "hello-zb", "-O2",
                                                       "-march=rv64gc_zba_zbb")))
     lacking = run(registry, tree, ctx).files["/usr/bin/zb"]["missing"]
     assert lacking == ["zba", "zbb"]
@@ -151,7 +139,7 @@ def test_zba_zbb_binary_against_profiles(registry, ctx, riscv_cc) -> None:
 
 
 def test_glibc_binary_on_alpine_is_a_libc_mismatch(registry, ctx, alpine, riscv_cc) -> None:
-    alpine.add_file("/usr/bin/hello", HostFile.of(riscv_cc(HELLO, "hello")), mode=0o755)
+    alpine.add_file("/usr/bin/hello", HostFile.of(riscv_cc.program("hello", "hello")), mode=0o755)
     report = run(registry, alpine, ctx)
     [finding] = report.errors
     assert finding.code == "libc-mismatch" and finding.path == "/usr/bin/hello"
@@ -259,7 +247,7 @@ def test_needed_libraries_resolve_like_the_loader(registry, ctx, riscv_cc, alpin
 
 
 def test_interpreter_and_symbol_versions(registry, ctx, riscv_cc) -> None:
-    data = riscv_cc(HELLO, "hello").read_bytes()
+    data = riscv_cc.program("hello", "hello").read_bytes()
     tree = glibc_root()
     tree.add_file("/usr/bin/new", data.replace(b"GLIBC_2.34", b"GLIBC_2.99"))
     tree.add_file("/usr/bin/hello", data)
@@ -318,7 +306,7 @@ def test_warm_cache_answers_and_a_rewritten_file_is_read_again(
 
 def test_files_changed_moments_ago_are_not_cached_inline_bytes_are(registry, ctx,
                                                                   riscv_cc) -> None:
-    fresh = riscv_cc(HELLO, "hello-fresh", "-O2")
+    fresh = riscv_cc.program("hello", "hello-fresh", "-O2")
     tree = glibc_root()
     tree.add_file("/usr/bin/fresh", HostFile.of(fresh), mode=0o755)
     tree.add_file("/usr/bin/inline", InlineBytes(fresh.read_bytes()), mode=0o755)
@@ -337,7 +325,7 @@ def test_files_changed_moments_ago_are_not_cached_inline_bytes_are(registry, ctx
 def test_another_format_version_or_a_corrupt_database_is_not_used(registry, ctx,
                                                                  riscv_cc) -> None:
     tree = Tree()
-    tree.add_file("/usr/bin/v", InlineBytes(riscv_cc(VECTOR_MAIN, "vmain", "-O2",
+    tree.add_file("/usr/bin/v", InlineBytes(riscv_cc.program("vsum", "vmain", "-O2",
                                                      "-march=rv64gcv").read_bytes()))
     key = elf_cache.content_key(tree["/usr/bin/v"].content)
     run(registry, tree, ctx, RV64GC, "isa")
@@ -361,7 +349,7 @@ def test_symbol_tables_are_read_only_for_files_that_lack_extensions(registry, ct
     run(registry, alpine, ctx, RV64GC, "isa")
     files = elf_files(alpine, ctx)
     assert files and not any(f.symbols_read for f in files.values())
-    alpine.add_file("/usr/bin/vsum", HostFile.of(riscv_cc(VECTOR_MAIN, "vmain", "-O2",
+    alpine.add_file("/usr/bin/vsum", HostFile.of(riscv_cc.program("vsum", "vmain", "-O2",
                                                           "-march=rv64gcv")), mode=0o755)
     run(registry, alpine, ctx, RV64GC, "isa")
     files = elf_files(alpine, ctx)

@@ -13,18 +13,6 @@ from elftools.elf.elffile import ELFFile
 from rvforge.elf import ElfUnreadableError, parse_attributes, read_elf, read_symbols
 from rvforge.errors import InputError
 
-VECTOR_MAIN = r"""
-#include <stddef.h>
-#include <stdio.h>
-int vsum(const int *a, size_t n) {
-    size_t vl;
-    __asm__ volatile("vsetvli %0, %1, e32, m1, ta, ma\n\tvle32.v v1, (%2)"
-                     : "=r"(vl) : "r"(n), "r"(a) : "memory");
-    return (int)vl;
-}
-int main(void) { int a[4] = {1, 2, 3, 4}; printf("%d\n", vsum(a, 4)); return 0; }
-"""
-HELLO = '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n'
 START_LP64 = 'void _start(void) { __asm__ volatile("li a7, 93\\n li a0, 0\\n ecall"); for (;;); }\n'
 UNKNOWN_TAGS = ('.attribute 98, 5\n.attribute 101, "hello"\n'
                 '.text\n.globl f\nf: ret\n')
@@ -33,7 +21,7 @@ AUXV = ('#include <sys/auxv.h>\n#include <stdio.h>\n'
 
 
 def test_dynamic_vector_program(riscv_cc) -> None:
-    path = riscv_cc(VECTOR_MAIN, "vmain", "-O2", "-march=rv64gcv")
+    path = riscv_cc.program("vsum", "vmain", "-O2", "-march=rv64gcv")
     info = read_elf(path.read_bytes())
     assert info.is_riscv and info.elf_class == 64 and info.e_type == "ET_DYN"
     assert info.arch is not None and "_v1p0_" in info.arch and "zvl128b1p0" in info.arch
@@ -47,7 +35,7 @@ def test_dynamic_vector_program(riscv_cc) -> None:
 
 
 def test_static_program(riscv_cc) -> None:
-    info = read_elf(riscv_cc(HELLO, "hello-static", "-O2", "-static").read_bytes())
+    info = read_elf(riscv_cc.program("hello", "hello-static", "-O2", "-static").read_bytes())
     assert info.interp is None and info.needed == () and not info.dynamic
     assert info.e_type == "ET_EXEC" and info.arch and info.arch.startswith("rv64i2p1_m2p0")
 
@@ -73,7 +61,7 @@ def test_unknown_attribute_tags_use_the_fallback_parser(riscv_cc) -> None:
 
 
 def test_parse_attributes_agrees_with_pyelftools(riscv_cc) -> None:
-    path = riscv_cc(HELLO, "hello-static", "-O2", "-static")
+    path = riscv_cc.program("hello", "hello-static", "-O2", "-static")
     with open(path, "rb") as stream:
         section = ELFFile(stream).get_section_by_name(".riscv.attributes")
         theirs = {a.tag: a.value for s in section.iter_subsections()
@@ -83,7 +71,7 @@ def test_parse_attributes_agrees_with_pyelftools(riscv_cc) -> None:
 
 
 def test_attributes_from_segment_when_sections_are_stripped(riscv_cc, tmp_path: Path) -> None:
-    data = bytearray(riscv_cc(VECTOR_MAIN, "vmain", "-O2", "-march=rv64gcv").read_bytes())
+    data = bytearray(riscv_cc.program("vsum", "vmain", "-O2", "-march=rv64gcv").read_bytes())
     expected = read_elf(bytes(data))
     # drop the section header table: e_shoff (0x28, 8 bytes), e_shnum, e_shstrndx
     data[0x28:0x30] = bytes(8)
@@ -101,9 +89,9 @@ def test_runpath_rpath_and_version_definitions(riscv_cc, tmp_path: Path) -> None
                    "-fPIC", f"-Wl,--version-script={script}", "-Wl,-soname,libv.so.1")
     info = read_elf(lib.read_bytes())
     assert info.soname == "libv.so.1" and info.version_defs == ("VERS_1.0", "VERS_2.0")
-    new = read_elf(riscv_cc(HELLO, "runpath", "-Wl,-rpath,$ORIGIN/../lib",
+    new = read_elf(riscv_cc.program("hello", "runpath", "-Wl,-rpath,$ORIGIN/../lib",
                             "-Wl,--enable-new-dtags").read_bytes())
-    old = read_elf(riscv_cc(HELLO, "rpath", "-Wl,-rpath,/opt/a:/opt/b",
+    old = read_elf(riscv_cc.program("hello", "rpath", "-Wl,-rpath,/opt/a:/opt/b",
                             "-Wl,--disable-new-dtags").read_bytes())
     assert new.runpath == ("$ORIGIN/../lib",) and new.rpath == ()
     assert old.rpath == ("/opt/a", "/opt/b") and old.runpath == ()
@@ -120,7 +108,7 @@ def test_host_binary_is_not_riscv() -> None:
 
 
 def test_truncated_and_corrupt_input_never_raises_anything_else(riscv_cc) -> None:
-    data = riscv_cc(VECTOR_MAIN, "vmain", "-O2", "-march=rv64gcv").read_bytes()
+    data = riscv_cc.program("vsum", "vmain", "-O2", "-march=rv64gcv").read_bytes()
     rng = random.Random(3)
     cases = [data[:n] for n in (0, 4, 16, 52, 64, 200, 1000, len(data) // 2, len(data) - 1)]
     for _ in range(150):
@@ -178,13 +166,13 @@ def test_agrees_with_pyelftools_on_compiled_fixtures(riscv_cc, tmp_path: Path) -
     script = tmp_path / "vers.map"
     script.write_text("VERS_1.0 { global: f; local: *; };\nVERS_2.0 { global: g; } VERS_1.0;\n")
     objects = [
-        riscv_cc(VECTOR_MAIN, "vmain", "-O2", "-march=rv64gcv"),
-        riscv_cc(HELLO, "hello-static", "-O2", "-static"),
-        riscv_cc(HELLO, "hello-zb", "-O2", "-march=rv64gc_zba_zbb"),
+        riscv_cc.program("vsum", "vmain", "-O2", "-march=rv64gcv"),
+        riscv_cc.program("hello", "hello-static", "-O2", "-static"),
+        riscv_cc.program("hello", "hello-zb", "-O2", "-march=rv64gc_zba_zbb"),
         riscv_cc(START_LP64, "lp64", "-O2", "-static", "-nostdlib", "-march=rv64imac",
                  "-mabi=lp64"),
         riscv_cc(AUXV, "auxv", "-O2"),
-        riscv_cc(HELLO, "rpath", "-Wl,-rpath,/opt/a:/opt/b", "-Wl,--disable-new-dtags"),
+        riscv_cc.program("hello", "rpath", "-Wl,-rpath,/opt/a:/opt/b", "-Wl,--disable-new-dtags"),
         riscv_cc("int f(void){return 1;}\nint g(void){return 2;}\n", "libv.so", "-shared",
                  "-fPIC", f"-Wl,--version-script={script}", "-Wl,-soname,libv.so.1"),
         riscv_cc(UNKNOWN_TAGS, "unknown-tags", "-c", suffix=".s"),
@@ -199,7 +187,7 @@ def test_agrees_with_pyelftools_on_compiled_fixtures(riscv_cc, tmp_path: Path) -
 
 
 def test_reads_a_file_stream_like_bytes(riscv_cc) -> None:
-    path = riscv_cc(VECTOR_MAIN, "vmain", "-O2", "-march=rv64gcv")
+    path = riscv_cc.program("vsum", "vmain", "-O2", "-march=rv64gcv")
     with open(path, "rb") as stream:  # a real file: pread
         from_file = read_elf(stream), read_symbols(stream)
     stream = io.BytesIO(path.read_bytes())  # no file descriptor: seek and read
@@ -225,7 +213,7 @@ def test_symbol_tables_of_corrupt_input_never_raise_anything_else(riscv_cc) -> N
 
 
 def test_hostile_counts_and_offsets_are_bounded(riscv_cc) -> None:
-    data = bytearray(riscv_cc(HELLO, "hello", "-O2").read_bytes())
+    data = bytearray(riscv_cc.program("hello", "hello", "-O2").read_bytes())
     huge = bytearray(data)
     huge[0x3C:0x3E] = (0xFFFF).to_bytes(2, "little")  # e_shnum: far more than fit
     with pytest.raises(ElfUnreadableError, match="section header"):
