@@ -1,8 +1,10 @@
 """The ``init`` overlay: rvforge's ``/init`` for initramfs boots.
 
 The script is POSIX sh (busybox ash and dash both run it) and uses only shell built-ins
-plus ``mount``, ``mkdir``, ``sync`` and ``poweroff`` if present: no ``base64``, no
-``stty``, no udev, so it works on a busybox image and on a Debian minbase alike.
+plus ``mount``, ``mkdir``, ``sync``, ``sleep`` and ``poweroff`` if present: no ``base64``,
+no ``stty``, no udev, so it works on a busybox image and on a Debian minbase alike (both
+are tested in tests/test_boot.py). A disk image's root runs the same script, passed by the
+boot initramfs's stub (``rvforge_qemu.stub``) as ``/bin/sh -c``.
 
 The init protocol (version 1), which rvforge's launchers rely on:
 
