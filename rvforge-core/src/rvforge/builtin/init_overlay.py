@@ -10,8 +10,12 @@ The init protocol (version 1), which rvforge's launchers rely on:
 
 1. mount ``proc``, ``sysfs``, ``devtmpfs``, ``devpts`` and tmpfs on ``/tmp`` and ``/run``;
    the serial console becomes stdin, stdout and stderr;
-2. print the ready marker :data:`READY_MARKER` on the console;
-3. if the VM has a virtio-serial port named ``rvforge.ctl`` (found through
+2. run every executable ``/etc/rvforge/first-boot.d/*`` in name order, output on the
+   console (rvforge-debootstrap's ``--configure first-boot`` hook finishes installing
+   Debian's packages this way and then deletes itself; images rvforge boots are never
+   written back, so such hooks run at every boot of an unconfigured image);
+3. print the ready marker :data:`READY_MARKER` on the console;
+4. if the VM has a virtio-serial port named ``rvforge.ctl`` (found through
    ``/sys/class/virtio-ports/*/name``), serve requests on it, one at a time:
 
    - the guest first writes ``RVFORGE-READY 1`` (protocol version) on the port;
@@ -24,7 +28,7 @@ The init protocol (version 1), which rvforge's launchers rely on:
 
    without that port, ``rvforge.shell=1`` on the kernel command line starts an
    interactive shell on the console instead;
-4. power off (``poweroff -f``, else the sysrq trigger, which needs no userland).
+5. power off (``poweroff -f``, else the sysrq trigger, which needs no userland).
 
 The command's output never touches the serial console, so kernel messages (which go
 there) cannot mix with it.
@@ -97,6 +101,11 @@ rvforge_serve() {
     exec 3>&-
 }
 
+for hook in /etc/rvforge/first-boot.d/*; do
+    [ -f "$hook" ] && [ -x "$hook" ] || continue
+    echo "rvforge: first-boot hook $hook"
+    "$hook" || echo "rvforge: first-boot hook $hook failed with status $?"
+done
 echo "RVFORGE-READY"
 if ctl=$(rvforge_port rvforge.ctl) && out=$(rvforge_port rvforge.out) \
         && err=$(rvforge_port rvforge.err); then
