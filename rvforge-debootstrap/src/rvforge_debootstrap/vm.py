@@ -26,7 +26,9 @@ MIN_MEMORY_MB = 2048
 def memory_for(tree: Tree) -> int:
     """RAM for the VM: the initramfs and its unpacked copy, plus room for dpkg and tar."""
     return max(MIN_MEMORY_MB, (tree.stats().file_bytes * 5 // 2 >> 20) + 1024)
-SCRIPT = (f"{HOOK} >&2 && cd / && "
+# rvforge's /init runs first-boot hooks before the command (the hook then deletes itself);
+# an init that did not leaves it for the command to run.
+SCRIPT = (f"{{ [ ! -e {HOOK} ] || {HOOK} >&2; }} && cd / && "
           "tar --numeric-owner --one-file-system --exclude=./init -cf - .")
 
 
