@@ -7,6 +7,7 @@ UV := $(PYTHON) -m uv
 APT_PACKAGES := $(shell grep -v '^\#' .ci/apt-packages)
 FIXTURE := tests/data/alpine/alpine-minirootfs-3.20.3-riscv64.tar.gz
 IMAGE := build/alpine-3.20.3-riscv64.cpio.gz
+DEBIAN_IMAGE := build/debian-trixie-riscv64.cpio.gz
 
 .PHONY: setup setup-system setup-python demo test bench wheels clean
 
@@ -25,9 +26,15 @@ setup-python:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) sync --all-packages --quiet
 
+# The main job: build a riscv64 initramfs from the real Alpine minirootfs (audited for
+# QEMU's virt CPU), list it, boot it and run a command in it; then the same for Debian
+# trixie from the Debian mirror of this machine's apt sources.
 demo: setup
 	$(UV) run rvforge build --provider local --source $(FIXTURE) -o $(IMAGE)
-	$(UV) run rvforge inspect $(IMAGE)
+	$(UV) run rvforge inspect $(IMAGE) | head -n 20
+	$(UV) run rvforge run $(IMAGE) -- cat /etc/alpine-release
+	$(UV) run rvforge build --provider debootstrap -o $(DEBIAN_IMAGE)
+	$(UV) run rvforge run $(DEBIAN_IMAGE) -- cat /etc/os-release
 
 test: setup
 	$(UV) run pytest

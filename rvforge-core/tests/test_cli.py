@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -75,3 +78,15 @@ def test_inspect_lists_a_directory_like_tar_tv(tmp_path) -> None:
     su = next(e for e in data if e["path"] == "/bin/su")
     assert su == {"path": "/bin/su", "type": "file", "mode": "4755", "uid": os.getuid(),
                   "gid": os.getgid(), "size": 10, "mtime": 0}
+
+
+def test_a_closed_pipe_ends_quietly(alpine_tarball, tmp_path) -> None:
+    """`rvforge inspect X | head -1`: no error message when the reader goes away. (The
+    JSON listing is larger than a pipe's buffer, so the writer cannot finish first.)"""
+    exe = str(Path(sys.executable).with_name("rvforge"))
+    proc = subprocess.Popen([exe, "inspect", "--format", "json", str(alpine_tarball)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"[\n"
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait() == 141 and b"error" not in stderr, stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import sys
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -33,6 +34,11 @@ def handle_errors(func: F) -> F:
                 traceback.print_exc()
             typer.echo(f"rvforge: error: {error}", err=True)
             raise typer.Exit(int(error.exit_code)) from None
+        except BrokenPipeError:
+            # the reader went away (`rvforge inspect X | head`): stop quietly, as `cat` does
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(128 + 13) from None
         except KeyboardInterrupt:
             typer.echo("rvforge: interrupted", err=True)
             raise typer.Exit(130) from None
