@@ -80,13 +80,17 @@ def test_inspect_lists_a_directory_like_tar_tv(tmp_path) -> None:
                   "gid": os.getgid(), "size": 10, "mtime": 0}
 
 
-def test_a_closed_pipe_ends_quietly(alpine_tarball, tmp_path) -> None:
+def test_a_closed_pipe_ends_quietly(tmp_path) -> None:
     """`rvforge inspect X | head -1`: no error message when the reader goes away. (The
-    JSON listing is larger than a pipe's buffer, so the writer cannot finish first.)"""
+    listing is several times a pipe's buffer, so the writer cannot finish first.)"""
+    root = tmp_path / "root"
+    root.mkdir()
+    for index in range(3000):
+        (root / f"file-{index:05d}").touch()
     exe = str(Path(sys.executable).with_name("rvforge"))
-    proc = subprocess.Popen([exe, "inspect", "--format", "json", str(alpine_tarball)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout.readline() == b"[\n"
+    proc = subprocess.Popen([exe, "inspect", str(root)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(b"d")
     proc.stdout.close()
     stderr = proc.stderr.read()
-    assert proc.wait() == 141 and b"error" not in stderr, stderr
+    assert proc.wait() == 141 and stderr == b"", stderr
