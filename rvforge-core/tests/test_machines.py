@@ -5,9 +5,7 @@ from __future__ import annotations
 import types
 
 import pytest
-
 import rvforge
-from rvforge.cli.common import resolve_machine
 from rvforge.errors import DuplicateComponentError
 from rvforge.registry import Registry
 from rvforge.testing import registered_plugin
@@ -39,7 +37,7 @@ def registry(rvforge_plugin_manager):
 
 def test_machine_isa_comes_from_its_launcher(registry, rvforge_context) -> None:
     ProbeLauncher.probes.clear()
-    machine = resolve_machine(registry, "probe-vm", None, rvforge_context)
+    machine = registry.resolve_machine("probe-vm", None, rvforge_context)
     assert machine.isa == "rv64imafdc_zba" and machine.memory_mb == 4096
     assert ProbeLauncher.probes == ["probe-vm"]
     assert registry.launchers.plugin_of("probe") == "probe-plugin"
@@ -47,7 +45,7 @@ def test_machine_isa_comes_from_its_launcher(registry, rvforge_context) -> None:
 
 def test_isa_flag_overrides_the_machine(registry, rvforge_context) -> None:
     ProbeLauncher.probes.clear()
-    machine = resolve_machine(registry, "probe-vm", "rv64gcv", rvforge_context)
+    machine = registry.resolve_machine("probe-vm", "rv64gcv", rvforge_context)
     assert machine.isa.startswith("rv64") and "v" in machine.isa
     assert ProbeLauncher.probes == []
 
@@ -56,7 +54,7 @@ def test_without_plugins_the_fallback_machine_is_plain_rv64gc(rvforge_plugin_man
                                                                rvforge_context) -> None:
     registry = Registry(rvforge_plugin_manager)
     assert registry.default_machine() == "generic-rv64gc"
-    machine = resolve_machine(registry, None, None, rvforge_context)
+    machine = registry.resolve_machine(None, None, rvforge_context)
     assert (machine.isa, machine.launcher) == ("rv64gc", "")
 
 

@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+EXT4_MAGIC_OFFSET = 1024 + 0x38
+"""Where the superblock's ``s_magic`` lies in an ext2/3/4 filesystem."""
+EXT4_MAGIC = b"\x53\xef"
+
+
 @dataclass(frozen=True, slots=True)
 class Artifact:
     """A packed image on the host.
@@ -33,6 +38,28 @@ class Artifact:
             for block in iter(lambda: stream.read(1 << 20), b""):
                 digest.update(block)
         return cls(Path(path), kind, format, digest.hexdigest(), path.stat().st_size)
+
+    @classmethod
+    def of_image(cls, path: Path) -> Artifact:
+        """Describe an image file for a launcher, its kind judged by its content: a cpio
+        archive (any compression) is an ``initramfs``, an ext4 filesystem a ``disk``."""
+        from rvforge.errors import UsageError
+        from rvforge.loading import sniff
+
+        path = Path(path)
+        if not path.is_file():
+            raise UsageError(f"{path}: no such image file")
+        size = path.stat().st_size
+        kind = sniff(path)
+        if kind == "cpio":
+            return cls(path, "initramfs", "cpio", size=size)
+        if kind == "tar":
+            return cls(path, "tar", "tar", size=size)
+        with open(path, "rb") as stream:
+            stream.seek(EXT4_MAGIC_OFFSET)
+            if stream.read(2) == EXT4_MAGIC:
+                return cls(path, "disk", "ext4", size=size)
+        raise UsageError(f"{path}: not an initramfs (cpio) or ext4 image rvforge can boot")
 
 
 @dataclass(slots=True)

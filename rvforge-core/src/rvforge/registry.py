@@ -8,9 +8,10 @@ components of one family with the same name, naming both plugins.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import structlog
 
@@ -27,7 +28,13 @@ from rvforge.errors import DuplicateComponentError, PluginError, UnknownComponen
 from rvforge.machines import DEFAULT_MACHINE, FALLBACK_MACHINE, Machine
 from rvforge.plugins import PluginInfo, PluginManager, env_flag
 
+if TYPE_CHECKING:
+    from rvforge.context import BuildContext
+
 T = TypeVar("T")
+
+ISA_TARGET = "isa-target"
+"""The machine name of an audit target given with ``--isa`` instead of ``--machine``."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,24 @@ class Registry:
 
     def default_machine(self) -> str:
         return DEFAULT_MACHINE if DEFAULT_MACHINE in self.machines else FALLBACK_MACHINE
+
+    def resolve_machine(self, name: str | None, isa: str | None, ctx: BuildContext
+                        ) -> Machine:
+        """The machine profile ``name`` (default: ``qemu-virt``, else core's rv64gc
+        fallback) with the ISA its launcher works out; ``isa`` (a string or profile name
+        such as ``rv64gcv`` or ``rva23u64``) replaces the CPU, keeping the profile's
+        memory for the size audit, under the name :data:`ISA_TARGET`."""
+        machine = self.machines.get(name or self.default_machine())
+        if isa:
+            from rvforge.isa import parse_target
+
+            return dataclasses.replace(machine, name=ISA_TARGET, launcher="",
+                                       isa=str(parse_target(isa)),
+                                       summary=f"the CPU given with --isa {isa}")
+        if machine.launcher and machine.launcher in self.launchers:
+            launcher = self.launchers.get(machine.launcher)()
+            machine = dataclasses.replace(machine, isa=launcher.machine_isa(machine, ctx))
+        return machine
 
     def packer_for(self, output_name: str) -> tuple[type[Packer], str]:
         """The packer whose suffix ``output_name`` ends with (longest match) and the

@@ -35,12 +35,16 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rvforge import BuildContext, InputError, UsageError
+from rvforge import BuildContext, InputError, Progress, UsageError
 from rvforge.download import fetch, fetch_bytes, join_url
-from rvforge.progress import Progress
 
 from rvforge_debootstrap.deb import (
-    MANIFEST, UnpackedDeb, extract_deb, extract_deb_to_dir, read_control, unpack_deb,
+    MANIFEST,
+    UnpackedDeb,
+    extract_deb,
+    extract_deb_to_dir,
+    read_control,
+    unpack_deb,
 )
 from rvforge_debootstrap.index import Package, PackageIndex
 from rvforge_debootstrap.mirror import choose_mirror

@@ -31,9 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from rvforge import Entry, EntryKind, HostFile, InputError, Tree, UnsafePathError
+from rvforge import (
+    Entry,
+    EntryKind,
+    HostFile,
+    InputError,
+    Tree,
+    UnsafePathError,
+    check_symlink_target,
+    normalize,
+)
 from rvforge.compression import decompress_stream, is_corrupt_stream_error
-from rvforge.tree import check_symlink_target, normalize
 
 AR_MAGIC = b"!<arch>\n"
 _SUFFIX_COMPRESSION = {"": None, ".gz": "gz", ".xz": "xz", ".zst": "zst", ".bz2": "bz2"}

@@ -22,7 +22,12 @@ from dataclasses import dataclass, field
 from rvforge import InputError, UsageError
 
 from rvforge_debootstrap.index import (
-    Group, Package, PackageIndex, Relation, format_group, relation_holds,
+    Group,
+    Package,
+    PackageIndex,
+    Relation,
+    format_group,
+    relation_holds,
 )
 
 PRIORITY_RANK = {"required": 0, "important": 1, "standard": 2, "optional": 3, "extra": 4}

@@ -10,10 +10,17 @@ which the launcher returns. That tar replaces the tree's contents.
 
 from __future__ import annotations
 
-from rvforge import BootFailedError, BuildContext, InputError, ToolMissingError, Tree
+from rvforge import (
+    BootFailedError,
+    BuildContext,
+    InputError,
+    Step,
+    ToolMissingError,
+    Tree,
+    build_options,
+    pack,
+)
 from rvforge.archives import read_tarball
-from rvforge.options import build_options
-from rvforge.pipeline import Step, pack
 
 from rvforge_debootstrap.firstboot import HOOK
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from rvforge.builtin.init_overlay import READY_MARKER
+from rvforge import READY_MARKER
 
 TAIL_LINES = 25
 PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(.*)")

@@ -18,8 +18,7 @@ import lzma
 import re
 from pathlib import Path
 
-from rvforge import BuildContext, EntryKind, Kernel, Tree, UsageError
-from rvforge.builtin.init_overlay import INIT_SCRIPT
+from rvforge import INIT_SCRIPT, BuildContext, EntryKind, Kernel, Tree, UsageError
 
 from rvforge_qemu.kernels import modules_dir
 from rvforge_qemu.stub import assemble_stub

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
-from rvforge.builtin.init_overlay import CONTROL_PORT, STDERR_PORT, STDOUT_PORT
+from rvforge import CONTROL_PORT, STDERR_PORT, STDOUT_PORT
 
 from rvforge_qemu.console import ConsoleWatch
 from rvforge_qemu.tools import qemu_reason, startup_error

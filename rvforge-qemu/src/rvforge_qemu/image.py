@@ -10,8 +10,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from rvforge import Artifact, BuildContext, EntryKind, InputError, ToolMissingError, Tree
-from rvforge.loading import load_path
+from rvforge import Artifact, BuildContext, EntryKind, InputError, ToolMissingError, Tree, load_path
 
 
 def image_file_finder(artifact: Artifact, ctx: BuildContext) -> Callable[[str], list[str]]:

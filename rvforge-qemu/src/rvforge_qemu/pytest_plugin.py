@@ -29,7 +29,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from rvforge import BuildContext, UsageError
+from rvforge import Artifact, BuildContext, UsageError
 
 from rvforge_qemu.options import DEFAULT_TIMEOUT, LaunchOptions
 from rvforge_qemu.session import Session
@@ -56,9 +56,7 @@ def _setting(config: pytest.Config, name: str) -> str | None:
 @pytest.fixture(scope="session")
 def rvforge_boot(pytestconfig: pytest.Config) -> Iterator[Boot]:
     """Boot an image once per (image, machine, kernel) for the whole session."""
-    from rvforge.cli.common import resolve_machine
-    from rvforge.cli.launch import artifact_of
-    from rvforge.registry import build_registry
+    from rvforge import build_registry
 
     timeout = float(_setting(pytestconfig, "timeout") or DEFAULT_TIMEOUT)
     sessions: dict[tuple[str, str | None, str | None], Session] = {}
@@ -69,14 +67,14 @@ def rvforge_boot(pytestconfig: pytest.Config) -> Iterator[Boot]:
                  kernel: str | None = None) -> Session:
             key = (str(Path(image).resolve()), machine, kernel)
             if key not in sessions:
-                target = resolve_machine(ctx.registry, machine, None, ctx)
+                target = ctx.registry.resolve_machine(machine, None, ctx)
                 launcher = ctx.registry.launchers.get(target.launcher or "qemu-virt")()
                 if not hasattr(launcher, "session"):
                     raise UsageError(f"launcher {target.launcher!r} cannot keep a guest "
                                      "running; use a qemu-virt machine")
                 options = LaunchOptions(kernel=kernel or "auto", timeout=timeout)
                 sessions[key] = stack.enter_context(
-                    launcher.session(artifact_of(Path(image)), target, options, ctx))
+                    launcher.session(Artifact.of_image(Path(image)), target, options, ctx))
             return sessions[key]
 
         yield boot

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rvforge import pipeline
-from rvforge.cli.common import handle_errors, load_registry, resolve_machine
+from rvforge.cli.common import handle_errors, load_registry
 from rvforge.config import load_config
 from rvforge.context import BuildContext
 from rvforge.errors import ExitCode, UsageError
@@ -45,7 +45,7 @@ def audit(
     for profile in settings.machines:
         registry.add_machine(profile)
     with BuildContext(registry, deep=deep, settings=settings.plugins) as ctx:
-        target = resolve_machine(registry, machine, isa, ctx)
+        target = registry.resolve_machine(machine, isa, ctx)
         tree = load_path(path, ctx)
         report = pipeline.audit(registry, tree, target, ctx, auditor)
         typer.echo(render(report, format, deep=deep), nl=False)

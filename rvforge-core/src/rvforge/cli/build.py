@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from rvforge import pipeline
-from rvforge.cli.common import handle_errors, load_registry, resolve_machine
+from rvforge.cli.common import handle_errors, load_registry
 from rvforge.config import AUDIT_MODES, Config, load_config
 from rvforge.context import BuildContext
 from rvforge.errors import UsageError
@@ -142,7 +142,7 @@ def make_spec(registry: Registry, config: Config, cli: dict[str, Any],
                                                 {"replace": bool(init)}, owner="overlay 'init'")))
 
     ctx.deep = bool(settings.get("deep", False))
-    machine = resolve_machine(registry, settings.get("machine"), settings.get("isa"), ctx)
+    machine = registry.resolve_machine(settings.get("machine"), settings.get("isa"), ctx)
     audit = settings.get("audit", "enforce")
     if audit not in AUDIT_MODES:
         raise UsageError(f"audit must be one of {', '.join(AUDIT_MODES)}, not {audit!r}")

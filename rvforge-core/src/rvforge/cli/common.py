@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import sys
@@ -12,9 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from rvforge.context import BuildContext
 from rvforge.errors import ExitCode, RvforgeError
-from rvforge.machines import Machine
 from rvforge.registry import Registry, build_registry
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,35 +56,6 @@ def _debug() -> bool:
 
 def load_registry() -> Registry:
     return build_registry()
-
-
-ISA_TARGET = "isa-target"
-"""The machine name of an audit target given with ``--isa`` instead of ``--machine``."""
-
-
-def resolve_machine(registry: Registry, name: str | None, isa: str | None,
-                    ctx: BuildContext) -> Machine:
-    """The machine profile ``name`` (default: ``qemu-virt``, or core's rv64gc fallback),
-    with its ISA worked out by its launcher and overridden by ``isa`` if given."""
-    machine = registry.machines.get(name or registry.default_machine())
-    if isa:
-        # --isa names a CPU, not a VM: keep the default machine's memory for the size audit
-        return dataclasses.replace(machine, name=ISA_TARGET, launcher="",
-                                   isa=normalize_isa(isa),
-                                   summary=f"the CPU given with --isa {isa}")
-    if machine.launcher and machine.launcher in registry.launchers:
-        launcher = registry.launchers.get(machine.launcher)()
-        machine = dataclasses.replace(machine, isa=launcher.machine_isa(machine, ctx))
-    return machine
-
-
-def normalize_isa(isa: str) -> str:
-    """Validate a user-given ISA string or profile name (``rv64gcv``, ``rva23u64``)."""
-    try:
-        from rvforge.isa import parse_target
-    except ImportError:  # the ISA library is not there yet: accept as given
-        return isa
-    return str(parse_target(isa))
 
 
 def version_text() -> str:

@@ -93,7 +93,6 @@ def machines(
     """List machine profiles: launcher, ISA, memory and CPUs."""
     from pathlib import Path
 
-    from rvforge.cli.common import resolve_machine
     from rvforge.context import BuildContext
 
     registry = load_registry()
@@ -105,7 +104,7 @@ def machines(
             machine = reg.component
             if resolve:
                 try:
-                    machine = resolve_machine(registry, machine.name, None, ctx)
+                    machine = registry.resolve_machine(machine.name, None, ctx)
                 except Exception as error:  # noqa: BLE001 - one bad profile must not hide others
                     rows.append({"name": machine.name, "launcher": machine.launcher,
                                  "isa": None, "error": str(error), "plugin": reg.plugin,

@@ -9,33 +9,16 @@ from typing import Annotated, Any
 import typer
 
 from rvforge.artifacts import Artifact, BootResult
-from rvforge.cli.common import handle_errors, load_registry, resolve_machine
+from rvforge.cli.common import handle_errors, load_registry
 from rvforge.config import load_config
 from rvforge.context import BuildContext
 from rvforge.errors import BootFailedError, UsageError
-from rvforge.loading import sniff
 from rvforge.options import build_options
 
 
 def register(app: typer.Typer) -> None:
     app.command("boot")(boot)
     app.command("run")(run)
-
-
-def artifact_of(path: Path) -> Artifact:
-    """Describe an existing image file for a launcher (kind judged by its content)."""
-    if not path.is_file():
-        raise UsageError(f"{path}: no such image file")
-    kind = sniff(path)
-    if kind == "cpio":
-        return Artifact(path, "initramfs", "cpio", size=path.stat().st_size)
-    if kind == "tar":
-        return Artifact(path, "tar", "tar", size=path.stat().st_size)
-    with open(path, "rb") as stream:
-        stream.seek(1024 + 56)
-        if stream.read(2) == b"\x53\xef":
-            return Artifact(path, "disk", "ext4", size=path.stat().st_size)
-    raise UsageError(f"{path}: not an initramfs (cpio) or ext4 image rvforge can boot")
 
 
 def _launch_options(launcher_cls: Any, values: dict[str, Any]) -> Any:
@@ -75,7 +58,7 @@ def boot(
     for profile in load_config(config).machines:
         registry.add_machine(profile)
     with BuildContext(registry) as ctx:
-        target = resolve_machine(registry, machine, None, ctx)
+        target = registry.resolve_machine(machine, None, ctx)
         if not target.launcher:
             raise UsageError(f"machine {target.name!r} has no launcher; install rvforge-qemu "
                              "or pick another --machine")
@@ -83,7 +66,7 @@ def boot(
         options = _launch_options(launcher_cls, {
             "kernel": kernel, "timeout": timeout, "console_log": console_log,
             "interactive": interactive or None, "memory": memory, "cpus": cpus})
-        result = launcher_cls().boot(artifact_of(image), target, options, ctx)
+        result = launcher_cls().boot(Artifact.of_image(image), target, options, ctx)
     if not result.ok:
         _report_failure(result)
     typer.echo(f"booted {image} on {target.name} in {result.seconds:.1f} s")
@@ -116,7 +99,7 @@ def run(
     for profile in load_config(config).machines:
         registry.add_machine(profile)
     with BuildContext(registry) as ctx:
-        target = resolve_machine(registry, machine, None, ctx)
+        target = registry.resolve_machine(machine, None, ctx)
         name = launcher or target.launcher
         if not name:
             raise UsageError(f"machine {target.name!r} has no launcher; pass --launcher")
@@ -124,7 +107,7 @@ def run(
         options = _launch_options(launcher_cls, {
             "kernel": kernel, "timeout": timeout, "console_log": console_log,
             "memory": memory, "cpus": cpus, "stream": True})
-        result = launcher_cls().run(artifact_of(image), target, list(command), options, ctx)
+        result = launcher_cls().run(Artifact.of_image(image), target, list(command), options, ctx)
     sys.stdout.flush()
     for line in result.diagnosis:
         typer.echo(f"rvforge: {line}", err=True)
