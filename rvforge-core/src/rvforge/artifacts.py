@@ -6,7 +6,6 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 EXT4_MAGIC_OFFSET = 1024 + 0x38
 """Where the superblock's ``s_magic`` lies in an ext2/3/4 filesystem."""
 EXT4_MAGIC = b"\x53\xef"
