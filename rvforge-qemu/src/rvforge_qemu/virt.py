@@ -43,6 +43,18 @@ from rvforge_qemu.tools import QEMU_SYSTEM, find_tool
 KERNEL_ARGS = ("console=ttyS0", "rdinit=/init", "panic=-1")
 """Every boot's kernel command line starts with these (the machine's ``append`` follows)."""
 
+INITRD_ADDRESS_MB = 2048 + 2 + 128
+"""Where QEMU's riscv ``virt`` loads ``-initrd``: RAM base (2 GiB) + the kernel's 2 MiB
+offset + 128 MiB. QEMU 7.2 caps the initrd at *RAM size minus that address* (a size minus
+an address), so with RAM just above 2178 MiB a large initrd "could not load ramdisk";
+at or below it the subtraction wraps and there is no cap."""
+
+
+def memory_for_initrd(memory_mb: int, initrd_bytes: int) -> int:
+    """``memory_mb``, raised when QEMU 7.2 would refuse an initrd of ``initrd_bytes``."""
+    needed = INITRD_ADDRESS_MB + -(-initrd_bytes // (1 << 20)) + 64
+    return needed if INITRD_ADDRESS_MB < memory_mb < needed else memory_mb
+
 
 class QemuVirt(Launcher):
     name = "qemu-virt"
@@ -59,10 +71,15 @@ class QemuVirt(Launcher):
                      options: LaunchOptions, ctx: BuildContext) -> list[str]:
         """The QEMU command line booting ``artifact`` (without rvforge's channels)."""
         settings = settings_of(machine)
+        memory = options.memory or machine.memory_mb
+        if artifact.kind == "initramfs":
+            memory = memory_for_initrd(memory, artifact.path.stat().st_size)
+            if memory != (options.memory or machine.memory_mb):
+                ctx.log.info("more RAM so QEMU can load the initramfs", memory_mb=memory)
         argv = [
             str(find_tool(QEMU_SYSTEM)), "-machine", "virt", "-cpu", settings.cpu,
             "-smp", str(options.cpus or machine.cpus),
-            "-m", f"{options.memory or machine.memory_mb}M",
+            "-m", f"{memory}M",
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-bios", settings.bios, "-kernel", str(kernel.image),
         ]
