@@ -47,7 +47,7 @@ class BuildContext:
     :param deep: auditors sweep instructions, not only attributes.
     :param source_date_epoch: clamp for mtimes in packed artifacts.
     :param artifact_kind: what the build writes (``initramfs``, ``disk``, ``tar``), set by
-        the pipeline before the auditors run; ``None`` for a bare ``rvforge audit``.
+        the pipeline before the provider runs; ``None`` for a bare ``rvforge audit``.
     :param settings: free-form settings from the config for plugins (``[plugin.NAME]``).
     """
 

@@ -173,6 +173,7 @@ def build(registry: Registry, spec: BuildSpec, ctx: BuildContext) -> BuildReport
     (unless ``spec.audit`` is ``warn-only`` or ``off``)."""
     hook = registry.pm.hook
     timings: dict[str, float] = {}
+    ctx.artifact_kind = registry.packers.get(spec.packer.name).kind
     hook.rvforge_build_start(spec=spec, ctx=ctx)
 
     start = time.monotonic()
@@ -184,7 +185,6 @@ def build(registry: Registry, spec: BuildSpec, ctx: BuildContext) -> BuildReport
     hook.rvforge_build_tree_ready(tree=tree, spec=spec, ctx=ctx)
 
     report = AuditReport(spec.machine)
-    ctx.artifact_kind = registry.packers.get(spec.packer.name).kind
     if spec.audit != "off":
         start = time.monotonic()
         report = audit(registry, tree, spec.machine, ctx, spec.auditors)

@@ -12,7 +12,10 @@ This runs riscv64 code, so it happens where riscv64 code can run:
 ``none``
     unpacked only (mmdebstrap's ``extract``).
 ``auto``
-    ``first-boot``.
+    ``vm`` when the build writes a disk image and the ``qemu-virt`` launcher is installed
+    (launchers boot disk images as snapshots, so a first-boot configuration would run at
+    every boot and the audit would see a tree without the links ``update-alternatives``
+    makes); ``first-boot`` otherwise.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from rvforge import BuildContext, ToolMissingError, Tree, UsageError
 
 from rvforge_debootstrap.dpkgdb import Unpacked
 from rvforge_debootstrap.firstboot import install_first_boot
+from rvforge_debootstrap.vm import LAUNCHER as VM_LAUNCHER
 from rvforge_debootstrap.vm import configure_in_vm
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
@@ -37,10 +41,17 @@ def binfmt_handler(arch: str = "riscv64") -> Path | None:
         return None
 
 
+def auto_mode(ctx: BuildContext) -> str:
+    """What ``--configure auto`` means for this build (see the module docstring)."""
+    if ctx.artifact_kind == "disk" and VM_LAUNCHER in ctx.registry.launchers:
+        return "vm"
+    return "first-boot"
+
+
 def configure(tree: Tree, packages: list[Unpacked], mode: str, arch: str,
               ctx: BuildContext) -> str:
     """Configure ``tree`` in ``mode``; return the mode used."""
-    mode = "first-boot" if mode == "auto" else mode
+    mode = auto_mode(ctx) if mode == "auto" else mode
     ctx.log.info("configure", mode=mode)
     if mode == "none":
         return mode
