@@ -22,30 +22,33 @@ from rvforge.tarwriter import write_tar
 from rvforge.tree import Tree
 
 
-class CpioPacker(Packer):
+class _StreamPacker(Packer):
+    """A packer that streams the tree through ``write`` into a (compressed) file."""
+
+    write: ClassVar[Callable[..., None]]
+
+    def pack(self, tree: Tree, output: Path, fmt: str, ctx: BuildContext) -> None:
+        with ctx.progress.task(f"writing {fmt}", tree.stats().file_bytes, bytes=True) as task, \
+                open_compressed(output, compression_of(fmt)) as stream:
+            type(self).write(tree, stream, epoch=ctx.source_date_epoch, progress=task)
+
+
+class CpioPacker(_StreamPacker):
     name = "cpio"
     summary = ("initramfs: cpio newc written by rvforge (owners from the tree, /dev/console, "
                "sorted, reproducible), gzip/zstd/xz or uncompressed")
     suffixes: ClassVar[tuple[str, ...]] = (".cpio", ".cpio.gz", ".cpio.zst", ".cpio.xz")
     kind = "initramfs"
-
-    def pack(self, tree: Tree, output: Path, fmt: str, ctx: BuildContext) -> None:
-        with ctx.progress.task(f"writing {fmt}", tree.stats().file_bytes, bytes=True) as task, \
-                open_compressed(output, compression_of(fmt)) as stream:
-            write_cpio(tree, stream, epoch=ctx.source_date_epoch, progress=task)
+    write = staticmethod(write_cpio)
 
 
-class TarPacker(Packer):
+class TarPacker(_StreamPacker):
     name = "tar"
     summary = ("tar (pax) with numeric owners, devices and hardlinks, reproducible; "
                "gzip/zstd/xz or uncompressed")
     suffixes: ClassVar[tuple[str, ...]] = (".tar", ".tar.gz", ".tar.zst", ".tar.xz")
     kind = "tar"
-
-    def pack(self, tree: Tree, output: Path, fmt: str, ctx: BuildContext) -> None:
-        with ctx.progress.task(f"writing {fmt}", tree.stats().file_bytes, bytes=True) as task, \
-                open_compressed(output, compression_of(fmt)) as stream:
-            write_tar(tree, stream, epoch=ctx.source_date_epoch, progress=task)
+    write = staticmethod(write_tar)
 
 
 class Ext4Packer(Packer):
