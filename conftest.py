@@ -3,12 +3,16 @@
 * ``alpine_tarball``: the real Alpine 3.20.3 riscv64 minirootfs (tests/data/alpine).
 * ``riscv_cc``: compile C (or assembly) for riscv64 with ``riscv64-linux-gnu-gcc``.
 * ``rvforge_cli``: run the real ``rvforge`` executable in a subprocess.
+* ``objdump_counts``: instructions per extension as ``riscv64-linux-gnu-objdump -d``
+  decodes them — the reference the deep sweep is tested against.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -80,3 +84,42 @@ def rvforge_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
         return result
 
     return run
+
+
+OBJDUMP = "riscv64-linux-gnu-objdump"
+VECTOR_CSRS = {"vstart", "vxsat", "vxrm", "vcsr", "vl", "vtype", "vlenb"}
+SCALAR_MNEMONICS = {
+    "zba": {"sh1add", "sh2add", "sh3add", "add.uw", "zext.w", "sh1add.uw", "sh2add.uw",
+            "sh3add.uw", "slli.uw"},
+    "zbb": {"andn", "orn", "xnor", "max", "maxu", "min", "minu", "rol", "ror", "rolw", "rorw",
+            "clz", "ctz", "cpop", "sext.b", "sext.h", "rori", "roriw", "clzw", "ctzw", "cpopw",
+            "orc.b", "rev8", "zext.h"},
+    "zbc": {"clmul", "clmulh", "clmulr"},
+    "zbs": {"bclr", "bclri", "bext", "bexti", "binv", "binvi", "bset", "bseti"},
+}
+
+
+def count_objdump_instructions(path: Path) -> collections.Counter[str]:
+    """Instructions per extension (``v`` includes vector CSR accesses) and ``total``, as
+    ``objdump -d`` decodes ``path``; data it prints as ``.4byte``/``.insn`` is skipped."""
+    out = subprocess.run([OBJDUMP, "-d", "--no-show-raw-insn", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    counts: collections.Counter[str] = collections.Counter()
+    for m in re.finditer(r"^\s+[0-9a-f]+:\s+([a-z][\w.]*)[ \t]*(\S*)", out, re.MULTILINE):
+        mnemonic, operands = m.groups()
+        counts["total"] += 1
+        if mnemonic.startswith("v") or (mnemonic.startswith("csr")
+                                        and set(operands.split(",")) & VECTOR_CSRS):
+            counts["v"] += 1
+        for ext, names in SCALAR_MNEMONICS.items():
+            counts[ext] += mnemonic in names
+    return counts
+
+
+@pytest.fixture(scope="session")
+def objdump_counts() -> Callable[[Path], collections.Counter[str]]:
+    """``objdump_counts(path)``: see :func:`count_objdump_instructions`."""
+    if shutil.which(OBJDUMP) is None:
+        pytest.fail(f"{OBJDUMP} is missing: apt-get install binutils-riscv64-linux-gnu "
+                    "(.ci/run installs it)")
+    return count_objdump_instructions

@@ -258,7 +258,8 @@ def test_source_tarball_with_sha256(build: Callable[..., subprocess.CompletedPro
 def signing_home(tmp_path: Path) -> Iterator[Path]:
     """A throwaway GnuPG home with one signing key."""
     if shutil.which("gpg") is None:
-        pytest.skip("gpg (GnuPG) is needed to make a test signing key")
+        pytest.fail("gpg (GnuPG) is needed to make a test signing key: apt-get install gnupg "
+                    "(.ci/run installs it)")
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
     gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback"]

@@ -27,7 +27,8 @@ class Signer:
 
 def make_signer(home: Path) -> Signer:
     if shutil.which("gpg") is None:
-        pytest.skip("gpg (GnuPG) is needed to make a test signing key: apt-get install gpg")
+        pytest.fail("gpg (GnuPG) is needed to make a test signing key: apt-get install gnupg "
+                    "(.ci/run installs it)")
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     _gpg(home, "--passphrase", "", "--quick-gen-key", "rvforge test <test@example.invalid>",
          "ed25519", "sign", "never")

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import collections
-import re
 import struct
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from rvforge.elf import read_elf, read_symbols
 from rvforge.riscv_insn import CHUNK_HALFWORDS, SweepResult, classify, sweep
-
-OBJDUMP = "riscv64-linux-gnu-objdump"
-VECTOR_CSRS = {"vstart", "vxsat", "vxrm", "vcsr", "vl", "vtype", "vlenb"}
-MNEMONICS = {
-    "zba": {"sh1add", "sh2add", "sh3add", "add.uw", "zext.w", "sh1add.uw", "sh2add.uw",
-            "sh3add.uw", "slli.uw"},
-    "zbb": {"andn", "orn", "xnor", "max", "maxu", "min", "minu", "rol", "ror", "rolw", "rorw",
-            "clz", "ctz", "cpop", "sext.b", "sext.h", "rori", "roriw", "clzw", "ctzw", "cpopw",
-            "orc.b", "rev8", "zext.h"},
-    "zbc": {"clmul", "clmulh", "clmulr"},
-    "zbs": {"bclr", "bclri", "bext", "bexti", "binv", "binvi", "bset", "bseti"},
-}
 
 VECTOR_ASM = r"""
     .text
@@ -55,26 +39,6 @@ vfunc:
 """
 
 
-def objdump_counts(path: Path) -> collections.Counter[str]:
-    """Instructions per extension as ``objdump -d`` decodes them (plus ``total``)."""
-    out = subprocess.run([OBJDUMP, "-d", "--no-show-raw-insn", str(path)],
-                         capture_output=True, text=True, check=True).stdout
-    counts: collections.Counter[str] = collections.Counter()
-    for line in out.splitlines():
-        m = re.match(r"\s+[0-9a-f]+:\s+(\S+)\s*(\S*)", line)
-        if not m or m.group(1).startswith("."):
-            continue
-        mnemonic, operands = m.groups()
-        counts["total"] += 1
-        if mnemonic.startswith("v") or (mnemonic.startswith("csr")
-                                        and set(operands.split(",")) & VECTOR_CSRS):
-            counts["v"] += 1
-        for ext, names in MNEMONICS.items():
-            if mnemonic in names:
-                counts[ext] += 1
-    return counts
-
-
 def sweep_path(path: Path) -> SweepResult:
     data = path.read_bytes()
     info, symbols = read_elf(data), read_symbols(data)
@@ -85,29 +49,29 @@ def sweep_path(path: Path) -> SweepResult:
     return total
 
 
-def assert_agrees(path: Path, extensions: tuple[str, ...]) -> SweepResult:
+def assert_agrees(path: Path, extensions: tuple[str, ...], objdump_counts) -> SweepResult:
     ours, theirs = sweep_path(path), objdump_counts(path)
     for ext in extensions:
         assert ours.instructions[ext] == theirs[ext], (ext, dict(ours.instructions), theirs)
     return ours
 
 
-def test_vector_assembly_agrees_with_objdump(riscv_cc) -> None:
+def test_vector_assembly_agrees_with_objdump(riscv_cc, objdump_counts) -> None:
     obj = riscv_cc(VECTOR_ASM, "vasm", "-c", "-march=rv64gcv", suffix=".s")
-    ours = assert_agrees(obj, ("v",))
+    ours = assert_agrees(obj, ("v",), objdump_counts)
     # 13 vector instructions + 3 vector CSR accesses; flw/fld are scalar; the .4byte is
     # data ($d mapping symbol), not an instruction
     assert ours.instructions["v"] == 16 and ours.has_vsetvl
     assert "zfh" not in ours.instructions
 
 
-def test_compiled_programs_agree_with_objdump(riscv_cc) -> None:
+def test_compiled_programs_agree_with_objdump(riscv_cc, objdump_counts) -> None:
     source = BITS
     for march in ("rv64gc_zba_zbb", "rv64gcv_zba_zbb_zbs"):
         for static in ((), ("-static",)):
             path = riscv_cc(source, f"bits-{march}{'-static' if static else ''}", "-O2",
                             f"-march={march}", *static)
-            ours = assert_agrees(path, ("v", "zba", "zbb", "zbs"))
+            ours = assert_agrees(path, ("v", "zba", "zbb", "zbs"), objdump_counts)
             assert ours.instructions["zba"] > 0 and ours.instructions["zbb"] > 0
 
 

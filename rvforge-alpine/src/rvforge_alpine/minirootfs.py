@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rvforge import BuildContext, InputError
-from rvforge.download import fetch, join_url, verify
+from rvforge.download import fetch, join_url, verify, write_atomic
 
 from rvforge_alpine import mirror as mirrors
 from rvforge_alpine import openpgp, releases
@@ -101,7 +101,7 @@ def obtain(resolved: Resolved, mirror: str, policy: SignaturePolicy,
     check_signature(path, join_url(mirror, directory, f"{release.file}.asc"), policy, ctx,
                     label=release.file)
     for cache_file, data in resolved.metadata:
-        mirrors.store(cache_file, data)
+        write_atomic(cache_file, data)
     return path
 
 
@@ -138,7 +138,7 @@ def check_signature(path: Path, url: str | None, policy: SignaturePolicy,
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if url is not None:
-        mirrors.store(asc_cache, signature)
+        write_atomic(asc_cache, signature)
     ctx.log.info("release signature verified", file=label, key=fingerprint)
 
 

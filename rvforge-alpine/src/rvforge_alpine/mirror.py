@@ -51,14 +51,3 @@ def optional_metadata(url: str, cache_file: Path, ctx: BuildContext, *, label: s
         return metadata(url, cache_file, ctx, label=label)
     except NotFoundError:
         return None
-
-
-def store(cache_file: Path, data: bytes) -> None:
-    """Write ``data`` to ``cache_file`` atomically (call once ``data`` is verified)."""
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    part = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.part")
-    try:
-        part.write_bytes(data)
-        os.replace(part, cache_file)
-    finally:
-        part.unlink(missing_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from rvforge import BuildContext, InputError
-from rvforge.download import join_url
+from rvforge.download import join_url, write_atomic
 
 from rvforge_alpine import apkindex
 from rvforge_alpine import mirror as mirrors
@@ -43,7 +43,7 @@ def load_indexes(mirror: str, branch: str, keys: dict[str, rsa.RSAPublicKey],
                 continue
             found.append(repository)
             packages += apkindex.read_index(data, keys, label=label, repository=repository)
-            mirrors.store(cache_file, data)
+            write_atomic(cache_file, data)
     if not found:
         where = "in the cache (run once without --offline)" if ctx.offline else f"on {mirror}"
         raise InputError(f"{branch}: no package index ({', '.join(REPOSITORIES)}) {where}; "

@@ -78,6 +78,18 @@ def verify(path: Path, digests: Mapping[str, str], label: str) -> None:
             raise ChecksumMismatchError(label, algorithm, expected.lower(), actual[algorithm])
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary name next to it (parents created):
+    readers and later runs see the whole file or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        part.write_bytes(data)
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+
+
 def fetch(url: str, dest: Path, ctx: BuildContext, *, digests: Mapping[str, str] | None = None,
           size: int | None = None, label: str | None = None) -> Path:
     """Make ``dest`` hold ``url``'s content, verified against ``digests``; return ``dest``.

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rvforge import BuildContext, InputError, Progress, UsageError
-from rvforge.download import fetch, fetch_bytes, join_url
+from rvforge.download import fetch, fetch_bytes, join_url, write_atomic
 
 from rvforge_debootstrap.deb import (
     MANIFEST,
@@ -241,13 +241,3 @@ def _mirror_key(mirror: str) -> str:
     """A directory name for a mirror URL: readable part plus a short hash."""
     readable = re.sub(r"[^A-Za-z0-9.-]+", "_", mirror.split("://", 1)[-1]).strip("_")[:60]
     return f"{readable}-{hashlib.sha256(mirror.encode()).hexdigest()[:8]}"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary name: readers see all or nothing."""
-    part = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        part.write_bytes(data)
-        os.replace(part, path)
-    finally:
-        part.unlink(missing_ok=True)

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rvforge import BuildContext, Provider, Tree
+from rvforge.download import write_atomic
 
-from rvforge_debootstrap.archive import DebianArchive, write_atomic
+from rvforge_debootstrap.archive import DebianArchive
 from rvforge_debootstrap.deb import add_to_tree
 from rvforge_debootstrap.dpkgdb import Unpacked, write_database
 from rvforge_debootstrap.index import Package, PackageIndex
