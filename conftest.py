@@ -3,6 +3,8 @@
 * ``alpine_tarball``: the real Alpine 3.20.3 riscv64 minirootfs (tests/data/alpine).
 * ``riscv_cc``: compile C (or assembly) for riscv64 with ``riscv64-linux-gnu-gcc``.
 * ``rvforge_cli``: run the real ``rvforge`` executable in a subprocess.
+* ``nobody_can_run_rvforge``: lets uid 65534 reach this checkout's ``rvforge`` (for the
+  tests that build as an unprivileged user), however private the checkout's parents are.
 * ``objdump_counts``: instructions per extension as ``riscv64-linux-gnu-objdump -d``
   decodes them — the reference the deep sweep is tested against.
 """
@@ -16,7 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,22 @@ def objdump_counts() -> Callable[[Path], collections.Counter[str]]:
         pytest.fail(f"{OBJDUMP} is missing: apt-get install binutils-riscv64-linux-gnu "
                     "(.ci/run installs it)")
     return count_objdump_instructions
+
+
+@pytest.fixture
+def nobody_can_run_rvforge() -> Iterator[Path]:
+    """The ``rvforge`` executable, made reachable for an unprivileged user: directories
+    above it that others cannot enter (a clone in ``mktemp -d`` is 0700) get ``o+x`` for
+    the test and their mode back afterwards."""
+    exe = Path(sys.executable).with_name("rvforge")
+    changed: list[tuple[Path, int]] = []
+    for directory in [ROOT, *ROOT.parents]:
+        mode = directory.stat().st_mode
+        if not mode & 0o001:
+            changed.append((directory, mode))
+            directory.chmod((mode & 0o7777) | 0o001)
+    try:
+        yield exe
+    finally:
+        for directory, mode in reversed(changed):
+            directory.chmod(mode & 0o7777)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -91,7 +90,7 @@ def test_bad_command_lines(tmp_path: Path, monkeypatch, args: list[str], code: i
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to uid 65534 needs root")
-def test_unwritable_output_directory(alpine_tarball) -> None:
+def test_unwritable_output_directory(alpine_tarball, nobody_can_run_rvforge) -> None:
     """As an unprivileged user (uid 65534), a read-only output directory is a clear error."""
     base = Path(tempfile.mkdtemp(prefix="rvforge-nobody-"))
     try:
@@ -103,7 +102,7 @@ def test_unwritable_output_directory(alpine_tarball) -> None:
         home.mkdir(mode=0o777)
         home.chmod(0o777)
         out_dir.mkdir(mode=0o555)
-        exe = str(Path(sys.executable).with_name("rvforge"))
+        exe = str(nobody_can_run_rvforge)
         result = subprocess.run(
             ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", exe,
              "--quiet", "build", "--provider", "local", "--source", str(source),

@@ -9,7 +9,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,13 +174,14 @@ def unprivileged_dirs() -> Iterator[tuple[Path, Path]]:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to uid 65534 needs root")
 def test_an_unprivileged_build_still_has_root_owned_entries(
-        alpine_tarball: Path, unprivileged_dirs: tuple[Path, Path]) -> None:
+        alpine_tarball: Path, unprivileged_dirs: tuple[Path, Path],
+        nobody_can_run_rvforge: Path) -> None:
     inputs, outputs = unprivileged_dirs
     source = inputs / alpine_tarball.name
     shutil.copyfile(alpine_tarball, source)
     source.chmod(0o644)
     output = outputs / "alpine.cpio.gz"
-    rvforge = Path(sys.executable).with_name("rvforge")
+    rvforge = nobody_can_run_rvforge
     command = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
                "--", str(rvforge), "build", "--provider", "local", "--source",
                str(source), "--no-audit", "-o", str(output)]
