@@ -53,7 +53,7 @@ def essential_names(cache: Path) -> list[str]:
     """The ``Essential: yes`` packages: mmdebstrap's extract installs only what it is given."""
     with BuildContext(build_registry(), cache_dir=cache) as ctx:
         index = DebianArchive(ctx).index()
-        return sorted(p.name for p in index.packages.values() if p.is_essential)
+        return sorted(p.name for p in index.with_field("Essential", "yes", "Yes"))
 
 
 def tool(argv: list[str], target: Path) -> Callable[[], int]:

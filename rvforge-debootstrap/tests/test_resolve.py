@@ -113,3 +113,24 @@ def test_unknown_root_names_it_with_a_suggestion() -> None:
 def test_dependency_cycles_terminate() -> None:
     index = index_of(packages(para("a", Depends="b"), para("b", Depends="a")))
     assert sorted(resolve(index, ["a"]).names()) == ["a", "b"]
+
+
+def test_index_reads_paragraphs_whatever_their_field_order() -> None:
+    text = ("Version: 2.0\nPackage: late-name\nArchitecture: riscv64\nPriority: required\n"
+            "Provides: virt (= 2.0)\n\n" + para("plain", Essential="yes") + "\n"
+            + para("late-name", "1.0") + "\n" + para("foreign", arch="amd64", Provides="virt"))
+    index = index_of(text)
+    assert index.get("late-name").version == "2.0"  # the highest version of the two
+    assert [p.name for p in index.with_field("Priority", "required")] == ["late-name"]
+    assert [p.name for p in index.with_field("Essential", "yes")] == ["plain"]
+    assert [(p.name, str(r)) for p, r in index.providers("virt")] == [
+        ("late-name", "virt (= 2.0)")]  # the amd64 provider is not for this architecture
+    assert "foreign" not in index and "foreign" in index.names()
+    assert index.get("missing") is None and index.providers("missing") == []
+
+
+def test_index_takes_bytes_as_the_archive_gives_them() -> None:
+    index = PackageIndex(packages(para("tzdata", Maintainer="Benjamin Drung <bdrung@x>",
+                                       Description="fuseaux horaires, café"),
+                                  para("b")).encode(), "riscv64")
+    assert index.get("tzdata").version == "1.0" and index.names() == ["tzdata", "b"]

@@ -9,7 +9,7 @@ The stable API other plugins and tests use::
     archive.index()                   # PackageIndex of main/binary-ARCH (SHA-256 checked)
     path = archive.download("libc6")  # verified .deb in ctx.cache("debian", "debs")
     paths = archive.download_many([...])   # the same, in parallel, with progress
-    unpacked = archive.unpacked(pkg)  # unpacked once into ctx.cache("debian", "unpacked")
+    unpacked = archive.unpacked(pkg)  # unpacked once into ctx.cache("debian", "unpacked-2")
     extract_deb(path, tree, scratch)  # data.tar members into a Tree (owners, modes kept)
     extract_deb_to_dir(path, dest)    # data.tar members into a host directory
 
@@ -40,6 +40,7 @@ from rvforge.download import fetch, fetch_bytes, join_url, write_atomic
 
 from rvforge_debootstrap.deb import (
     MANIFEST,
+    UNPACKED_FORMAT,
     UnpackedDeb,
     extract_deb,
     extract_deb_to_dir,
@@ -130,10 +131,10 @@ class DebianArchive:
         if self._index is None:
             path = self.packages_file()
             try:
-                text = lzma.decompress(path.read_bytes()).decode("utf-8", errors="replace")
+                data = lzma.decompress(path.read_bytes())
             except lzma.LZMAError as error:
                 raise InputError(f"{path}: corrupt Packages.xz ({error})") from None
-            self._index = PackageIndex.from_text(text, self.arch)
+            self._index = PackageIndex(data, self.arch)
             self.ctx.log.info("index loaded", suite=self.suite, arch=self.arch,
                               packages=len(self._index))
         return self._index
@@ -192,14 +193,18 @@ class DebianArchive:
 
     # -- unpacked cache ------------------------------------------------------------------
 
-    def unpacked(self, package: Package, *, ctx: BuildContext | None = None) -> UnpackedDeb:
-        """``package`` unpacked once into ``ctx.cache("debian", "unpacked", SHA256)`` (its
-        ``.deb`` downloaded and verified first); later calls read the manifest only.
+    def unpacked_dir(self, package: Package) -> Path:
+        """Where ``package`` is (or will be) unpacked: keyed by its verified SHA-256 and the
+        layout version."""
+        return self.ctx.cache("debian", f"unpacked-{UNPACKED_FORMAT}") / package.sha256
 
-        The directory is keyed by the verified ``.deb``'s SHA-256 and renamed into place
-        complete, so a partial unpack is never used.
+    def unpacked(self, package: Package, *, ctx: BuildContext | None = None) -> UnpackedDeb:
+        """``package`` unpacked once into :meth:`unpacked_dir` (its ``.deb`` downloaded and
+        verified first); later calls read the manifest only.
+
+        The directory is renamed into place complete, so a partial unpack is never used.
         """
-        dest = self.ctx.cache("debian", "unpacked") / package.sha256
+        dest = self.unpacked_dir(package)
         if (dest / MANIFEST).exists():
             return UnpackedDeb.load(dest)
         deb = self.download(package, ctx=ctx)
@@ -218,10 +223,9 @@ class DebianArchive:
 
     def unpack_many(self, packages: list[Package], *, threads: int = DOWNLOAD_THREADS
                     ) -> list[UnpackedDeb]:
-        """:meth:`unpacked` for each package, in parallel (downloads overlap with xz
+        """:meth:`unpacked` for each package, in parallel (downloads overlap with
         decompression, which releases the GIL); results in the order given."""
-        todo = [p for p in packages
-                if not (self.ctx.cache_dir / "debian" / "unpacked" / p.sha256 / MANIFEST).exists()]
+        todo = [p for p in packages if not (self.unpacked_dir(p) / MANIFEST).exists()]
         total = sum(p.deb_size for p in todo)
         if todo:
             self.ctx.log.info("fetching and unpacking", packages=len(todo), bytes=total)

@@ -1,16 +1,16 @@
-"""A parsed ``Packages`` index: packages by name, virtual packages by provider, and
-dependency fields parsed into relations.
+"""A ``Packages`` index: packages by name, virtual packages by provider, and dependency
+fields parsed into relations.
 
 Only the fields resolution and download need are kept (:class:`Package`); the index keeps
-the highest version of each name. Relations are parsed on first use.
+the highest version of each name. Paragraphs are parsed when a package is asked for and
+relations on first use (see :class:`PackageIndex`).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rvforge_debootstrap import debversion
 
@@ -94,10 +94,6 @@ class Package:
     source: str = ""
 
     @property
-    def is_essential(self) -> bool:
-        return self.essential.lower() == "yes"
-
-    @property
     def deb_size(self) -> int:
         return int(self.size)
 
@@ -119,55 +115,126 @@ class Package:
         return f"{self.name}_{self.version.replace(':', '%3a')}_{self.architecture}.deb"
 
 
-@dataclass
 class PackageIndex:
-    """Packages by name (highest version kept) and the providers of each virtual name."""
+    """The packages of one ``Packages`` file for an architecture (and ``all``), parsed
+    lazily.
 
-    packages: dict[str, Package] = field(default_factory=dict)
-    providers: dict[str, list[tuple[Package, Relation]]] = field(default_factory=dict)
+    Building the index finds each paragraph's ``Package:`` line and the ``Provides:`` lines
+    with literal-prefix scans of the raw bytes (~0.15 s for trixie's 54 MB, 66,000
+    packages, against ~1.3 s for parsing every paragraph); a paragraph is parsed into a
+    :class:`Package` only when that package is asked for. Of several paragraphs with one
+    name, the highest version for the architecture wins.
+    """
+
+    def __init__(self, data: bytes | str, arch: str) -> None:
+        raw = data.encode() if isinstance(data, str) else data
+        self._data = b"\n" + raw  # every field line, the first included, follows a newline
+        self._arch = arch
+        self._at: dict[str, list[int]] = {}
+        for match in _PACKAGE_LINE.finditer(self._data):
+            self._at.setdefault(match[1].strip().decode("ascii", "replace"), []).append(
+                match.start())
+        self._virtual: dict[str, list[int]] | None = None
+        self._parsed: dict[str, Package | None] = {}
 
     @classmethod
-    def from_text(cls, text: str, arch: str) -> PackageIndex:
-        """Parse a ``Packages`` file's text, keeping packages for ``arch`` and ``all``."""
-        return cls.from_packages(p for p in iter_packages(text)
-                                 if p.architecture in (arch, "all"))
-
-    @classmethod
-    def from_packages(cls, packages: Iterable[Package]) -> PackageIndex:
-        index = cls()
-        for package in packages:
-            old = index.packages.get(package.name)
-            if old is None or debversion.compare(package.version, old.version) > 0:
-                index.packages[package.name] = package
-        for package in index.packages.values():
-            for provided in package.provides:
-                index.providers.setdefault(provided.name, []).append((package, provided))
-        return index
+    def from_text(cls, text: bytes | str, arch: str) -> PackageIndex:
+        """The index of a ``Packages`` file's contents, for ``arch`` and ``all``."""
+        return cls(text, arch)
 
     def __contains__(self, name: object) -> bool:
-        return name in self.packages
+        return isinstance(name, str) and self.get(name) is not None
 
     def __len__(self) -> int:
-        return len(self.packages)
+        return len(self._at)
+
+    def names(self) -> list[str]:
+        """Every package name of the file (for suggestions; see :meth:`get`)."""
+        return list(self._at)
 
     def get(self, name: str) -> Package | None:
-        return self.packages.get(name)
+        """The package ``name`` (its highest version for the architecture), if any."""
+        if name not in self._parsed:
+            best = None
+            for offset in self._at.get(name, ()):
+                package = self._package_at(offset)
+                if package is not None and (
+                    best is None or debversion.compare(package.version, best.version) > 0
+                ):
+                    best = package
+            self._parsed[name] = best
+        return self._parsed[name]
+
+    def with_field(self, field_name: str, *values: str) -> list[Package]:
+        """The packages whose ``field_name`` is one of ``values`` (``Priority: required``,
+        ``Essential: yes``...), in file order."""
+        pattern = re.compile(b"\n" + re.escape(field_name.encode()) + b":[ \t]*(?:"
+                             + b"|".join(re.escape(v.encode()) for v in values)
+                             + b")[ \t]*(?:\n|$)")
+        found: dict[str, Package] = {}
+        for match in pattern.finditer(self._data):
+            name = self._name_at(match.start())
+            package = self.get(name) if name else None
+            if package is not None and getattr(package, _KEPT[field_name]) in values:
+                found[package.name] = package
+        return list(found.values())
+
+    def providers(self, name: str) -> list[tuple[Package, Relation]]:
+        """The packages whose ``Provides`` names ``name``, with the relation they give."""
+        if self._virtual is None:
+            self._virtual = {}
+            for match in _PROVIDES_LINE.finditer(self._data):
+                for provided in _PROVIDED_NAME.findall(match[1]):
+                    self._virtual.setdefault(provided.decode("ascii"), []).append(
+                        match.start())
+        found = []
+        for offset in self._virtual.get(name, ()):
+            package = self.get(self._name_at(offset) or "")
+            if package is None:
+                continue
+            for provided in package.provides:
+                if provided.name == name and (package, provided) not in found:
+                    found.append((package, provided))
+        return found
 
     def candidates(self, relation: Relation) -> list[Package]:
         """Packages that satisfy ``relation``: the real package of that name if its version
         fits, then providers whose ``Provides`` fits (versioned dependencies need a
         versioned ``Provides``, as dpkg requires)."""
         found = []
-        real = self.packages.get(relation.name)
+        real = self.get(relation.name)
         if real is not None and relation_holds(relation, real.version):
             found.append(real)
-        for provider, provided in self.providers.get(relation.name, []):
+        for provider, provided in self.providers(relation.name):
             if relation.op is None or (
                 provided.op == "=" and provided.version is not None
                 and relation_holds(relation, provided.version)
             ):
                 found.append(provider)
         return found
+
+    def _paragraph(self, offset: int) -> bytes:
+        """The paragraph holding the line that starts at ``self._data[offset + 1]``."""
+        start = self._data.rfind(b"\n\n", 0, offset + 1)
+        end = self._data.find(b"\n\n", offset + 1)
+        return self._data[start + 1 if start >= 0 else 0:end if end >= 0 else None]
+
+    def _name_at(self, offset: int) -> str | None:
+        match = _PACKAGE_LINE.search(self._paragraph(offset))
+        return match[1].strip().decode("ascii", "replace") if match else None
+
+    def _package_at(self, offset: int) -> Package | None:
+        package = parse_paragraph(self._paragraph(offset).decode("utf-8", "replace"))
+        if package is None or package.architecture not in (self._arch, "all"):
+            return None
+        return package
+
+
+_PACKAGE_LINE = re.compile(rb"\nPackage:[ \t]*([^\n]*)")
+_PROVIDES_LINE = re.compile(rb"\nProvides:[ \t]*([^\n]*)")
+_PROVIDED_NAME = re.compile(rb"(?:^|,)[ \t]*([a-z0-9][a-z0-9.+-]*)")
+"""The names a ``Provides`` value gives (a candidate list: :meth:`PackageIndex.providers`
+checks each against the parsed paragraph)."""
 
 
 def relation_holds(relation: Relation, version: str) -> bool:
@@ -176,15 +243,16 @@ def relation_holds(relation: Relation, version: str) -> bool:
     return debversion.satisfies(version, relation.op, relation.version)
 
 
-def iter_packages(text: str) -> Iterator[Package]:
-    """Yield a :class:`Package` for each paragraph of a ``Packages`` file."""
-    for block in text.split("\n\n"):
-        values: dict[str, str] = {}
-        for line in block.split("\n"):
-            if not line or line[0] in " \t":
-                continue
-            match = _FIELD.match(line)
-            if match is not None and match[1] in _KEPT:
-                values[_KEPT[match[1]]] = match[2].strip()
-        if "name" in values and "version" in values:
-            yield Package(**values)
+def parse_paragraph(text: str) -> Package | None:
+    """The :class:`Package` of one ``Packages`` paragraph (``None`` without a name and
+    version)."""
+    values: dict[str, str] = {}
+    for line in text.split("\n"):
+        if not line or line[0] in " \t":
+            continue
+        match = _FIELD.match(line)
+        if match is not None and match[1] in _KEPT:
+            values[_KEPT[match[1]]] = match[2].strip()
+    if "name" in values and "version" in values:
+        return Package(**values)
+    return None

@@ -105,13 +105,12 @@ class DebootstrapProvider(Provider):
 
 def root_packages(index: PackageIndex, variant: str, extra: list[str]) -> list[str]:
     """The packages a variant starts from, plus ``extra``."""
-    wanted = {p.name for p in index.packages.values() if p.is_essential}
+    wanted = {p.name for p in index.with_field("Essential", "yes", "Yes")}
     if variant in ("minbase", "standard"):
-        wanted |= {p.name for p in index.packages.values() if p.priority == "required"}
+        wanted |= {p.name for p in index.with_field("Priority", "required")}
         wanted.add("apt")
     if variant == "standard":
-        wanted |= {p.name for p in index.packages.values()
-                   if p.priority in ("important", "standard")}
+        wanted |= {p.name for p in index.with_field("Priority", "important", "standard")}
     return sorted(wanted) + [p for p in extra if p not in wanted]
 
 

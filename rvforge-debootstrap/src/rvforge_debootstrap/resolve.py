@@ -57,7 +57,7 @@ def unknown_package(index: PackageIndex, name: str, where: str) -> UnknownPackag
     """The error for a name ``index`` lacks, with close matches as a hint."""
     import difflib
 
-    close = difflib.get_close_matches(name, list(index.packages), n=3)
+    close = difflib.get_close_matches(name, index.names(), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return UnknownPackageError(f"package {name!r} is not in {where}{hint}")
 
