@@ -136,7 +136,8 @@ class TarMemberData:
     size: int
 
     def open(self) -> BinaryIO:
-        return io.BufferedReader(_Window(open(self.path, "rb"), self.offset, self.size))
+        return io.BufferedReader(_Window(open(self.path, "rb"), self.offset,  # noqa: SIM115
+                                          self.size))
 
 
 @contextmanager
@@ -171,9 +172,9 @@ def open_member(path: Path, prefix: str) -> Iterator[tuple[str, BinaryIO]]:
 def open_tar(path: Path, prefix: str) -> Iterator[tarfile.TarFile]:
     """The ``control.tar*`` or ``data.tar*`` member of a ``.deb`` as a streaming tar
     archive."""
-    with open_member(path, prefix) as (_name, stream):
-        with tarfile.open(fileobj=stream, mode="r|") as archive:
-            yield archive
+    with open_member(path, prefix) as (_name, stream), \
+            tarfile.open(fileobj=stream, mode="r|") as archive:
+        yield archive
 
 
 def read_control(path: Path) -> dict[str, bytes]:
