@@ -15,8 +15,9 @@ Each row builds trixie riscv64 as an unpacked tree:
 rvforge runs in-process through the provider (what ``rvforge build`` calls), so those
 times exclude interpreter start-up and packing; one more row runs the whole command,
 ``rvforge build --provider debootstrap --configure none --no-audit -o tree.tar``, on a
-cold cache (start-up, build and writing an uncompressed tar included). The mirror is the one the host's
-apt uses (or ``$RVFORGE_DEBIAN_MIRROR``). debootstrap and mmdebstrap need root.
+cold cache (start-up, build and writing an uncompressed tar included). The mirror is the
+one the host's apt uses (or ``$RVFORGE_DEBIAN_MIRROR``). debootstrap and mmdebstrap need
+root.
 
 Usage: ``uv run python benchmarks/debian.py [--runs 3] [--vm]`` (``--vm`` adds a fully
 configured minbase through ``--configure vm``: 2-3 minutes).
@@ -38,6 +39,7 @@ from pathlib import Path
 from rvforge import BuildContext
 from rvforge.options import build_options
 from rvforge.registry import build_registry
+
 from rvforge_debootstrap.archive import DebianArchive
 from rvforge_debootstrap.mirror import choose_mirror
 from rvforge_debootstrap.provider import DebootstrapOptions, DebootstrapProvider
