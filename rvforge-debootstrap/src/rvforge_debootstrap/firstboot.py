@@ -7,11 +7,19 @@ name order, before the payload command. This module installs
 ``preinst install`` in dependency order (what ``dpkg --install`` would have done before
 unpacking; base-passwd's creates ``/etc/passwd``), then ``dpkg --configure -a``, then
 deletes itself and its order file, so later boots of a disk image skip it.
+
+``--configure vm`` and ``--configure binfmt`` run the same hook at build time and hand the
+configured root filesystem back as a tar, which :func:`adopt_configured` checks and puts in
+the tree's place.
 """
 
 from __future__ import annotations
 
-from rvforge import Tree
+import shutil
+from pathlib import Path
+
+from rvforge import InputError, Tree
+from rvforge.archives import read_tarball
 
 HOOK_DIR = "/etc/rvforge/first-boot.d"
 HOOK = f"{HOOK_DIR}/50-dpkg-configure"
@@ -46,3 +54,48 @@ def install_first_boot(tree: Tree, info_names: list[str], arch: str) -> None:
     tree.add_dir("/var/lib/rvforge")
     tree.add_file(ORDER_FILE, "".join(f"{n}\n" for n in info_names).encode())
     tree.add_file(HOOK, SCRIPT.format(order=ORDER_FILE, arch=arch).encode(), mode=0o755)
+
+
+CONFIGURED_STATES = ("installed", "config-files", "not-installed")
+"""dpkg package states ``dpkg --audit`` does not complain about."""
+
+
+def not_configured(status: str) -> list[str]:
+    """The packages of a dpkg ``status`` file in any other state (unpacked,
+    half-configured, triggers pending...)."""
+    found = []
+    for block in status.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines()
+                      if ": " in line and not line.startswith(" "))
+        words = fields.get("Status", "").split()
+        if "Package" in fields and (len(words) != 3 or words[2] not in CONFIGURED_STATES):
+            found.append(fields["Package"])
+    return found
+
+
+def adopt_configured(tree: Tree, tarball: Path, store: Path, mode: str, hint: str) -> None:
+    """Replace the contents of ``tree`` with the configured root filesystem in the tar file
+    ``tarball`` (deleted once read), after checking that dpkg configured every package.
+
+    :param store: an empty directory for the file contents the tree then refers to (it must
+        last as long as the tree); removed if this fails.
+    :param mode: the ``--configure`` mode, for the error messages.
+    :param hint: where to look when dpkg left packages unconfigured.
+    """
+    try:
+        configured = read_tarball(tarball, store, label=f"the tree --configure {mode} made")
+        left = not_configured(configured.read_text("/var/lib/dpkg/status"))
+        if left:
+            raise InputError(f"--configure {mode}: dpkg left {len(left)} package(s) "
+                             f"unconfigured ({', '.join(left[:5])}); {hint}, or use "
+                             "--configure first-boot")
+    except BaseException:
+        shutil.rmtree(store, ignore_errors=True)
+        raise
+    finally:
+        tarball.unlink(missing_ok=True)
+    for child in tree.children("/"):
+        tree.remove(child.path)
+    for entry in configured:  # archive order: a hardlink comes after its target
+        if entry.path != "/":
+            tree.add(entry)

@@ -5,24 +5,26 @@ No root and no binfmt_misc: the unpacked tree (with the first-boot hook and rvfo
 ``qemu-virt`` launcher; the guest runs the hook (preinsts, ``dpkg --configure -a``) and
 writes the configured root filesystem as a tar stream (numeric owners, one file system,
 so ``/proc``, ``/sys``, ``/dev`` and the tmpfs mounts stay out) on its standard output,
-which the launcher returns. That tar replaces the tree's contents.
+which the launcher returns. That tar replaces the tree's contents
+(:func:`~rvforge_debootstrap.firstboot.adopt_configured`).
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from rvforge import (
     BootFailedError,
     BuildContext,
-    InputError,
     Step,
     ToolMissingError,
     Tree,
     build_options,
     pack,
 )
-from rvforge.archives import read_tarball
 
-from rvforge_debootstrap.firstboot import HOOK
+from rvforge_debootstrap.firstboot import HOOK, adopt_configured
 
 LAUNCHER = "qemu-virt"
 MACHINE = "qemu-virt"
@@ -39,13 +41,18 @@ SCRIPT = (f"{{ [ ! -e {HOOK} ] || {HOOK} >&2; }} && cd / && "
           "tar --numeric-owner --one-file-system --exclude=./init -cf - .")
 
 
-def configure_in_vm(tree: Tree, ctx: BuildContext) -> None:
-    """Configure ``tree`` in a VM and replace its contents with the configured tree."""
-    registry = ctx.registry
-    if LAUNCHER not in registry.launchers or "init" not in registry.overlays:
+def preflight(ctx: BuildContext) -> None:
+    """Check that the launcher and rvforge's ``/init`` are installed."""
+    if LAUNCHER not in ctx.registry.launchers or "init" not in ctx.registry.overlays:
         raise ToolMissingError(f"--configure vm needs the {LAUNCHER!r} launcher and the "
                                "'init' overlay: install rvforge-qemu, or use --configure "
                                "first-boot")
+
+
+def configure_in_vm(tree: Tree, ctx: BuildContext) -> None:
+    """Configure ``tree`` in a VM and replace its contents with the configured tree."""
+    preflight(ctx)
+    registry = ctx.registry
     boot_tree = tree.copy()
     init_cls = registry.overlays.get("init")
     init_cls().apply(boot_tree, build_options(init_cls.Options, {"replace": True},
@@ -67,15 +74,7 @@ def configure_in_vm(tree: Tree, ctx: BuildContext) -> None:
                               f"{tail}")
     stream = work / "configured.tar"
     stream.write_bytes(result.stdout)
-    configured = read_tarball(stream, work / "contents", label="the configured tree")
-    stream.unlink()
-    if "install ok unpacked" in configured.read_text("/var/lib/dpkg/status"):
-        raise InputError("--configure vm: dpkg left packages unconfigured; see the console "
-                         "log, or use --configure first-boot")
-    for child in tree.children("/"):
-        tree.remove(child.path)
-    for entry in configured:  # archive order: a hardlink comes after its target
-        if entry.path != "/":
-            tree.add(entry)
+    adopt_configured(tree, stream, Path(tempfile.mkdtemp(prefix="contents-", dir=work)), "vm",
+                     "see the console log")
     ctx.log.info("configured in a VM", seconds=round(result.seconds, 1),
                  entries=len(tree))
