@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from rvforge import EntryKind, InputError, UnsafePathError
+from rvforge import EntryKind, HostFile, InputError, UnsafePathError
 from rvforge.archives import is_tarball, read_directory, read_tarball
+from rvforge.tree import FileIdentity
 
 
 def tar_members(path: Path) -> dict[str, tarfile.TarInfo]:
@@ -115,4 +116,43 @@ def test_directory_source_with_escaping_relative_link_is_refused(tmp_path: Path)
     root.mkdir()
     os.symlink("../../../etc/shadow", root / "bad")
     with pytest.raises(UnsafePathError, match="escapes the root"):
+        read_directory(root)
+
+
+def test_directory_source_records_identities_and_has_no_depth_limit(tmp_path: Path) -> None:
+    depth = 1200  # deeper than Python's recursion limit (os.walk, pathlib recurse)
+    dirs = [str(tmp_path / "root")]
+    dirs += [dirs[0] + "/d" * n for n in range(1, depth + 1)]
+    for directory in dirs:
+        os.mkdir(directory)
+    leaf_host = dirs[-1] + "/leaf"
+    Path(leaf_host).write_bytes(b"leaf")
+    try:
+        tree = read_directory(Path(dirs[0]))
+        path = "/d" * depth + "/leaf"
+        leaf = tree[path].content
+        assert isinstance(leaf, HostFile)
+        assert leaf.identity == FileIdentity.of(os.stat(leaf_host))
+        assert tree.read_bytes(path) == b"leaf"
+    finally:  # deepest first: pytest's clean-up recurses
+        os.unlink(leaf_host)
+        for directory in reversed(dirs):
+            os.rmdir(directory)
+
+
+def test_directory_source_with_an_unreadable_directory_is_an_error(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    """os.walk skipped a directory it could not list; a root filesystem must not silently
+    lose one (root can list anything, so the refusal is simulated)."""
+    root = tmp_path / "root"
+    (root / "secret").mkdir(parents=True)
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if str(path).endswith("secret"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(InputError, match="secret: cannot read .Permission denied"):
         read_directory(root)

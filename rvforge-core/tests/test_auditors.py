@@ -6,14 +6,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from rvforge import elf_cache, pipeline
-from rvforge.archives import read_tarball
+from rvforge.archives import read_directory, read_tarball
 from rvforge.builtin.auditors.scan import elf_files
 from rvforge.context import BuildContext
+from rvforge.errors import InputError
 from rvforge.findings import Severity
 from rvforge.machines import Machine
 from rvforge.pipeline import AuditReport
@@ -278,30 +280,102 @@ def facts_db(ctx: BuildContext) -> sqlite3.Connection:
     return sqlite3.connect(ctx.cache("elf-facts") / "facts.sqlite3")
 
 
-def test_warm_cache_answers_and_a_rewritten_file_is_read_again(
+def plant(ctx: BuildContext, table: str, path: str, key: str | None = None) -> str:
+    """Give ``path`` a made-up attribute (``..._zvl65536b1p0``) in the cache's tree row
+    (``table == "trees"``, the only one) or in the file row ``key``; return it."""
+    with facts_db(ctx) as db:
+        if table == "trees":
+            ((key, value),) = db.execute("SELECT key, value FROM trees").fetchall()
+            members = elf_cache.decode_tree(value)
+        else:
+            (value,) = db.execute("SELECT value FROM facts WHERE key = ?", (key,)).fetchone()
+            members = {path: elf_cache.decode(value)}
+        info = members[path].info
+        planted = dataclasses.replace(info, arch=info.arch + "_zvl65536b1p0")
+        members[path] = elf_cache.Facts(planted)
+        value = (elf_cache.encode_tree(members) if table == "trees"
+                 else elf_cache.encode(members[path]))
+        db.execute(f"UPDATE {table} SET value = ? WHERE key = ?", (value, key))
+    db.close()
+    return planted.arch
+
+
+def rewrite_same_bytes(path: Path) -> None:
+    """Write ``path`` again with its own bytes, size and mtime: only its ctime changes."""
+    stat = os.stat(path)
+    time.sleep(0.02)  # past the granularity of file timestamps
+    path.write_bytes(path.read_bytes())
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_warm_cache_answers_from_the_tree_row_then_the_file_rows(
         registry, ctx, alpine, monkeypatch) -> None:
     monkeypatch.setattr(elf_cache, "RACY_SECONDS", 0.0)  # the files were just unpacked
     first = run(registry, alpine, ctx, RV64GC, "isa")
     busybox = alpine["/bin/busybox"].content
     assert isinstance(busybox, HostFile)
-    key = elf_cache.content_key(busybox)
-    with facts_db(ctx) as db:
-        (value,) = db.execute("SELECT value FROM facts WHERE key = ?", (key,)).fetchone()
-        info = elf_cache.decode(value).info
-        planted = dataclasses.replace(info, arch=info.arch + "_zvl65536b1p0")
-        db.execute("UPDATE facts SET value = ? WHERE key = ?",
-                   (elf_cache.encode(elf_cache.Facts(planted)), key))
-    db.close()
+    # an unchanged tree: its row answers
+    planted = plant(ctx, "trees", "/bin/busybox")
     second = run(registry, alpine.copy(), ctx, RV64GC, "isa")
-    assert second.files["/bin/busybox"]["arch_attribute"] == planted.arch  # from the cache
-    # the same bytes, size and mtime written again: a new ctime, so a new key
-    stat = os.stat(busybox.path)
-    busybox.path.write_bytes(busybox.path.read_bytes())
-    os.utime(busybox.path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert elf_cache.content_key(busybox) != key
+    assert second.files["/bin/busybox"]["arch_attribute"] == planted  # from the tree row
+    # another file changed (its ctime): the tree row no longer answers, the file rows do
+    key = elf_cache.content_key(busybox)
+    planted = plant(ctx, "facts", "/bin/busybox", key)
+    motd = alpine["/etc/motd"].content
+    old_motd_key = elf_cache.content_key(motd)
+    rewrite_same_bytes(motd.path)
+    assert elf_cache.content_key(motd) != old_motd_key
     third = run(registry, alpine.copy(), ctx, RV64GC, "isa")
-    assert third.files["/bin/busybox"] == first.files["/bin/busybox"]
-    assert third.findings == first.findings
+    assert third.files["/bin/busybox"]["arch_attribute"] == planted  # from the file row
+    with facts_db(ctx) as db:
+        assert db.execute("SELECT count(*) FROM trees").fetchone() == (2,)  # the new tree's
+    db.close()
+    # busybox written again with the same bytes, size and mtime: a new ctime, so a new key
+    rewrite_same_bytes(busybox.path)
+    assert elf_cache.content_key(busybox) != key
+    fourth = run(registry, alpine.copy(), ctx, RV64GC, "isa")
+    assert fourth.files["/bin/busybox"] == first.files["/bin/busybox"]
+    assert fourth.findings == first.findings
+
+
+def test_a_tree_row_never_answers_for_a_file_rewritten_in_place(
+        registry, ctx, tmp_path, riscv_cc, monkeypatch) -> None:
+    """A directory read again after one file got other bytes of the same size and mtime
+    (only the ctime tells): the tree row of the first read must not answer."""
+    monkeypatch.setattr(elf_cache, "RACY_SECONDS", 0.0)
+    plain = riscv_cc.program("hello", "hello").read_bytes()
+    vector = riscv_cc.program("vsum", "vmain", "-O2", "-march=rv64gcv").read_bytes()
+    size = max(len(plain), len(vector))  # padded alike: an ELF file may end in zeros
+    root = tmp_path / "root"
+    (root / "usr" / "bin").mkdir(parents=True)
+    for name in ("a", "b"):
+        (root / "usr" / "bin" / name).write_bytes(plain.ljust(size, b"\0"))
+    first = run(registry, read_directory(root), ctx, RV64GC, "isa")
+    assert first.files["/usr/bin/a"]["missing"] == []
+    target = root / "usr" / "bin" / "a"
+    stat = os.stat(target)
+    time.sleep(0.02)  # past the granularity of file timestamps
+    with open(target, "r+b") as out:  # the same inode, size and (restored) mtime
+        out.write(vector.ljust(size, b"\0"))
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    second = run(registry, read_directory(root), ctx, RV64GC, "isa")
+    assert "v" in second.files["/usr/bin/a"]["missing"]
+    assert second.files["/usr/bin/b"]["missing"] == []
+
+
+def test_a_file_rewritten_after_read_directory_is_an_error_not_stale_facts(
+        registry, ctx, tmp_path, riscv_cc) -> None:
+    """Cold (the file is read for its facts) the audit refuses a file that is no longer
+    the one the tree recorded; the packer does too (tests/test_packers.py)."""
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    (root / "bin" / "hello").write_bytes(riscv_cc.program("hello", "hello").read_bytes())
+    tree = read_directory(root)
+    time.sleep(0.02)  # past the granularity of file timestamps
+    with open(root / "bin" / "hello", "ab") as out:
+        out.write(b"\0" * 16)
+    with pytest.raises(InputError, match="bin/hello: changed during the build"):
+        run(registry, tree, ctx, RV64GC, "isa")
 
 
 def test_files_changed_moments_ago_are_not_cached_inline_bytes_are(registry, ctx,

@@ -329,7 +329,11 @@ def test_a_source_that_shrank_is_an_input_error(tmp_path: Path) -> None:
     host = tmp_path / "payload"
     host.write_bytes(b"x" * 10_000)
     tree = Tree()
-    tree.add_file("/payload", HostFile.of(host))
+    tree.add_file("/payload", HostFile.of(host))  # records the identity: any change shows
+    tree.add_file("/unchecked", HostFile(host, 10_000))  # no identity: only the size can
     host.write_bytes(b"x" * 10)
-    with pytest.raises(InputError, match="/payload.*shorter"):
+    with pytest.raises(InputError, match="payload: changed during the build.*size 10000 -> 10"):
+        cpio_bytes(tree)
+    tree.remove("/payload")
+    with pytest.raises(InputError, match="/unchecked.*shorter"):
         cpio_bytes(tree)

@@ -10,12 +10,13 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rvforge import BuildContext, EntryKind, Tree
-from rvforge.archives import read_tarball
+from rvforge import BuildContext, EntryKind, InputError, Tree
+from rvforge.archives import read_directory, read_tarball
 from rvforge.loading import load_path
 from rvforge.pipeline import Step, pack
 
@@ -92,6 +93,33 @@ def test_every_format_packs_the_tree_faithfully(alpine: Tree, ctx: BuildContext,
     if not fmt.endswith(".xz"):  # slow; xz output is checked for determinism on its own
         again = pack(registry, tree, Step(packer.name, None), fmt, tmp_path / f"y.{fmt}", ctx)
         assert again.sha256 == artifact.sha256
+
+
+@pytest.mark.parametrize("fmt", ["cpio.gz", "tar", "ext4"])
+def test_a_file_changed_after_the_tree_was_read_is_not_packed(ctx: BuildContext,
+                                                              tmp_path: Path, fmt: str) -> None:
+    """Other bytes of the same size and mtime (only the ctime tells): the audit judged the
+    old ones, so the packer stops, names the file and leaves no artifact."""
+    if fmt == "ext4" and shutil.which("mke2fs") is None:
+        pytest.skip("mke2fs is missing")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    motd = root / "etc" / "motd"
+    motd.write_bytes(b"before\n")
+    tree = read_directory(root)
+    stat_before = os.stat(motd)
+    time.sleep(0.02)  # past the granularity of file timestamps
+    motd.write_bytes(b"after!\n")
+    os.utime(motd, ns=(stat_before.st_atime_ns, stat_before.st_mtime_ns))
+    out = tmp_path / "out"
+    packer = fmt.split(".")[0]
+    with pytest.raises(InputError, match=r"etc/motd: changed during the build.*ctime_ns"):
+        pack(ctx.registry, tree, Step(packer, None), fmt, out / f"x.{fmt}", ctx)
+    assert list(out.iterdir()) == []
+    unchanged = read_directory(root)  # read again: packed as it is now
+    artifact = pack(ctx.registry, unchanged, Step(packer, None), fmt, out / f"x.{fmt}", ctx)
+    if fmt != "ext4":
+        assert load_path(artifact.path, ctx).read_bytes("/etc/motd") == b"after!\n"
 
 
 def test_gnu_tar_reads_owners_devices_links_and_long_names(alpine: Tree, ctx: BuildContext,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rvforge import EntryKind, InputError, Tree, UnsafePathError
+from rvforge import Entry, EntryKind, InputError, Tree, UnsafePathError
 from rvforge.tree import check_symlink_target, normalize
 
 
@@ -79,6 +79,31 @@ def test_entries_under_a_symlinked_parent_land_where_it_points() -> None:
     entry = tree.add_file("/bin/bash", b"x", mode=0o755)
     assert entry.path == "/usr/bin/bash"
     assert "/bin/bash" not in tree and "/usr/bin/bash" in tree
+
+
+def test_add_member_is_add_without_parsing_the_path_again() -> None:
+    tree = Tree()
+    usr = tree.add_dir("/usr")
+    bin_dir = tree.add_member(usr, "bin", Entry("ignored", EntryKind.DIR, 0o755))
+    assert bin_dir.path == "/usr/bin" and tree.children("/usr") == [bin_dir]
+    tree.add_member(bin_dir, "busybox", Entry("", EntryKind.FILE, 0o755))
+    assert tree.read_bytes("/usr/bin/busybox") == b""
+    link = tree.add_member(tree["/"], "bin", Entry("", EntryKind.SYMLINK, 0o777,
+                                                   target="usr/bin"))
+    # a member of a symlink goes the long way: where the link points, as add() does
+    sh = tree.add_member(link, "sh", Entry("", EntryKind.SYMLINK, 0o777, target="busybox"))
+    assert sh.path == "/usr/bin/sh"
+    with pytest.raises(UnsafePathError, match="escapes the root"):
+        tree.add_member(bin_dir, "evil", Entry("", EntryKind.SYMLINK, 0o777,
+                                               target="../../../etc/shadow"))
+    with pytest.raises(UnsafePathError, match="member.tar: x"):
+        tree.add_member(usr, "../../y", Entry("", EntryKind.FILE, 0o644),
+                        member="member.tar: x")
+    for name in ("", ".", "..", "a/b", "a\0b"):
+        with pytest.raises(UnsafePathError, match="not a file name"):
+            tree.add_member(usr, name, Entry("", EntryKind.FILE, 0o644))
+    tree.add_member(tree["/"], "usr", Entry("", EntryKind.DIR, 0o700))  # dir over dir
+    assert tree["/usr"].mode == 0o700 and "/usr/bin/busybox" in tree
 
 
 def test_file_as_parent_is_an_error() -> None:

@@ -9,6 +9,7 @@ the member.
 
 from __future__ import annotations
 
+import operator
 import os
 import shutil
 import stat
@@ -17,10 +18,11 @@ from pathlib import Path
 
 from rvforge.compression import is_corrupt_stream_error, open_decompressed
 from rvforge.errors import InputError, RvforgeError, UnsafePathError
-from rvforge.tree import Entry, EntryKind, HostFile, Tree
+from rvforge.tree import Entry, EntryKind, FileIdentity, HostFile, Tree
 
 TARBALL_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.zst", ".tzst",
                     ".tar.bz2")
+_NAME = operator.attrgetter("name")  # sorts directory listings without a Python call
 
 
 def is_tarball(path: Path) -> bool:
@@ -127,6 +129,11 @@ def read_directory(root: Path, *, tree: Tree | None = None, dest: str = "/",
                    owners: str = "root") -> Tree:
     """Add the host directory ``root`` to a tree at ``dest``, never following symlinks.
 
+    Directories are read depth-first, names sorted; every regular file becomes a
+    :class:`HostFile` carrying the :class:`FileIdentity` of its ``lstat`` here, so the
+    packer can refuse a file that changes during the build and the ELF facts cache needs
+    no ``stat`` of its own. An unreadable file or directory is an :class:`InputError`.
+
     :param owners: ``root`` records every entry as ``0:0`` (what a root filesystem wants,
         whoever built the directory); ``preserve`` keeps the host's numeric owners.
     """
@@ -136,41 +143,70 @@ def read_directory(root: Path, *, tree: Tree | None = None, dest: str = "/",
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a directory")
-    base = dest.rstrip("/")
-    top = os.lstat(root)
-    tree.add(_entry_from_stat(base or "/", root, top, owners))
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        rel = os.path.relpath(dirpath, root)
-        prefix = base if rel == "." else f"{base}/{rel}"
-        for name in sorted(dirnames + filenames):
-            host = Path(dirpath, name)
-            try:
-                st = os.lstat(host)
-            except OSError as error:
-                raise InputError(f"{host}: cannot read ({error.strerror})") from None
-            tree.add(_entry_from_stat(f"{prefix}/{name}", host, st, owners),
-                     member=str(host))
-        # os.walk does not descend into symlinked directories (followlinks=False)
+    reader = _DirectoryReader(tree, preserve=owners == "preserve")
+    host = str(root)
+    top = tree.add(reader.entry(dest.rstrip("/") or "/", host, os.lstat(root)), member=host)
+    pending = [(host, top)]
+    while pending:  # a stack, not recursion: no depth limit
+        host_dir, directory = pending.pop()
+        pending.extend(reversed(reader.add_members(host_dir, directory)))
     return tree
 
 
-def _entry_from_stat(path: str, host: Path, st: os.stat_result, owners: str) -> Entry:
-    uid, gid = (st.st_uid, st.st_gid) if owners == "preserve" else (0, 0)
-    common = {"mode": stat.S_IMODE(st.st_mode), "uid": uid, "gid": gid,
-              "mtime": int(st.st_mtime)}
-    fmt = stat.S_IFMT(st.st_mode)
-    if fmt == stat.S_IFREG:
-        if not os.access(host, os.R_OK):
-            raise InputError(f"{host}: not readable")
-        return Entry(path, EntryKind.FILE, content=HostFile(host, st.st_size), **common)
-    if fmt == stat.S_IFDIR:
-        return Entry(path, EntryKind.DIR, **common)
-    if fmt == stat.S_IFLNK:
-        return Entry(path, EntryKind.SYMLINK, target=os.readlink(host), **common)
-    if fmt in (stat.S_IFCHR, stat.S_IFBLK):
-        kind = EntryKind.CHAR if fmt == stat.S_IFCHR else EntryKind.BLOCK
-        return Entry(path, kind, rdev=(os.major(st.st_rdev), os.minor(st.st_rdev)), **common)
-    if fmt == stat.S_IFIFO:
-        return Entry(path, EntryKind.FIFO, **common)
-    raise InputError(f"{host}: unsupported file type (socket?)")
+class _DirectoryReader:
+    """Turns ``lstat`` results into tree entries (see :func:`read_directory`)."""
+
+    def __init__(self, tree: Tree, *, preserve: bool) -> None:
+        self.tree = tree
+        self.preserve = preserve
+        self.uid = os.getuid()
+
+    def add_members(self, host_dir: str, directory: Entry) -> list[tuple[str, Entry]]:
+        """Add the members of ``host_dir`` to the tree's ``directory``; return the
+        subdirectories to read next (host path, tree entry) in name order."""
+        try:
+            with os.scandir(host_dir) as listing:
+                members = sorted(listing, key=_NAME)
+        except OSError as error:
+            raise InputError(f"{host_dir}: cannot read ({error.strerror})") from None
+        subdirs = []
+        for member in members:
+            try:
+                st = member.stat(follow_symlinks=False)
+            except OSError as error:
+                raise InputError(f"{member.path}: cannot read ({error.strerror})") from None
+            entry = self.tree.add_member(directory, member.name,
+                                         self.entry(member.name, member.path, st),
+                                         member=member.path)
+            if entry.kind is EntryKind.DIR:
+                subdirs.append((member.path, entry))
+        return subdirs
+
+    def entry(self, path: str, host: str, st: os.stat_result) -> Entry:
+        """The entry at ``path`` for ``host``, whose ``lstat`` is ``st``."""
+        mode = st.st_mode
+        uid, gid = (st.st_uid, st.st_gid) if self.preserve else (0, 0)
+        entry = Entry(path, EntryKind.FILE, mode & 0o7777, uid, gid, int(st.st_mtime))
+        fmt = stat.S_IFMT(mode)
+        if fmt == stat.S_IFREG:
+            if not self._readable(host, st):
+                raise InputError(f"{host}: not readable")
+            entry.content = HostFile(host, st.st_size, FileIdentity.of(st))
+        elif fmt == stat.S_IFDIR:
+            entry.kind = EntryKind.DIR
+        elif fmt == stat.S_IFLNK:
+            entry.kind, entry.target = EntryKind.SYMLINK, os.readlink(host)
+        elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
+            entry.kind = EntryKind.CHAR if fmt == stat.S_IFCHR else EntryKind.BLOCK
+            entry.rdev = (os.major(st.st_rdev), os.minor(st.st_rdev))
+        elif fmt == stat.S_IFIFO:
+            entry.kind = EntryKind.FIFO
+        else:
+            raise InputError(f"{host}: unsupported file type (socket?)")
+        return entry
+
+    def _readable(self, host: str, st: os.stat_result) -> bool:
+        """``access(R_OK)``, answered from the mode for a file we own that grants us read
+        (what ``access`` would say, without its system call)."""
+        owner_reads = st.st_uid == self.uid and st.st_mode & stat.S_IRUSR != 0
+        return owner_reads or os.access(host, os.R_OK)

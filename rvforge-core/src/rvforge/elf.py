@@ -102,9 +102,9 @@ class ElfUnreadableError(InputError):
     """The file starts like an ELF file but cannot be read (truncated, corrupt)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CodeRange:
-    """Executable bytes: a section (``.text``) or, without sections, a PF_X segment.
+class CodeRange(NamedTuple):
+    """Executable bytes: a section (``.text``) or, without sections, a PF_X segment
+    (a named tuple: thousands are made when a tree's facts come from the cache).
 
     :param name: section name, or ``PT_LOAD[n]``.
     :param offset: file offset.

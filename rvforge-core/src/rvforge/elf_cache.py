@@ -1,51 +1,81 @@
-"""A warm cache of per-file ELF facts, so a second audit of a tree reads no ELF headers.
+"""A warm cache of ELF facts, so a second audit of a tree reads no ELF headers.
 
 What is cached, per file: "not an ELF file", the :class:`~rvforge.elf.ElfInfo` (without
 symbol tables, which are read only when needed), or the :class:`ElfUnreadableError`
 message. The key is the file's identity:
 
 * a :class:`~rvforge.tree.HostFile`: path, device, inode, size, ``st_mtime_ns`` *and*
-  ``st_ctime_ns``. The kernel sets ctime on every write and nobody can set it back
-  (``touch``/``tar`` set mtime, not ctime), so a rewritten file — even one given back its
-  old size and mtime, or a new file that reuses a freed inode — never matches an old key.
-  Facts are stored only when the file was not changed while it was read (``fstat`` before
-  and after) and its ctime is more than :data:`RACY_SECONDS` old: a file written within
-  the timestamp granularity of the read could change again without a new ctime (git's
-  "racy clean" problem). Such files are simply read again next time.
+  ``st_ctime_ns`` (a :class:`~rvforge.tree.FileIdentity`). The kernel sets ctime on every
+  write and nobody can set it back (``touch``/``tar`` set mtime, not ctime), so a rewritten
+  file — even one given back its old size and mtime, or a new file that reuses a freed
+  inode — never matches an old key. Facts are stored only when the file was not changed
+  while it was read (``fstat`` before and after) and its ctime is more than
+  :data:`RACY_SECONDS` old: a file written within the timestamp granularity of the read
+  could change again without a new ctime (git's "racy clean" problem). Such files are
+  simply read again next time.
 * :class:`~rvforge.tree.InlineBytes`: a BLAKE2b hash of the bytes.
 * any other content: not cached.
 
-Storage: one SQLite database, ``<cache>/elf-facts/facts.sqlite3``, table
-``facts(key, value, stamp)``; values are compact JSON (safe to load whatever is in the
-file, unlike pickle). ``PRAGMA user_version`` holds :data:`FORMAT_VERSION`: a database of
-another version is emptied. Above :data:`MAX_ROWS` the oldest half is dropped. Any
-SQLite error (read-only or corrupt cache, a locked database) makes the cache a no-op,
-never a failure of the audit. Measured choice: a lookup of 3,366 keys in one query and
-decoding 685 JSON rows takes ~10 ms; a pickle per tree would need a tree identity, which
-changes with every re-extraction even when most files do not.
+Whose identity (a choice made for speed, and the build is safer for it): a ``HostFile``
+that carries one — :func:`~rvforge.archives.read_directory` records the ``lstat`` it does
+anyway, :meth:`HostFile.of <rvforge.tree.HostFile.of>` its ``stat`` — is keyed by it,
+without a ``stat`` here (a third of a warm audit's time before). The audit then describes
+the tree as it was read, not the directory as it is now. That cannot let other bytes into
+an artifact: whatever opens the file afterwards — reading it for its facts (``fstat`` of
+the opened file, here) and packing it (:meth:`HostFile.open <rvforge.tree.HostFile.open>`)
+— compares the opened file with the recorded identity and refuses it, "changed during the
+build", when they differ. Before, a file rewritten between audit and packing was packed
+unaudited. What no ``stat`` can see is a rewrite within the timestamp granularity of the
+recorded one (the racy case above, a few milliseconds); those files are not cached, and
+a file that changes that way during a build is packed as it is then. A ``HostFile``
+without an identity (archive members that rvforge wrote to its own scratch directory) is
+``stat``-ed for its key here.
+
+Two tables in one SQLite database, ``<cache>/elf-facts/facts.sqlite3``, values compact JSON
+(safe to load whatever is in the file, unlike pickle):
+
+* ``facts(key, value, stamp)``: one row per file (:func:`encode`; ``0`` for not ELF).
+* ``trees(key, value, stamp)``: one row per set of files, the key a hash of every
+  member's (tree path, file key) pair (:func:`tree_key`), the value the facts of its ELF
+  members (:func:`encode_tree`). A warm audit of an unchanged tree is one lookup and one
+  JSON parse instead of a lookup of every file and a parse of every ELF file's row; when
+  any file changed, moved, came or went, the key differs and the audit falls back to the
+  file rows, reads only the files they lack and stores the new tree row. The newest
+  :data:`MAX_TREES` are kept.
+
+``PRAGMA user_version`` holds :data:`FORMAT_VERSION`: a database of another version (or
+missing a table) is emptied. When a write leaves more than :data:`MAX_ROWS` file rows, the
+oldest half of them is dropped. Any SQLite error (read-only or corrupt cache, a locked
+database) makes the cache a no-op, never a failure of the audit. Measured on a tree of
+3,366 files, 685 of them ELF (docs/performance.md, "Auditing"): the file rows answer in
+~15 ms (one ``stat`` per file, a lookup of 3,366 keys, 685 JSON parses), the tree row in
+~6 ms (3,366 keys made from the recorded identities, one lookup, one parse).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from rvforge.elf import CodeRange, ElfInfo
-from rvforge.tree import Content, HostFile, InlineBytes
+from rvforge.tree import Content, FileIdentity, HostFile, InlineBytes
 
-FORMAT_VERSION = 1
-"""Bumped whenever :class:`ElfInfo` or what the reader puts in it changes."""
+FORMAT_VERSION = 2
+"""Bumped whenever :class:`ElfInfo`, what the reader puts in it or the tables change."""
 RACY_SECONDS = 2.0
 """Files whose ctime is younger than this when read are not cached (see module doc)."""
 MAX_ROWS = 200_000
-"""Rows kept; above this the oldest half is dropped when the cache is opened."""
+"""File rows kept; a write that leaves more drops the oldest half."""
+MAX_TREES = 32
+"""Tree rows kept (the newest); each holds the facts of all ELF files of one tree."""
 _CHUNK = 500
 
 
@@ -68,36 +98,50 @@ class Facts:
 NOT_ELF = Facts()
 
 
-def content_key(content: Content, stat: os.stat_result | None = None) -> str | None:
-    """The cache key of ``content`` (``None``: not cacheable). For a :class:`HostFile`
-    ``stat`` is the file's current ``stat`` (taken here when not given)."""
-    if isinstance(content, InlineBytes):
-        return "b:" + hashlib.blake2b(content.data, digest_size=16).hexdigest()
+def content_key(content: Content) -> str | None:
+    """The cache key of ``content`` (``None``: not cacheable). A :class:`HostFile` is
+    keyed by the identity it carries, else by a ``stat`` of the file now."""
     if isinstance(content, HostFile):
-        if stat is None:
+        identity = content.identity
+        if identity is None:
             try:
-                stat = os.stat(content.path)
+                identity = FileIdentity.of(os.stat(content.path))
             except OSError:
                 return None
-        return (f"h:{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}:"
-                f"{stat.st_ctime_ns}:{content.path}")
+        return host_key(content, identity)
+    if isinstance(content, InlineBytes):
+        return "b:" + hashlib.blake2b(content.data, digest_size=16).hexdigest()
     return None
 
 
-def settled(stat: os.stat_result) -> bool:
-    """Whether a file with this ``stat`` is old enough (:data:`RACY_SECONDS`) for its facts
-    to be cached."""
-    newest = max(stat.st_mtime_ns, stat.st_ctime_ns)
+def host_key(content: HostFile, identity: FileIdentity) -> str:
+    """The cache key of ``content`` when its file has this ``identity``."""
+    return "h:%d:%d:%d:%d:%d:%s" % (*identity, content.path)
+
+
+def tree_key(members: Iterable[tuple[str, str]]) -> str:
+    """The key of a tree's row: a hash of every member's (tree path, file key) pair, in
+    order (neither holds a NUL byte, so NUL separates them unambiguously)."""
+    text = "\0".join(itertools.chain.from_iterable(members))
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def settled(identity: FileIdentity) -> bool:
+    """Whether a file of this ``identity`` is old enough (:data:`RACY_SECONDS`) for its
+    facts to be cached."""
+    newest = max(identity.mtime_ns, identity.ctime_ns)
     return time.time_ns() - newest > RACY_SECONDS * 1e9
 
 
 class ElfFactsCache:
     """The facts database (see the module docstring); use as a context manager or call
-    :meth:`close`, which writes what :meth:`put` collected in one transaction."""
+    :meth:`close`, which writes what :meth:`put` and :meth:`put_tree` collected in one
+    transaction."""
 
     def __init__(self, connection: sqlite3.Connection | None) -> None:
         self._db = connection
         self._pending: dict[str, str] = {}
+        self._pending_trees: dict[str, str] = {}
 
     @classmethod
     def open(cls, directory: Path) -> ElfFactsCache:
@@ -138,28 +182,52 @@ class ElfFactsCache:
             return found
         return found
 
+    def get_tree(self, key: str) -> dict[str, Facts] | None:
+        """The facts of the ELF members of the tree row ``key`` by path, or ``None``."""
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute("SELECT value FROM trees WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error:
+            return None
+        return decode_tree(row[0]) if row is not None else None
+
     def put(self, key: str, facts: Facts) -> None:
         """Remember ``facts`` under ``key`` (written by :meth:`close`)."""
         if self._db is not None:
             self._pending[key] = encode(facts)
 
+    def put_tree(self, key: str, members: dict[str, Facts]) -> None:
+        """Remember the facts of a tree's ELF ``members`` (by path) under the tree ``key``
+        (written by :meth:`close`)."""
+        if self._db is not None:
+            self._pending_trees[key] = encode_tree(members)
+
     def close(self) -> None:
         if self._db is None:
             return
         try:
-            if self._pending:
-                stamp = int(time.time())
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO facts (key, value, stamp) VALUES (?, ?, ?)",
-                    [(k, v, stamp) for k, v in self._pending.items()])
-                self._db.execute("COMMIT")
+            if self._pending or self._pending_trees:
+                self._write()
         except sqlite3.Error:
             pass  # a cache that cannot be written only makes the next audit slower
         finally:
             self._pending.clear()
+            self._pending_trees.clear()
             self._db.close()
             self._db = None
+
+    def _write(self) -> None:
+        assert self._db is not None
+        stamp = time.time_ns()
+        self._db.execute("BEGIN IMMEDIATE")
+        for table, pending in (("facts", self._pending), ("trees", self._pending_trees)):
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO {table} (key, value, stamp) VALUES (?, ?, ?)",
+                [(k, v, stamp) for k, v in pending.items()])
+        _trim(self._db, "trees", MAX_TREES, MAX_TREES)
+        _trim(self._db, "facts", MAX_ROWS, MAX_ROWS // 2)
+        self._db.execute("COMMIT")
 
     def __enter__(self) -> Self:
         return self
@@ -168,32 +236,36 @@ class ElfFactsCache:
         self.close()
 
 
+_TABLES = ("facts", "trees")
+
+
 def _prepare(db: sqlite3.Connection) -> None:
+    """Empty a database of another format (or missing a table)."""
     (version,) = db.execute("PRAGMA user_version").fetchone()
-    if version != FORMAT_VERSION:
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE "
+                                             "type = 'table'")}
+    if version != FORMAT_VERSION or not tables.issuperset(_TABLES):
         db.execute("BEGIN IMMEDIATE")
-        db.execute("DROP TABLE IF EXISTS facts")
-        db.execute("CREATE TABLE facts (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
-                   "stamp INTEGER NOT NULL) WITHOUT ROWID")
+        for table in _TABLES:
+            db.execute(f"DROP TABLE IF EXISTS {table}")
+            db.execute(f"CREATE TABLE {table} (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
+                       "stamp INTEGER NOT NULL) WITHOUT ROWID")
         db.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
         db.execute("COMMIT")
-        return
-    (rows,) = db.execute("SELECT count(*) FROM facts").fetchone()
-    if rows > MAX_ROWS:
-        db.execute("DELETE FROM facts WHERE key IN (SELECT key FROM facts ORDER BY stamp "
-                   "LIMIT ?)", (rows - MAX_ROWS // 2,))
+
+
+def _trim(db: sqlite3.Connection, table: str, most: int, keep: int) -> None:
+    """Above ``most`` rows in ``table``, keep the newest ``keep`` (counting scans the
+    table: done when writing, not on every lookup)."""
+    (rows,) = db.execute(f"SELECT count(*) FROM {table}").fetchone()
+    if rows > most:
+        db.execute(f"DELETE FROM {table} WHERE key IN (SELECT key FROM {table} ORDER BY "
+                   "stamp LIMIT ?)", (rows - keep,))
 
 
 def encode(facts: Facts) -> str:
     """``facts`` as compact JSON: ``0`` (not ELF), ``"message"`` (unreadable) or a list."""
-    if facts.info is None:
-        return json.dumps(facts.error) if facts.error is not None else "0"
-    i = facts.info
-    return json.dumps([
-        i.e_machine, i.machine, i.elf_class, i.e_type, i.e_flags, i.arch,
-        [[k, v] for k, v in i.attributes.items()], i.interp, i.needed, i.soname, i.rpath,
-        i.runpath, [[k, v] for k, v in i.version_needs.items()], i.version_defs,
-        [[c.name, c.offset, c.size, c.address] for c in i.code]], separators=(",", ":"))
+    return json.dumps(_to_json(facts), separators=(",", ":"))
 
 
 def decode(value: str) -> Facts | None:
@@ -201,17 +273,83 @@ def decode(value: str) -> Facts | None:
     if value == "0":  # most files of a tree: skip the JSON parser
         return NOT_ELF
     try:
-        data = json.loads(value)
-        if data == 0:
-            return NOT_ELF
-        if isinstance(data, str):
-            return Facts(error=data)
-        (e_machine, machine, elf_class, e_type, e_flags, arch, attributes, interp, needed,
-         soname, rpath, runpath, version_needs, version_defs, code) = data
-        return Facts(ElfInfo(
-            e_machine, machine, elf_class, e_type, e_flags, arch,
-            {int(k): v for k, v in attributes}, interp, tuple(needed), soname, tuple(rpath),
-            tuple(runpath), {k: tuple(v) for k, v in version_needs}, tuple(version_defs),
-            tuple(CodeRange(*c) for c in code)))
+        return _from_json(json.loads(value))
     except (ValueError, TypeError):
         return None
+
+
+def encode_tree(members: dict[str, Facts]) -> str:
+    """A tree row: ``[columns, rows]`` in one JSON array. ``columns`` holds, per
+    :class:`ElfInfo` field, its distinct values (as :func:`encode` writes them); a row is
+    ``[path, i0, ... i14]``, indices into the columns, or ``[path, "message"]`` for an
+    unreadable ELF file. Most values recur (a tree has a few ISA attributes and C library
+    version sets), so the row is a third of the size and decodes twice as fast."""
+    columns: list[list[object]] = [[] for _ in _FIELDS]
+    seen: list[dict[object, int]] = [{} for _ in _FIELDS]
+    rows: list[list[object]] = []
+    for path, facts in members.items():
+        data = _to_json(facts)
+        if not isinstance(data, list):
+            rows.append([path, data])
+            continue
+        row: list[object] = [path]
+        for column, index, value in zip(columns, seen, data, strict=True):
+            key = tuple(value) if isinstance(value, list) else value  # of pairs: hashable
+            if key not in index:
+                index[key] = len(column)
+                column.append(value)
+            row.append(index[key])
+        rows.append(row)
+    return json.dumps([columns, rows], separators=(",", ":"))
+
+
+def decode_tree(value: str) -> dict[str, Facts] | None:
+    """The inverse of :func:`encode_tree` (``None`` for a value it cannot have written).
+    ELF files that share a value share the object (facts are never modified)."""
+    try:
+        columns, rows = json.loads(value)
+        values = [[convert(v) for v in column]
+                  for convert, column in zip(_FIELDS, columns, strict=True)]
+        found: dict[str, Facts] = {}
+        for path, *fields in rows:
+            if len(fields) == 1 and isinstance(fields[0], str):
+                found[path] = Facts(error=fields[0])
+            else:
+                found[path] = Facts(ElfInfo(*[column[i] for column, i in
+                                              zip(values, fields, strict=True)]))
+        return found
+    except (ValueError, TypeError, IndexError):
+        return None
+
+
+def _to_json(facts: Facts) -> object:
+    if facts.info is None:
+        return facts.error if facts.error is not None else 0
+    i = facts.info
+    return [i.e_machine, i.machine, i.elf_class, i.e_type, i.e_flags, i.arch,
+            list(i.attributes.items()), i.interp, i.needed, i.soname, i.rpath, i.runpath,
+            list(i.version_needs.items()), i.version_defs, i.code]
+
+
+def _from_json(data: object) -> Facts:
+    """Raises ``ValueError``/``TypeError`` for data :func:`_to_json` cannot have made."""
+    if data == 0:
+        return NOT_ELF
+    if isinstance(data, str):
+        return Facts(error=data)
+    return Facts(ElfInfo(*[convert(v) for convert, v in zip(_FIELDS, data, strict=True)]))
+
+
+def _same(value: object) -> object:
+    return value
+
+
+_FIELDS: tuple[Callable[[Any], Any], ...] = (
+    _same, _same, _same, _same, _same, _same,  # e_machine, machine, class, type, flags, arch
+    lambda pairs: {int(k): v for k, v in pairs},  # attributes
+    _same, tuple, _same, tuple, tuple,  # interp, needed, soname, rpath, runpath
+    lambda pairs: {k: tuple(v) for k, v in pairs},  # version_needs
+    tuple,  # version_defs
+    lambda ranges: tuple(map(CodeRange._make, ranges)),  # code
+)
+"""How each :class:`ElfInfo` field comes back from JSON, in field order."""

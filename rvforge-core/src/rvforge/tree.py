@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import enum
 import io
+import os
 import posixpath
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, NamedTuple, Protocol, runtime_checkable
 
 from rvforge.errors import InputError, UnsafePathError
 
@@ -81,20 +82,72 @@ class Content(Protocol):
     def open(self) -> BinaryIO: ...
 
 
+class FileIdentity(NamedTuple):
+    """What ``stat`` says of a host file that changes whenever its bytes may have: device,
+    inode, size, ``st_mtime_ns`` and ``st_ctime_ns``. The kernel sets ctime on every write
+    and nobody can set it back, so a rewritten file never keeps its identity (unless it is
+    rewritten within the timestamp granularity of the ``stat``; see :mod:`rvforge.elf_cache`).
+    """
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileIdentity:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 @dataclass(frozen=True, slots=True)
 class HostFile:
-    """Bytes of a regular file on the host (read when packed, never copied first)."""
+    """Bytes of a regular file on the host (read when packed, never copied first).
 
-    path: Path
+    :param path: the file on the host (:func:`~rvforge.archives.read_directory` gives a
+        ``str``: thousands of them are made much faster than :class:`~pathlib.Path`).
+    :param size: its size when the tree was built.
+    :param identity: its :class:`FileIdentity` when the tree was built (``read_directory``
+        and :meth:`of` record it), or ``None``. With one, :meth:`open` refuses a file that
+        has changed since: the tree, and the audit of it, describe the bytes as they were,
+        and a file rewritten during the build must not be packed in their place. The ELF
+        facts cache keys the file by it without a ``stat`` of its own.
+    """
+
+    path: Path | str
     size: int
+    identity: FileIdentity | None = None
 
     @classmethod
     def of(cls, path: Path | str) -> HostFile:
-        path = Path(path)
-        return cls(path, path.stat().st_size)
+        """The file at ``path`` (symlinks followed) as it is now, identity included."""
+        st = os.stat(path)
+        return cls(Path(path), st.st_size, FileIdentity.of(st))
 
     def open(self) -> BinaryIO:
-        return open(self.path, "rb")
+        """The file's bytes; raises :class:`InputError` if it is no longer the file the
+        tree recorded (see :meth:`verify`)."""
+        stream = open(self.path, "rb")
+        try:
+            self.verify(os.fstat(stream.fileno()))
+        except BaseException:
+            stream.close()
+            raise
+        return stream
+
+    def verify(self, st: os.stat_result) -> None:
+        """Raise :class:`InputError` when ``st`` (the ``fstat`` of the opened file) is not
+        the :attr:`identity` recorded when the tree was built."""
+        if self.identity is None:
+            return
+        now = FileIdentity.of(st)
+        if now != self.identity:
+            changed = ", ".join(f"{name} {old} -> {new}" for name, old, new in
+                                zip(FileIdentity._fields, self.identity, now) if old != new)
+            raise InputError(
+                f"{self.path}: changed during the build, after it was read into the tree "
+                f"({changed}); make sure nothing writes to the source while rvforge runs, "
+                "then build again")
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,7 +428,10 @@ class Tree:
         metadata; replacing anything else removes the old entry (and a directory's
         subtree). ``member`` names the entry in error messages (an archive member name).
         """
-        path = normalize(entry.path, member=member)
+        path = entry.path
+        if "\0" in path:
+            normalize(path, member=member)  # refuses it
+        path = _quick_norm(path, member=member)
         if path == "/":
             if entry.kind is not EntryKind.DIR:
                 raise UnsafePathError(f"{member or repr(entry.path)}: the root must be a directory")
@@ -384,8 +440,37 @@ class Tree:
                 entry.mode, entry.uid, entry.gid, entry.mtime
             )
             return root
-        parent = self._ensure_parent(posixpath.dirname(path), member or repr(entry.path))
-        path = posixpath.join(parent, posixpath.basename(path))
+        head, _, name = path.rpartition("/")
+        parent = self._ensure_parent(head or "/", member or repr(entry.path))
+        if parent != head:  # a parent on the way is a symlink, or the root
+            path = f"{'' if parent == '/' else parent}/{name}"
+        return self._place(entry, path, parent, name, member)
+
+    def add_member(self, directory: Entry, name: str, entry: Entry, *,
+                   member: str | None = None) -> Entry:
+        """:meth:`add` ``entry`` as ``name`` in ``directory`` (an entry of this tree),
+        whatever ``entry.path`` says; return it.
+
+        The same as :meth:`add` with the path ``directory.path + "/" + name``, without
+        normalising a path and resolving its parents again: for readers that add a
+        directory's members after the directory (:func:`~rvforge.archives.read_directory`).
+        A ``name`` that is not one plain component (empty, ``.``, ``..``, a ``/`` or NUL
+        byte in it) is refused; a ``directory`` that is no longer this tree's directory
+        entry at its path goes the long way through :meth:`add`.
+        """
+        if not name or "/" in name or "\0" in name or name in (".", ".."):
+            raise UnsafePathError(f"{member or repr(name)}: {name!r} is not a file name")
+        base = directory.path
+        if self._entries.get(base) is not directory or directory.kind is not EntryKind.DIR:
+            entry.path = f"{base}/{name}"
+            return self.add(entry, member=member)
+        path = f"/{name}" if base == "/" else f"{base}/{name}"
+        return self._place(entry, path, base, name, member)
+
+    def _place(self, entry: Entry, path: str, parent: str, name: str,
+               member: str | None) -> Entry:
+        """Put ``entry`` at the normalised ``path``, ``name`` in the existing directory
+        ``parent`` (the second half of :meth:`add`)."""
         if entry.kind is EntryKind.SYMLINK:
             check_symlink_target(path, entry.target or "", member)
         elif entry.kind is EntryKind.HARDLINK:
@@ -401,7 +486,7 @@ class Tree:
                 return old
             self.remove(path)
         self._entries[path] = entry
-        self._children[parent][posixpath.basename(path)] = None
+        self._children[parent][name] = None
         if entry.kind is EntryKind.DIR:
             self._children[path] = {}
         return entry
@@ -556,14 +641,19 @@ class Tree:
             yield from self._subtree(f"{base}/{name}")
 
 
-def _quick_norm(path: str) -> str:
+def _quick_norm(path: str, *, member: str | None = None) -> str:
+    """:func:`normalize` without its cost for a path that already is normal (no empty,
+    ``.`` or ``..`` component, no trailing slash). A NUL byte passes: check it where it
+    matters (:meth:`Tree.add`)."""
     if path.startswith("/") and "//" not in path and "/." not in path and (
         len(path) == 1 or not path.endswith("/")
     ):
         return path
-    return normalize(path)
+    return normalize(path, member=member)
 
 
-def _sort_key(path: str) -> tuple[str, ...]:
-    """Sort by components so ``/a/b`` comes right after ``/a`` (before ``/a-b``)."""
-    return tuple(path.split("/"))
+def _sort_key(path: str) -> str:
+    """Sort by components so ``/a/b`` comes right after ``/a`` (before ``/a-b``): with
+    each ``/`` made NUL, the lowest character (which no component holds), strings compare
+    as their component sequences do."""
+    return path.replace("/", "\0")

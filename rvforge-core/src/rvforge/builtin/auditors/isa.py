@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from rvforge.components import Auditor
 from rvforge.context import BuildContext
@@ -47,6 +48,24 @@ ELF_MACHINES = {"EM_RISCV": "riscv", "EM_X86_64": "x86-64", "EM_386": "i386",
                 "EM_AARCH64": "aarch64", "EM_ARM": "arm"}
 
 
+@dataclass(frozen=True, slots=True)
+class _Requirement:
+    """What one (attribute, ``e_flags``, ELF class) combination needs of the CPU.
+
+    :param required: the attribute's ISA plus what ``e_flags`` demand.
+    :param unreadable: why the attribute could not be parsed, else ``None``.
+    :param lacking: the extensions (closed under implication) the target lacks.
+    :param machine: ``riscv64`` or ``riscv32``.
+    :param abi: the ``e_flags`` ABI (``lp64d``).
+    """
+
+    required: Isa
+    unreadable: str | None
+    lacking: tuple[str, ...]
+    machine: str
+    abi: str
+
+
 class IsaAuditor(Auditor):
     """Every ELF's required extensions and ABI against the target machine's CPU."""
 
@@ -58,9 +77,7 @@ class IsaAuditor(Auditor):
         target = parse_target(machine.isa or "rv64gc")
         files = elf_files(tree, ctx)
         libc = root_libc(tree, files)
-        # (attribute, e_flags, class) → required ISA, attribute error, missing extensions
-        self._required_memo: dict[tuple[str | None, int, int],
-                                  tuple[Isa, str | None, list[str]]] = {}
+        self._required_memo: dict[tuple[str | None, int, int], _Requirement] = {}
         self._holders: dict[frozenset[str], list[str]] = {}
         self._isas: list[tuple[str, Isa]] | None = None
         for elf in files.values():
@@ -77,36 +94,24 @@ class IsaAuditor(Auditor):
                           f"{path}: {elf.error}; reinstall the package it comes from")
             return
         info = elf.info
-        arch_name = ELF_MACHINES.get(info.machine, info.machine.removeprefix("EM_").lower())
-        facts: dict[str, object] = {"machine": arch_name, "abi": None, "arch_attribute": None,
-                                    "missing": []}
         if not info.is_riscv:
-            yield FileRecord(path, facts)
-            if is_firmware(path):
-                yield Finding(Severity.INFO, "not-riscv", path,
-                              f"{path}: {arch_name} firmware (not run by the CPU)")
-            else:
-                yield Finding(Severity.ERROR, "not-riscv", path,
-                              f"{path} is a {arch_name} ELF file, not RISC-V: it was copied "
-                              "from the wrong architecture; replace it with a riscv64 build")
+            yield from self._foreign(path, info)
             return
-        facts.update(machine=f"riscv{info.elf_class}", abi=info.abi, arch_attribute=info.arch)
         if info.elf_class != target.xlen:
-            yield FileRecord(path, facts)
+            yield FileRecord(path, {"machine": f"riscv{info.elf_class}", "abi": info.abi,
+                                    "arch_attribute": info.arch, "missing": []})
             yield Finding(Severity.ERROR, "abi-mismatch", path,
                           f"{path} is a {info.elf_class}-bit RISC-V ELF but the target is "
                           f"rv{target.xlen}; replace it with an rv{target.xlen} build")
             return
-        memo_key = (info.arch, info.e_flags, info.elf_class)
-        if memo_key not in self._required_memo:
-            required, unreadable = self._required(info)
-            self._required_memo[memo_key] = (required, unreadable, missing(required, target))
-        required, unreadable, lacking = self._required_memo[memo_key]
-        if unreadable:
+        need = self._requirement(info, target)
+        facts: dict[str, object] = {"machine": need.machine, "abi": need.abi,
+                                    "arch_attribute": info.arch, "missing": list(need.lacking)}
+        if need.unreadable:
             yield Finding(Severity.WARNING, "isa-unknown", path,
-                          f"{path}: cannot read its ISA attribute ({unreadable}); only "
+                          f"{path}: cannot read its ISA attribute ({need.unreadable}); only "
                           "e_flags were checked")
-        facts["missing"] = list(lacking)
+        required, lacking = need.required, need.lacking
         symbols: ElfSymbols | None = None
         if lacking or ctx.deep:  # only then do the symbol tables matter
             try:
@@ -120,7 +125,8 @@ class IsaAuditor(Auditor):
             assert symbols is not None
             yield self._required_finding(path, list(lacking),
                                          dispatch_evidence(info, symbols), machine, ctx)
-        yield from self._abi(path, info, libc)
+        if libc is not None and libc.abi not in (None, need.abi) and info.dynamic:
+            yield self._abi_mismatch(path, need.abi, libc)
         if ctx.deep:
             assert symbols is not None
             result = sweep_file(elf)
@@ -168,15 +174,38 @@ class IsaAuditor(Auditor):
             f"die with 'illegal instruction'{where}; or rebuild it for the CPU (-march)",
             details=details)
 
+    def _requirement(self, info: ElfInfo, target: Isa) -> _Requirement:
+        """What ``info``'s attribute and ``e_flags`` need (memoised per combination: a
+        tree holds few distinct ones)."""
+        key = (info.arch, info.e_flags, info.elf_class)
+        need = self._required_memo.get(key)
+        if need is None:
+            required, unreadable = self._required(info)
+            need = _Requirement(required, unreadable, tuple(missing(required, target)),
+                                f"riscv{info.elf_class}", info.abi)
+            self._required_memo[key] = need
+        return need
+
     @staticmethod
-    def _abi(path: str, info: ElfInfo, libc: RootLibc | None) -> Iterator[Finding]:
-        if libc is None or libc.abi is None or not info.dynamic or info.abi == libc.abi:
-            return
-        yield Finding(Severity.ERROR, "abi-mismatch", path,
-                      f"{path} uses the {info.abi} ABI but this root's {libc.flavor} "
-                      f"({libc.loader}) is {libc.abi}: the loader refuses it; rebuild it "
-                      f"with -mabi={libc.abi}",
-                      details={"abi": info.abi, "root_abi": libc.abi})
+    def _foreign(path: str, info: ElfInfo) -> Iterator[Finding | FileRecord]:
+        """A non-RISC-V ELF: an error, or a note for firmware (run by other processors)."""
+        arch_name = ELF_MACHINES.get(info.machine, info.machine.removeprefix("EM_").lower())
+        yield FileRecord(path, {"machine": arch_name, "abi": None, "arch_attribute": None,
+                                "missing": []})
+        if is_firmware(path):
+            yield Finding(Severity.INFO, "not-riscv", path,
+                          f"{path}: {arch_name} firmware (not run by the CPU)")
+        else:
+            yield Finding(Severity.ERROR, "not-riscv", path,
+                          f"{path} is a {arch_name} ELF file, not RISC-V: it was copied "
+                          "from the wrong architecture; replace it with a riscv64 build")
+
+    @staticmethod
+    def _abi_mismatch(path: str, abi: str, libc: RootLibc) -> Finding:
+        return Finding(Severity.ERROR, "abi-mismatch", path,
+                       f"{path} uses the {abi} ABI but this root's {libc.flavor} "
+                       f"({libc.loader}) is {libc.abi}: the loader refuses it; rebuild it "
+                       f"with -mabi={libc.abi}", details={"abi": abi, "root_abi": libc.abi})
 
     def _instructions(self, path: str, info: ElfInfo, symbols: ElfSymbols,
                       result: SweepResult, required: Isa, target: Isa, machine: Machine,

@@ -4,15 +4,25 @@ library."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import weakref
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from rvforge.context import BuildContext
 from rvforge.elf import ElfInfo, ElfSymbols, ElfUnreadableError, is_elf, read_elf, read_symbols
-from rvforge.elf_cache import NOT_ELF, ElfFactsCache, Facts, content_key, settled
-from rvforge.tree import Content, Entry, EntryKind, HostFile, InlineBytes, Tree
+from rvforge.elf_cache import (
+    NOT_ELF,
+    ElfFactsCache,
+    Facts,
+    content_key,
+    host_key,
+    settled,
+    tree_key,
+)
+from rvforge.errors import InputError
+from rvforge.tree import Content, Entry, EntryKind, FileIdentity, HostFile, InlineBytes, Tree
 
 FIRMWARE_DIRS = ("/lib/firmware/", "/usr/lib/firmware/")
 """Firmware for other processors (DSPs, GPUs) is often ELF; it never runs on the CPU."""
@@ -61,7 +71,9 @@ class RootLibc:
     abi: str | None
 
 
-_CACHE: weakref.WeakKeyDictionary[Tree, tuple[tuple, dict[str, ElfFile]]] = (
+Members = list[tuple[str, Content]]
+"""A tree's regular files that could be ELF (4 bytes or more): (path, content), sorted."""
+_CACHE: weakref.WeakKeyDictionary[Tree, tuple[Members, dict[str, ElfFile]]] = (
     weakref.WeakKeyDictionary())
 
 
@@ -69,44 +81,71 @@ def elf_files(tree: Tree, ctx: BuildContext | None = None) -> dict[str, ElfFile]
     """Every regular file of ``tree`` that starts with the ELF magic, by path (sorted).
 
     Read once per tree state: the isa and linkage auditors of one audit share the result.
-    With ``ctx`` the facts of each file are looked up in (and added to) the warm cache
-    under ``ctx.cache("elf-facts")``, keyed by the file's identity.
+    With ``ctx`` the facts are looked up in (and added to) the warm cache under
+    ``ctx.cache("elf-facts")``: first the row of this exact set of files, else each
+    file's row by its identity (:mod:`rvforge.elf_cache`).
     """
-    entries = [e for e in tree.walk() if e.kind is EntryKind.FILE and e.size >= 4]
-    key = tuple((e.path, id(e.content), e.size) for e in entries)
+    members: Members = [(e.path, c) for e in tree.walk() if e.kind is EntryKind.FILE
+                        and (c := e.content) is not None and c.size >= 4]
     cached = _CACHE.get(tree)
-    if cached is not None and cached[0] == key:
+    if cached is not None and cached[0] == members:
         return cached[1]
-    found: dict[str, ElfFile] = {}
     cache = ElfFactsCache.open(ctx.cache("elf-facts")) if ctx is not None else \
         ElfFactsCache(None)
     with cache:
-        keys = {e.path: content_key(e.content) for e in entries} if cache.enabled else {}
-        hits = cache.get_many(k for k in keys.values() if k is not None)
-        for entry in entries:
-            assert entry.content is not None
-            facts = hits.get(keys.get(entry.path) or "")
-            if facts is None:
-                facts, store = scan_content(entry.content)
-                if store is not None:
-                    cache.put(store, facts)
-            if facts.is_elf:
-                found[entry.path] = ElfFile(entry.path, entry, facts.info, facts.error)
-    _CACHE[tree] = (key, found)
+        facts = _elf_facts(members, cache)
+    found = {path: ElfFile(path, tree[path], f.info, f.error) for path, f in facts.items()}
+    _CACHE[tree] = (members, found)
+    return found
+
+
+def _elf_facts(members: Members, cache: ElfFactsCache) -> dict[str, Facts]:
+    """The facts of the ELF files among ``members``, by path: the cache's row for this
+    set of files, else each file's row, else read (and stored, with the tree's row when
+    every member's facts could be)."""
+    keys = [content_key(content) for _, content in members] if cache.enabled else []
+    whole = None
+    if keys and None not in keys:
+        whole = tree_key(zip([path for path, _ in members], cast(list[str], keys)))
+        cached = cache.get_tree(whole)
+        if cached is not None:
+            return cached
+    hits = cache.get_many(k for k in keys if k is not None)
+    found: dict[str, Facts] = {}
+    for (path, content), key in itertools.zip_longest(members, keys):
+        facts = hits.get(key) if key is not None else None
+        if facts is None:
+            facts, store = scan_content(content)
+            if store is not None:
+                cache.put(store, facts)
+            if store != key:  # not cacheable, or changed since its key was made
+                whole = None
+        if facts.is_elf:
+            found[path] = facts
+    if whole is not None:
+        cache.put_tree(whole, found)
     return found
 
 
 def scan_content(content: Content) -> tuple[Facts, str | None]:
     """Read one file's :class:`Facts` (4 bytes for a file that is not ELF) and the key to
-    cache them under (``None``: do not cache, e.g. the file changed while read)."""
+    cache them under (``None``: do not cache, e.g. the file changed while read). A
+    :class:`HostFile` that is no longer the file its identity describes is an
+    :class:`~rvforge.errors.InputError` (see :meth:`HostFile.verify`)."""
     if isinstance(content, HostFile):
-        with open(content.path, "rb", buffering=0) as stream:
+        try:
+            stream = open(content.path, "rb", buffering=0)
+        except OSError as error:
+            raise InputError(f"{content.path}: cannot be read ({error.strerror})") from None
+        with stream:
             before = os.fstat(stream.fileno())
+            content.verify(before)
             facts = _facts(stream)
             after = os.fstat(stream.fileno())
-        unchanged = (before.st_size, before.st_mtime_ns, before.st_ctime_ns) == (
-            after.st_size, after.st_mtime_ns, after.st_ctime_ns)
-        return facts, content_key(content, before) if unchanged and settled(before) else None
+        identity = FileIdentity.of(before)
+        if identity != FileIdentity.of(after) or not settled(identity):
+            return facts, None
+        return facts, host_key(content, identity)
     if isinstance(content, InlineBytes):
         return _facts(content.open()), content_key(content)
     with content.open() as stream:
