@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rvforge.cli import app
+from rvforge.testing import assert_one_line_error
 
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"
 
@@ -34,15 +35,6 @@ def invoke(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the CLI in-process (as the ``rvforge`` script would) and capture its streams."""
     result = CliRunner().invoke(app, list(args))
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int,
-                          message: str) -> None:
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == code, result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(lines) == 1 and lines[0].startswith("rvforge: error: "), result.stderr
-    assert message in lines[0]
 
 
 @pytest.mark.parametrize("name", sorted(TARBALL_CASES))

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 from rvforge import BuildContext, InputError, ToolMissingError, Tree, build_registry
 from rvforge.archives import read_tarball
+from rvforge.testing import assert_one_line_error
 from rvforge_debootstrap import binfmt
 from rvforge_debootstrap.binfmt import (
     BINFMT_DIR,
@@ -115,15 +116,6 @@ def extra_handler(riscv64_binfmt: list[Handler]) -> Iterator[Callable[[str, str,
     finally:
         for entry in added:
             entry.write_text("-1")
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int,
-                          message: str) -> None:
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == code, result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(lines) == 1 and lines[0].startswith("rvforge: error: "), result.stderr
-    assert message in lines[0], lines[0]
 
 
 # -- without the mirror ------------------------------------------------------------------
@@ -407,3 +399,22 @@ def test_binfmt_as_an_unprivileged_user_is_a_usage_error(
         assert not out.exists()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.network
+def test_mmdebstrap_backend_configures_through_the_handler(
+        riscv64_binfmt: list[Handler], tmp_path: Path,
+        rvforge_cli: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    """``--backend mmdebstrap --configure binfmt``: the real tool installs minbase through
+    the handler (it needs arch-test to see it) and rvforge reads the result back."""
+    out = tmp_path / "mmdebstrap.tar"
+    result = rvforge_cli("build", "--provider", "debootstrap", "--backend", "mmdebstrap",
+                         "--configure", "binfmt", "--no-audit", "-o", str(out), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with tarfile.open(out) as archive:
+        status = archive.extractfile("./var/lib/dpkg/status").read().decode()
+        passwd = archive.extractfile("./etc/passwd").read().decode()
+        shadow = archive.getmember("./etc/shadow")
+    states = re.findall(r"^Status: (.*)$", status, re.MULTILINE)
+    assert len(states) > 70 and set(states) == {"install ok installed"}
+    assert passwd.startswith("root:x:0:0:") and (shadow.uid, shadow.gid) == (0, 42)

@@ -23,6 +23,12 @@ Context managers:
     127.0.0.1 (with ``Range`` support and injectable faults: dropped connections, error
     statuses) so providers can be tested against a mirror without the internet.
 
+Assertions:
+
+:func:`assert_one_line_error`
+    ``assert_one_line_error(completed, 2, "names the fix")``: the command failed with that
+    exit status and exactly one ``rvforge: error:`` line on stderr, no traceback.
+
 Example::
 
     from rvforge.testing import registered_plugin
@@ -34,6 +40,7 @@ Example::
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,6 +51,17 @@ import pytest
 from rvforge.context import BuildContext
 from rvforge.plugins import PluginInfo, PluginManager, get_plugin_manager
 from rvforge.registry import Registry
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int,
+                          message: str) -> None:
+    """Assert that ``result`` (a finished ``rvforge`` command) exited ``code`` with one
+    ``rvforge: error:`` line on stderr that contains ``message``, and no traceback."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1 and lines[0].startswith("rvforge: error: "), result.stderr
+    assert message in lines[0], lines[0]
 
 
 @contextmanager

@@ -57,7 +57,9 @@ class DebootstrapOptions:
         apt sources).
     :param package: extra packages (repeatable); their dependencies come too.
     :param variant: ``extract``, ``essential``, ``minbase`` or ``standard``.
-    :param configure: ``auto``, ``binfmt``, ``vm``, ``first-boot`` or ``none``.
+    :param configure: how maintainer scripts run: ``auto`` (``vm`` for disk images, else
+        ``first-boot``), ``binfmt`` (as root, through a qemu-riscv64 binfmt_misc handler),
+        ``vm``, ``first-boot`` or ``none``.
     :param backend: ``python``, ``debootstrap`` or ``mmdebstrap``.
     :param keyring: keyring that signs the suite (default: debian-archive-keyring).
     """
@@ -84,8 +86,9 @@ class DebootstrapOptions:
 
 class DebootstrapProvider(Provider):
     name = "debootstrap"
-    summary = ("Debian riscv64 root filesystem (trixie minbase by default) without root or "
-               "binfmt; --variant, --package, --configure, --backend")
+    summary = ("Debian riscv64 root filesystem (trixie minbase by default), configured in a "
+               "VM or on first boot without root, or with binfmt as root; --variant, "
+               "--package, --configure, --backend")
     Options = DebootstrapOptions
 
     def describe(self, options: DebootstrapOptions) -> str:
@@ -96,9 +99,10 @@ class DebootstrapProvider(Provider):
 
         if options.backend != "python":
             return backends.provide_with_tool(options, ctx)
+        mode = "none" if options.variant == "extract" else options.configure
+        configure.preflight(mode, ARCH, ctx)  # fail before downloading anything
         archive = DebianArchive(ctx, options.mirror, options.release, ARCH, options.keyring)
         tree, unpacked = build_unpacked(archive, options.variant, options.package, ctx)
-        mode = "none" if options.variant == "extract" else options.configure
         configure.configure(tree, unpacked, mode, ARCH, ctx)
         return tree
 
