@@ -170,14 +170,14 @@ class _DirectoryReader:
         except OSError as error:
             raise InputError(f"{host_dir}: cannot read ({error.strerror})") from None
         subdirs = []
+        add, make = self.tree.add_member, self.entry  # bound once: thousands of calls
         for member in members:
             try:
                 st = member.stat(follow_symlinks=False)
             except OSError as error:
                 raise InputError(f"{member.path}: cannot read ({error.strerror})") from None
-            entry = self.tree.add_member(directory, member.name,
-                                         self.entry(member.name, member.path, st),
-                                         member=member.path)
+            name, host = member.name, member.path
+            entry = add(directory, name, make(name, host, st), member=host)
             if entry.kind is EntryKind.DIR:
                 subdirs.append((member.path, entry))
         return subdirs

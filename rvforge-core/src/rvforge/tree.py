@@ -128,20 +128,18 @@ class HostFile:
         """The file's bytes; raises :class:`InputError` if it is no longer the file the
         tree recorded (see :meth:`verify`)."""
         stream = open(self.path, "rb")
-        try:
-            self.verify(os.fstat(stream.fileno()))
-        except BaseException:
-            stream.close()
-            raise
+        if self.identity is not None:
+            try:
+                self.verify(FileIdentity.of(os.fstat(stream.fileno())))
+            except BaseException:
+                stream.close()
+                raise
         return stream
 
-    def verify(self, st: os.stat_result) -> None:
-        """Raise :class:`InputError` when ``st`` (the ``fstat`` of the opened file) is not
-        the :attr:`identity` recorded when the tree was built."""
-        if self.identity is None:
-            return
-        now = FileIdentity.of(st)
-        if now != self.identity:
+    def verify(self, now: FileIdentity) -> None:
+        """Raise :class:`InputError` when ``now`` (of the opened file) is not the
+        :attr:`identity` recorded when the tree was built (if one was)."""
+        if self.identity is not None and now != self.identity:
             changed = ", ".join(f"{name} {old} -> {new}" for name, old, new in
                                 zip(FileIdentity._fields, self.identity, now) if old != new)
             raise InputError(
@@ -316,8 +314,8 @@ class Tree:
 
     def walk(self) -> Iterator[Entry]:
         """Entries sorted by path, parents before children: the order packers write."""
-        for path in sorted(self._entries, key=_sort_key):
-            yield self._entries[path]
+        entries = self._entries
+        return iter([entries[path] for path in sorted(entries, key=_sort_key)])
 
     def children(self, path: str) -> list[Entry]:
         """The direct members of directory ``path`` (resolved through symlinks), sorted."""

@@ -138,14 +138,13 @@ def scan_content(content: Content) -> tuple[Facts, str | None]:
         except OSError as error:
             raise InputError(f"{content.path}: cannot be read ({error.strerror})") from None
         with stream:
-            before = os.fstat(stream.fileno())
+            before = FileIdentity.of(os.fstat(stream.fileno()))
             content.verify(before)
             facts = _facts(stream)
-            after = os.fstat(stream.fileno())
-        identity = FileIdentity.of(before)
-        if identity != FileIdentity.of(after) or not settled(identity):
+            after = FileIdentity.of(os.fstat(stream.fileno()))
+        if before != after or not settled(before):
             return facts, None
-        return facts, host_key(content, identity)
+        return facts, host_key(content, before)
     if isinstance(content, InlineBytes):
         return _facts(content.open()), content_key(content)
     with content.open() as stream:
