@@ -3,8 +3,9 @@
 1. Attribute audit (the ``isa`` auditor, no ``--deep``) of a Debian minbase-sized tree
    (~300 ELF files from trixie riscv64 packages) vs
    ``find DIR -type f -exec riscv64-linux-gnu-readelf -A {} +``, page cache warm: cold
-   (an empty ELF facts cache), warm (a second audit of the same tree) and warm including
-   reading the directory into a Tree (what ``rvforge audit DIR`` does).
+   (an empty ELF facts cache), warm (a second audit of the same tree: the cache's tree row
+   answers) and warm including reading the directory into a Tree (what ``rvforge audit
+   DIR`` does), each the best of several runs, readelf too, in the same run.
 2. The deep sweep of a large real library (``libtorch_cpu.so`` from Debian's riscv64
    ``libtorch2.6``, ~100 MB of code) vs ``riscv64-linux-gnu-objdump -d``.
 
@@ -43,6 +44,9 @@ MINBASE = (
     "libsqlite3-0 liblz4-1 libgcrypt20 libgpg-error0 libkmod2 procps libproc2-0"
 ).split()
 TARGET = Machine("rv64gc", "", "rv64gc")
+RUNS = 5
+"""Runs of each warm measurement (and of readelf); the best counts."""
+COLD_RUNS = 3
 
 
 def best_of(runs: int, func) -> float:
@@ -69,7 +73,7 @@ def attribute_audit(ctx: BuildContext, root: Path) -> None:
 
     time.sleep(elf_cache.RACY_SECONDS)  # files younger than this are (rightly) not cached
     tree = read_directory(root, owners="root")
-    copies = iter([tree.copy() for _ in range(8)])
+    copies = iter([tree.copy() for _ in range(COLD_RUNS + RUNS)])
 
     def cold() -> int:  # a fresh facts cache: every ELF header is read
         fresh = Path(tempfile.mkdtemp(dir=ctx.scratch()))
@@ -91,14 +95,16 @@ def attribute_audit(ctx: BuildContext, root: Path) -> None:
 
     readelf()  # warms the page cache
     pipeline.audit(registry, tree, TARGET, ctx, ["isa"])  # fills the facts cache
-    t_cold = best_of(3, cold)
-    t_warm, t_dir = best_of(3, warm), best_of(3, warm_from_directory)
-    t_tree = best_of(3, read_tree)
-    t_readelf = best_of(3, readelf)
+    load_before = os.getloadavg()[0]
+    t_cold = best_of(COLD_RUNS, cold)
+    t_warm, t_dir = best_of(RUNS, warm), best_of(RUNS, warm_from_directory)
+    t_tree = best_of(RUNS, read_tree)
+    t_readelf = best_of(RUNS, readelf)
     count = len(elf_files(tree))
     print(f"## attribute audit: {len(debs)} packages, {count} ELF files, "
           f"{sum(1 for e in tree.walk() if e.content is not None)} files; "
-          f"load average {os.getloadavg()[0]:.2f}")
+          f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "
+          f"best of {RUNS} (cold: {COLD_RUNS})")
     print(f"rvforge isa auditor, cold (no facts cache): {t_cold:.3f} s")
     print(f"rvforge isa auditor, warm (second audit):   {t_warm:.3f} s")
     print(f"read_directory (DIR -> Tree) alone:         {t_tree:.3f} s")
