@@ -428,3 +428,30 @@ def test_symbol_tables_are_read_only_for_files_that_lack_extensions(registry, ct
     run(registry, alpine, ctx, RV64GC, "isa")
     files = elf_files(alpine, ctx)
     assert {p for p, f in files.items() if f.symbols_read} == {"/usr/bin/vsum"}
+
+
+def test_windows_on_one_host_file_are_audited_and_cached_each_on_its_own(
+        registry, ctx, riscv_cc, tmp_path, monkeypatch) -> None:
+    """Two programs stored back to back in one file (as rvforge-debootstrap keeps a
+    package's data.tar whole): each window is read from its own offset and cached apart."""
+    monkeypatch.setattr(elf_cache, "RACY_SECONDS", 0.0)
+    vsum = riscv_cc.program("vsum", "vsum-window", "-O2", "-march=rv64gcv").read_bytes()
+    hello = riscv_cc.program("hello", "hello-window", "-O2").read_bytes()
+    blob = tmp_path / "archive.bin"
+    blob.write_bytes(b"\0" * 512 + vsum + b"\0" * 100 + hello)
+    identity = HostFile.of(blob).identity
+    tree = glibc_root()
+    tree.add_file("/usr/bin/vsum", HostFile(blob, len(vsum), identity, 512), mode=0o755)
+    tree.add_file("/usr/bin/hello", HostFile(blob, len(hello), identity,
+                                             512 + len(vsum) + 100), mode=0o755)
+    assert tree.read_bytes("/usr/bin/hello") == hello
+    for _ in range(2):  # cold, then from the cache
+        report = run(registry, tree.copy(), ctx, RV64GC, "isa")
+        assert [(f.code, f.path) for f in report.errors] == [("isa-required", "/usr/bin/vsum")]
+        assert report.files["/usr/bin/hello"]["missing"] == []
+    keys = {elf_cache.content_key(tree[p].content) for p in ("/usr/bin/vsum", "/usr/bin/hello")}
+    assert len(keys) == 2
+    with facts_db(ctx) as db:
+        assert db.execute("SELECT count(*) FROM facts WHERE key IN (?, ?)",
+                          tuple(keys)).fetchone() == (2,)
+    db.close()

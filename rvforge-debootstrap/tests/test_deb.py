@@ -8,11 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from rvforge import EntryKind, InputError, Tree
+from rvforge import EntryKind, HostFile, InputError, Tree
 
 from rvforge_debootstrap.deb import (
     DATA_TAR,
-    TarMemberData,
     UnpackedDeb,
     add_to_tree,
     ar_members,
@@ -70,9 +69,11 @@ def test_unpacked_tree_has_every_member_with_its_bytes(tmp_path: Path,
 def test_member_data_is_a_seekable_window(tmp_path: Path) -> None:
     deb = build_deb(tmp_path)
     tree = Tree()
-    add_to_tree(unpack_deb(deb, tmp_path / "unpacked"), tree)
+    unpacked = unpack_deb(deb, tmp_path / "unpacked")
+    add_to_tree(unpacked, tree)
     content = tree["/usr/share/hello/big"].content
-    assert isinstance(content, TarMemberData) and content.size == 256 * 4099
+    assert isinstance(content, HostFile) and content.size == 256 * 4099
+    assert content.offset and content.path == unpacked.root / DATA_TAR
     expected = bytes(range(256)) * 4099
     with content.open() as stream:
         assert stream.read(10) == expected[:10]
@@ -110,3 +111,14 @@ def test_corrupt_compressed_data_is_refused(tmp_path: Path) -> None:
     broken.write_bytes(bytes(raw))
     with pytest.raises(InputError, match=r"broken\.deb: corrupt data\.tar\.xz"):
         unpack_deb(broken, tmp_path / "unpacked")
+
+
+def test_a_rewritten_data_tar_fails_the_build_instead_of_packing_other_bytes(
+        tmp_path: Path) -> None:
+    tree = Tree()
+    unpacked = unpack_deb(build_deb(tmp_path), tmp_path / "unpacked")
+    add_to_tree(unpacked, tree)
+    data = unpacked.root / DATA_TAR
+    data.write_bytes(data.read_bytes())  # same bytes, but a new ctime
+    with pytest.raises(InputError, match="changed during the build"):
+        tree.read_bytes("/usr/bin/hello")

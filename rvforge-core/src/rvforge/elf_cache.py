@@ -4,8 +4,8 @@ What is cached, per file: "not an ELF file", the :class:`~rvforge.elf.ElfInfo` (
 symbol tables, which are read only when needed), or the :class:`ElfUnreadableError`
 message. The key is the file's identity:
 
-* a :class:`~rvforge.tree.HostFile`: path, device, inode, size, ``st_mtime_ns`` *and*
-  ``st_ctime_ns`` (a :class:`~rvforge.tree.FileIdentity`). The kernel sets ctime on every
+* a :class:`~rvforge.tree.HostFile`: path, offset (for a window on a file), device,
+  inode, size, ``st_mtime_ns`` *and* ``st_ctime_ns`` (a :class:`~rvforge.tree.FileIdentity`). The kernel sets ctime on every
   write and nobody can set it back (``touch``/``tar`` set mtime, not ctime), so a rewritten
   file — even one given back its old size and mtime, or a new file that reuses a freed
   inode — never matches an old key. Facts are stored only when the file was not changed
@@ -69,7 +69,7 @@ from typing import Any, Self
 from rvforge.elf import CodeRange, ElfInfo
 from rvforge.tree import Content, FileIdentity, HostFile, InlineBytes
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped whenever :class:`ElfInfo`, what the reader puts in it or the tables change."""
 RACY_SECONDS = 2.0
 """Files whose ctime is younger than this when read are not cached (see module doc)."""
@@ -117,7 +117,8 @@ def content_key(content: Content) -> str | None:
 
 def host_key(content: HostFile, identity: FileIdentity) -> str:
     """The cache key of ``content`` when its file has this ``identity``."""
-    return "h:%d:%d:%d:%d:%d:%s" % (*identity, content.path)
+    return "h:%d:%d:%d:%d:%d:%s:%s" % (*identity, "" if content.offset is None
+                                        else content.offset, content.path)
 
 
 def tree_key(members: Iterable[tuple[str, str]]) -> str:

@@ -100,6 +100,50 @@ class FileIdentity(NamedTuple):
         return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+class FileWindow(io.RawIOBase):
+    """A read-only, seekable window on ``size`` bytes of the open binary file ``raw`` from
+    ``offset``; closing it closes ``raw``. It has no ``fileno()``, so readers that would
+    use the descriptor (``pread``, ``mmap``) take the window's ``read``/``seek`` instead and
+    cannot reach past it."""
+
+    def __init__(self, raw: BinaryIO, offset: int, size: int) -> None:
+        super().__init__()
+        self._raw = raw
+        self._start = offset
+        self._size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        left = self._size - self._pos
+        if left <= 0:
+            return 0
+        view = memoryview(buffer)[: min(len(buffer), left)]
+        self._raw.seek(self._start + self._pos)
+        count = self._raw.readinto(view)  # type: ignore[attr-defined]
+        self._pos += count
+        return count
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 @dataclass(frozen=True, slots=True)
 class HostFile:
     """Bytes of a regular file on the host (read when packed, never copied first).
@@ -112,11 +156,16 @@ class HostFile:
         has changed since: the tree, and the audit of it, describe the bytes as they were,
         and a file rewritten during the build must not be packed in their place. The ELF
         facts cache keys the file by it without a ``stat`` of its own.
+    :param offset: ``None`` when the content is the whole file; else the content is the
+        ``size`` bytes from ``offset`` (a member of an uncompressed archive kept whole on
+        the host, as rvforge-debootstrap keeps each package's ``data.tar``), and
+        :meth:`open` returns a :class:`FileWindow` on them.
     """
 
     path: Path | str
     size: int
     identity: FileIdentity | None = None
+    offset: int | None = None
 
     @classmethod
     def of(cls, path: Path | str) -> HostFile:
@@ -134,7 +183,14 @@ class HostFile:
             except BaseException:
                 stream.close()
                 raise
-        return stream
+        return stream if self.offset is None else self.window(stream)
+
+    def window(self, stream: BinaryIO) -> BinaryIO:
+        """``stream`` (this file, opened) limited to the content's bytes: itself for a
+        whole file, else a buffered :class:`FileWindow` that owns it."""
+        if self.offset is None:
+            return stream
+        return io.BufferedReader(FileWindow(stream, self.offset, self.size))
 
     def verify(self, now: FileIdentity) -> None:
         """Raise :class:`InputError` when ``now`` (of the opened file) is not the

@@ -7,10 +7,10 @@ A ``.deb`` is an ``ar`` archive of ``debian-binary``, ``control.tar.{gz,xz,zst}`
 * :func:`read_control` returns the control members (``control``, ``md5sums``,
   ``conffiles``, maintainer scripts...).
 * :func:`unpack_deb` unpacks a ``.deb`` into a directory with a manifest (rvforge's
-  unpacked cache): ``data.tar`` is kept whole, decompressed, and the tree's files are
-  windows on it (:class:`TarMemberData`), so unpacking a package creates three files
-  rather than one per member (creating ~5,000 small files cost more than decompressing
-  them here). :func:`add_to_tree` adds such a directory to a tree.
+  unpacked cache): ``data.tar`` is kept whole, decompressed, so unpacking a package
+  creates three files rather than one per member (creating ~5,000 small files cost more
+  than decompressing them here). :func:`add_to_tree` adds such a directory to a tree,
+  its files being :class:`~rvforge.HostFile` windows on that ``data.tar``.
 * :func:`extract_deb` adds ``data.tar``'s members to a :class:`~rvforge.Tree` with their
   owners and modes (contents stored under a scratch directory), as ``dpkg --unpack``
   would lay them out: a directory member never replaces an existing symlink to a
@@ -37,6 +37,7 @@ from typing import BinaryIO
 from rvforge import (
     Entry,
     EntryKind,
+    HostFile,
     InputError,
     Tree,
     UnsafePathError,
@@ -44,6 +45,7 @@ from rvforge import (
     normalize,
 )
 from rvforge.compression import decompress_stream, is_corrupt_stream_error
+from rvforge.tree import FileIdentity, FileWindow
 
 AR_MAGIC = b"!<arch>\n"
 _SUFFIX_COMPRESSION = {"": None, ".gz": "gz", ".xz": "xz", ".zst": "zst", ".bz2": "bz2"}
@@ -85,61 +87,6 @@ def ar_members(path: Path) -> dict[str, ArMember]:
     return members
 
 
-class _Window(io.RawIOBase):
-    """A read-only, seekable window on ``size`` bytes of ``raw`` from ``offset`` (it owns
-    ``raw`` and closes it). It has no ``fileno()``, so readers cannot bypass the window."""
-
-    def __init__(self, raw: BinaryIO, offset: int, size: int) -> None:
-        self._raw = raw
-        self._start = offset
-        self._size = size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = base + offset
-        return self._pos
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        left = self._size - self._pos
-        if left <= 0:
-            return 0
-        view = memoryview(buffer)[: min(len(buffer), left)]
-        self._raw.seek(self._start + self._pos)
-        count = self._raw.readinto(view)  # type: ignore[attr-defined]
-        self._pos += count
-        return count
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-@dataclass(frozen=True, slots=True)
-class TarMemberData:
-    """A file's bytes inside an uncompressed tar file on the host (the unpacked cache's
-    ``data.tar``): a :class:`~rvforge.tree.Content` read when packed, never copied first."""
-
-    path: Path
-    offset: int
-    size: int
-
-    def open(self) -> BinaryIO:
-        return io.BufferedReader(_Window(open(self.path, "rb"), self.offset,  # noqa: SIM115
-                                          self.size))
-
-
 @contextmanager
 def open_member(path: Path, prefix: str) -> Iterator[tuple[str, BinaryIO]]:
     """The ``control.tar*`` or ``data.tar*`` member (``prefix``) of a ``.deb``: its name
@@ -153,7 +100,8 @@ def open_member(path: Path, prefix: str) -> Iterator[tuple[str, BinaryIO]]:
     suffix = member.name[len(prefix):]
     if suffix not in _SUFFIX_COMPRESSION:
         raise InputError(f"{path.name}: unsupported member {member.name!r}")
-    raw = io.BufferedReader(_Window(open(path, "rb"), member.offset, member.size), 1 << 20)
+    raw = io.BufferedReader(FileWindow(open(path, "rb"), member.offset, member.size),  # noqa: SIM115
+                            1 << 20)
     stream = decompress_stream(raw, _SUFFIX_COMPRESSION[suffix])  # type: ignore[arg-type]
     try:
         yield member.name, stream
@@ -297,6 +245,7 @@ def add_to_tree(unpacked: UnpackedDeb, tree: Tree) -> None:
     later members and packages replace earlier ones, and a directory member never replaces
     an existing symlink to a directory (merged ``/usr``)."""
     data = unpacked.root / DATA_TAR
+    identity = FileIdentity.of(data.stat())  # a later change of the file fails the build
     label = unpacked.root.name
     for m in unpacked.members:
         kind = EntryKind(m.kind)
@@ -308,7 +257,7 @@ def add_to_tree(unpacked: UnpackedDeb, tree: Tree) -> None:
                 continue  # a symlink to a directory stays, as dpkg keeps it
         entry = Entry(m.path, kind, m.mode, m.uid, m.gid, m.mtime)
         if kind is EntryKind.FILE:
-            entry.content = TarMemberData(data, m.offset, m.size)
+            entry.content = HostFile(data, m.size, identity, m.offset)
         elif kind in (EntryKind.SYMLINK, EntryKind.HARDLINK):
             entry.target = m.target
         elif kind in (EntryKind.CHAR, EntryKind.BLOCK):

@@ -140,7 +140,8 @@ def scan_content(content: Content) -> tuple[Facts, str | None]:
         with stream:
             before = FileIdentity.of(os.fstat(stream.fileno()))
             content.verify(before)
-            facts = _facts(stream)
+            view = content.window(stream)  # kept alive: closing a window closes the file
+            facts = _facts(view)
             after = FileIdentity.of(os.fstat(stream.fileno()))
         if before != after or not settled(before):
             return facts, None
