@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -106,3 +107,16 @@ def test_wrong_size_is_refused(served, rvforge_context, tmp_path) -> None:
     with pytest.raises(InputError, match="expected 12 bytes|got 3254675 bytes, expected 12"):
         fetch(join_url(served.url, NAME), tmp_path / NAME, rvforge_context, size=12)
     assert leftovers(tmp_path) == ["cache", "scratch"] or NAME not in leftovers(tmp_path)
+
+
+def test_one_build_downloads_over_one_kept_alive_connection(served, digest, rvforge_context,
+                                                            tmp_path) -> None:
+    quiet = dataclasses.replace(rvforge_context)  # as providers copy it for parallel work
+    assert quiet.http is rvforge_context.http
+    for n, ctx in enumerate([rvforge_context, quiet, rvforge_context]):
+        fetch(join_url(served.url, NAME), tmp_path / f"{n}.tar.gz", ctx, digests=digest)
+    fetch_bytes(join_url(served.url, NAME), quiet)
+    assert len(served.requests) == 4 and len(served.connections) == 1
+    rvforge_context.close()  # closes the pool; a later download opens a new connection
+    fetch_bytes(join_url(served.url, NAME), rvforge_context)
+    assert len(served.connections) == 2

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import structlog
 
+from rvforge.http import HttpClient
 from rvforge.progress import Progress
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ class BuildContext:
     :param artifact_kind: what the build writes (``initramfs``, ``disk``, ``tar``), set by
         the pipeline before the provider runs; ``None`` for a bare ``rvforge audit``.
     :param settings: free-form settings from the config for plugins (``[plugin.NAME]``).
+    :param http: the HTTP client downloads use (one connection pool per build; contexts
+        copied with :func:`dataclasses.replace` share it). Closed with the context.
     """
 
     registry: Registry
@@ -62,6 +65,7 @@ class BuildContext:
     source_date_epoch: int = field(default_factory=source_date_epoch)
     settings: dict[str, Any] = field(default_factory=dict)
     artifact_kind: str | None = None
+    http: HttpClient = field(default_factory=HttpClient, repr=False)
     _own_scratch: bool = field(default=False, repr=False)
 
     def cache(self, *parts: str) -> Path:
@@ -80,6 +84,7 @@ class BuildContext:
         return path
 
     def close(self) -> None:
+        self.http.close()
         if self._own_scratch and self.scratch_dir is not None:
             shutil.rmtree(self.scratch_dir, ignore_errors=True)
             self.scratch_dir = None

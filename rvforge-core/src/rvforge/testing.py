@@ -118,12 +118,14 @@ class Fault:
 class LoopbackMirror:
     """A real HTTP server on 127.0.0.1 serving ``root`` (with ``Range`` support), standing
     in for a distribution mirror. ``faults`` maps URL paths to :class:`Fault`; ``requests``
-    records each ``(path, range header)`` received."""
+    records each ``(path, range header)`` received, ``connections`` the client address of
+    each connection that sent one (HTTP/1.1 keep-alive serves many on one)."""
 
     root: Path
     url: str = ""
     faults: dict[str, Fault] = field(default_factory=dict)
     requests: list[tuple[str, str | None]] = field(default_factory=list)
+    connections: set[tuple[str, int]] = field(default_factory=set)
 
 
 @contextmanager
@@ -143,6 +145,7 @@ def loopback_mirror(root: Path) -> Iterator[LoopbackMirror]:
         def do_GET(self) -> None:
             path = self.path.split("?")[0]
             mirror.requests.append((path, self.headers.get("Range")))
+            mirror.connections.add(self.client_address)
             fault = mirror.faults.get(path)
             if fault is not None and fault.times > 0:
                 fault.times -= 1
