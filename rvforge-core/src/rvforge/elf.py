@@ -29,11 +29,12 @@ import os
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, NamedTuple
-
-import numpy as np
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from rvforge.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ELF_MAGIC = b"\x7fELF"
 EM_RISCV = 243
@@ -83,10 +84,12 @@ SETJMP_IMPORTS = frozenset({"__sigsetjmp", "sigsetjmp", "setjmp", "_setjmp"})
 NOTED_IMPORTS = DISPATCH_IMPORTS | SIGNAL_IMPORTS | SETJMP_IMPORTS | {"syscall"}
 """Undefined dynamic symbols recorded in :attr:`ElfSymbols.imports`."""
 
-_SYM64 = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
-                   ("value", "<u8"), ("size", "<u8")])
-_SYM32 = np.dtype([("name", "<u4"), ("value", "<u4"), ("size", "<u4"), ("info", "u1"),
-                   ("other", "u1"), ("shndx", "<u2")])
+_SYM64 = [("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
+          ("value", "<u8"), ("size", "<u8")]
+_SYM32 = [("name", "<u4"), ("value", "<u4"), ("size", "<u4"), ("info", "u1"),
+          ("other", "u1"), ("shndx", "<u2")]
+"""numpy record layouts of ``Elf64_Sym`` and ``Elf32_Sym`` (numpy itself is imported when
+a symbol table is first read: ~0.2 s that commands which read none never pay)."""
 _STT_FUNC = 2
 _STT_SECTION = 3
 _STT_FILE = 4
@@ -572,6 +575,8 @@ class _Elf:
             result["imports"] = frozenset(names & NOTED_IMPORTS)
         if table is None:
             return ElfSymbols(**result)  # type: ignore[arg-type]
+        import numpy as np
+
         syms, strtab = self._table(table)
         defined = syms[(syms["shndx"] != 0) & (syms["name"] != 0)]
         if len(defined) and int(defined["name"].max()) >= len(strtab):
@@ -593,7 +598,9 @@ class _Elf:
         return ElfSymbols(**result)  # type: ignore[arg-type]
 
     def _table(self, section: _Section) -> tuple[np.ndarray, bytes]:
-        dtype = _SYM64 if self.bits == 64 else _SYM32
+        import numpy as np
+
+        dtype = np.dtype(_SYM64 if self.bits == 64 else _SYM32)
         if self.endian == ">":
             dtype = dtype.newbyteorder(">")
         data = self.data(section, "a symbol table")

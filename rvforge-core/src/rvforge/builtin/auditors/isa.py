@@ -12,6 +12,7 @@ become ``isa-instructions`` findings.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -30,8 +31,10 @@ from rvforge.isa import (
     top_level,
 )
 from rvforge.machines import Machine
-from rvforge.riscv_insn import SweepResult, sweep
 from rvforge.tree import Tree
+
+if TYPE_CHECKING:
+    from rvforge.riscv_insn import SweepResult
 
 from .scan import ElfFile, RootLibc, elf_files, is_firmware, root_libc
 
@@ -301,6 +304,8 @@ def dispatch_evidence(info: ElfInfo, symbols: ElfSymbols, *, instructions: bool 
 def sweep_file(elf: ElfFile) -> SweepResult:
     """Sweep every executable section (or PF_X segment) of ``elf``; raises
     :class:`~rvforge.elf.ElfUnreadableError` when its symbol tables are corrupt."""
+    from rvforge.riscv_insn import SweepResult, sweep  # numpy: only --deep pays for it
+
     assert elf.info is not None and elf.entry.content is not None
     symbols = elf.symbols()
     total = SweepResult()
