@@ -56,17 +56,15 @@ def test_mmdebstrap_extract_of_one_package(rvforge_cli: Cli, tmp_path: Path) -> 
     assert "usr/bin/dpkg" not in found  # extract installs what it is given, nothing else
 
 
-def test_debootstrap_has_no_extract_variant(rvforge_cli: Cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("args, message", [
+    (["--backend", "debootstrap", "--variant", "extract"],
+     "--backend debootstrap has no variant 'extract'"),
+    (["--backend", "mmdebstrap", "--configure", "vm"],
+     "supports --configure first-boot, binfmt or none"),
+])
+def test_what_a_backend_cannot_do_is_a_usage_error(rvforge_cli: Cli, tmp_path: Path,
+                                                    args: list[str], message: str) -> None:
     out = tmp_path / "x.tar"
-    result = rvforge_cli("--quiet", "build", "--provider", "debootstrap", "--backend",
-                         "debootstrap", "--variant", "extract", "-o", str(out))
-    assert_one_line_error(result, 2, "--backend debootstrap has no variant 'extract'")
-    assert not out.exists()
-
-
-def test_backends_refuse_configuring_in_a_vm(rvforge_cli: Cli, tmp_path: Path) -> None:
-    out = tmp_path / "x.tar"
-    result = rvforge_cli("--quiet", "build", "--provider", "debootstrap", "--backend",
-                         "mmdebstrap", "--configure", "vm", "-o", str(out))
-    assert_one_line_error(result, 2, "supports --configure first-boot, binfmt or none")
+    result = rvforge_cli("--quiet", "build", "--provider", "debootstrap", *args, "-o", str(out))
+    assert_one_line_error(result, 2, message)
     assert not out.exists()
