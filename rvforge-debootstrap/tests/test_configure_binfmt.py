@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from rvforge import BuildContext, InputError, ToolMissingError, Tree, build_registry
 from rvforge.archives import read_tarball
 from rvforge.testing import assert_one_line_error
@@ -40,6 +41,7 @@ from rvforge_debootstrap.binfmt import (
     read_handler,
 )
 from rvforge_debootstrap.firstboot import HOOK, ORDER_FILE, adopt_configured, not_configured
+from rvforge.log import configure_logging
 from structlog.testing import capture_logs
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "debian.md"
@@ -194,8 +196,22 @@ def chroot_lines(logs: list[dict[str, object]]) -> list[str]:
     return [str(entry["line"]) for entry in logs if entry["event"] == "chroot"]
 
 
+@pytest.fixture
+def debug_logs() -> Iterator[list[dict[str, object]]]:
+    """The log events of the test, debug included, whatever level an earlier test (or
+    CLI run in this process) configured."""
+    saved = structlog.get_config()
+    configure_logging(verbose=1)
+    try:
+        with capture_logs() as logs:
+            yield logs
+    finally:
+        structlog.configure(**saved)
+
+
 def test_the_hook_runs_isolated_with_a_clean_environment(
-        riscv64_binfmt: list[Handler], alpine_tarball: Path, tmp_path: Path) -> None:
+        riscv64_binfmt: list[Handler], alpine_tarball: Path, tmp_path: Path,
+        debug_logs: list[dict[str, object]]) -> None:
     tree = alpine_with_hook(
         alpine_tarball, tmp_path / "store",
         'echo "PID $$"',
@@ -205,14 +221,14 @@ def test_the_hook_runs_isolated_with_a_clean_environment(
         "hostname rvforge-chroot-test && echo \"HOSTNAME $(hostname)\"",
         "echo last words; exit 7")
     hostname = socket.gethostname()
-    with capture_logs() as logs, BuildContext(
+    with BuildContext(
             build_registry(), cache_dir=tmp_path / "cache",
             scratch_dir=tmp_path / "scratch") as ctx, pytest.raises(InputError) as error:
         configure_in_chroot(tree, riscv64_binfmt, 1, ctx)
     message = str(error.value)
     assert message.startswith("--configure binfmt: configuring failed in the chroot (exit "
                               "status 7): ") and message.endswith("last words")
-    lines = dict(line.split(" ", 1) for line in chroot_lines(logs))
+    lines = dict(line.split(" ", 1) for line in chroot_lines(debug_logs))
     assert lines["PID"] == "1", "the hook is PID 1 of a PID namespace of its own"
     assert set(lines["ENV"].split()) - {"PWD", "SHLVL"} == {
         "DEBIAN_FRONTEND", "HOME", "LC_ALL", "PATH"}
