@@ -19,8 +19,10 @@ cold cache (start-up, build and writing an uncompressed tar included). The mirro
 one the host's apt uses (or ``$RVFORGE_DEBIAN_MIRROR``). debootstrap and mmdebstrap need
 root.
 
-Usage: ``uv run python benchmarks/debian.py [--runs 3] [--vm]`` (``--vm`` adds a fully
-configured minbase through ``--configure vm``: 2-3 minutes).
+Usage: ``uv run python benchmarks/debian.py [--runs 3] [--configured]`` (``--configured``
+adds fully configured minbase trees: rvforge ``--configure vm`` and ``--configure
+binfmt`` against ``mmdebstrap --variant=minbase`` through the same binfmt handler; about
+3 minutes).
 """
 
 from __future__ import annotations
@@ -101,7 +103,10 @@ def timed(runs: int, action: Callable[[], int], before: Callable[[], None] | Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--vm", action="store_true", help="also time --configure vm")
+    parser.add_argument("--configured", action="store_true",
+                        help="also time fully configured minbase trees, once each: "
+                        "--configure vm, --configure binfmt and mmdebstrap (the last two "
+                        "need a registered qemu-riscv64 binfmt handler)")
     args = parser.parse_args()
     mirror = choose_mirror(None)
     work = Path(tempfile.mkdtemp(prefix="rvforge-bench-debian-"))
@@ -133,9 +138,16 @@ def main() -> None:
             args.runs, tool(["mmdebstrap", "--quiet", "--variant=extract",
                              "--architectures=riscv64", f"--include={include}", "trixie",
                              str(target), mirror], target))))
-    if args.vm:
-        rows.append(("rvforge minbase --configure vm (warm)",
+    if args.configured:
+        rows.append(("rvforge minbase --configure vm (warm; no root, no binfmt)",
                      *timed(1, rvforge_tree(cache, configure="vm"))))
+        rows.append(("rvforge minbase --configure binfmt (warm; root + handler)",
+                     *timed(1, rvforge_tree(cache, configure="binfmt"))))
+        if shutil.which("mmdebstrap"):
+            target = work / "mmdebstrap-minbase"
+            rows.append(("mmdebstrap --variant=minbase (root + handler)", *timed(1, tool(
+                ["mmdebstrap", "--quiet", "--variant=minbase", "--architectures=riscv64",
+                 "trixie", str(target), mirror], target))))
     shutil.rmtree(work, ignore_errors=True)
 
     print(f"| build (trixie riscv64, {args.runs} runs) | median s | min s | tree MB |")
