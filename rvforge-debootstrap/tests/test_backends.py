@@ -44,6 +44,24 @@ def test_debootstrap_first_stage_with_the_second_stage_on_first_boot(
     assert "etc/passwd" not in found  # made by base-passwd's preinst: not run yet
 
 
+@pytest.mark.qemu
+def test_debootstrap_second_stage_in_a_vm(rvforge_cli: Cli, tmp_path: Path) -> None:
+    """The foreign first stage on the host, the second stage inside qemu-system-riscv64
+    (in a mount namespace: it unmounts /proc and /sys of the running system when it
+    ends), the configured tree read back."""
+    out = tmp_path / "debian.tar"
+    result = rvforge_cli("build", "--provider", "debootstrap", "--backend", "debootstrap",
+                         "--configure", "vm", "--no-audit", "-o", str(out), timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = members(out)
+    with tarfile.open(out) as archive:
+        status = archive.extractfile("./var/lib/dpkg/status").read().decode()
+    states = [line for line in status.splitlines() if line.startswith("Status: ")]
+    assert len(states) > 70 and set(states) == {"Status: install ok installed"}
+    assert (found["etc/shadow"].uid, found["etc/shadow"].gid) == (0, 42)
+    assert "debootstrap" not in found and HOOK.lstrip("/") not in found
+
+
 def test_mmdebstrap_extract_of_one_package(rvforge_cli: Cli, tmp_path: Path) -> None:
     out = tmp_path / "busybox.tar"
     result = rvforge_cli("build", "--provider", "debootstrap", "--backend", "mmdebstrap",
@@ -60,7 +78,9 @@ def test_mmdebstrap_extract_of_one_package(rvforge_cli: Cli, tmp_path: Path) -> 
     (["--backend", "debootstrap", "--variant", "extract"],
      "--backend debootstrap has no variant 'extract'"),
     (["--backend", "mmdebstrap", "--configure", "vm"],
-     "supports --configure first-boot, binfmt or none"),
+     "--backend mmdebstrap supports --configure none, binfmt or auto, not 'vm'"),
+    (["--backend", "mmdebstrap", "--configure", "first-boot"],
+     "--backend mmdebstrap supports --configure none, binfmt or auto, not 'first-boot'"),
 ])
 def test_what_a_backend_cannot_do_is_a_usage_error(rvforge_cli: Cli, tmp_path: Path,
                                                     args: list[str], message: str) -> None:
