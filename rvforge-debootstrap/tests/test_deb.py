@@ -8,8 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from rvforge import EntryKind, HostFile, InputError, Tree
+from rvforge import BuildContext, EntryKind, HostFile, InputError, Tree, build_registry
 
+from rvforge_debootstrap.archive import DebianArchive
 from rvforge_debootstrap.deb import (
     DATA_TAR,
     UnpackedDeb,
@@ -122,3 +123,13 @@ def test_a_rewritten_data_tar_fails_the_build_instead_of_packing_other_bytes(
     data.write_bytes(data.read_bytes())  # same bytes, but a new ctime
     with pytest.raises(InputError, match="changed during the build"):
         tree.read_bytes("/usr/bin/hello")
+
+
+def test_an_unpacked_cache_of_the_old_layout_is_removed(tmp_path: Path) -> None:
+    old = tmp_path / "cache" / "debian" / "unpacked" / "0123abcd"
+    (old / "data").mkdir(parents=True)
+    (old / "data" / "0").write_bytes(b"a member of layout 1")
+    with BuildContext(build_registry(), cache_dir=tmp_path / "cache") as ctx:
+        assert DebianArchive(ctx, mirror=str(tmp_path / "mirror")).unpack_many([]) == []
+    assert not old.parent.exists()
+    assert (tmp_path / "cache" / "debian").is_dir()

@@ -58,6 +58,8 @@ __all__ = [
 ]
 
 COMPONENT = "main"
+OLD_UNPACKED = ("unpacked",)
+"""Directories under ``<cache>/debian`` of earlier unpacked layouts (1: a file per member)."""
 DOWNLOAD_THREADS = 6
 
 
@@ -198,6 +200,16 @@ class DebianArchive:
         layout version."""
         return self.ctx.cache("debian", f"unpacked-{UNPACKED_FORMAT}") / package.sha256
 
+    def prune_old_layouts(self) -> None:
+        """Remove unpacked caches of earlier layouts (:data:`OLD_UNPACKED`): nothing reads
+        them any more, and a PyTorch-sized one holds gigabytes."""
+        for name in OLD_UNPACKED:
+            old = self.ctx.cache_dir / "debian" / name
+            if old.is_dir():
+                self.ctx.log.info("removing an unpacked cache of an older layout",
+                                  path=str(old))
+                shutil.rmtree(old, ignore_errors=True)
+
     def unpacked(self, package: Package, *, ctx: BuildContext | None = None) -> UnpackedDeb:
         """``package`` unpacked once into :meth:`unpacked_dir` (its ``.deb`` downloaded and
         verified first); later calls read the manifest only.
@@ -225,6 +237,7 @@ class DebianArchive:
                     ) -> list[UnpackedDeb]:
         """:meth:`unpacked` for each package, in parallel (downloads overlap with
         decompression, which releases the GIL); results in the order given."""
+        self.prune_old_layouts()
         todo = [p for p in packages if not (self.unpacked_dir(p) / MANIFEST).exists()]
         total = sum(p.deb_size for p in todo)
         if todo:
