@@ -5,8 +5,9 @@ symbol tables, which are read only when needed), or the :class:`ElfUnreadableErr
 message. The key is the file's identity:
 
 * a :class:`~rvforge.tree.HostFile`: path, offset (for a window on a file), device,
-  inode, size, ``st_mtime_ns`` *and* ``st_ctime_ns`` (a :class:`~rvforge.tree.FileIdentity`). The kernel sets ctime on every
-  write and nobody can set it back (``touch``/``tar`` set mtime, not ctime), so a rewritten
+  inode, size, ``st_mtime_ns`` *and* ``st_ctime_ns`` (a
+  :class:`~rvforge.tree.FileIdentity`). The kernel sets ctime on every write and nobody
+  can set it back (``touch``/``tar`` set mtime, not ctime), so a rewritten
   file — even one given back its old size and mtime, or a new file that reuses a freed
   inode — never matches an old key. Facts are stored only when the file was not changed
   while it was read (``fstat`` before and after) and its ctime is more than
@@ -24,8 +25,8 @@ the tree as it was read, not the directory as it is now. That cannot let other b
 an artifact: whatever opens the file afterwards — reading it for its facts
 (:func:`~rvforge.builtin.auditors.scan.scan_content`) and packing it (:meth:`HostFile.open
 <rvforge.tree.HostFile.open>`) — compares the ``fstat`` of the opened file with the
-recorded identity and refuses it, "changed during the build", when they differ. Before, a file rewritten between audit and packing was packed
-unaudited. What no ``stat`` can see is a rewrite within the timestamp granularity of the
+recorded identity and refuses it, "changed during the build", when they differ. Before,
+a file rewritten between audit and packing was packed unaudited. What no ``stat`` can see is a rewrite within the timestamp granularity of the
 recorded one (the racy case above, a few milliseconds); those files are not cached, and
 a file that changes that way during a build is packed as it is then. A ``HostFile``
 without an identity (archive members that rvforge wrote to its own scratch directory) is

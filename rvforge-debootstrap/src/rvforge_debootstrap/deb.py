@@ -100,8 +100,8 @@ def open_member(path: Path, prefix: str) -> Iterator[tuple[str, BinaryIO]]:
     suffix = member.name[len(prefix):]
     if suffix not in _SUFFIX_COMPRESSION:
         raise InputError(f"{path.name}: unsupported member {member.name!r}")
-    raw = io.BufferedReader(FileWindow(open(path, "rb"), member.offset, member.size),  # noqa: SIM115
-                            1 << 20)
+    file = open(path, "rb")  # noqa: SIM115 - the window owns it and closes it
+    raw = io.BufferedReader(FileWindow(file, member.offset, member.size), 1 << 20)
     stream = decompress_stream(raw, _SUFFIX_COMPRESSION[suffix])  # type: ignore[arg-type]
     try:
         yield member.name, stream

@@ -21,6 +21,8 @@ from pathlib import Path
 from rvforge import InputError, Tree
 from rvforge.archives import read_tarball
 
+from rvforge_debootstrap import deb822
+
 HOOK_DIR = "/etc/rvforge/first-boot.d"
 HOOK = f"{HOOK_DIR}/50-dpkg-configure"
 ORDER_FILE = "/var/lib/rvforge/dpkg-preinst-order"
@@ -64,12 +66,10 @@ def not_configured(status: str) -> list[str]:
     """The packages of a dpkg ``status`` file in any other state (unpacked,
     half-configured, triggers pending...)."""
     found = []
-    for block in status.split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines()
-                      if ": " in line and not line.startswith(" "))
-        words = fields.get("Status", "").split()
-        if "Package" in fields and (len(words) != 3 or words[2] not in CONFIGURED_STATES):
-            found.append(fields["Package"])
+    for paragraph in deb822.parse(status):
+        name, words = paragraph.field("Package"), paragraph.field("Status").split()
+        if name and (len(words) != 3 or words[2] not in CONFIGURED_STATES):
+            found.append(name)
     return found
 
 

@@ -12,9 +12,9 @@ become ``isa-instructions`` findings.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rvforge.components import Auditor
 from rvforge.context import BuildContext
@@ -33,10 +33,10 @@ from rvforge.isa import (
 from rvforge.machines import Machine
 from rvforge.tree import Tree
 
+from .scan import ElfFile, RootLibc, elf_files, is_firmware, root_libc
+
 if TYPE_CHECKING:
     from rvforge.riscv_insn import SweepResult
-
-from .scan import ElfFile, RootLibc, elf_files, is_firmware, root_libc
 
 STRAY_THRESHOLD = 8
 """Fewer instructions of an extension than this, with no attribute claiming it, are more
