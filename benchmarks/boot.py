@@ -37,6 +37,7 @@ from rvforge import Artifact, BuildContext
 from rvforge.cli.common import resolve_machine
 from rvforge.log import configure_logging
 from rvforge.registry import build_registry
+
 from rvforge_qemu.kernels import resolve_kernel
 from rvforge_qemu.options import LaunchOptions
 from rvforge_qemu.virt import QemuVirt

@@ -130,8 +130,8 @@ def main() -> None:
                       tree, out / "gnu.cpio.gz"),
             run_shell("find | cpio | zstd -T0", "find . | cpio -o -H newc --quiet | zstd -T0 -q",
                       tree, out / "gnu.cpio.zst"),
-            run_rvforge("rvforge .cpio.gz", tree, out / "rvforge.cpio.gz"),
-            run_rvforge("rvforge .cpio.zst", tree, out / "rvforge.cpio.zst"),
+            run_rvforge("rvforge .cpio.gz", tree, out / "rvforge.formats.cpio.gz"),
+            run_rvforge("rvforge .cpio.zst", tree, out / "rvforge.formats.cpio.zst"),
         ]
         gzip9, zstd = results[0], results[1]
         print(f"{'command':<24}{'seconds':>9}{'output MiB':>12}{'peak RSS MiB':>14}")

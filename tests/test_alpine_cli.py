@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from rvforge.testing import Fault, LoopbackMirror, loopback_mirror
+
 from rvforge_alpine.testing import FileSpec, build_apk, new_key, public_pem, write_repository
 
 VERSION = "3.20.3"

@@ -17,8 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from rvforge import BuildContext
 from rvforge.registry import build_registry
+
 from rvforge_qemu.kernels import resolve_kernel
 
 pytestmark = [pytest.mark.qemu]

@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from rvforge import pipeline
 from rvforge.context import BuildContext
-from rvforge.elf import read_elf, read_symbols
 from rvforge.findings import Severity
 from rvforge.machines import Machine
 from rvforge.registry import Registry, build_registry
-from rvforge.riscv_insn import SweepResult, sweep
+from rvforge.riscv.elf import read_elf, read_symbols
+from rvforge.riscv.insn import SweepResult, sweep
 from rvforge.tree import EntryKind, Tree
 
 pytestmark = pytest.mark.network

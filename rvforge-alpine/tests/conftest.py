@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from rvforge import Tree
-from rvforge.archives import read_tarball
-from rvforge_alpine.testing import new_key, public_pem
+from rvforge.formats.tar import read_tarball
 
 from .gpg_helpers import Signer, make_signer, stop_agent
+from rvforge_alpine.testing import new_key, public_pem
 
 KEY_NAME = "rvforge-tests-5f3a9c1e.rsa.pub"
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from rvforge import ChecksumMismatchError, EntryKind, InputError, Tree
+
+from .conftest import KEY_NAME
 from rvforge_alpine import apkindex, gzstreams, signatures
 from rvforge_alpine.apkfile import extract, open_apk
 from rvforge_alpine.testing import FileSpec, build_apk, build_index, new_key, public_pem
-
-from .conftest import KEY_NAME
 
 
 def keys_of(key: rsa.RSAPrivateKey, name: str = KEY_NAME) -> dict[str, rsa.RSAPublicKey]:

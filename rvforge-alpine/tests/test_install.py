@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from rvforge import BuildContext, EntryKind, InputError, Tree
 from rvforge.testing import Fault, loopback_mirror
+
+from .conftest import KEY_NAME
 from rvforge_alpine import install_scripts
 from rvforge_alpine.installed_db import INSTALLED, SCRIPTS, TRIGGERS, InstalledDb
 from rvforge_alpine.installer import InstallRequest, install
 from rvforge_alpine.resolver import UnresolvableError
 from rvforge_alpine.testing import BuiltApk, FileSpec, build_apk, write_repository
-
-from .conftest import KEY_NAME
 
 BRANCH = "v3.20"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rvforge import Tree
+
 from rvforge_alpine.installed_db import (
     INSTALLED,
     InstalledDb,

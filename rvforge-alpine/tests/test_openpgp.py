@@ -6,10 +6,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
+
 from rvforge import InputError
-from rvforge_alpine import openpgp
 
 from .gpg_helpers import Signer
+from rvforge_alpine import openpgp
 
 
 def v4_fingerprint(packets: bytes) -> str:

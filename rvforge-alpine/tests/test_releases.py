@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from rvforge import InputError, UsageError
+
 from rvforge_alpine.releases import (
     ReleaseRequest,
     from_latest_releases,

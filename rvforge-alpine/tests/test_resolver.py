@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from rvforge import Tree
+
 from rvforge_alpine.apkindex import parse_index
 from rvforge_alpine.installed_db import INSTALLED, InstalledDb
 from rvforge_alpine.pkginfo import Dependency, PackageInfo

@@ -1,7 +1,7 @@
-"""The reference ELF reader for the tests: the same facts as :mod:`rvforge.elf`, read with
+"""The reference ELF reader for the tests: the same facts as :mod:`rvforge.riscv.elf`, read with
 pyelftools (a dev dependency) the way rvforge did before it had its own reader.
 
-Tests compare :func:`rvforge.elf.read_elf`/:func:`~rvforge.elf.read_symbols` with
+Tests compare :func:`rvforge.riscv.elf.read_elf`/:func:`~rvforge.riscv.elf.read_symbols` with
 :func:`reference` on every ELF file of real trees (Alpine, Debian packages) and on the
 compiled fixtures. Loaded by path (``load()``) from tests outside this directory.
 """
@@ -16,7 +16,8 @@ from elftools.elf.constants import P_FLAGS, SH_FLAGS
 from elftools.elf.dynamic import DynamicSection, DynamicSegment
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
-from rvforge.elf import (
+
+from rvforge.riscv.elf import (
     DISPATCH_IMPORTS,
     EM_RISCV,
     NOTED_IMPORTS,
@@ -75,7 +76,7 @@ def _attributes(elf: ELFFile, sections: list, segments: list) -> dict[int, int |
                         for sub in section.iter_subsections()
                         for subsub in sub.iter_subsubsections()
                         for a in subsub.iter_attributes()}
-            except Exception:  # noqa: BLE001 - pyelftools raises on unknown tags
+            except Exception:
                 return parse_attributes(section.data())
     for seg in segments:
         if seg["p_type"] in (PT_RISCV_ATTRIBUTES, "PT_RISCV_ATTRIBUTES"):

@@ -12,7 +12,8 @@ import pytest
 import zstandard
 
 from rvforge import EntryKind, HostFile, InputError, UnsafePathError
-from rvforge.archives import is_tarball, read_directory, read_tarball
+from rvforge.formats.directory import read_directory
+from rvforge.formats.tar import is_tarball, read_tarball
 from rvforge.tree import FileIdentity
 
 

@@ -11,12 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rvforge import elf_cache, pipeline
-from rvforge.archives import read_directory, read_tarball
+
+from rvforge import pipeline
+from rvforge.builtin.auditors import facts_cache as elf_cache
 from rvforge.builtin.auditors.scan import elf_files
 from rvforge.context import BuildContext
 from rvforge.errors import InputError
 from rvforge.findings import Severity
+from rvforge.formats.directory import read_directory
+from rvforge.formats.tar import read_tarball
 from rvforge.machines import Machine
 from rvforge.pipeline import AuditReport
 from rvforge.registry import Registry, build_registry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -26,7 +27,7 @@ def test_version_lists_core_and_plugins() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "rvforge 0.1.0"
+    assert lines[0] == f"rvforge {importlib.metadata.version('rvforge-core')}"
     assert any("rvforge-example-provider 0.1.0" in line for line in lines)
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from rvforge.archives import read_tarball
-from rvforge.compression import compression_of, open_compressed, open_decompressed
+
+from rvforge.formats.compression import compression_of, open_compressed, open_decompressed
+from rvforge.formats.tar import read_tarball
 
 
 @pytest.fixture(scope="module")

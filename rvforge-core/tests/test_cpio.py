@@ -12,9 +12,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from rvforge import EntryKind, InputError, Tree, UnsafePathError
-from rvforge.archives import read_tarball
-from rvforge.cpio import read_cpio, with_device_nodes, write_cpio
+from rvforge.formats.cpio import read_cpio, write_cpio
+from rvforge.formats.entries import with_device_nodes
+from rvforge.formats.tar import read_tarball
 
 EPOCH = 1_700_000_000
 NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0,

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rvforge.elf import read_elf, read_symbols
-from rvforge.riscv_insn import CHUNK_HALFWORDS, SweepResult, classify, sweep
+
+from rvforge.riscv.elf import read_elf, read_symbols
+from rvforge.riscv.insn import CHUNK_HALFWORDS, SweepResult, classify, sweep
 
 VECTOR_ASM = r"""
     .text

@@ -1,4 +1,4 @@
-"""rvforge.download against a real HTTP server on 127.0.0.1 with injected faults."""
+"""rvforge.net.download against a real HTTP server on 127.0.0.1 with injected faults."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rvforge import ChecksumMismatchError, InputError
-from rvforge.download import NotFoundError, fetch, fetch_bytes, join_url
+from rvforge.net.download import NotFoundError, fetch, fetch_bytes, join_url
 from rvforge.testing import Fault, loopback_mirror
 
 NAME = "alpine-minirootfs-3.20.3-riscv64.tar.gz"
@@ -41,7 +41,7 @@ def test_download_is_verified_and_cached(served, digest, rvforge_context, tmp_pa
 
 def test_dropped_connection_resumes_with_range(served, digest, rvforge_context, tmp_path,
                                                monkeypatch) -> None:
-    monkeypatch.setattr("rvforge.download.BACKOFF", 0.01)
+    monkeypatch.setattr("rvforge.net.download.BACKOFF", 0.01)
     served.faults[f"/{NAME}"] = Fault(drop_after=1_000_000, times=1)
     dest = tmp_path / "out" / NAME
     fetch(join_url(served.url, NAME), dest, rvforge_context, digests=digest)
@@ -53,7 +53,7 @@ def test_dropped_connection_resumes_with_range(served, digest, rvforge_context, 
 
 def test_server_errors_are_retried(served, digest, rvforge_context, tmp_path,
                                    monkeypatch) -> None:
-    monkeypatch.setattr("rvforge.download.BACKOFF", 0.01)
+    monkeypatch.setattr("rvforge.net.download.BACKOFF", 0.01)
     served.faults[f"/{NAME}"] = Fault(status=503, times=2)
     fetch(join_url(served.url, NAME), tmp_path / NAME, rvforge_context, digests=digest)
     assert len(served.requests) == 3

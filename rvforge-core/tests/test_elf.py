@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
-from rvforge.elf import ElfUnreadableError, parse_attributes, read_elf, read_symbols
+
 from rvforge.errors import InputError
+from rvforge.riscv.elf import ElfUnreadableError, parse_attributes, read_elf, read_symbols
 
 START_LP64 = 'void _start(void) { __asm__ volatile("li a7, 93\\n li a0, 0\\n ecall"); for (;;); }\n'
 UNKNOWN_TAGS = ('.attribute 98, 5\n.attribute 101, "hello"\n'
@@ -52,7 +53,7 @@ def test_unknown_attribute_tags_use_the_fallback_parser(riscv_cc) -> None:
     obj = riscv_cc(UNKNOWN_TAGS, "unknown-tags", "-c", suffix=".s")
     with open(obj, "rb") as stream:  # pyelftools alone cannot read it
         section = ELFFile(stream).get_section_by_name(".riscv.attributes")
-        with pytest.raises(Exception):  # noqa: B017,PT011 - whatever pyelftools raises
+        with pytest.raises(Exception):  # noqa: B017 - whatever pyelftools raises
             [a for s in section.iter_subsections() for ss in s.iter_subsubsections()
              for a in ss.iter_attributes()]
     info = read_elf(obj.read_bytes())

@@ -9,9 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from rvforge import BuildContext, EntryKind, ExitCode, ToolMissingError, Tree, ext4
-from rvforge.archives import read_tarball
-from rvforge.cpio import with_device_nodes
+
+from rvforge import BuildContext, EntryKind, ExitCode, ToolMissingError, Tree
+from rvforge.formats import ext4
+from rvforge.formats.entries import with_device_nodes
+from rvforge.formats.tar import read_tarball
 from rvforge.pipeline import Step, pack
 
 EPOCH = 1_700_000_000

@@ -7,8 +7,14 @@ import subprocess
 import pytest
 
 from rvforge.errors import UsageError
-from rvforge.isa import (
-    IMPLICATIONS, PROFILES, IsaParseError, missing, parse_isa, parse_target, top_level,
+from rvforge.riscv.isa import (
+    IMPLICATIONS,
+    PROFILES,
+    IsaParseError,
+    missing,
+    parse_isa,
+    parse_target,
+    top_level,
 )
 
 DEBIAN_BASELINE = ("rv64i2p1_m2p0_a2p1_f2p2_d2p2_c2p0_zicsr2p0_zifencei2p0_zmmul1p0_"

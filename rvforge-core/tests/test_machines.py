@@ -5,6 +5,7 @@ from __future__ import annotations
 import types
 
 import pytest
+
 import rvforge
 from rvforge.errors import DuplicateComponentError
 from rvforge.registry import Registry

@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from rvforge import BuildContext, EntryKind, InputError, Tree
-from rvforge.archives import read_directory, read_tarball
+from rvforge.formats.directory import read_directory
+from rvforge.formats.tar import read_tarball
 from rvforge.loading import load_path
 from rvforge.pipeline import Step, pack
 

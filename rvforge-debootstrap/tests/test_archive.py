@@ -6,10 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from rvforge import BuildContext, EntryKind, Tree, UsageError
 
 from rvforge_debootstrap.archive import (
-    DebianArchive, UnknownPackageError, extract_deb, extract_deb_to_dir, read_control,
+    DebianArchive,
+    UnknownPackageError,
+    extract_deb,
+    extract_deb_to_dir,
+    read_control,
 )
 from rvforge_debootstrap.mirror import choose_mirror, host_sources
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from rvforge.testing import assert_one_line_error
 
 from rvforge_debootstrap.backends import SECOND_STAGE

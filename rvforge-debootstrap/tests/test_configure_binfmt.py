@@ -27,9 +27,13 @@ from pathlib import Path
 
 import pytest
 import structlog
+from structlog.testing import capture_logs
+
 from rvforge import BuildContext, InputError, ToolMissingError, Tree, build_registry
-from rvforge.archives import read_tarball
+from rvforge.formats.tar import read_tarball
+from rvforge.log import configure_logging
 from rvforge.testing import assert_one_line_error
+
 from rvforge_debootstrap import binfmt
 from rvforge_debootstrap.binfmt import (
     BINFMT_DIR,
@@ -41,8 +45,6 @@ from rvforge_debootstrap.binfmt import (
     read_handler,
 )
 from rvforge_debootstrap.firstboot import HOOK, ORDER_FILE, adopt_configured, not_configured
-from rvforge.log import configure_logging
-from structlog.testing import capture_logs
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "debian.md"
 QEMU_STATIC = Path("/usr/bin/qemu-riscv64-static")

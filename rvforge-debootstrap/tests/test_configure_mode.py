@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rvforge import BuildContext, build_registry
+
 from rvforge_debootstrap.configure import auto_mode
 
 

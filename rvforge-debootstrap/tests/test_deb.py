@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from rvforge import BuildContext, EntryKind, HostFile, InputError, Tree, build_registry
 
 from rvforge_debootstrap.archive import DebianArchive

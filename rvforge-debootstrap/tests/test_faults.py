@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import rvforge.download
+
+import rvforge.net.download
 from rvforge import BuildContext, ChecksumMismatchError, InputError
 
 from rvforge_debootstrap.archive import DebianArchive
@@ -42,7 +43,7 @@ def handler_for(mirror: Mirror) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             rel = self.path.lstrip("/")
             path = mirror.root / rel
             if not path.is_file():
@@ -95,7 +96,7 @@ def fresh_ctx(tmp_path: Path, session_ctx: BuildContext) -> Iterator[BuildContex
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retry at once instead of after 0.5 s, 1 s, 2 s... (the behaviour is the same)."""
-    monkeypatch.setattr(rvforge.download, "BACKOFF", 0.01)
+    monkeypatch.setattr(rvforge.net.download, "BACKOFF", 0.01)
 
 
 def leftovers(root: Path) -> list[Path]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from rvforge import BuildContext, Severity, Tree
 from rvforge.options import build_options
 from rvforge.pipeline import audit

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from rvforge import BuildContext
 from rvforge.registry import build_registry
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rvforge import Machine
+
 from rvforge_qemu.console import ConsoleWatch
 from rvforge_qemu.sigill import diagnose, isa_extensions
 

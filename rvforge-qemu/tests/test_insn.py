@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from rvforge_qemu.insn import decode
 
 AS = "riscv64-linux-gnu-as"

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from rvforge import BuildContext, Machine, ToolMissingError, UsageError
+
 from rvforge_qemu.cpuisa import cpu_isa, isa_of_dtb, with_vlen
 from rvforge_qemu.fdt import parse_fdt
 from rvforge_qemu.profiles import settings_of

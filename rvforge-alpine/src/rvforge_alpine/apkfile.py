@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from rvforge import ChecksumMismatchError, EntryKind, HostFile, InputError, Tree
-from rvforge.archives import add_tar_member
+from rvforge.formats.tar import add_tar_member
 
 from rvforge_alpine import gzstreams, signatures
 from rvforge_alpine.installed_db import InstalledFile

@@ -11,6 +11,7 @@ import io
 import tarfile
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from rvforge import InputError
 
 from rvforge_alpine import gzstreams, signatures

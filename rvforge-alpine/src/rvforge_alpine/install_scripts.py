@@ -25,11 +25,11 @@ import shlex
 import tarfile
 
 from rvforge import BuildContext, InputError, Tree
+from rvforge.protocol import FIRST_BOOT_DIR
 
 from rvforge_alpine.apkfile import ApkFile
 from rvforge_alpine.installed_db import SCRIPTS, TRIGGERS
 
-FIRST_BOOT_DIR = "/etc/rvforge/first-boot.d"
 RUNNER = f"{FIRST_BOOT_DIR}/50-apk-scripts"
 SCRIPT_DIR = "/usr/share/rvforge/apk-scripts"
 POLICIES = ("first-boot", "skip")

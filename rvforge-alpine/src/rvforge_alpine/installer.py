@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from rvforge import BuildContext, InputError, Progress, Tree
-from rvforge.download import fetch
+from rvforge.net.download import fetch
 
 from rvforge_alpine import install_scripts, repositories, signatures
 from rvforge_alpine.apkfile import ApkFile, extract, open_apk

@@ -2,7 +2,7 @@
 
 :func:`obtain` resolves a :class:`~rvforge_alpine.releases.ReleaseRequest` on the mirror,
 downloads the image into ``$XDG_CACHE_HOME/rvforge/alpine/<branch>/releases/riscv64/``
-through :func:`rvforge.download.fetch` (checksums always verified; a corrupt cached copy is
+through :func:`rvforge.net.download.fetch` (checksums always verified; a corrupt cached copy is
 fetched again; nothing is kept on a mismatch), then checks the release's OpenPGP signature
 when the mirror has one.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rvforge import BuildContext, InputError
-from rvforge.download import fetch, join_url, verify, write_atomic
+from rvforge.net.download import fetch, join_url, verify, write_atomic
 
 from rvforge_alpine import mirror as mirrors
 from rvforge_alpine import openpgp, releases

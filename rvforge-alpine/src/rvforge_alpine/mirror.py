@@ -1,6 +1,6 @@
 """Where files come from: the mirror URL and the small files read from it.
 
-Big files (images, packages) go through :func:`rvforge.download.fetch`, which verifies them
+Big files (images, packages) go through :func:`rvforge.net.download.fetch`, which verifies them
 against known digests. Small metadata whose content changes on the mirror
 (``latest-releases.yaml``, ``APKINDEX.tar.gz``, ``.asc`` signatures, ``.sha256`` files) is
 fetched fresh on every online build and copied to the cache, so ``--offline`` can reuse the
@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from rvforge import BuildContext, InputError
-from rvforge.download import NotFoundError, fetch_bytes
+from rvforge.net.download import NotFoundError, fetch_bytes
 
 DEFAULT_MIRROR = "https://dl-cdn.alpinelinux.org/alpine"
 MIRROR_ENV = "RVFORGE_ALPINE_MIRROR"

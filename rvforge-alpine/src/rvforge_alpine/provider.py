@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rvforge import BuildContext, Provider, Tree, UsageError
-from rvforge.archives import read_tarball
+from rvforge.formats.tar import read_tarball
 
 from rvforge_alpine import install_scripts, minirootfs
 from rvforge_alpine.installer import InstallRequest, install

@@ -7,8 +7,9 @@ index is verified against the tree's ``/etc/apk/keys`` before it is used or cach
 from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from rvforge import BuildContext, InputError
-from rvforge.download import join_url, write_atomic
+from rvforge.net.download import join_url, write_atomic
 
 from rvforge_alpine import apkindex
 from rvforge_alpine import mirror as mirrors

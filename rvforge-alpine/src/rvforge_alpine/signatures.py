@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
 from rvforge import InputError, Tree
 
 from rvforge_alpine import gzstreams

@@ -1,82 +1,53 @@
 """rvforge: build, audit and boot riscv64 root filesystems for QEMU.
 
-Everything a plugin needs is importable from here; plugins never import each other. Besides
-the names in ``__all__``, these library modules are public and stable:
+Everything a plugin needs is importable from here, and nothing is loaded until it is used
+(:pep:`562`): ``import rvforge`` costs no plugin machinery, no logging and no HTTP. The
+libraries are public too, each importable on its own:
 
-* :mod:`rvforge.download` — verified, resumable, cached downloads (``fetch``, ``fetch_bytes``);
-* :mod:`rvforge.archives` — tarballs and directories into a Tree, member by member;
-* :mod:`rvforge.compression` — compression detection, streaming readers and writers;
-* :mod:`rvforge.isa`, :mod:`rvforge.elf`, :mod:`rvforge.riscv_insn` — RISC-V ISA strings
-  and implications, ELF facts, instruction classification;
-* :mod:`rvforge.testing` — pytest fixtures and helpers for plugin authors.
+* :mod:`rvforge.formats` — tar, cpio, ext4, host directories, compression, sniffing;
+* :mod:`rvforge.riscv` — the ELF reader, ISA strings and implications, the instruction sweep;
+* :mod:`rvforge.net` — the HTTP session and verified, resumable, cached downloads;
+* :mod:`rvforge.protocol` — the boot protocol between ``/init`` and launchers;
+* :mod:`rvforge.testing` — pytest fixtures for plugin authors (``pytest -p rvforge.testing``).
 """
 
 from __future__ import annotations
 
-from rvforge.artifacts import Artifact, BootResult, RunResult
-from rvforge.builtin.init_overlay import (
-    CONTROL_PORT,
-    INIT_SCRIPT,
-    READY_MARKER,
-    STDERR_PORT,
-    STDOUT_PORT,
-)
-from rvforge.components import (
-    Auditor,
-    Component,
-    Kernel,
-    KernelSource,
-    Launcher,
-    NoOptions,
-    Overlay,
-    Packer,
-    Provider,
-)
-from rvforge.context import BuildContext
-from rvforge.errors import (
-    AuditFailedError,
-    BootFailedError,
-    ChecksumMismatchError,
-    ExitCode,
-    InputError,
-    PluginError,
-    RvforgeError,
-    ToolMissingError,
-    UnknownComponentError,
-    UnsafePathError,
-    UsageError,
-)
-from rvforge.findings import FileRecord, Finding, Severity
-from rvforge.hookspecs import hookimpl, hookspec
-from rvforge.loading import load_path
-from rvforge.machines import Machine
-from rvforge.options import build_options
-from rvforge.pipeline import Step, pack
-from rvforge.progress import Progress
-from rvforge.registry import Registry, build_registry
-from rvforge.tree import (
-    Content,
-    Entry,
-    EntryKind,
-    HostFile,
-    InlineBytes,
-    Tree,
-    check_symlink_target,
-    normalize,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "rvforge.artifacts": ("Artifact", "BootResult", "RunResult"),
+    "rvforge.components": ("Auditor", "Component", "Kernel", "KernelSource", "Launcher",
+                           "NoOptions", "Overlay", "Packer", "Provider"),
+    "rvforge.context": ("BuildContext",),
+    "rvforge.errors": ("AuditFailedError", "BootFailedError", "ChecksumMismatchError",
+                       "ExitCode", "InputError", "PluginError", "RvforgeError",
+                       "ToolMissingError", "UnknownComponentError", "UnsafePathError",
+                       "UsageError"),
+    "rvforge.findings": ("FileRecord", "Finding", "Severity"),
+    "rvforge.hookspecs": ("hookimpl", "hookspec"),
+    "rvforge.loading": ("load_path",),
+    "rvforge.machines": ("Machine",),
+    "rvforge.options": ("build_options",),
+    "rvforge.pipeline": ("Step", "pack"),
+    "rvforge.progress": ("Progress",),
+    "rvforge.protocol": ("CONTROL_PORT", "INIT_SCRIPT", "READY_MARKER", "STDERR_PORT",
+                         "STDOUT_PORT"),
+    "rvforge.registry": ("Registry", "build_registry"),
+    "rvforge.tree": ("Content", "Entry", "EntryKind", "HostFile", "InlineBytes", "Tree",
+                     "check_symlink_target", "normalize"),
+}
+_HOMES = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
-    "CONTROL_PORT",
-    "INIT_SCRIPT",
-    "READY_MARKER",
-    "STDERR_PORT",
-    "STDOUT_PORT",
     "Artifact",
     "AuditFailedError",
     "Auditor",
     "BootFailedError",
     "BootResult",
     "BuildContext",
+    "CONTROL_PORT",
     "ChecksumMismatchError",
     "Component",
     "Content",
@@ -86,6 +57,7 @@ __all__ = [
     "FileRecord",
     "Finding",
     "HostFile",
+    "INIT_SCRIPT",
     "InlineBytes",
     "InputError",
     "Kernel",
@@ -98,9 +70,12 @@ __all__ = [
     "PluginError",
     "Progress",
     "Provider",
+    "READY_MARKER",
     "Registry",
     "RunResult",
     "RvforgeError",
+    "STDERR_PORT",
+    "STDOUT_PORT",
     "Severity",
     "Step",
     "ToolMissingError",
@@ -117,3 +92,70 @@ __all__ = [
     "normalize",
     "pack",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rvforge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # resolved once; later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:
+    from rvforge.artifacts import Artifact, BootResult, RunResult
+    from rvforge.components import (
+        Auditor,
+        Component,
+        Kernel,
+        KernelSource,
+        Launcher,
+        NoOptions,
+        Overlay,
+        Packer,
+        Provider,
+    )
+    from rvforge.context import BuildContext
+    from rvforge.errors import (
+        AuditFailedError,
+        BootFailedError,
+        ChecksumMismatchError,
+        ExitCode,
+        InputError,
+        PluginError,
+        RvforgeError,
+        ToolMissingError,
+        UnknownComponentError,
+        UnsafePathError,
+        UsageError,
+    )
+    from rvforge.findings import FileRecord, Finding, Severity
+    from rvforge.hookspecs import hookimpl, hookspec
+    from rvforge.loading import load_path
+    from rvforge.machines import Machine
+    from rvforge.options import build_options
+    from rvforge.pipeline import Step, pack
+    from rvforge.progress import Progress
+    from rvforge.protocol import (
+        CONTROL_PORT,
+        INIT_SCRIPT,
+        READY_MARKER,
+        STDERR_PORT,
+        STDOUT_PORT,
+    )
+    from rvforge.registry import Registry, build_registry
+    from rvforge.tree import (
+        Content,
+        Entry,
+        EntryKind,
+        HostFile,
+        InlineBytes,
+        Tree,
+        check_symlink_target,
+        normalize,
+    )

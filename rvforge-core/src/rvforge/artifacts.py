@@ -43,7 +43,7 @@ class Artifact:
         """Describe an image file for a launcher, its kind judged by its content: a cpio
         archive (any compression) is an ``initramfs``, an ext4 filesystem a ``disk``."""
         from rvforge.errors import UsageError
-        from rvforge.loading import sniff
+        from rvforge.formats.sniff import sniff
 
         path = Path(path)
         if not path.is_file():

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import structlog
 
-from rvforge.http import HttpClient
+from rvforge.net.http import HttpClient
 from rvforge.progress import Progress
 
 if TYPE_CHECKING:

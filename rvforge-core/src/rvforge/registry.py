@@ -143,7 +143,7 @@ class Registry:
         memory for the size audit, under the name :data:`ISA_TARGET`."""
         machine = self.machines.get(name or self.default_machine())
         if isa:
-            from rvforge.isa import parse_target
+            from rvforge.riscv.isa import parse_target
 
             return dataclasses.replace(machine, name=ISA_TARGET, launcher="",
                                        isa=str(parse_target(isa)),

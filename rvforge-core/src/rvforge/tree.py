@@ -86,7 +86,7 @@ class FileIdentity(NamedTuple):
     """What ``stat`` says of a host file that changes whenever its bytes may have: device,
     inode, size, ``st_mtime_ns`` and ``st_ctime_ns``. The kernel sets ctime on every write
     and nobody can set it back, so a rewritten file never keeps its identity (unless it is
-    rewritten within the timestamp granularity of the ``stat``; see :mod:`rvforge.elf_cache`).
+    rewritten within the timestamp granularity of the ``stat``; see :mod:`rvforge.builtin.auditors.facts_cache`).
     """
 
     dev: int
@@ -148,7 +148,7 @@ class FileWindow(io.RawIOBase):
 class HostFile:
     """Bytes of a regular file on the host (read when packed, never copied first).
 
-    :param path: the file on the host (:func:`~rvforge.archives.read_directory` gives a
+    :param path: the file on the host (:func:`~rvforge.formats.tar.read_directory` gives a
         ``str``: thousands of them are made much faster than :class:`~pathlib.Path`).
     :param size: its size when the tree was built.
     :param identity: its :class:`FileIdentity` when the tree was built (``read_directory``
@@ -507,7 +507,7 @@ class Tree:
 
         The same as :meth:`add` with the path ``directory.path + "/" + name``, without
         normalising a path and resolving its parents again: for readers that add a
-        directory's members after the directory (:func:`~rvforge.archives.read_directory`).
+        directory's members after the directory (:func:`~rvforge.formats.tar.read_directory`).
         A ``name`` that is not one plain component (empty, ``.``, ``..``, a ``/`` or NUL
         byte in it) is refused; a ``directory`` that is no longer this tree's directory
         entry at its path goes the long way through :meth:`add`.

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rvforge import BuildContext, InputError, Progress, UsageError
-from rvforge.download import fetch, fetch_bytes, join_url, write_atomic
+from rvforge.net.download import fetch, fetch_bytes, join_url, write_atomic
 
 from rvforge_debootstrap.deb import (
     MANIFEST,

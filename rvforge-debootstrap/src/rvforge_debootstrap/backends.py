@@ -19,7 +19,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from rvforge import BuildContext, InputError, ToolMissingError, Tree, UsageError
-from rvforge.archives import read_directory
+from rvforge.formats.directory import read_directory
 
 from rvforge_debootstrap.firstboot import HOOK, HOOK_DIR
 from rvforge_debootstrap.mirror import choose_mirror

@@ -44,7 +44,7 @@ from rvforge import (
     check_symlink_target,
     normalize,
 )
-from rvforge.compression import decompress_stream, is_corrupt_stream_error
+from rvforge.formats.compression import decompress_stream, is_corrupt_stream_error
 from rvforge.tree import FileIdentity, FileWindow
 
 AR_MAGIC = b"!<arch>\n"
@@ -100,7 +100,7 @@ def open_member(path: Path, prefix: str) -> Iterator[tuple[str, BinaryIO]]:
     suffix = member.name[len(prefix):]
     if suffix not in _SUFFIX_COMPRESSION:
         raise InputError(f"{path.name}: unsupported member {member.name!r}")
-    file = open(path, "rb")  # noqa: SIM115 - the window owns it and closes it
+    file = open(path, "rb")
     raw = io.BufferedReader(FileWindow(file, member.offset, member.size), 1 << 20)
     stream = decompress_stream(raw, _SUFFIX_COMPRESSION[suffix])  # type: ignore[arg-type]
     try:

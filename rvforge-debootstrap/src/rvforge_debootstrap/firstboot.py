@@ -19,11 +19,12 @@ import shutil
 from pathlib import Path
 
 from rvforge import InputError, Tree
-from rvforge.archives import read_tarball
+from rvforge.formats.tar import read_tarball
+from rvforge.protocol import FIRST_BOOT_DIR
 
 from rvforge_debootstrap import deb822
 
-HOOK_DIR = "/etc/rvforge/first-boot.d"
+HOOK_DIR = FIRST_BOOT_DIR
 HOOK = f"{HOOK_DIR}/50-dpkg-configure"
 ORDER_FILE = "/var/lib/rvforge/dpkg-preinst-order"
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rvforge import BuildContext, Provider, Tree
-from rvforge.download import write_atomic
+from rvforge.net.download import write_atomic
 
 from rvforge_debootstrap.archive import DebianArchive
 from rvforge_debootstrap.deb import add_to_tree

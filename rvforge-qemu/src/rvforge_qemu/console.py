@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from rvforge import READY_MARKER
+from rvforge.protocol import READY_MARKER
 
 TAIL_LINES = 25
 PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(.*)")
@@ -38,7 +38,7 @@ class ConsoleWatch:
 
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
-        self._log: BinaryIO = open(log_path, "wb")  # noqa: SIM115 - closed by close()
+        self._log: BinaryIO = open(log_path, "wb")
         self._partial = b""
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.ready = False

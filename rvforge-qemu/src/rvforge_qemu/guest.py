@@ -1,7 +1,7 @@
 """A running ``qemu-system-riscv64`` and rvforge's channels to it.
 
-The serial console and three virtio-serial ports (see the init protocol in
-:mod:`rvforge.builtin.init_overlay`) are QEMU ``socket`` chardevs that connect to Unix
+The serial console and three virtio-serial ports (see
+:mod:`rvforge.protocol`) are QEMU ``socket`` chardevs that connect to Unix
 sockets the launcher listens on, so everything the guest says arrives on one selector
 loop: console bytes go to the log and the watcher, ``rvforge.out``/``rvforge.err`` to the
 caller, ``rvforge.ctl`` carries requests and exit statuses.
@@ -26,7 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
-from rvforge import CONTROL_PORT, STDERR_PORT, STDOUT_PORT
+from rvforge import protocol
+from rvforge.protocol import CONTROL_PORT, STDERR_PORT, STDOUT_PORT
 
 from rvforge_qemu.console import ConsoleWatch
 from rvforge_qemu.tools import qemu_reason, startup_error
@@ -98,7 +99,7 @@ class Guest:
             self.process = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
                 start_new_session=True,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 - only async-signal-safe prctl
+                preexec_fn=die_with_parent,
             )
         try:
             for name, listener in listeners.items():
@@ -176,15 +177,14 @@ class Guest:
         """Run ``script`` with ``sh`` in the guest; output goes to the two callbacks as it
         arrives. Returns the exit status."""
         token = "RVFORGE-END-" + secrets.token_hex(8)
-        body = script if script.endswith("\n") else script + "\n"
         self._sinks = {"out": stdout, "err": stderr}
-        self._send(f"RUN {token}\n{body}{token}\n".encode())
+        self._send(protocol.run_request(token, script))
         status: list[int] = []
 
         def finished() -> bool:
             while not status and (line := self._ctl_line()) is not None:
-                if line.startswith("RVFORGE-EXIT "):
-                    status.append(int(line.split()[1]))
+                if (code := protocol.parse_exit(line)) is not None:
+                    status.append(code)
             return bool(status)
 
         self._pump(finished, deadline, "the command's exit status")
@@ -195,7 +195,7 @@ class Guest:
         """Ask the guest to power off; kill it if it has not within ``grace`` seconds."""
         assert self.process is not None
         try:
-            self._send(b"POWEROFF\n")
+            self._send(f"{protocol.POWEROFF_REQUEST}\n".encode())
             self._pump(lambda: False, time.monotonic() + grace, "power-off", until_exit=True)
         except (GuestFailure, OSError):
             pass
@@ -265,7 +265,7 @@ class Guest:
             self._ctl += data
             if not self._hello and b"\n" in self._ctl:
                 hello = self._ctl_line()
-                self._hello = hello is not None and hello.startswith("RVFORGE-READY")
+                self._hello = hello is not None and hello.startswith(protocol.READY_MARKER)
         elif name in self._sinks:
             self._sinks[name](data)
 

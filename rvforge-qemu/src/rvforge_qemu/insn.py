@@ -1,7 +1,7 @@
 """Naming a faulting RISC-V instruction word and the extension it belongs to.
 
 The extension of an optional-extension instruction (V, Zb*, Zicond, Zfh, Zicbo*, vector
-crypto...) comes from rvforge's own classifier, :func:`rvforge.riscv_insn.classify` (the
+crypto...) comes from rvforge's own classifier, :func:`rvforge.riscv.insn.classify` (the
 one the deep audit uses); what it leaves out is base-ISA territory, named here: C, M, A,
 F/D and the counter CSRs. The mnemonic is spelled out for the vector forms a trap
 report most often shows (``vsetvli``, vector loads and stores, ``csrr vlenb``).
@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from rvforge.riscv_insn import classify
+
+from rvforge.riscv.insn import classify
 
 CSR_NAMES = {0x008: "vstart", 0x009: "vxsat", 0x00A: "vxrm", 0x00F: "vcsr", 0xC20: "vl",
              0xC21: "vtype", 0xC22: "vlenb", 0x001: "fflags", 0x002: "frm", 0x003: "fcsr",

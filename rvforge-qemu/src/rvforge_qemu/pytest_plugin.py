@@ -29,6 +29,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+
 from rvforge import Artifact, BuildContext, UsageError
 
 from rvforge_qemu.options import DEFAULT_TIMEOUT, LaunchOptions

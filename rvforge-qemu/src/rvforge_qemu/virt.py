@@ -28,6 +28,7 @@ from rvforge import (
     RunResult,
     UsageError,
 )
+from rvforge.protocol import SHELL_ARGUMENT
 
 from rvforge_qemu.console import IllegalInstruction
 from rvforge_qemu.cpuisa import cpu_isa
@@ -95,7 +96,7 @@ class QemuVirt(Launcher):
                              "an initramfs (-o NAME.cpio.gz) or a disk image (-o NAME.ext4)")
         append = [*KERNEL_ARGS, *settings.append]
         if options.interactive:
-            append.append("rvforge.shell=1")
+            append.append(SHELL_ARGUMENT)
         return [*argv, "-append", " ".join(append), *settings.extra_args]
 
     def boot(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
@@ -187,7 +188,7 @@ class QemuVirt(Launcher):
         argv += ["-serial", "mon:stdio"]
         ctx.log.info("interactive console: Ctrl-A X quits QEMU, 'poweroff -f' the guest")
         start = time.monotonic()
-        process = subprocess.Popen(argv, preexec_fn=die_with_parent)  # noqa: PLW1509
+        process = subprocess.Popen(argv, preexec_fn=die_with_parent)
         try:
             status = process.wait()
         finally:
@@ -237,5 +238,5 @@ def _bootable_machines(launcher: QemuVirt, ctx: BuildContext) -> Iterator[Machin
             continue
         try:
             yield dataclasses.replace(machine, isa=launcher.machine_isa(machine, ctx))
-        except Exception as error:  # noqa: BLE001 - a profile QEMU rejects is not suggested
+        except Exception as error:
             ctx.log.debug("machine not suggested", machine=machine.name, error=str(error))

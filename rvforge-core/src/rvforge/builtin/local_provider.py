@@ -6,10 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rvforge.archives import is_tarball, read_directory, read_tarball
 from rvforge.components import Provider
 from rvforge.context import BuildContext
 from rvforge.errors import InputError, UsageError
+from rvforge.formats.directory import read_directory
+from rvforge.formats.tar import is_tarball, read_tarball
 from rvforge.hookspecs import hookimpl
 from rvforge.tree import Tree
 

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rvforge.archives import read_directory
 from rvforge.components import Overlay
 from rvforge.context import BuildContext
 from rvforge.errors import InputError, UsageError
+from rvforge.formats.directory import read_directory
 from rvforge.hookspecs import hookimpl
 from rvforge.tree import HostFile, Tree, normalize
 

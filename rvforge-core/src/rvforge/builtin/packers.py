@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import ClassVar
 
 from rvforge.components import Packer
-from rvforge.compression import compression_of, open_compressed
 from rvforge.context import BuildContext
-from rvforge.cpio import write_cpio
-from rvforge.ext4 import write_ext4
+from rvforge.formats.compression import compression_of, open_compressed
+from rvforge.formats.cpio import write_cpio
+from rvforge.formats.ext4 import write_ext4
+from rvforge.formats.tarwriter import write_tar
 from rvforge.hookspecs import hookimpl
-from rvforge.tarwriter import write_tar
 from rvforge.tree import Tree
 
 

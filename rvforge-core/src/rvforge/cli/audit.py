@@ -9,11 +9,11 @@ import typer
 
 from rvforge import pipeline
 from rvforge.cli.common import handle_errors, load_registry
+from rvforge.cli.reporting import FORMATS, render
 from rvforge.config import load_config
 from rvforge.context import BuildContext
 from rvforge.errors import ExitCode, UsageError
 from rvforge.loading import load_path
-from rvforge.reporting import FORMATS, render
 
 
 def register(app: typer.Typer) -> None:

@@ -105,7 +105,7 @@ def machines(
             if resolve:
                 try:
                     machine = registry.resolve_machine(machine.name, None, ctx)
-                except Exception as error:  # noqa: BLE001 - one bad profile must not hide others
+                except Exception as error:
                     rows.append({"name": machine.name, "launcher": machine.launcher,
                                  "isa": None, "error": str(error), "plugin": reg.plugin,
                                  "memory_mb": machine.memory_mb, "cpus": machine.cpus,

@@ -2,10 +2,10 @@
 
 Per ELF: the ``Tag_RISCV_arch`` attribute and what ``e_flags`` imply (RVC ⇒ c, double
 float ABI ⇒ d, TSO ⇒ ztso), closed under the binutils implications, minus the CPU's
-closure (:func:`rvforge.isa.missing`). Anything left is an ``isa-required`` error naming
+closure (:func:`rvforge.riscv.isa.missing`). Anything left is an ``isa-required`` error naming
 the file, the extensions and the machine profiles that have them — or a warning when the
 object shows runtime dispatch (:func:`dispatch_evidence`). With ``--deep`` the executable
-code is swept too (:mod:`rvforge.riscv_insn`) and instructions of extensions the CPU lacks
+code is swept too (:mod:`rvforge.riscv.insn`) and instructions of extensions the CPU lacks
 become ``isa-instructions`` findings.
 """
 
@@ -18,9 +18,16 @@ from typing import TYPE_CHECKING
 
 from rvforge.components import Auditor
 from rvforge.context import BuildContext
-from rvforge.elf import SETJMP_IMPORTS, SIGNAL_IMPORTS, ElfInfo, ElfSymbols, ElfUnreadableError
 from rvforge.findings import FileRecord, Finding, Severity
-from rvforge.isa import (
+from rvforge.machines import Machine
+from rvforge.riscv.elf import (
+    SETJMP_IMPORTS,
+    SIGNAL_IMPORTS,
+    ElfInfo,
+    ElfSymbols,
+    ElfUnreadableError,
+)
+from rvforge.riscv.isa import (
     Extension,
     Isa,
     IsaParseError,
@@ -30,13 +37,12 @@ from rvforge.isa import (
     sort_key,
     top_level,
 )
-from rvforge.machines import Machine
 from rvforge.tree import Tree
 
 from .scan import ElfFile, RootLibc, elf_files, is_firmware, root_libc
 
 if TYPE_CHECKING:
-    from rvforge.riscv_insn import SweepResult
+    from rvforge.riscv.insn import SweepResult
 
 STRAY_THRESHOLD = 8
 """Fewer instructions of an extension than this, with no attribute claiming it, are more
@@ -268,7 +274,7 @@ def machine_isas(ctx: BuildContext) -> list[tuple[str, Isa]]:
             if machine.launcher and machine.launcher in ctx.registry.launchers:
                 text = ctx.registry.launchers.get(machine.launcher)().machine_isa(machine, ctx)
             result.append((reg.name, parse_target(text)))
-        except Exception:  # noqa: BLE001 - a profile we cannot resolve is just not named
+        except Exception:
             continue
     return result
 
@@ -303,8 +309,8 @@ def dispatch_evidence(info: ElfInfo, symbols: ElfSymbols, *, instructions: bool 
 
 def sweep_file(elf: ElfFile) -> SweepResult:
     """Sweep every executable section (or PF_X segment) of ``elf``; raises
-    :class:`~rvforge.elf.ElfUnreadableError` when its symbol tables are corrupt."""
-    from rvforge.riscv_insn import SweepResult, sweep  # numpy: only --deep pays for it
+    :class:`~rvforge.riscv.elf.ElfUnreadableError` when its symbol tables are corrupt."""
+    from rvforge.riscv.insn import SweepResult, sweep  # numpy: only --deep pays for it
 
     assert elf.info is not None and elf.entry.content is not None
     symbols = elf.symbols()

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 
 from rvforge.components import Auditor
 from rvforge.context import BuildContext
-from rvforge.elf import ElfInfo
 from rvforge.findings import Finding, Severity
 from rvforge.machines import Machine
+from rvforge.riscv.elf import ElfInfo
 from rvforge.tree import Tree
 
 from .scan import ElfFile, RootLibc, elf_files, root_libc

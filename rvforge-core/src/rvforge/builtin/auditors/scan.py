@@ -1,5 +1,5 @@
 """What the isa and linkage auditors share: the tree's ELF files, read once per audit
-(and their facts cached across audits, :mod:`rvforge.elf_cache`), and the root's own C
+(and their facts cached across audits, :mod:`rvforge.builtin.auditors.facts_cache`), and the root's own C
 library."""
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import BinaryIO, cast
 
-from rvforge.context import BuildContext
-from rvforge.elf import ElfInfo, ElfSymbols, ElfUnreadableError, is_elf, read_elf, read_symbols
-from rvforge.elf_cache import (
+from rvforge.builtin.auditors.facts_cache import (
     NOT_ELF,
     ElfFactsCache,
     Facts,
@@ -21,7 +19,16 @@ from rvforge.elf_cache import (
     settled,
     tree_key,
 )
+from rvforge.context import BuildContext
 from rvforge.errors import InputError
+from rvforge.riscv.elf import (
+    ElfInfo,
+    ElfSymbols,
+    ElfUnreadableError,
+    is_elf,
+    read_elf,
+    read_symbols,
+)
 from rvforge.tree import Content, Entry, EntryKind, FileIdentity, HostFile, InlineBytes, Tree
 
 FIRMWARE_DIRS = ("/lib/firmware/", "/usr/lib/firmware/")
@@ -83,7 +90,7 @@ def elf_files(tree: Tree, ctx: BuildContext | None = None) -> dict[str, ElfFile]
     Read once per tree state: the isa and linkage auditors of one audit share the result.
     With ``ctx`` the facts are looked up in (and added to) the warm cache under
     ``ctx.cache("elf-facts")``: first the row of this exact set of files, else each
-    file's row by its identity (:mod:`rvforge.elf_cache`).
+    file's row by its identity (:mod:`rvforge.builtin.auditors.facts_cache`).
     """
     members: Members = [(e.path, c) for e in tree.walk() if e.kind is EntryKind.FILE
                         and (c := e.content) is not None and c.size >= 4]

@@ -1,6 +1,6 @@
 """A warm cache of ELF facts, so a second audit of a tree reads no ELF headers.
 
-What is cached, per file: "not an ELF file", the :class:`~rvforge.elf.ElfInfo` (without
+What is cached, per file: "not an ELF file", the :class:`~rvforge.riscv.elf.ElfInfo` (without
 symbol tables, which are read only when needed), or the :class:`ElfUnreadableError`
 message. The key is the file's identity:
 
@@ -18,7 +18,7 @@ message. The key is the file's identity:
 * any other content: not cached.
 
 Whose identity (a choice made for speed, and the build is safer for it): a ``HostFile``
-that carries one — :func:`~rvforge.archives.read_directory` records the ``lstat`` it does
+that carries one — :func:`~rvforge.formats.tar.read_directory` records the ``lstat`` it does
 anyway, :meth:`HostFile.of <rvforge.tree.HostFile.of>` its ``stat`` — is keyed by it,
 without a ``stat`` here (a third of a warm audit's time before). The audit then describes
 the tree as it was read, not the directory as it is now. That cannot let other bytes into
@@ -67,7 +67,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from rvforge.elf import CodeRange, ElfInfo
+from rvforge.riscv.elf import CodeRange, ElfInfo
 from rvforge.tree import Content, FileIdentity, HostFile, InlineBytes
 
 FORMAT_VERSION = 3

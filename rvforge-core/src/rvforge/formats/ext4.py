@@ -22,8 +22,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from rvforge.cpio import read_content, with_device_nodes
 from rvforge.errors import ExitCode, InputError, RvforgeError, ToolMissingError
+from rvforge.formats.entries import read_content, with_device_nodes
 from rvforge.progress import Task
 from rvforge.tree import Entry, EntryKind, Tree
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import tarfile
 from typing import BinaryIO
 
-from rvforge.cpio import BLOCK, read_content, with_device_nodes
+from rvforge.formats.cpio import BLOCK
+from rvforge.formats.entries import read_content, with_device_nodes
 from rvforge.progress import Task
 from rvforge.tree import Entry, EntryKind, Tree
 
@@ -71,7 +72,7 @@ def _info(tree: Tree, entry: Entry, epoch: int) -> tarfile.TarInfo:
 
 class _ContentReader:
     """A file object over an entry's data for :meth:`tarfile.TarFile.addfile` (whose reads
-    are :data:`~rvforge.cpio.BLOCK` long, so blocks pass through without copies)."""
+    are :data:`~rvforge.formats.cpio.BLOCK` long, so blocks pass through without copies)."""
 
     def __init__(self, entry: Entry, progress: Task | None) -> None:
         self._blocks = read_content(entry)

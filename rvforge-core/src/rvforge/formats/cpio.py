@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import re
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from rvforge.compression import is_corrupt_stream_error, open_decompressed
 from rvforge.errors import InputError, RvforgeError, UnsafePathError
+from rvforge.formats.compression import is_corrupt_stream_error, open_decompressed
+from rvforge.formats.entries import BLOCK, read_content, with_device_nodes
 from rvforge.progress import Task
 from rvforge.tree import EMPTY, Entry, EntryKind, HostFile, Tree
 
@@ -40,28 +40,8 @@ TRAILER = "TRAILER!!!"
 MAX_NAME = 4096
 """Longest member name (the kernel's ``PATH_MAX``)."""
 MAX_FIELD = 0xFFFFFFFF
-BLOCK = 1 << 20
-
-CONSOLE = ("/dev/console", 5, 1, 0o600)
-NULL = ("/dev/null", 1, 3, 0o666)
 
 _HEX_FIELDS = re.compile(rb"[0-9A-Fa-f]{104}")
-
-
-def with_device_nodes(tree: Tree) -> Tree:
-    """``tree`` itself, or a copy with ``/dev``, ``/dev/console`` and ``/dev/null``
-    added where they are missing (an existing entry of any kind is kept)."""
-    missing = [node for node in (CONSOLE, NULL)
-               if tree.lookup(node[0], follow_final=False) is None]
-    if not missing:
-        return tree
-    tree = tree.copy()
-    if tree.lookup("/dev") is None:
-        tree.add_dir("/dev")
-    for path, major, minor, mode in missing:
-        tree.add_device(path, EntryKind.CHAR, major, minor, mode=mode)
-    return tree
-
 
 # -- writing -------------------------------------------------------------------------------
 
@@ -147,26 +127,6 @@ def _write_member(tree: Tree, entry: Entry, inode: _Inode, subdirs: dict[str, in
                 if progress is not None:
                     progress.advance(len(block))
             out.write(_pad(size))
-
-
-def read_content(entry: Entry) -> Iterator[bytes]:
-    """The bytes of file ``entry`` in blocks, exactly ``entry.size`` of them; a source
-    that cannot be read or has shrunk since the tree was built is an :class:`InputError`."""
-    content = entry.content if entry.content is not None else EMPTY
-    where = f"{entry.path}: source {content.path}" if isinstance(content, HostFile) \
-        else f"{entry.path}:"
-    remaining = content.size
-    try:
-        with content.open() as source:
-            while remaining:
-                block = source.read(min(BLOCK, remaining))
-                if not block:
-                    raise InputError(f"{where} is shorter than when the tree was built "
-                                     f"({remaining} bytes missing); rebuild")
-                remaining -= len(block)
-                yield block
-    except OSError as error:
-        raise InputError(f"{where} cannot be read ({error.strerror or error})") from None
 
 
 def _header(name: str, *, ino: int, mode: int, uid: int, gid: int, nlink: int, mtime: int,

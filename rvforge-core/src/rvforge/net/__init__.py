@@ -1,0 +1,1 @@
+"""Fetching from mirrors: the shared HTTP session and verified, cached downloads."""
