@@ -92,10 +92,12 @@ def _dynamic(sections: list, segments: list) -> dict[str, object]:
     if dynamic is None:
         return {}
     needed: list[str] = []
-    result: dict[str, object] = {}
+    result: dict[str, object] = {"has_dynamic": True}
     for tag in dynamic.iter_tags():
         kind = tag.entry.d_tag
-        if kind == "DT_NEEDED":
+        if kind == "DT_FLAGS_1":
+            result["flags_1"] = tag.entry.d_val
+        elif kind == "DT_NEEDED":
             needed.append(tag.needed)
         elif kind == "DT_SONAME":
             result["soname"] = tag.soname

@@ -56,11 +56,29 @@ def test_g_expands_to_what_gcc_writes() -> None:
     ("a", {"zaamo", "zalrsc"}),
     ("zfh", {"zfhmin", "f", "zicsr"}),
     ("zk", {"zkn", "zkr", "zkt", "zbkb", "zbkc", "zbkx", "zkne", "zknd", "zknh"}),
-    ("zvknc", {"zvkn", "zvbc", "zvkned", "zvknhb", "zvkb", "zvkt", "zve64x", "zve32x"}),
+    # binutils 2.44: vector crypto names no vector base (as -march=rv64i_zvknc takes it)
+    ("zvknc", {"zvkn", "zvbc", "zvkned", "zvknhb", "zvkb", "zvkt"}),
+    ("zcmt", {"zca", "zicsr"}),
+    ("shvstvala", {"h", "zicsr"}),
+    ("smcsrind", {"sscsrind", "zicsr"}),
+    ("zfbfmin", {"zfhmin", "f", "zicsr"}),
+    ("zvfbfwma", {"zfbfmin", "zfhmin", "zve32f", "zve32x", "zvl32b", "f"}),
 ])
 def test_implications(ext: str, implied: set[str]) -> None:
     closure = parse_isa(f"rv64i2p1_{ext}").closure()
     assert implied <= closure, implied - closure
+
+
+def test_e_implies_nothing_and_an_rve_cpu_lacks_i() -> None:
+    assert parse_isa("rv64e2p0").closure() == {"e"}
+    assert missing(parse_isa("rv64i2p1_m2p0"), parse_target("rv64emac")) == ["i"]
+    assert missing(parse_isa("rv64e2p0_m2p0_c2p0"), parse_target("rv64gc")) == []
+
+
+def test_c_is_zca_and_zcd_with_d() -> None:
+    assert {"zca", "zcd"} <= parse_target("rv64gc").closure()
+    assert "zcd" not in parse_target("rv64imac").closure()
+    assert "zcf" in parse_target("rv32imafc").closure()
 
 
 def test_i_below_2p1_implies_zicsr_and_zifencei() -> None:

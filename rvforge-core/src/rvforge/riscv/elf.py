@@ -29,7 +29,7 @@ import os
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, Literal, NamedTuple
 
 from rvforge.errors import InputError
 
@@ -54,6 +54,8 @@ SHT_RISCV_ATTRIBUTES = 0x70000003
 SHF_EXECINSTR = 0x4
 SHN_XINDEX = 0xFFFF
 DT_NULL, DT_NEEDED, DT_STRTAB, DT_STRSZ, DT_SONAME, DT_RPATH, DT_RUNPATH = 0, 1, 5, 10, 14, 15, 29
+DT_FLAGS_1 = 0x6FFFFFFB
+DF_1_PIE = 0x08000000
 TAG_RISCV_ARCH = 5
 VER_FLG_BASE = 1
 
@@ -141,6 +143,8 @@ class ElfInfo:
     version_needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     version_defs: tuple[str, ...] = ()
     code: tuple[CodeRange, ...] = ()
+    has_dynamic: bool = False
+    flags_1: int = 0
 
     @property
     def is_riscv(self) -> bool:
@@ -174,6 +178,13 @@ class ElfInfo:
         """Linked against shared objects (has an interpreter or DT_NEEDED entries)."""
         return self.interp is not None or bool(self.needed)
 
+    @property
+    def is_library(self) -> bool:
+        """A shared object the dynamic loader maps (ET_DYN with a dynamic section, neither
+        a program with an interpreter nor a static PIE), even one without DT_NEEDED."""
+        return (self.e_type == "ET_DYN" and self.has_dynamic and self.interp is None
+                and not self.flags_1 & DF_1_PIE)
+
 
 @dataclass(frozen=True, slots=True)
 class ElfSymbols:
@@ -202,19 +213,25 @@ def is_elf(head: bytes) -> bool:
 def read_elf(data: bytes | bytearray | memoryview | BinaryIO) -> ElfInfo:
     """Read ``data`` (bytes, or a seekable binary stream: a real file is read with
     ``pread``). Raises only :class:`ElfUnreadableError`."""
-    with _guard():
+    try:
         return _Elf(_source(data)).info()
+    except _HOSTILE as error:
+        raise ElfUnreadableError(_describe(error)) from None
 
 
 def read_symbols(data: bytes | bytearray | memoryview | BinaryIO) -> ElfSymbols:
     """The symbol-table facts of the ELF file ``data`` (see :class:`ElfSymbols`).
     Raises only :class:`ElfUnreadableError`."""
-    with _guard():
+    try:
         return _Elf(_source(data)).symbols()
+    except _HOSTILE as error:
+        raise ElfUnreadableError(_describe(error)) from None
 
 
-def parse_attributes(blob: bytes) -> dict[int, int | str]:
-    """Parse a ``.riscv.attributes`` section body (format version ``A``).
+def parse_attributes(blob: bytes, byteorder: Literal["little", "big"] = "little"
+                     ) -> dict[int, int | str]:
+    """Parse a ``.riscv.attributes`` section body (format version ``A``); its length
+    fields are in the ELF file's ``byteorder`` (binutils writes them so).
 
     Only the ``riscv`` vendor subsection's file-scope (``Tag_File``) attributes are
     returned; per the RISC-V psABI an unknown tag with an odd number is a NUL-terminated
@@ -226,7 +243,7 @@ def parse_attributes(blob: bytes) -> dict[int, int | str]:
     result: dict[int, int | str] = {}
     pos = 1
     while pos + 4 <= len(blob):
-        length = int.from_bytes(blob[pos:pos + 4], "little")
+        length = int.from_bytes(blob[pos:pos + 4], byteorder)
         end = pos + length
         if length < 5 or end > len(blob):
             raise ElfUnreadableError("malformed .riscv.attributes (subsection length)")
@@ -238,7 +255,7 @@ def parse_attributes(blob: bytes) -> dict[int, int | str]:
         while vendor == b"riscv" and sub < end:
             start = sub
             tag, sub = _uleb(blob, sub, end)
-            size = int.from_bytes(blob[sub:sub + 4], "little")
+            size = int.from_bytes(blob[sub:sub + 4], byteorder)
             sub += 4
             sub_end = start + size
             if size < 5 or sub_end > end or sub > sub_end:
@@ -258,20 +275,10 @@ def parse_attributes(blob: bytes) -> dict[int, int | str]:
     return result
 
 
-class _guard:
-    """Turn anything a hostile file provokes into :class:`ElfUnreadableError`."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 _tb: object) -> bool:
-        if error is None or isinstance(error, ElfUnreadableError):
-            return False
-        if isinstance(error, struct.error | ValueError | IndexError | OverflowError |
-                      UnicodeError | MemoryError | OSError):
-            raise ElfUnreadableError(_describe(error)) from None
-        return False
+_HOSTILE = (struct.error, ValueError, IndexError, OverflowError, UnicodeError, MemoryError,
+            OSError)
+"""What a hostile file can provoke in the reader besides :class:`ElfUnreadableError`
+(which is not among them: it passes through as it is)."""
 
 
 class _Section(NamedTuple):
@@ -348,6 +355,7 @@ class _Elf:
                                      f"{ident[5]}; the file is corrupt")
         self.bits = 64 if ident[4] == 2 else 32
         self.endian = "<" if ident[5] == 1 else ">"
+        self.order: Literal["little", "big"] = "little" if ident[5] == 1 else "big"
         fmt = self.endian + _EHDR[self.bits]
         (e_type, self.e_machine, _version, _entry, self.phoff, self.shoff, self.e_flags,
          _ehsize, self.phentsize, self.phnum, self.shentsize, shnum, shstrndx
@@ -436,17 +444,19 @@ class _Elf:
                 raw = self.src.read(seg.offset, seg.filesz, "PT_INTERP")
                 interp = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
         return ElfInfo(**base, arch=arch if isinstance(arch, str) else None,  # type: ignore[arg-type]
-                       attributes=attributes, interp=interp, **self.dynamic(),
-                       **self.versions(), code=tuple(self.code()))
+                       attributes=attributes, interp=interp,
+                       **self.dynamic(), **self.versions(),  # type: ignore[arg-type]
+                       code=tuple(self.code()))
 
     def attributes(self) -> dict[int, int | str]:
         for section in self.sections():
             if section.type == SHT_RISCV_ATTRIBUTES:
-                return parse_attributes(self.data(section, ".riscv.attributes"))
+                return parse_attributes(self.data(section, ".riscv.attributes"), self.order)
         for seg in self.segments():
             if seg.type == PT_RISCV_ATTRIBUTES:
                 return parse_attributes(self.src.read(
-                    seg.offset, min(seg.filesz, _MAX_ATTRIBUTES), "PT_RISCV_ATTRIBUTES"))
+                    seg.offset, min(seg.filesz, _MAX_ATTRIBUTES), "PT_RISCV_ATTRIBUTES"),
+                    self.order)
         return {}
 
     def dynamic(self) -> dict[str, object]:
@@ -465,10 +475,12 @@ class _Elf:
             entries = self._dyn_entries(self.src.read(segment.offset, segment.filesz,
                                                       "PT_DYNAMIC"))
             strtab = self._segment_strtab(entries)
-        result: dict[str, object] = {}
+        result: dict[str, object] = {"has_dynamic": True}
         needed: list[str] = []
         for tag, value in entries:
-            if tag == DT_NEEDED:
+            if tag == DT_FLAGS_1:
+                result["flags_1"] = value
+            elif tag == DT_NEEDED:
                 needed.append(_string(strtab, value, "DT_NEEDED"))
             elif tag == DT_SONAME:
                 result["soname"] = _string(strtab, value, "DT_SONAME")
@@ -546,17 +558,23 @@ class _Elf:
             pos += next_
 
     def code(self) -> Iterator[CodeRange]:
+        """Executable sections (else PF_X segments), each cut to the bytes the file has:
+        a header may claim any size."""
         found = False
         for section in self.sections():
             if section.flags & SHF_EXECINSTR and section.type == SHT_PROGBITS:
                 found = True
-                yield CodeRange(self.section_name(section), section.offset, section.size,
-                                section.addr)
+                yield CodeRange(self.section_name(section), section.offset,
+                                self._in_file(section.offset, section.size), section.addr)
         if found:
             return
         for n, seg in enumerate(self.segments()):
             if seg.type == PT_LOAD and seg.flags & PF_X:
-                yield CodeRange(f"PT_LOAD[{n}]", seg.offset, seg.filesz, seg.vaddr)
+                yield CodeRange(f"PT_LOAD[{n}]", seg.offset,
+                                self._in_file(seg.offset, seg.filesz), seg.vaddr)
+
+    def _in_file(self, offset: int, size: int) -> int:
+        return max(0, min(size, self.src.size - offset))
 
     def symbols(self) -> ElfSymbols:
         """Noted imports (``.dynsym``), and function names, restart addresses and data

@@ -14,11 +14,14 @@ Like ``objdump -d``, decoding restarts at every symbol, and ranges the ``$d`` ma
 symbols mark as data are skipped, so the counts agree exactly with objdump's on objects
 whose attribute lets objdump decode the extension (see tests/test_deep.py).
 
-Each 32-bit instruction is then classified by its fields (:func:`classify`) into the
-extension that defines it: ``v`` (OP-V incl. ``vsetvl*``, vector loads/stores under
+Each 32-bit instruction is then classified by its fields (:func:`classify`) into its
+*class*: the extension that defines it, or, for an instruction two extensions define,
+both names joined by ``|`` (``zbb|zbkb`` for ``ror``, see :func:`providers`) — a CPU with
+either runs it. The classes: ``v`` (OP-V incl. ``vsetvl*``, vector loads/stores under
 LOAD-FP/STORE-FP by width, CSR accesses to ``vl``/``vtype``/``vlenb``/``vstart``/
-``vxrm``/``vxsat``/``vcsr``), ``zvbb``/``zvbc`` (inside OP-V), the vector crypto
-extensions (OP-VE), ``zba``/``zbb``/``zbc``/``zbs``, ``zfh``/``zfhmin``, ``zicond``,
+``vxrm``/``vxsat``/``vcsr``), ``zvbb``, ``zvbb|zvkb``, ``zvbc`` (inside OP-V), the
+vector crypto extensions (OP-VE; ``zvknha|zvknhb`` for ``vsha2*``), ``zba``, ``zbb``,
+``zbb|zbkb``, ``zbkb``, ``zbc``, ``zbc|zbkc``, ``zbkx``, ``zbs``, ``zfh``/``zfhmin``, ``zicond``,
 ``zacas``, ``zicbom``/``zicboz``. HINT encodings (``pause``, ``prefetch.*``) are not
 counted: they execute as no-ops everywhere.
 """
@@ -47,11 +50,18 @@ RESERVED_OPCODES = (0x0B, 0x2B, 0x5B, 0x7B, 0x6B, 0x1F, 0x3F, 0x5F, 0x7F)
 """Major opcodes no standard extension uses (custom-0..3, reserved, longer encodings)."""
 
 
+def providers(name: str) -> tuple[str, ...]:
+    """The extensions any of which provides the instructions of class ``name``
+    (``zbb|zbkb`` → ``("zbb", "zbkb")``; a plain extension name → itself)."""
+    return tuple(name.split("|"))
+
+
 @dataclass
 class SweepResult:
     """What a sweep found.
 
-    :param instructions: extension → number of instructions of it.
+    :param instructions: instruction class (an extension, or ``a|b`` for instructions
+        both define: :func:`providers`) → number of instructions of it.
     :param total: instructions decoded.
     :param undecodable: instruction starts in reserved/custom opcode space or with a
         48-bit-or-longer length: data in the code, most likely.
@@ -65,6 +75,11 @@ class SweepResult:
     undecodable: int = 0
     code_bytes: int = 0
     has_vsetvl: bool = False
+
+    def count(self, extension: str) -> int:
+        """Instructions that belong to ``extension`` (its own and those it shares)."""
+        return sum(n for name, n in self.instructions.items()
+                   if extension in providers(name))
 
     def merge(self, other: SweepResult) -> None:
         self.instructions.update(other.instructions)
@@ -88,9 +103,11 @@ def sweep(code: bytes | memoryview, address: int = 0, restarts: Iterable[int] = 
         return result
     reset = np.zeros(n, dtype=bool)
     data = np.zeros(n, dtype=bool)
-    offsets = np.fromiter((a - address for a in restarts), dtype=np.int64)
-    offsets = offsets[(offsets >= 0) & (offsets < 2 * n) & (offsets % 2 == 0)] // 2
-    reset[offsets] = True
+    end = address + 2 * n
+    # in Python ints: a symbol may lie 2^63 or more away from the code (absolute symbols
+    # of a kernel linked at 0xffffffff80000000)
+    offsets = [(a - address) // 2 for a in restarts if address <= a < end and a % 2 == address % 2]
+    reset[np.array(offsets, dtype=np.int64)] = True
     for start, end in data_ranges:
         lo, hi = max(0, (start - address + 1) // 2), min(n, (end - address + 1) // 2)
         if lo < hi:
@@ -233,18 +250,23 @@ def classify(words: np.ndarray) -> tuple[Counter[str], bool, int]:
     f6 = w >> 26
     vs1 = (w >> 15) & 0x1F
     vsetvl = opv & (f3 == 7) & (((w >> 31) == 0) | ((w >> 30) == 3) | (f7 == 0x40))
-    zvbb = opv & (
+    # Zvkb's instructions (vandn, vbrev8, vrev8, vrol, vror) are Zvbb's too
+    zvkb = opv & (
         ((f6 == 0b000001) & ((f3 == 0) | (f3 == 4)))
         | ((f6 == 0b010101) & ((f3 == 0) | (f3 == 4)))
         | (((f6 == 0b010100) | (f6 == 0b010101)) & (f3 == 3))
         | ((f6 == 0b010100) & ((f3 == 0) | (f3 == 4)))
-        | ((f6 == 0b010010) & (f3 == 2) & _among(vs1, (8, 9, 10, 12, 13, 14)))
+        | ((f6 == 0b010010) & (f3 == 2) & _among(vs1, (8, 9)))
+    )
+    zvbb = opv & (
+        ((f6 == 0b010010) & (f3 == 2) & _among(vs1, (10, 12, 13, 14)))
         | ((f6 == 0b110101) & ((f3 == 0) | (f3 == 4) | (f3 == 3)))
     )
     zvbc = opv & ((f6 == 0b001100) | (f6 == 0b001101)) & ((f3 == 2) | (f3 == 6))
-    add("v", (opv & (f3 != 7) & ~zvbb & ~zvbc) | vsetvl | _vector_memory(w, op, f3, rs2)
+    add("v", (opv & (f3 != 7) & ~zvbb & ~zvkb & ~zvbc) | vsetvl | _vector_memory(w, op, f3, rs2)
         | ((op == 0x73) & (f3 != 0) & (f3 != 4) & _among(imm, VECTOR_CSRS)))
     add("zvbb", zvbb)
+    add("zvbb|zvkb", zvkb)
     add("zvbc", zvbc)
     # -- vector crypto (OP-VE) -------------------------------------------------------
     opve = (op == 0x77) & (f3 == 2)
@@ -254,22 +276,29 @@ def classify(words: np.ndarray) -> tuple[Counter[str], bool, int]:
     add("zvksed", (aes_like & (vs1 == 0b10000)) | (opve & (f6 == 0b100001)))
     add("zvkg", (aes_like & (vs1 == 0b10001)) | (opve & (f6 == 0b101100)))
     add("zvksh", opve & ((f6 == 0b100000) | (f6 == 0b101011)))
-    add("zvknha", opve & ((f6 == 0b101101) | (f6 == 0b101110) | (f6 == 0b101111)))
+    add("zvknha|zvknhb", opve & ((f6 == 0b101101) | (f6 == 0b101110) | (f6 == 0b101111)))
     # -- bit manipulation ------------------------------------------------------------
     r_op, r_op32 = op == 0x33, op == 0x3B
     i_op, i_op32 = op == 0x13, op == 0x1B
     even3 = (f3 == 2) | (f3 == 4) | (f3 == 6)
     add("zba", ((r_op | r_op32) & (f7 == 0x10) & even3) | (r_op32 & (f7 == 0x04) & (f3 == 0))
         | (i_op32 & (f3 == 1) & ((w >> 26) == 0b000010)))
-    add("zbb", (r_op & (f7 == 0x20) & ((f3 == 4) | (f3 == 6) | (f3 == 7)))
-        | (r_op & (f7 == 0x05) & (f3 >= 4))
+    # andn, orn, xnor, rol(w), ror(i)(w), rev8 and zext.h (packw rd, rs1, x0) are Zbkb's too
+    add("zbb|zbkb", (r_op & (f7 == 0x20) & ((f3 == 4) | (f3 == 6) | (f3 == 7)))
         | ((r_op | r_op32) & (f7 == 0x30) & ((f3 == 1) | (f3 == 5)))
-        | (i_op & (f3 == 1) & _among(imm, (0x600, 0x601, 0x602, 0x604, 0x605)))
-        | (i_op & (f3 == 5) & (((w >> 26) == 0b011000) | (imm == 0x287) | (imm == 0x6B8)))
-        | (i_op32 & (f3 == 1) & _among(imm, (0x600, 0x601, 0x602)))
+        | (i_op & (f3 == 5) & (((w >> 26) == 0b011000) | (imm == 0x6B8)))
         | (i_op32 & (f3 == 5) & (f7 == 0x30))
         | (r_op32 & (f7 == 0x04) & (f3 == 4) & (rs2 == 0)))
-    add("zbc", r_op & (f7 == 0x05) & (f3 >= 1) & (f3 <= 3))
+    add("zbb", (r_op & (f7 == 0x05) & (f3 >= 4))
+        | (i_op & (f3 == 1) & _among(imm, (0x600, 0x601, 0x602, 0x604, 0x605)))
+        | (i_op & (f3 == 5) & (imm == 0x287))
+        | (i_op32 & (f3 == 1) & _among(imm, (0x600, 0x601, 0x602))))
+    add("zbkb", (r_op & (f7 == 0x04) & ((f3 == 4) | (f3 == 7)))  # pack, packh
+        | (r_op32 & (f7 == 0x04) & (f3 == 4) & (rs2 != 0))  # packw
+        | (i_op & (f3 == 5) & (imm == 0x687)))  # brev8
+    add("zbc|zbkc", r_op & (f7 == 0x05) & ((f3 == 1) | (f3 == 3)))  # clmul, clmulh
+    add("zbc", r_op & (f7 == 0x05) & (f3 == 2))  # clmulr
+    add("zbkx", r_op & (f7 == 0x14) & ((f3 == 2) | (f3 == 4)))  # xperm4, xperm8
     add("zbs", (r_op & (((f7 == 0x24) & ((f3 == 1) | (f3 == 5))) | ((f7 == 0x14) & (f3 == 1))
                         | ((f7 == 0x34) & (f3 == 1))))
         | (i_op & (f3 == 1) & _among(w >> 26, (0b010010, 0b001010, 0b011010)))

@@ -31,70 +31,114 @@ from rvforge.errors import UsageError
 # -- implications -------------------------------------------------------------------------
 
 IMPLICATIONS: dict[str, tuple[str, ...]] = {
-    # GNU binutils bfd/elfxx-riscv.c, riscv_implicit_subsets[], as of binutils 2.40 (the
-    # release Debian 12's riscv64-linux-gnu-objdump/readelf come from):
-    "e": ("i",),
+    # GNU binutils 2.44 (Debian trixie), derived from the assembler's own ISA strings by
+    # ``python tests/gnu_toolchain.py`` and checked by tests/test_isa_oracle.py: each rule
+    # is what ``as -march=rv64i_X`` writes into Tag_RISCV_arch, reduced to direct links.
     "g": ("i", "m", "a", "f", "d", "zicsr", "zifencei"),
     "m": ("zmmul",),
-    "h": ("zicsr",),
-    "q": ("d",),
-    "v": ("d", "zve64d", "zvl128b"),
-    "zve64d": ("d", "zve64f"),
-    "zve64f": ("zve32f", "zve64x", "zvl64b"),
-    "zve32f": ("f", "zvl32b", "zve32x"),
-    "zve64x": ("zve32x", "zvl64b"),
-    "zve32x": ("zvl32b",),
-    "zvl65536b": ("zvl32768b",), "zvl32768b": ("zvl16384b",), "zvl16384b": ("zvl8192b",),
-    "zvl8192b": ("zvl4096b",), "zvl4096b": ("zvl2048b",), "zvl2048b": ("zvl1024b",),
-    "zvl1024b": ("zvl512b",), "zvl512b": ("zvl256b",), "zvl256b": ("zvl128b",),
-    "zvl128b": ("zvl64b",), "zvl64b": ("zvl32b",),
-    "zfa": ("f",),
-    "d": ("f",),
-    "zfh": ("zfhmin",),
-    "zfhmin": ("f",),
-    "f": ("zicsr",),
-    "zqinx": ("zdinx",), "zdinx": ("zfinx",), "zhinx": ("zhinxmin",),
-    "zhinxmin": ("zfinx",), "zfinx": ("zicsr",),
-    "zk": ("zkn", "zkr", "zkt"),
-    "zkn": ("zbkb", "zbkc", "zbkx", "zkne", "zknd", "zknh"),
-    "zks": ("zbkb", "zbkc", "zbkx", "zksed", "zksh"),
-    "zvkng": ("zvkn", "zvkg"), "zvknc": ("zvkn", "zvbc"),
-    "zvksg": ("zvks", "zvkg"), "zvksc": ("zvks", "zvbc"),
-    "smaia": ("ssaia",), "smstateen": ("ssstateen",), "smepmp": ("zicsr",),
-    "ssaia": ("zicsr",), "sscofpmf": ("zicsr",), "ssstateen": ("zicsr",), "sstc": ("zicsr",),
-    # Added in binutils 2.41-2.44 (same table; objects built by newer toolchains name them):
     "a": ("zaamo", "zalrsc"),
+    "f": ("zicsr",),
+    "d": ("f",),
+    "q": ("d",),
     "b": ("zba", "zbb", "zbs"),
-    "zacas": ("zaamo",),
-    "zabha": ("zaamo",),
+    "v": ("zve64d", "zvl128b"),
+    "h": ("zicsr",),
+    "zicfilp": ("zicsr",),
+    "zicfiss": ("zicsr", "zimop"),
     "zicntr": ("zicsr",),
     "zihpm": ("zicsr",),
-    "zicfiss": ("zimop", "zicsr"),
-    "zicfilp": ("zicsr",),
-    "zca": (),
-    "zcb": ("zca",), "zcmp": ("zca",), "zcmop": ("zca",),
-    "zcd": ("d", "zca"), "zcf": ("f", "zca"),
-    "zfbfmin": ("f",),
-    "zvfbfmin": ("zve32f",),
-    "zvfbfwma": ("zvfbfmin", "zfbfmin"),
-    "zvfh": ("zvfhmin", "zfhmin"),
-    "zvfhmin": ("zve32f",),
-    # binutils 2.42 moved zvkn/zvks from zvbb to the smaller zvkb, and made every vector
-    # crypto extension imply the vector base it runs on:
-    "zvkn": ("zvkned", "zvknhb", "zvkb", "zvkt"),
-    "zvks": ("zvksed", "zvksh", "zvkb", "zvkt"),
+    "zabha": ("zaamo",),
+    "zacas": ("zaamo",),
+    "zfa": ("f",),
+    "zfbfmin": ("zfhmin",),
+    "zfh": ("zfhmin",),
+    "zfhmin": ("f",),
+    "zfinx": ("zicsr",),
+    "zdinx": ("zfinx",),
+    "zqinx": ("zdinx",),
+    "zcb": ("zca",),
+    "zcd": ("d", "zca"),
+    "zcf": ("f", "zca"),
+    "zcmop": ("zca",),
+    "zcmp": ("zca",),
+    "zcmt": ("zicsr", "zca"),
+    "zk": ("zkn", "zkr", "zkt"),
+    "zkn": ("zbkb", "zbkc", "zbkx", "zknd", "zkne", "zknh"),
+    "zks": ("zbkb", "zbkc", "zbkx", "zksed", "zksh"),
     "zvbb": ("zvkb",),
-    "zvbc": ("zve64x",), "zvknhb": ("zve64x",),
-    "zvkb": ("zve32x",), "zvkg": ("zve32x",), "zvkned": ("zve32x",),
-    "zvknha": ("zve32x",), "zvksed": ("zve32x",), "zvksh": ("zve32x",),
+    "zve32f": ("f", "zve32x"),
+    "zve32x": ("zicsr", "zvl32b"),
+    "zve64d": ("d", "zve64f"),
+    "zve64f": ("zve32f", "zve64x"),
+    "zve64x": ("zve32x", "zvl64b"),
+    "zvfbfmin": ("zve32f",),
+    "zvfbfwma": ("zfbfmin", "zve32f"),
+    "zvfh": ("zfhmin", "zvfhmin"),
+    "zvfhmin": ("zve32f",),
+    "zvkn": ("zvkb", "zvkned", "zvknhb", "zvkt"),
+    "zvknc": ("zvbc", "zvkn"),
+    "zvkng": ("zvkg", "zvkn"),
+    "zvks": ("zvkb", "zvksed", "zvksh", "zvkt"),
+    "zvksc": ("zvbc", "zvks"),
+    "zvksg": ("zvkg", "zvks"),
+    "zvl1024b": ("zvl512b",),
+    "zvl128b": ("zvl64b",),
+    "zvl16384b": ("zvl8192b",),
+    "zvl2048b": ("zvl1024b",),
+    "zvl256b": ("zvl128b",),
+    "zvl32768b": ("zvl16384b",),
+    "zvl4096b": ("zvl2048b",),
+    "zvl512b": ("zvl256b",),
+    "zvl64b": ("zvl32b",),
+    "zvl65536b": ("zvl32768b",),
+    "zvl8192b": ("zvl4096b",),
+    "zhinx": ("zhinxmin",),
+    "zhinxmin": ("zfinx",),
+    "shcounterenw": ("h",),
+    "shgatpa": ("h",),
+    "shtvala": ("h",),
+    "shvsatpa": ("h",),
+    "shvstvala": ("h",),
+    "shvstvecd": ("h",),
+    "smaia": ("ssaia",),
+    "smcntrpmf": ("zicsr",),
+    "smcsrind": ("sscsrind",),
+    "smctr": ("zicsr",),
+    "smdbltrp": ("zicsr",),
+    "smepmp": ("zicsr",),
+    "smstateen": ("ssstateen",),
+    "ssaia": ("zicsr",),
+    "sscofpmf": ("zicsr",),
+    "sscounterenw": ("zicsr",),
+    "sscsrind": ("zicsr",),
+    "ssctr": ("zicsr",),
+    "ssdbltrp": ("zicsr",),
+    "ssstateen": ("zicsr",),
+    "sstc": ("zicsr",),
+    "sstvala": ("zicsr",),
+    "sstvecd": ("zicsr",),
+    "ssu64xl": ("zicsr",),
+    "svade": ("zicsr",),
+    "svadu": ("zicsr",),
+    "svbare": ("zicsr",),
+    "xsfvcp": ("zve32x",),
+    "xsfvfnrclipxfqf": ("zve32f",),
+    "xsfvqmaccdod": ("zve32x", "zvl128b"),
+    "xsfvqmaccqoq": ("zve32x", "zvl256b"),
 }
-"""Extension ⇒ the extensions it implies (one level; :meth:`Isa.closure` follows chains).
+"""Extension ⇒ the extensions it implies (direct links; :func:`implied` follows chains),
+exactly as GNU binutils 2.44 closes an ISA string (``riscv_implicit_subsets`` of its
+``bfd/elfxx-riscv.c``), so a ``-march=X`` object audited with ``--isa X`` is clean.
 
-Source: GNU binutils ``bfd/elfxx-riscv.c``, table ``riscv_implicit_subsets``. Two
-conditional rules of that file are applied in code: ``i`` below version 2.1 (or, in a
-target string, with no version) implies ``zicsr`` and ``zifencei``
-(``check_implicit_for_i``), and ``c`` implies ``zca``, plus ``zcd`` with ``d`` and, on
-RV32, ``zcf`` with ``f`` (``check_implicit_for_c``, binutils 2.41+).
+Rules binutils does not write into the string but a CPU's abilities follow, applied by
+:meth:`Isa.closure` on top (never by :func:`implied`):
+
+* ``i`` below version 2.1 (or, in a target string, with no version) implies ``zicsr``
+  and ``zifencei`` (binutils' ``check_implicit_for_i``; ISA spec 2.2 had them in ``I``);
+* ``c`` is ``zca``, plus ``zcd`` with ``d`` and, on RV32, ``zcf`` with ``f`` (the Zc*
+  chapter of the unprivileged spec; binutils 2.44 writes ``c`` alone);
+* ``i`` runs what ``e`` runs (RV32E/RV64E is I without x16–x31), while ``e`` implies
+  nothing: an RVE CPU cannot run an RVI object.
 """
 
 SINGLE_ORDER = "eigmafdqlcbkjtpvnh"
@@ -283,19 +327,27 @@ def _add(found: dict[str, Extension], m: re.Match[str]) -> None:
     found.setdefault(name, Extension(name, major, minor))
 
 
+def implied(name: str) -> frozenset[str]:
+    """``name`` and every extension it implies through :data:`IMPLICATIONS` (the
+    toolchain's closure, without the rules :meth:`Isa.closure` adds)."""
+    result: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current not in result:
+            result.add(current)
+            todo.extend(IMPLICATIONS.get(current, ()))
+    return frozenset(result)
+
+
 def _closure(xlen: int, extensions: Iterable[Extension]) -> frozenset[str]:
     result: set[str] = set()
-    todo = []
     for ext in extensions:
-        todo.append(ext.name)
+        result |= implied(ext.name)
         if ext.name == "i" and (ext.major is None or (ext.major, ext.minor or 0) < (2, 1)):
-            todo += ["zicsr", "zifencei"]
-    while todo:
-        name = todo.pop()
-        if name in result:
-            continue
-        result.add(name)
-        todo.extend(IMPLICATIONS.get(name, ()))
+            result |= implied("zicsr") | implied("zifencei")
+    if "i" in result:
+        result.add("e")
     if "c" in result:
         result.add("zca")
         if "d" in result:

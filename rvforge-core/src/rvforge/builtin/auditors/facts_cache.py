@@ -18,19 +18,19 @@ message. The key is the file's identity:
 * any other content: not cached.
 
 Whose identity (a choice made for speed, and the build is safer for it): a ``HostFile``
-that carries one — :func:`~rvforge.formats.tar.read_directory` records the ``lstat`` it does
-anyway, :meth:`HostFile.of <rvforge.tree.HostFile.of>` its ``stat`` — is keyed by it,
+that carries one — :func:`~rvforge.formats.tar.read_directory` records the ``lstat`` it
+does anyway, :meth:`HostFile.of <rvforge.tree.HostFile.of>` its ``stat`` — is keyed by it,
 without a ``stat`` here (a third of a warm audit's time before). The audit then describes
 the tree as it was read, not the directory as it is now. That cannot let other bytes into
 an artifact: whatever opens the file afterwards — reading it for its facts
 (:func:`~rvforge.builtin.auditors.scan.scan_content`) and packing it (:meth:`HostFile.open
 <rvforge.tree.HostFile.open>`) — compares the ``fstat`` of the opened file with the
-recorded identity and refuses it, "changed during the build", when they differ. Before,
-a file rewritten between audit and packing was packed unaudited. What no ``stat`` can see is a rewrite within the timestamp granularity of the
-recorded one (the racy case above, a few milliseconds); those files are not cached, and
-a file that changes that way during a build is packed as it is then. A ``HostFile``
-without an identity (archive members that rvforge wrote to its own scratch directory) is
-``stat``-ed for its key here.
+recorded identity and refuses it, "changed during the build", when they differ. Before, a
+file rewritten between audit and packing was packed unaudited. What no ``stat`` can see is
+a rewrite within the timestamp granularity of the recorded one (the racy case above, a few
+milliseconds); those files are not cached, and a file that changes that way during a build
+is packed as it is then. A ``HostFile`` without an identity (archive members that rvforge
+wrote to its own scratch directory) is ``stat``-ed for its key here.
 
 Two tables in one SQLite database, ``<cache>/elf-facts/facts.sqlite3``, values compact JSON
 (safe to load whatever is in the file, unlike pickle):
@@ -70,7 +70,7 @@ from typing import Any, Self
 from rvforge.riscv.elf import CodeRange, ElfInfo
 from rvforge.tree import Content, FileIdentity, HostFile, InlineBytes
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Bumped whenever :class:`ElfInfo`, what the reader puts in it or the tables change."""
 RACY_SECONDS = 2.0
 """Files whose ctime is younger than this when read are not cached (see module doc)."""
@@ -118,8 +118,9 @@ def content_key(content: Content) -> str | None:
 
 def host_key(content: HostFile, identity: FileIdentity) -> str:
     """The cache key of ``content`` when its file has this ``identity``."""
-    return "h:%d:%d:%d:%d:%d:%s:%s" % (*identity, "" if content.offset is None
-                                        else content.offset, content.path)
+    offset = "" if content.offset is None else content.offset
+    dev, ino, size, mtime_ns, ctime_ns = identity
+    return f"h:{dev}:{ino}:{size}:{mtime_ns}:{ctime_ns}:{offset}:{content.path}"
 
 
 def tree_key(members: Iterable[tuple[str, str]]) -> str:
@@ -284,7 +285,7 @@ def decode(value: str) -> Facts | None:
 def encode_tree(members: dict[str, Facts]) -> str:
     """A tree row: ``[columns, rows]`` in one JSON array. ``columns`` holds, per
     :class:`ElfInfo` field, its distinct values (as :func:`encode` writes them); a row is
-    ``[path, i0, ... i14]``, indices into the columns, or ``[path, "message"]`` for an
+    ``[path, i0, ... i16]``, indices into the columns, or ``[path, "message"]`` for an
     unreadable ELF file. Most values recur (a tree has a few ISA attributes and C library
     version sets), so the row is a third of the size and decodes twice as fast."""
     columns: list[list[object]] = [[] for _ in _FIELDS]
@@ -331,7 +332,7 @@ def _to_json(facts: Facts) -> object:
     i = facts.info
     return [i.e_machine, i.machine, i.elf_class, i.e_type, i.e_flags, i.arch,
             list(i.attributes.items()), i.interp, i.needed, i.soname, i.rpath, i.runpath,
-            list(i.version_needs.items()), i.version_defs, i.code]
+            list(i.version_needs.items()), i.version_defs, i.code, i.has_dynamic, i.flags_1]
 
 
 def _from_json(data: object) -> Facts:
@@ -340,6 +341,8 @@ def _from_json(data: object) -> Facts:
         return NOT_ELF
     if isinstance(data, str):
         return Facts(error=data)
+    if not isinstance(data, list):
+        raise TypeError(f"not a facts row: {data!r}")
     return Facts(ElfInfo(*[convert(v) for convert, v in zip(_FIELDS, data, strict=True)]))
 
 
@@ -354,5 +357,6 @@ _FIELDS: tuple[Callable[[Any], Any], ...] = (
     lambda pairs: {k: tuple(v) for k, v in pairs},  # version_needs
     tuple,  # version_defs
     lambda ranges: tuple(map(CodeRange._make, ranges)),  # code
+    _same, _same,  # has_dynamic, flags_1
 )
 """How each :class:`ElfInfo` field comes back from JSON, in field order."""

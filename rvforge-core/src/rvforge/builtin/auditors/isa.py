@@ -1,6 +1,6 @@
 """The ``isa`` auditor: can every ELF of the tree run on the target CPU?
 
-Per ELF: the ``Tag_RISCV_arch`` attribute and what ``e_flags`` imply (RVC ⇒ c, double
+Per ELF: the ``Tag_RISCV_arch`` attribute and what ``e_flags`` imply (RVC ⇒ zca, double
 float ABI ⇒ d, TSO ⇒ ztso), closed under the binutils implications, minus the CPU's
 closure (:func:`rvforge.riscv.isa.missing`). Anything left is an ``isa-required`` error naming
 the file, the extensions and the machine profiles that have them — or a warning when the
@@ -134,7 +134,9 @@ class IsaAuditor(Auditor):
             assert symbols is not None
             yield self._required_finding(path, list(lacking),
                                          dispatch_evidence(info, symbols), machine, ctx)
-        if libc is not None and libc.abi not in (None, need.abi) and info.dynamic:
+        # the loader refuses any object of another float ABI, libraries without DT_NEEDED too
+        if libc is not None and libc.abi not in (None, need.abi) and (
+                info.dynamic or info.is_library):
             yield self._abi_mismatch(path, need.abi, libc)
         if ctx.deep:
             assert symbols is not None
@@ -156,7 +158,7 @@ class IsaAuditor(Auditor):
                 found = {e.name: e for e in parse_isa(info.arch).extensions}
             except IsaParseError as exc:
                 error = str(exc)
-        flags = ["c"] if info.rvc else []
+        flags = ["zca"] if info.rvc else []  # binutils sets EF_RISCV_RVC for Zca alone
         flags += {"single": ["f"], "double": ["d"], "quad": ["q"]}.get(info.float_abi, [])
         flags += ["ztso"] if info.tso else []
         for name in flags:
@@ -221,22 +223,24 @@ class IsaAuditor(Auditor):
                       ctx: BuildContext) -> Iterator[Finding]:
         """One finding per file for instructions of extensions the CPU lacks and the
         attribute does not claim (those claimed are already ``isa-required``)."""
+        from rvforge.riscv.insn import providers
+
         have, claimed = target.closure(), required.closure()
         real: dict[str, int] = {}
         stray: dict[str, int] = {}
-        for ext, count in sorted(result.instructions.items(), key=lambda kv: sort_key(kv[0])):
-            if ext in have or ext in claimed:
-                continue
-            is_stray = count < STRAY_THRESHOLD or (ext == "v" and not result.has_vsetvl)
-            (stray if is_stray else real)[ext] = count
+        for name, count in sorted(result.instructions.items(), key=lambda kv: sort_key(kv[0])):
+            if any(ext in have or ext in claimed for ext in providers(name)):
+                continue  # an instruction two extensions define runs on a CPU with either
+            is_stray = count < STRAY_THRESHOLD or (name == "v" and not result.has_vsetvl)
+            (stray if is_stray else real)[name] = count
         if stray:
-            listed = ", ".join(f"{ext} ×{n}" for ext, n in stray.items())
+            listed = ", ".join(f"{_spoken(ext)} ×{n}" for ext, n in stray.items())
             yield Finding(Severity.INFO, "isa-instructions", path,
                           f"{path}: a few words decode as {listed}: most likely data in the "
                           "code", details={"instructions": stray, "stray": True})
         if not real:
             return
-        listed = ", ".join(f"{ext} ×{n}" for ext, n in real.items())
+        listed = ", ".join(f"{_spoken(ext)} ×{n}" for ext, n in real.items())
         dispatch = dispatch_evidence(info, symbols, instructions=True)
         holders = self._machines_with(list(real), ctx)
         details = {"instructions": real, "dispatch": dispatch, "machines": holders}
@@ -254,13 +258,23 @@ class IsaAuditor(Auditor):
                           f"say so) and {machine.name} lacks them; {where}", details=details)
 
     def _machines_with(self, extensions: list[str], ctx: BuildContext) -> list[str]:
-        """Names of registered machine profiles whose CPU has all of ``extensions``."""
+        """Names of registered machine profiles whose CPU has all of ``extensions`` (an
+        instruction class ``a|b`` is met by either)."""
+        from rvforge.riscv.insn import providers
+
         key = frozenset(extensions)
         if key not in self._holders:
             if self._isas is None:
                 self._isas = machine_isas(ctx)
-            self._holders[key] = [name for name, isa in self._isas if key <= isa.closure()]
+            self._holders[key] = [
+                name for name, isa in self._isas
+                if all(any(p in isa.closure() for p in providers(e)) for e in key)]
         return self._holders[key]
+
+
+def _spoken(name: str) -> str:
+    """An instruction class for a message: ``zbb|zbkb`` → ``zbb or zbkb``."""
+    return name.replace("|", " or ")
 
 
 def machine_isas(ctx: BuildContext) -> list[tuple[str, Isa]]:
@@ -281,7 +295,8 @@ def machine_isas(ctx: BuildContext) -> list[tuple[str, Isa]]:
 
 def dispatch_evidence(info: ElfInfo, symbols: ElfSymbols, *, instructions: bool = False
                       ) -> list[str]:
-    """Why the object (``info``, ``symbols``) looks like it picks code paths at run time (empty: it does not).
+    """Why the object (``info``, ``symbols``) looks like it picks code paths at run time
+    (empty: it does not).
 
     Evidence is a way to ask the CPU — an import of ``getauxval`` or ``__riscv_hwprobe``,
     or of ``signal``/``sigaction`` with ``sigsetjmp`` (probing by catching SIGILL, as

@@ -1,6 +1,6 @@
 """What the isa and linkage auditors share: the tree's ELF files, read once per audit
-(and their facts cached across audits, :mod:`rvforge.builtin.auditors.facts_cache`), and the root's own C
-library."""
+(and their facts cached across audits, :mod:`rvforge.builtin.auditors.facts_cache`), and
+the root's own C library."""
 
 from __future__ import annotations
 
@@ -155,8 +155,8 @@ def scan_content(content: Content) -> tuple[Facts, str | None]:
         return facts, host_key(content, before)
     if isinstance(content, InlineBytes):
         return _facts(content.open()), content_key(content)
-    with content.open() as stream:
-        return _facts(stream), None
+    with content.open() as opened:
+        return _facts(opened), None
 
 
 def _facts(stream: BinaryIO) -> Facts:
