@@ -8,8 +8,9 @@ APT_PACKAGES := $(shell grep -v '^\#' .ci/apt-packages)
 FIXTURE := tests/data/alpine/alpine-minirootfs-3.20.3-riscv64.tar.gz
 IMAGE := build/alpine-3.20.3-riscv64.cpio.gz
 DEBIAN_IMAGE := build/debian-trixie-riscv64.cpio.gz
+QEMU10_DIR := build/qemu-10
 
-.PHONY: setup setup-system setup-python demo test bench wheels clean
+.PHONY: setup setup-system setup-python setup-qemu10 demo test bench wheels clean
 
 setup: setup-system setup-python
 
@@ -26,6 +27,12 @@ setup-python:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) sync --all-packages --quiet
 
+# QEMU 10 beside the system's 7.2 for the tests that need rva23s64/max: bookworm-backports'
+# qemu-system-riscv, qemu-system-data and opensbi, verified and unpacked with dpkg -x into
+# $(QEMU10_DIR) (no apt source added, nothing installed). Quick when already there.
+setup-qemu10: setup-python
+	@$(UV) run --quiet python .ci/qemu10.py $(QEMU10_DIR) >/dev/null
+
 # The main job: build a riscv64 initramfs from the real Alpine minirootfs (audited for
 # QEMU's virt CPU), list it, boot it and run a command in it; then the same for Debian
 # trixie from the Debian mirror of this machine's apt sources.
@@ -36,7 +43,7 @@ demo: setup
 	$(UV) run rvforge build --provider debootstrap -o $(DEBIAN_IMAGE)
 	$(UV) run rvforge run $(DEBIAN_IMAGE) -- cat /etc/os-release
 
-test: setup
+test: setup setup-qemu10
 	$(UV) run pytest
 
 bench: setup

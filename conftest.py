@@ -5,6 +5,9 @@
 * ``rvforge_cli``: run the real ``rvforge`` executable in a subprocess.
 * ``nobody_can_run_rvforge``: lets uid 65534 reach this checkout's ``rvforge`` (for the
   tests that build as an unprivileged user), however private the checkout's parents are.
+* ``qemu10``: the QEMU 10 ``qemu-system-riscv64`` that ``make setup-qemu10`` unpacks beside
+  the host's 7.2 (``$RVFORGE_TEST_QEMU10``, else ``build/qemu-10``); skipped when absent
+  unless the variable names it.
 * ``objdump_counts``: instructions per extension as ``riscv64-linux-gnu-objdump -d``
   decodes them — the reference the deep sweep is tested against.
 """
@@ -144,3 +147,20 @@ def nobody_can_run_rvforge() -> Iterator[Path]:
     finally:
         for directory, mode in reversed(changed):
             directory.chmod(mode & 0o7777)
+
+
+QEMU10_ENV = "RVFORGE_TEST_QEMU10"
+QEMU10_DEFAULT = ROOT / "build" / "qemu-10" / "usr" / "bin" / "qemu-system-riscv64"
+
+
+@pytest.fixture(scope="session")
+def qemu10() -> Path:
+    """QEMU 10's ``qemu-system-riscv64`` from bookworm-backports (``make setup-qemu10``)."""
+    named = os.environ.get(QEMU10_ENV)
+    path = Path(named) if named else QEMU10_DEFAULT
+    if not path.is_file():
+        if named:
+            pytest.fail(f"${QEMU10_ENV} names {path}, which does not exist: run "
+                        "`make setup-qemu10`")
+        pytest.skip(f"no QEMU 10 at {path}: run `make setup-qemu10` (.ci/run does)")
+    return path

@@ -15,7 +15,8 @@ from rvforge_qemu.cpuisa import cpu_isa, isa_of_dtb, with_vlen
 from rvforge_qemu.fdt import parse_fdt
 from rvforge_qemu.profiles import settings_of
 from rvforge_qemu.sigill import isa_extensions
-from rvforge_qemu.tools import QEMU_SYSTEM, cpu_models, find_tool
+from rvforge_qemu.qemubin import system_qemu
+from rvforge_qemu.tools import QEMU_SYSTEM
 
 pytestmark = pytest.mark.qemu
 
@@ -57,10 +58,21 @@ def test_profiles_resolve_to_their_cpus_isa(ctx: BuildContext) -> None:
         assert machines.get(name).memory_mb >= 2048
 
 
-def test_optional_profiles_follow_the_installed_qemu(ctx: BuildContext) -> None:
-    models = cpu_models(find_tool(QEMU_SYSTEM))
-    assert ("qemu-virt-max" in ctx.registry.machines) == ("max" in models)
-    assert ("qemu-virt-rva23" in ctx.registry.machines) == ("rva23s64" in models)
+def test_profiles_a_qemu_lacks_are_listed_but_refused_naming_the_release(
+        ctx: BuildContext) -> None:
+    qemu = system_qemu(None, ctx)
+    launcher = ctx.registry.launchers.get("qemu-virt")()
+    for name, model, since in (("qemu-virt-max", "max", "8.2"),
+                               ("qemu-virt-rva23", "rva23s64", "10.0")):
+        machine = ctx.registry.machines.get(name)
+        if model in qemu.cpu_models:
+            assert launcher.machine_isa(machine, ctx).startswith("rv64")
+            continue
+        with pytest.raises(UsageError) as error:
+            launcher.machine_isa(machine, ctx)
+        assert (f"machine {name!r} needs QEMU's CPU model {model!r}, which QEMU "
+                f"{qemu.version} ({qemu.path}) lacks: it came in QEMU {since}; pass --qemu "
+                ) in str(error.value)
 
 
 def test_isa_is_cached_by_qemu_version_and_cpu(ctx: BuildContext) -> None:

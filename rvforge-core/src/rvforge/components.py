@@ -89,6 +89,11 @@ class Launcher(Component):
         """The ISA string ``machine``'s CPU implements (default: ``machine.isa``)."""
         return machine.isa
 
+    def host_tool(self, machine: Machine, ctx: BuildContext) -> str:
+        """What would run ``machine`` here (``QEMU 10.0.2 (/usr/bin/qemu-system-riscv64)``),
+        for ``rvforge machines``; ``""`` when there is nothing to say."""
+        return ""
+
     def boot(self, artifact: Artifact, machine: Machine, options: object,
              ctx: BuildContext) -> BootResult:
         raise NotImplementedError

@@ -3,7 +3,8 @@
 QEMU boots nothing with ``-machine virt,dumpdtb=FILE``: it writes the device tree it would
 hand the guest and exits. The first CPU node's ``riscv,isa`` (or, on QEMU 8.2+,
 ``riscv,isa-base`` with ``riscv,isa-extensions``) is the ISA string the guest kernel sees.
-Results are cached under ``<cache>/qemu/isa`` by QEMU version and CPU string.
+Results are cached under ``<cache>/qemu/isa`` by QEMU binary (path, mtime, size, version)
+and CPU string.
 """
 
 from __future__ import annotations
@@ -15,18 +16,32 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from rvforge import BuildContext, InputError
+from rvforge import BuildContext, InputError, Machine
 
 from rvforge_qemu.fdt import Node, parse_fdt
-from rvforge_qemu.tools import QEMU_SYSTEM, find_tool, qemu_version, startup_error
+from rvforge_qemu.profiles import settings_of
+from rvforge_qemu.qemubin import SystemQemu, system_qemu
+from rvforge_qemu.tools import startup_error
 
 
-def cpu_isa(cpu: str, ctx: BuildContext, *, machine: str = "") -> str:
-    """The ISA string of QEMU's ``-cpu cpu`` (cached); a CPU QEMU rejects raises an error
-    quoting QEMU."""
-    qemu = find_tool(QEMU_SYSTEM)
-    version = qemu_version(qemu)
-    key = hashlib.sha256(f"{version}\0{cpu}".encode()).hexdigest()[:20]
+def machine_isa(machine: Machine, ctx: BuildContext) -> str:
+    """The ISA of ``machine``'s CPU under the QEMU it runs on (see
+    :mod:`rvforge_qemu.qemubin`); a CPU model that QEMU lacks is refused (exit 2)."""
+    settings = settings_of(machine)
+    qemu = system_qemu(machine.options, ctx)
+    qemu.require_model(settings.model, machine.name)
+    return cpu_isa(settings.cpu, ctx, machine=machine.name, qemu=qemu)
+
+
+def cpu_isa(cpu: str, ctx: BuildContext, *, machine: str = "",
+            qemu: SystemQemu | None = None) -> str:
+    """The ISA string of ``-cpu cpu`` on ``qemu`` (default: the one :func:`system_qemu`
+    picks), cached; a CPU QEMU rejects raises an error quoting QEMU."""
+    qemu = qemu or system_qemu(None, ctx)
+    version = qemu.version
+    stat = qemu.path.stat()
+    key = hashlib.sha256(f"{qemu.path}\0{stat.st_mtime_ns}\0{stat.st_size}\0{version}\0{cpu}"
+                         .encode()).hexdigest()[:20]
     cache_file = ctx.cache("qemu", "isa") / f"{key}.json"
     if cache_file.is_file():
         try:
@@ -41,11 +56,11 @@ def cpu_isa(cpu: str, ctx: BuildContext, *, machine: str = "") -> str:
     return isa
 
 
-def _probe(qemu: Path, cpu: str, label: str) -> str:
+def _probe(qemu: SystemQemu, cpu: str, label: str) -> str:
     with tempfile.TemporaryDirectory(prefix="rvforge-dtb-") as tmp:
         dtb = Path(tmp) / "virt.dtb"
         result = subprocess.run(
-            [str(qemu), "-machine", f"virt,dumpdtb={dtb}", "-cpu", cpu, "-smp", "1",
+            [*qemu.base_args(), "-machine", f"virt,dumpdtb={dtb}", "-cpu", cpu, "-smp", "1",
              "-display", "none", "-nodefaults"],
             check=False, capture_output=True, text=True, timeout=60,
         )

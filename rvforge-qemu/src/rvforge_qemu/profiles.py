@@ -5,7 +5,9 @@ A profile is a :class:`rvforge.Machine` whose ``options`` hold the QEMU settings
 - ``cpu``: the ``-cpu`` string (default ``rv64``);
 - ``bios``: the ``-bios`` firmware (default ``default``: OpenSBI from qemu-system-data);
 - ``extra_args``: more QEMU arguments, a list or one shell-quoted string;
-- ``append``: more kernel command-line words.
+- ``append``: more kernel command-line words;
+- ``qemu``: the ``qemu-system-riscv64`` binary (default: ``--qemu``, ``$RVFORGE_QEMU``, PATH;
+  see :mod:`rvforge_qemu.qemubin`).
 
 User profiles come from ``[machines.NAME]`` tables in ``rvforge.toml`` with the same keys.
 """
@@ -17,8 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rvforge import Machine, UsageError
-
-from rvforge_qemu.tools import QEMU_SYSTEM, cpu_models, find_tool
 
 DEFAULT_CPU = "rv64"
 DEFAULT_BIOS = "default"
@@ -35,7 +35,8 @@ OPTIONAL_PROFILES = (
     ("qemu-virt-max", "max", "QEMU virt, -cpu max: every extension this QEMU implements"),
     ("qemu-virt-rva23", "rva23s64", "QEMU virt, -cpu rva23s64: the RVA23 profile"),
 )
-"""Registered only when the installed QEMU knows the CPU model (QEMU 7.2 has neither)."""
+"""Always registered; on a QEMU without the CPU model (7.2 has neither) resolving them is
+refused with the QEMU release that has it (:meth:`SystemQemu.require_model`)."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class QemuSettings:
 def settings_of(machine: Machine) -> QemuSettings:
     """Read and check ``machine.options``."""
     options = dict(machine.options)
-    known = {"cpu", "bios", "extra_args", "append", "smp"}  # smp: read by rvforge.config
+    known = {"cpu", "bios", "extra_args", "append", "qemu", "smp"}  # smp: read by rvforge.config
     unknown = sorted(set(options) - known)
     if unknown:
         raise UsageError(f"machine {machine.name!r}: unknown setting {unknown[0]!r} for the "
@@ -78,16 +79,9 @@ def _words(value: object, machine: str, key: str) -> tuple[str, ...]:
 
 
 def builtin_profiles() -> Iterator[Machine]:
-    """The base profiles, plus the optional ones the installed QEMU supports."""
-    for name, cpu, summary in BASE_PROFILES:
+    """The base profiles, then those needing a newer QEMU than 7.2."""
+    for name, cpu, summary in (*BASE_PROFILES, *OPTIONAL_PROFILES):
         yield _profile(name, cpu, summary)
-    try:
-        models = cpu_models(find_tool(QEMU_SYSTEM))
-    except Exception:
-        return
-    for name, cpu, summary in OPTIONAL_PROFILES:
-        if cpu in models:
-            yield _profile(name, cpu, summary)
 
 
 def _profile(name: str, cpu: str, summary: str) -> Machine:

@@ -12,12 +12,13 @@ Fixtures (both session-scoped):
 
 ``rvforge_guest``
     A :class:`~rvforge_qemu.session.Session` on the image given by ``--rvforge-image``
-    (machine ``--rvforge-machine``, kernel ``--rvforge-kernel``). ``run(argv or script,
+    (machine ``--rvforge-machine``, kernel ``--rvforge-kernel``, QEMU ``--rvforge-qemu``,
+    default ``$RVFORGE_QEMU`` or the one on PATH). ``run(argv or script,
     timeout=...)`` returns a :class:`rvforge.RunResult`: ``status``, ``stdout``,
     ``stderr`` (bytes), and ``diagnosis`` (explanations of illegal instructions).
 ``rvforge_boot``
-    ``rvforge_boot(image, machine=None, kernel=None)`` boots another image (once per
-    image, machine and kernel) and returns its session.
+    ``rvforge_boot(image, machine=None, kernel=None, qemu=None)`` boots another image (once
+    per image, machine, kernel and QEMU binary) and returns its session.
 
 Every guest is powered off (or killed) when the session ends.
 """
@@ -45,6 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("machine", "machine profile for rvforge_guest (default: qemu-virt)"),
         ("kernel", "kernel path or source for rvforge_guest (default: auto)"),
         ("timeout", f"seconds per boot and per command (default: {DEFAULT_TIMEOUT:g})"),
+        ("qemu", "qemu-system-riscv64 binary (default: $RVFORGE_QEMU, else PATH)"),
     ):
         group.addoption(f"--rvforge-{name}", dest=f"rvforge_{name}", help=help_text)
         parser.addini(f"rvforge_{name}", help_text)
@@ -56,17 +58,24 @@ def _setting(config: pytest.Config, name: str) -> str | None:
 
 @pytest.fixture(scope="session")
 def rvforge_boot(pytestconfig: pytest.Config) -> Iterator[Boot]:
-    """Boot an image once per (image, machine, kernel) for the whole session."""
+    """Boot an image once per (image, machine, kernel, QEMU) for the whole session."""
     from rvforge import build_registry
 
     timeout = float(_setting(pytestconfig, "timeout") or DEFAULT_TIMEOUT)
-    sessions: dict[tuple[str, str | None, str | None], Session] = {}
+    sessions: dict[tuple[str, str | None, str | None, str | None], Session] = {}
+    contexts: dict[str | None, BuildContext] = {}
+    registry = build_registry()
     with ExitStack() as stack:
-        ctx = stack.enter_context(BuildContext(build_registry()))
 
-        def boot(image: str | Path, machine: str | None = None,
-                 kernel: str | None = None) -> Session:
-            key = (str(Path(image).resolve()), machine, kernel)
+        def boot(image: str | Path, machine: str | None = None, kernel: str | None = None,
+                 qemu: str | Path | None = None) -> Session:
+            binary = str(qemu or _setting(pytestconfig, "qemu") or "") or None
+            key = (str(Path(image).resolve()), machine, kernel, binary)
+            if binary not in contexts:
+                settings = {"qemu": {"binary": binary}} if binary else {}
+                contexts[binary] = stack.enter_context(BuildContext(registry,
+                                                                    settings=settings))
+            ctx = contexts[binary]
             if key not in sessions:
                 target = ctx.registry.resolve_machine(machine, None, ctx)
                 launcher = ctx.registry.launchers.get(target.launcher or "qemu-virt")()

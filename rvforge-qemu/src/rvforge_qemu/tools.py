@@ -1,11 +1,10 @@
-"""Finding QEMU on the host, asking it what it is, and quoting its errors."""
+"""Finding host programs (``qemu-riscv64``...) and quoting QEMU's errors; which
+``qemu-system-riscv64`` to run is :mod:`rvforge_qemu.qemubin`'s."""
 
 from __future__ import annotations
 
-import functools
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 from rvforge import ToolMissingError, UsageError
@@ -28,31 +27,6 @@ def find_tool(name: str) -> Path:
             f"`sudo apt-get install --no-install-recommends {package}`"
         )
     return Path(found)
-
-
-def qemu_version(binary: Path) -> str:
-    """QEMU's version string (``7.2.22``) of ``binary``."""
-    return _version(str(binary), binary.stat().st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=8)
-def _version(binary: str, _mtime: int) -> str:
-    text = subprocess.run([binary, "--version"], check=False, capture_output=True,
-                          text=True).stdout
-    match = re.search(r"version (\S+)", text)
-    return match.group(1) if match else text.strip().splitlines()[0] if text.strip() else "?"
-
-
-def cpu_models(binary: Path) -> frozenset[str]:
-    """The ``-cpu`` model names ``binary`` knows (``rv64``, ``max``, ``rva23s64``...)."""
-    return _cpu_models(str(binary), binary.stat().st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=8)
-def _cpu_models(binary: str, _mtime: int) -> frozenset[str]:
-    text = subprocess.run([binary, "-cpu", "help"], check=False, capture_output=True,
-                          text=True).stdout
-    return frozenset(line.split()[0] for line in text.splitlines() if line.strip())
 
 
 def qemu_reason(stderr: str) -> str:

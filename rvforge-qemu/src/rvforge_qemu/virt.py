@@ -31,15 +31,15 @@ from rvforge import (
 from rvforge.protocol import SHELL_ARGUMENT
 
 from rvforge_qemu.console import IllegalInstruction
-from rvforge_qemu.cpuisa import cpu_isa
+from rvforge_qemu.cpuisa import machine_isa
 from rvforge_qemu.diskboot import boot_initramfs
 from rvforge_qemu.guest import Guest, GuestFailure, channel_args, die_with_parent
 from rvforge_qemu.image import image_file_finder
 from rvforge_qemu.kernels import resolve_kernel
 from rvforge_qemu.options import LaunchOptions, command_script, sink
 from rvforge_qemu.profiles import settings_of
+from rvforge_qemu.qemubin import system_qemu
 from rvforge_qemu.session import Session
-from rvforge_qemu.tools import QEMU_SYSTEM, find_tool
 
 KERNEL_ARGS = ("console=ttyS0", "rdinit=/init", "panic=-1")
 """Every boot's kernel command line starts with these (the machine's ``append`` follows)."""
@@ -64,9 +64,10 @@ class QemuVirt(Launcher):
 
     def machine_isa(self, machine: Machine, ctx: BuildContext) -> str:
         """The profile's ``isa`` if set, else what the installed QEMU reports for its CPU."""
-        if machine.isa:
-            return machine.isa
-        return cpu_isa(settings_of(machine).cpu, ctx, machine=machine.name)
+        return machine.isa or machine_isa(machine, ctx)
+
+    def host_tool(self, machine: Machine, ctx: BuildContext) -> str:
+        return system_qemu(machine.options, ctx).describe()
 
     def command_line(self, artifact: Artifact, machine: Machine, kernel: Kernel,
                      options: LaunchOptions, ctx: BuildContext) -> list[str]:
@@ -78,7 +79,8 @@ class QemuVirt(Launcher):
             if memory != (options.memory or machine.memory_mb):
                 ctx.log.info("more RAM so QEMU can load the initramfs", memory_mb=memory)
         argv = [
-            str(find_tool(QEMU_SYSTEM)), "-machine", "virt", "-cpu", settings.cpu,
+            *system_qemu(machine.options, ctx).base_args(), "-machine", "virt",
+            "-cpu", settings.cpu,
             "-smp", str(options.cpus or machine.cpus),
             "-m", f"{memory}M",
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",

@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -56,6 +57,20 @@ def _debug() -> bool:
 
 def load_registry() -> Registry:
     return build_registry()
+
+
+def with_qemu(plugin_settings: dict[str, Any], qemu: Path | None) -> dict[str, Any]:
+    """The config's ``[plugin.*]`` settings with ``--qemu PATH`` as ``[plugin.qemu] binary``
+    (rvforge-qemu reads it from ``ctx.settings``)."""
+    if qemu is None:
+        return plugin_settings
+    table = plugin_settings.get("qemu")
+    return {**plugin_settings, "qemu": {**(table if isinstance(table, dict) else {}),
+                                        "binary": str(qemu)}}
+
+
+QEMU_HELP = ("The qemu-system-riscv64 binary (default: $RVFORGE_QEMU, else the one on PATH; "
+             "a machine profile's qemu = \"...\" wins).")
 
 
 def version_text() -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from rvforge.cli.common import handle_errors, load_registry
+from rvforge.cli.common import QEMU_HELP, handle_errors, load_registry, with_qemu
 from rvforge.config import load_config
-from rvforge.errors import UsageError
+from rvforge.errors import RvforgeError, ToolMissingError, UsageError
 from rvforge.options import flag_name, option_fields
 from rvforge.registry import Registry
 
@@ -89,35 +90,39 @@ def machines(
                                           "implements (may run QEMU).")] = True,
     config: Annotated[Any, typer.Option(help="Config file with [machines.*] tables.")]
     = None,
+    qemu: Annotated[Path | None, typer.Option(help=QEMU_HELP)] = None,
 ) -> None:
-    """List machine profiles: launcher, ISA, memory and CPUs."""
-    from pathlib import Path
-
+    """List machine profiles: launcher, ISA, memory and CPUs, for the QEMU named first."""
     from rvforge.context import BuildContext
 
     registry = load_registry()
-    for profile in load_config(Path(config) if config else None).machines:
+    settings = load_config(Path(config) if config else None)
+    for profile in settings.machines:
         registry.add_machine(profile)
     rows = []
-    with BuildContext(registry) as ctx:
+    with BuildContext(registry, settings=with_qemu(settings.plugins, qemu)) as ctx:
+        try:
+            runs_on = _host_tool(registry, registry.default_machine(), ctx)
+        except ToolMissingError:
+            runs_on = ""  # no QEMU here: each row says so
         for reg in registry.machines:
             machine = reg.component
-            if resolve:
-                try:
-                    machine = registry.resolve_machine(machine.name, None, ctx)
-                except Exception as error:
-                    rows.append({"name": machine.name, "launcher": machine.launcher,
-                                 "isa": None, "error": str(error), "plugin": reg.plugin,
-                                 "memory_mb": machine.memory_mb, "cpus": machine.cpus,
-                                 "summary": machine.summary})
-                    continue
-            rows.append({"name": machine.name, "launcher": machine.launcher,
-                         "isa": machine.isa, "memory_mb": machine.memory_mb,
-                         "cpus": machine.cpus, "summary": machine.summary,
-                         "plugin": reg.plugin, "options": dict(machine.options)})
+            row = {"name": machine.name, "launcher": machine.launcher, "isa": machine.isa,
+                   "memory_mb": machine.memory_mb, "cpus": machine.cpus,
+                   "summary": machine.summary, "plugin": reg.plugin,
+                   "options": dict(machine.options), "runs_on": ""}
+            try:
+                row["runs_on"] = _host_tool(registry, machine.name, ctx)
+                if resolve:
+                    row["isa"] = registry.resolve_machine(machine.name, None, ctx).isa
+            except RvforgeError as error:
+                row.update(isa=None, error=str(error))
+            rows.append(row)
     if format == "json":
         typer.echo(json.dumps(rows, indent=2))
         return
+    if runs_on:
+        typer.echo(f"machines on {runs_on}:")
     default = registry.default_machine()
     for row in rows:
         mark = "*" if row["name"] == default else " "
@@ -126,3 +131,13 @@ def machines(
                    f"{row['memory_mb']:>6} MB {row['cpus']} cpus  {isa}")
         if row.get("summary"):
             typer.echo(f"    {row['summary']}")
+        if row["runs_on"] and row["runs_on"] != runs_on:
+            typer.echo(f"    runs on {row['runs_on']}")
+
+
+def _host_tool(registry: Registry, name: str, ctx: Any) -> str:
+    """What runs machine ``name`` here, as its launcher says (``""`` for none)."""
+    machine = registry.machines.get(name)
+    if not machine.launcher or machine.launcher not in registry.launchers:
+        return ""
+    return registry.launchers.get(machine.launcher)().host_tool(machine, ctx)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from rvforge.artifacts import Artifact, BootResult
-from rvforge.cli.common import handle_errors, load_registry
+from rvforge.cli.common import QEMU_HELP, handle_errors, load_registry, with_qemu
 from rvforge.config import load_config
 from rvforge.context import BuildContext
 from rvforge.errors import BootFailedError, UsageError
@@ -52,12 +52,14 @@ def boot(
     = None,
     cpus: Annotated[int | None, typer.Option(help="CPUs (overrides the profile).")] = None,
     config: Annotated[Path | None, typer.Option(help="Config file.")] = None,
+    qemu: Annotated[Path | None, typer.Option(help=QEMU_HELP)] = None,
 ) -> None:
     """Boot IMAGE, wait for rvforge's ready marker, shut down; exit 4 if it never came."""
     registry = load_registry()
-    for profile in load_config(config).machines:
+    settings = load_config(config)
+    for profile in settings.machines:
         registry.add_machine(profile)
-    with BuildContext(registry) as ctx:
+    with BuildContext(registry, settings=with_qemu(settings.plugins, qemu)) as ctx:
         target = registry.resolve_machine(machine, None, ctx)
         if not target.launcher:
             raise UsageError(f"machine {target.name!r} has no launcher; install rvforge-qemu "
@@ -89,6 +91,7 @@ def run(
     memory: Annotated[int | None, typer.Option(help="RAM in MB.")] = None,
     cpus: Annotated[int | None, typer.Option(help="CPUs.")] = None,
     config: Annotated[Path | None, typer.Option(help="Config file.")] = None,
+    qemu: Annotated[Path | None, typer.Option(help=QEMU_HELP)] = None,
 ) -> None:
     """Boot IMAGE, run COMMAND in the guest, print its output (as it comes; the kernel's
     console is kept apart) and exit with its status. A command that did not finish (timeout,
@@ -96,9 +99,10 @@ def run(
     if not command:
         raise UsageError("no command: rvforge run IMAGE -- CMD [ARGS...]")
     registry = load_registry()
-    for profile in load_config(config).machines:
+    settings = load_config(config)
+    for profile in settings.machines:
         registry.add_machine(profile)
-    with BuildContext(registry) as ctx:
+    with BuildContext(registry, settings=with_qemu(settings.plugins, qemu)) as ctx:
         target = registry.resolve_machine(machine, None, ctx)
         name = launcher or target.launcher
         if not name:
