@@ -1,8 +1,9 @@
 """Provide QEMU 10 beside the host's QEMU 7.2 for the tests: ``make setup-qemu10``.
 
 Bookworm's backports suite carries QEMU 10. Its ``qemu-system-riscv``, ``qemu-system-data``
-and ``opensbi`` (the firmware ``-bios default`` loads) packages are fetched from the Debian mirror of this machine's apt
-sources by the ``Filename:`` of the suite's signed ``Packages.xz`` (InRelease checked with
+and ``opensbi`` (the firmware ``-bios default`` loads) packages are fetched from the Debian
+mirror of this machine's apt sources by the ``Filename:`` of the suite's signed
+``Packages.xz`` (InRelease checked with
 ``gpgv`` and the host's debian-archive-keyring, the index against the Release, each ``.deb``
 against the index: rvforge-debootstrap's :class:`DebianArchive` does all three), then
 unpacked with ``dpkg -x`` into DEST (default ``build/qemu-10``). Nothing is installed and

@@ -14,8 +14,8 @@ from rvforge import BuildContext, Machine, ToolMissingError, UsageError
 from rvforge_qemu.cpuisa import cpu_isa, isa_of_dtb, with_vlen
 from rvforge_qemu.fdt import parse_fdt
 from rvforge_qemu.profiles import settings_of
-from rvforge_qemu.sigill import isa_extensions
 from rvforge_qemu.qemubin import system_qemu
+from rvforge_qemu.sigill import isa_extensions
 from rvforge_qemu.tools import QEMU_SYSTEM
 
 pytestmark = pytest.mark.qemu
