@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from typing import TYPE_CHECKING
 
 from rvforge import BuildContext, InputError, ToolMissingError, Tree, UsageError
 from rvforge.formats.directory import read_directory
 
 from rvforge_debootstrap.firstboot import HOOK, HOOK_DIR
 from rvforge_debootstrap.mirror import choose_mirror
-from rvforge_debootstrap.provider import ARCH
+from rvforge_debootstrap.options import ARCH, DebootstrapOptions
 from rvforge_debootstrap.release import DEFAULT_KEYRING
-
-if TYPE_CHECKING:
-    from rvforge_debootstrap.provider import DebootstrapOptions
 
 SECOND_STAGE = """#!/bin/sh
 # rvforge-debootstrap: run debootstrap's second stage on first boot, then remove this hook.

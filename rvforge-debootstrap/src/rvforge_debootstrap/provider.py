@@ -25,8 +25,6 @@ import dataclasses
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from rvforge import BuildContext, Provider, Tree
 from rvforge.net.download import write_atomic
@@ -35,53 +33,14 @@ from rvforge_debootstrap.archive import DebianArchive
 from rvforge_debootstrap.deb import add_to_tree
 from rvforge_debootstrap.dpkgdb import Unpacked, write_database
 from rvforge_debootstrap.index import Package, PackageIndex
+from rvforge_debootstrap.options import ARCH, DebootstrapOptions
 from rvforge_debootstrap.resolve import resolve
 
-VARIANTS = ("extract", "essential", "minbase", "standard")
-CONFIGURE = ("auto", "binfmt", "vm", "first-boot", "none")
-BACKENDS = ("python", "debootstrap", "mmdebstrap")
-ARCH = "riscv64"
 RESOLVER_VERSION = 1
 """Part of the resolution cache key: bump when resolution rules change."""
 MERGED_USR = {"/bin": "usr/bin", "/sbin": "usr/sbin", "/lib": "usr/lib"}
 """Created before unpacking, as debootstrap does, so no package's ``./lib/`` directory
 member can shadow the merged-/usr links base-files ships."""
-
-
-@dataclass
-class DebootstrapOptions:
-    """Options of the ``debootstrap`` provider.
-
-    :param release: suite or codename (``trixie``, ``stable``, ``testing``, ``sid``).
-    :param mirror: mirror URL or path (default: ``$RVFORGE_DEBIAN_MIRROR``, else the host's
-        apt sources).
-    :param package: extra packages (repeatable); their dependencies come too.
-    :param variant: ``extract``, ``essential``, ``minbase`` or ``standard``.
-    :param configure: how maintainer scripts run: ``auto`` (``vm`` for disk images, else
-        ``first-boot``), ``binfmt`` (as root, through a qemu-riscv64 binfmt_misc handler),
-        ``vm``, ``first-boot`` or ``none``.
-    :param backend: ``python``, ``debootstrap`` or ``mmdebstrap``.
-    :param keyring: keyring that signs the suite (default: debian-archive-keyring).
-    """
-
-    release: str = "trixie"
-    mirror: str | None = None
-    package: list[str] = field(default_factory=list)
-    variant: str = "minbase"
-    configure: str = "auto"
-    backend: str = "python"
-    keyring: Path | None = None
-
-    def __post_init__(self) -> None:
-        for name, allowed in (("variant", VARIANTS), ("configure", CONFIGURE),
-                              ("backend", BACKENDS)):
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ValueError(f"--{name} must be one of {', '.join(allowed)}, not {value!r}")
-        packages = []
-        for item in self.package:
-            packages += [p for p in item.replace(",", " ").split() if p]
-        self.package = packages
 
 
 class DebootstrapProvider(Provider):
@@ -95,7 +54,7 @@ class DebootstrapProvider(Provider):
         return f"debian-{options.release}-{options.variant}"
 
     def provide(self, options: DebootstrapOptions, ctx: BuildContext) -> Tree:
-        from rvforge_debootstrap import backends, configure
+        from rvforge_debootstrap import backends, configure  # on use: plugin loading stays light
 
         if options.backend != "python":
             return backends.provide_with_tool(options, ctx)
