@@ -1,5 +1,9 @@
 """Fixtures shared by every test directory of the workspace.
 
+The workspace's tests use rvforge-core's testing helpers as any plugin's tests would: by
+opting in (``pytest_plugins`` below), not through an entry point that would load them into
+every pytest session on the machine.
+
 * ``alpine_tarball``: the real Alpine 3.20.3 riscv64 minirootfs (tests/data/alpine).
 * ``riscv_cc``: compile C (or assembly) for riscv64 with ``riscv64-linux-gnu-gcc``.
 * ``rvforge_cli``: run the real ``rvforge`` executable in a subprocess.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import importlib.metadata
 import os
 import re
 import shutil
@@ -32,6 +37,12 @@ ALPINE_TARBALL = DATA / "alpine" / "alpine-minirootfs-3.20.3-riscv64.tar.gz"
 ALPINE_SHA256 = "290d402a3e2770a74e86caf1e43205dbf337b9aec1610c6c6d8ffbd2d52796a1"
 PROGRAMS = DATA / "programs"
 RISCV_CC = "riscv64-linux-gnu-gcc"
+
+# A venv synced before rvforge-core 0.2 still loads the helpers through the old pytest11
+# entry point, and pytest refuses a plugin registered twice: `uv sync` makes this moot.
+if "rvforge.testing" not in {ep.value for ep in importlib.metadata.entry_points(
+        group="pytest11")}:
+    pytest_plugins = ["rvforge.testing"]
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,12 @@ class ProbeLauncher(rvforge.Launcher):
         self.probes.append(machine.name)
         return f"rv64imafdc_{machine.options['ext']}"
 
+    def boot(self, artifact, machine, options, ctx) -> rvforge.BootResult:
+        return rvforge.BootResult(ok=False, reason="the probe launcher boots nothing")
+
+    def run(self, artifact, machine, argv, options, ctx) -> rvforge.RunResult:
+        return rvforge.RunResult(ok=False, reason="the probe launcher runs nothing")
+
 
 PLUGIN = types.SimpleNamespace(
     rvforge_register_launchers=rvforge.hookimpl(lambda register: register(ProbeLauncher)),

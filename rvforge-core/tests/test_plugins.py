@@ -174,7 +174,8 @@ def test_registering_a_non_component_is_a_plugin_error(rvforge_plugin_manager) -
 
 def test_two_packers_claiming_one_suffix_is_an_error(rvforge_plugin_manager) -> None:
     def packer(name: str) -> type[rvforge.Packer]:
-        return type(name, (rvforge.Packer,), {"name": name, "suffixes": (".img",)})
+        return type(name, (rvforge.Packer,), {"name": name, "suffixes": (".img",),
+                                              "pack": lambda self, *args: None})
 
     plugin = types.SimpleNamespace(rvforge_register_packers=rvforge.hookimpl(
         lambda register: [register(packer("one")), register(packer("two"))]))
@@ -215,3 +216,94 @@ def test_example_plugin_builds_through_the_real_cli(rvforge_cli, tmp_path: Path)
                                    else "etc/hostname").read() == b"rv\n"
 
 
+
+
+MISSPELT_HOOK = """
+    import rvforge
+
+    class P(rvforge.Provider):
+        name = "typo"
+
+        def provide(self, options, ctx):
+            return rvforge.Tree()
+
+    @rvforge.hookimpl
+    def rvforge_register_provider(register):
+        register(P)
+"""
+
+RAISING_HOOK = """
+    import rvforge
+
+    class O(rvforge.Overlay):
+        name = "half-registered"
+
+        def apply(self, tree, options, ctx):
+            pass
+
+    @rvforge.hookimpl
+    def rvforge_register_overlays(register):
+        register(O)
+
+    @rvforge.hookimpl
+    def rvforge_register_packers(register):
+        raise RuntimeError("oops")
+"""
+
+
+def build_a_tar(rvforge_cli, site: Path, tmp_path: Path, **env: str):
+    source = tmp_path / "root"
+    (source / "etc").mkdir(parents=True, exist_ok=True)
+    (source / "etc" / "hostname").write_text("rv\n")
+    return rvforge_cli("build", "--provider", "local", "--source", str(source), "-o",
+                       str(tmp_path / "out.tar"), env=cli_env(site, **env))
+
+
+@pytest.mark.parametrize(("source", "error"), [
+    (MISSPELT_HOOK, "implements 'rvforge_register_provider', which is not an rvforge hook; "
+                    "did you mean 'rvforge_register_providers'?"),
+    (RAISING_HOOK, "rvforge_register_packers: RuntimeError: oops"),
+], ids=["misspelt hook", "raising hook"])
+def test_a_plugin_with_a_bad_hook_is_named_and_skipped_by_every_command(
+        rvforge_cli, site, tmp_path, source, error) -> None:
+    make_distribution(site, "rvforge-bad", "rvforge_bad", source)
+    version = rvforge_cli("--version", env=cli_env(site))
+    assert version.returncode == 0, version.stderr
+    assert "plugin rvforge-bad: FAILED" in version.stdout and error in version.stdout
+    listed = rvforge_cli("plugins", "--format", "json", env=cli_env(site))
+    assert listed.returncode == 0, listed.stderr
+    plugins = {p["name"]: p for p in json.loads(listed.stdout)}
+    assert error in plugins["rvforge-bad"]["error"] and not plugins["rvforge-bad"]["hooks"]
+    assert "example" in plugins and plugins["example"]["error"] is None
+    built = build_a_tar(rvforge_cli, site, tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert "Traceback" not in built.stderr and "rvforge-bad" in built.stderr
+    assert "half-registered" not in rvforge_cli("plugins", env=cli_env(site)).stdout
+
+
+def test_strict_mode_makes_a_misspelt_hook_fatal(rvforge_cli, site, tmp_path) -> None:
+    make_distribution(site, "rvforge-bad", "rvforge_bad", MISSPELT_HOOK)
+    built = build_a_tar(rvforge_cli, site, tmp_path, RVFORGE_STRICT_PLUGINS="1")
+    assert built.returncode == 2
+    assert built.stderr.strip().splitlines() == [
+        "rvforge: error: plugin 'rvforge-bad' (rvforge-bad 1.2.3) failed to load: "
+        "PluginError: implements 'rvforge_register_provider', which is not an rvforge hook; "
+        "did you mean 'rvforge_register_providers'? (unset RVFORGE_STRICT_PLUGINS to skip it)"]
+    assert not (tmp_path / "out.tar").exists()
+
+
+def test_a_component_missing_an_abstract_method_is_refused_naming_the_plugin(
+        rvforge_plugin_manager) -> None:
+    class Lazy(rvforge.Provider):
+        name = "lazy"
+
+    plugin = types.SimpleNamespace(
+        rvforge_register_providers=rvforge.hookimpl(lambda register: register(Lazy)))
+    with registered_plugin(rvforge_plugin_manager, plugin, "lazy-plugin"):
+        registry = Registry(rvforge_plugin_manager)
+    assert "lazy" not in registry.providers
+    [failure] = rvforge_plugin_manager.failures
+    assert failure.name == "lazy-plugin"
+    assert failure.error == (
+        "rvforge_register_providers: PluginError: plugin 'lazy-plugin': provider class Lazy "
+        "does not implement provide (abstract in rvforge.Provider)")

@@ -25,16 +25,17 @@ _EXPORTS = {
                        "ExitCode", "InputError", "PluginError", "RvforgeError",
                        "ToolMissingError", "UnknownComponentError", "UnsafePathError",
                        "UsageError"),
-    "rvforge.findings": ("FileRecord", "Finding", "Severity"),
+    "rvforge.findings": ("FileRecord", "Finding", "FindingCode", "Severity"),
     "rvforge.hookspecs": ("hookimpl", "hookspec"),
     "rvforge.loading": ("load_path",),
     "rvforge.machines": ("Machine",),
     "rvforge.options": ("build_options",),
-    "rvforge.pipeline": ("Step", "pack"),
+    "rvforge.pipeline": ("pack",),
     "rvforge.progress": ("Progress",),
     "rvforge.protocol": ("CONTROL_PORT", "INIT_SCRIPT", "READY_MARKER", "STDERR_PORT",
                          "STDOUT_PORT"),
     "rvforge.registry": ("Registry", "build_registry"),
+    "rvforge.spec": ("AuditReport", "BuildReport", "BuildSpec", "Step"),
     "rvforge.tree": ("Content", "Entry", "EntryKind", "HostFile", "InlineBytes", "Tree",
                      "check_symlink_target", "normalize"),
 }
@@ -43,10 +44,13 @@ _HOMES = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [
     "Artifact",
     "AuditFailedError",
+    "AuditReport",
     "Auditor",
     "BootFailedError",
     "BootResult",
     "BuildContext",
+    "BuildReport",
+    "BuildSpec",
     "CONTROL_PORT",
     "ChecksumMismatchError",
     "Component",
@@ -56,6 +60,7 @@ __all__ = [
     "ExitCode",
     "FileRecord",
     "Finding",
+    "FindingCode",
     "HostFile",
     "INIT_SCRIPT",
     "InlineBytes",
@@ -134,12 +139,12 @@ if TYPE_CHECKING:
         UnsafePathError,
         UsageError,
     )
-    from rvforge.findings import FileRecord, Finding, Severity
+    from rvforge.findings import FileRecord, Finding, FindingCode, Severity
     from rvforge.hookspecs import hookimpl, hookspec
     from rvforge.loading import load_path
     from rvforge.machines import Machine
     from rvforge.options import build_options
-    from rvforge.pipeline import Step, pack
+    from rvforge.pipeline import pack
     from rvforge.progress import Progress
     from rvforge.protocol import (
         CONTROL_PORT,
@@ -149,6 +154,7 @@ if TYPE_CHECKING:
         STDOUT_PORT,
     )
     from rvforge.registry import Registry, build_registry
+    from rvforge.spec import AuditReport, BuildReport, BuildSpec, Step
     from rvforge.tree import (
         Content,
         Entry,

@@ -6,19 +6,25 @@ dataclass declaring the settings it takes (from CLI flags and ``rvforge.toml``).
 subclass these bases and hand the classes to the ``register`` callback of the matching
 ``rvforge_register_*`` hook. rvforge instantiates a component with no arguments and passes
 its options to each call.
+
+The bases are abstract: the registry refuses a class that leaves one of its family's
+abstract methods unimplemented, naming the plugin. Bases that take options are generic in
+their type, so ``class MyProvider(Provider[MyOptions])`` type-checks
+``provide(self, options: MyOptions, ctx)``.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 if TYPE_CHECKING:
     from rvforge.artifacts import Artifact, BootResult, RunResult
     from rvforge.context import BuildContext
-    from rvforge.findings import FileRecord, Finding
+    from rvforge.findings import FileRecord, Finding, FindingCode
     from rvforge.machines import Machine
     from rvforge.tree import Tree
 
@@ -28,7 +34,11 @@ class NoOptions:
     """Options of a component that takes none."""
 
 
-class Component:
+OptionsT = TypeVar("OptionsT")
+"""The type of a component's options (its ``Options`` dataclass)."""
+
+
+class Component(ABC):
     """Common shape of every component class."""
 
     name: ClassVar[str]
@@ -39,33 +49,40 @@ class Component:
     """A dataclass of the settings the component accepts."""
 
 
-class Provider(Component):
+class Provider(Component, Generic[OptionsT]):
     """Produces the base :class:`~rvforge.Tree` (download, verify, cache, unpack)."""
 
-    def provide(self, options: object, ctx: BuildContext) -> Tree:
+    @abstractmethod
+    def provide(self, options: OptionsT, ctx: BuildContext) -> Tree:
         """Return the base tree described by ``options``."""
-        raise NotImplementedError
 
-    def describe(self, options: object) -> str:
+    def describe(self, options: OptionsT) -> str:
         """A short label for default output names (``alpine-3.20.3``): name and release."""
         release = getattr(options, "release", None)
         return f"{self.name}-{release}" if release else self.name
 
 
-class Overlay(Component):
+class Overlay(Component, Generic[OptionsT]):
     """Changes the tree: adds host files, writes ``/init``, installs packages."""
 
-    def apply(self, tree: Tree, options: object, ctx: BuildContext) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def apply(self, tree: Tree, options: OptionsT, ctx: BuildContext) -> None:
+        """Change ``tree`` in place as ``options`` say."""
 
 
 class Auditor(Component):
     """Reads the tree and the target machine, yields findings (and optional file facts)."""
 
+    codes: ClassVar[tuple[FindingCode, ...]] = ()
+    """The finding codes it reports, each with a one-line description and the fix: SARIF
+    output describes its rules with them, the text report closes with the fixes."""
+
+    @abstractmethod
     def audit(
         self, tree: Tree, machine: Machine, ctx: BuildContext
     ) -> Iterable[Finding | FileRecord]:
-        raise NotImplementedError
+        """Yield a :class:`~rvforge.Finding` per problem (``ctx.deep`` asks for the
+        instruction sweep too) and, optionally, :class:`~rvforge.FileRecord` facts."""
 
 
 class Packer(Component):
@@ -76,14 +93,24 @@ class Packer(Component):
     kind: ClassVar[str] = "initramfs"
     """The :attr:`~rvforge.Artifact.kind` of what it writes."""
 
+    @abstractmethod
     def pack(self, tree: Tree, output: Path, fmt: str, ctx: BuildContext) -> None:
         """Write ``tree`` to ``output`` in format ``fmt`` (a suffix without its dot,
         ``cpio.gz``). ``output`` is a temporary name; the pipeline hashes and renames it."""
-        raise NotImplementedError
 
 
-class Launcher(Component):
-    """Boots an artifact on a machine and reports what happened."""
+class Launcher(Component, Generic[OptionsT]):
+    """Boots an artifact on a machine and reports what happened.
+
+    ``rvforge boot`` and ``rvforge run`` build the launcher's ``Options`` from the fields
+    of these names that it declares, leaving out flags the user did not give (so the
+    dataclass's defaults apply): ``kernel`` (``--kernel``: a kernel image path or a kernel
+    source name), ``timeout`` (``--timeout``, seconds), ``console_log`` (``--console-log``,
+    a :class:`~pathlib.Path`), ``memory`` (``--memory``, MB) and ``cpus`` (``--cpus``)
+    overriding the machine profile's, ``interactive`` (``boot --interactive``: attach the
+    console to the terminal) and ``stream`` (always ``True`` for ``run``: copy the
+    command's output to rvforge's stdout/stderr as it arrives).
+    """
 
     def machine_isa(self, machine: Machine, ctx: BuildContext) -> str:
         """The ISA string ``machine``'s CPU implements (default: ``machine.isa``)."""
@@ -94,13 +121,18 @@ class Launcher(Component):
         for ``rvforge machines``; ``""`` when there is nothing to say."""
         return ""
 
-    def boot(self, artifact: Artifact, machine: Machine, options: object,
+    @abstractmethod
+    def boot(self, artifact: Artifact, machine: Machine, options: OptionsT,
              ctx: BuildContext) -> BootResult:
-        raise NotImplementedError
+        """Boot ``artifact`` on ``machine`` until rvforge's ready marker
+        (:data:`rvforge.protocol.READY_MARKER`) or ``options.timeout``; return whether it
+        came (``ok``), and the console's tail and diagnosis when not."""
 
-    def run(self, artifact: Artifact, machine: Machine, argv: list[str], options: object,
+    @abstractmethod
+    def run(self, artifact: Artifact, machine: Machine, argv: list[str], options: OptionsT,
             ctx: BuildContext) -> RunResult:
-        raise NotImplementedError
+        """Boot ``artifact``, run ``argv`` in the guest and return its exit status and
+        output (``status`` is ``None`` if it never finished)."""
 
 
 @dataclass(frozen=True)
@@ -117,19 +149,11 @@ class Kernel:
     modules: Path | None = None
 
 
-class KernelSource(Component):
+class KernelSource(Component, Generic[OptionsT]):
     """Finds or fetches a kernel (``--kernel NAME``)."""
 
-    def fetch(self, options: object, ctx: BuildContext) -> Kernel:
-        raise NotImplementedError
+    @abstractmethod
+    def fetch(self, options: OptionsT, ctx: BuildContext) -> Kernel:
+        """Return the kernel ``options`` describe, downloading it into the cache if
+        needed."""
 
-
-FAMILIES: dict[str, type[Component]] = {
-    "provider": Provider,
-    "overlay": Overlay,
-    "auditor": Auditor,
-    "packer": Packer,
-    "launcher": Launcher,
-    "kernel": KernelSource,
-}
-"""Component families by name, as used in messages and ``rvforge plugins``."""

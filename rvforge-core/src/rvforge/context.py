@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ from rvforge.progress import Progress
 
 if TYPE_CHECKING:
     from rvforge.registry import Registry
+    from rvforge.spec import BuildSpec
 
 
 def default_cache_dir() -> Path:
@@ -45,10 +47,11 @@ class BuildContext:
     :param progress: progress bars for long steps.
     :param offline: use only the cache; never touch the network.
     :param strict: turn warnings that may hide problems into errors.
-    :param deep: auditors sweep instructions, not only attributes.
+    :param deep: auditors sweep instructions, not only attributes (a build's comes from
+        :attr:`BuildSpec.deep <rvforge.spec.BuildSpec.deep>`).
     :param source_date_epoch: clamp for mtimes in packed artifacts.
-    :param artifact_kind: what the build writes (``initramfs``, ``disk``, ``tar``), set by
-        the pipeline before the provider runs; ``None`` for a bare ``rvforge audit``.
+    :param artifact_kind: what the build writes (``initramfs``, ``disk``, ``tar``), from
+        the build's spec; ``None`` outside a build (a bare ``rvforge audit``).
     :param settings: free-form settings from the config for plugins (``[plugin.NAME]``).
     :param http: the HTTP client downloads use (one connection pool per build; contexts
         copied with :func:`dataclasses.replace` share it). Closed with the context.
@@ -82,6 +85,15 @@ class BuildContext:
         path = self.scratch_dir.joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def for_build(self, spec: BuildSpec) -> BuildContext:
+        """This context with the values ``spec`` fixes for the whole build (``deep``,
+        ``artifact_kind``). It shares the cache, scratch space and HTTP client with this
+        one, which keeps owning them (closing this one releases them)."""
+        if self.scratch_dir is None:
+            self.scratch()
+        return dataclasses.replace(self, deep=spec.deep, artifact_kind=spec.artifact_kind,
+                                   _own_scratch=False)
 
     def close(self) -> None:
         self.http.close()

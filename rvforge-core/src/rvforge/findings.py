@@ -62,3 +62,18 @@ class FileRecord:
 
     path: str
     facts: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FindingCode:
+    """A finding code an auditor declares (:attr:`rvforge.Auditor.codes`): the rule that
+    SARIF output describes and the fix the text report names.
+
+    :param code: the :attr:`Finding.code` (``isa-required``): the SARIF rule id.
+    :param summary: one line on what the finding means.
+    :param fix: one line on what to do about it (empty if there is nothing to do).
+    """
+
+    code: str
+    summary: str
+    fix: str = ""

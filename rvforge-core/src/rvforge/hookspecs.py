@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from rvforge.components import Auditor, KernelSource, Launcher, Overlay, Packer, Provider
     from rvforge.context import BuildContext
     from rvforge.machines import Machine
-    from rvforge.pipeline import BuildReport, BuildSpec
+    from rvforge.spec import BuildReport, BuildSpec
     from rvforge.tree import Tree
 
 PROJECT = "rvforge"

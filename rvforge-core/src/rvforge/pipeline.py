@@ -1,9 +1,10 @@
 """The build pipeline: provider → overlays → auditors → packer, one call each.
 
-:func:`build` takes a resolved :class:`BuildSpec` and returns a :class:`BuildReport`. Data
-flows one way. Error findings stop the build before packing unless the spec says
-otherwise; the artifact is written under a temporary name and renamed into place at the
-end, so a failed or interrupted build leaves no output file.
+:func:`build` takes a resolved :class:`~rvforge.spec.BuildSpec` and returns a
+:class:`~rvforge.spec.BuildReport`. Data flows one way. Error findings stop the build
+before packing unless the spec says otherwise; the artifact is written under a temporary
+name and renamed into place at the end, so a failed or interrupted build leaves no output
+file.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import dataclasses
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,96 +23,17 @@ from rvforge.errors import AuditFailedError, UsageError
 from rvforge.findings import FileRecord, Finding, Severity
 from rvforge.machines import Machine
 from rvforge.registry import Registry
-from rvforge.tree import Tree, TreeStats
 
+# the spec types lived here before rvforge-core 0.2; kept importable for one release
+from rvforge.spec import AuditReport, BuildReport, BuildSpec, Step
+from rvforge.tree import Tree
 
-@dataclass
-class Step:
-    """A component with its options, as the pipeline calls it."""
-
-    name: str
-    options: Any
-
-
-@dataclass
-class BuildSpec:
-    """Everything a build needs, resolved from the CLI and ``rvforge.toml``.
-
-    :param provider: the provider and its options.
-    :param overlays: overlays in the order they run.
-    :param packer: the packer and the format it writes (``cpio.gz``).
-    :param output: the artifact's final path.
-    :param machine: the target machine (its ``isa`` already resolved).
-    :param auditors: names of the auditors to run (default: all registered).
-    :param audit: ``enforce`` (errors stop the build), ``warn-only`` (errors are reported
-        but the build goes on) or ``off``.
-    """
-
-    provider: Step
-    overlays: list[Step]
-    packer: Step
-    format: str
-    output: Path
-    machine: Machine
-    auditors: list[str] | None = None
-    audit: str = "enforce"
-
-
-@dataclass
-class AuditReport:
-    """The findings of every auditor on one tree, and per-file facts."""
-
-    machine: Machine
-    findings: list[Finding] = field(default_factory=list)
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)
-    auditors: list[str] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity is Severity.ERROR]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity is Severity.WARNING]
-
-    def sorted_findings(self) -> list[Finding]:
-        return sorted(self.findings, key=lambda f: (f.severity.rank, f.path or "", f.code))
-
-
-@dataclass
-class BuildReport:
-    """What a build did.
-
-    :param artifact: the output (path, format, sha256, size).
-    :param stats: entry counts by kind and file bytes of the final tree.
-    :param audit: the audit report (empty when the audit was off).
-    :param timings: seconds per phase (``provide``, ``overlay:NAME``, ``audit``, ``pack``).
-    """
-
-    spec: BuildSpec
-    artifact: Artifact
-    stats: TreeStats
-    audit: AuditReport
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "artifact": {
-                "path": str(self.artifact.path), "kind": self.artifact.kind,
-                "format": self.artifact.format, "sha256": self.artifact.sha256,
-                "size": self.artifact.size,
-            },
-            "entries": self.stats.counts,
-            "file_bytes": self.stats.file_bytes,
-            "machine": self.spec.machine.name,
-            "isa": self.spec.machine.isa,
-            "findings": [f.to_json() for f in self.audit.sorted_findings()],
-            "timings": {k: round(v, 3) for k, v in self.timings.items()},
-        }
+__all__ = ["AuditReport", "BuildReport", "BuildSpec", "Step", "apply_overlays", "audit",
+           "build", "pack", "provide"]
 
 
 def provide(registry: Registry, step: Step, ctx: BuildContext) -> Tree:
-    provider: Provider = registry.providers.get(step.name)()
+    provider: Provider[Any] = registry.providers.get(step.name)()
     return provider.provide(step.options, ctx)
 
 
@@ -120,7 +41,7 @@ def apply_overlays(registry: Registry, tree: Tree, steps: Iterable[Step], ctx: B
                    timings: dict[str, float] | None = None) -> None:
     for step in steps:
         start = time.monotonic()
-        overlay: Overlay = registry.overlays.get(step.name)()
+        overlay: Overlay[Any] = registry.overlays.get(step.name)()
         ctx.log.info("overlay", overlay=step.name)
         overlay.apply(tree, step.options, ctx)
         if timings is not None:
@@ -135,6 +56,7 @@ def audit(registry: Registry, tree: Tree, machine: Machine, ctx: BuildContext,
     report = AuditReport(machine, auditors=list(names))
     for name in names:
         auditor: Auditor = registry.auditors.get(name)()
+        report.codes.update((code.code, code) for code in auditor.codes)
         for item in auditor.audit(tree, machine, ctx):
             if isinstance(item, Finding):
                 report.findings.append(dataclasses.replace(item, auditor=name))
@@ -170,10 +92,15 @@ def pack(registry: Registry, tree: Tree, step: Step, fmt: str, output: Path,
 
 def build(registry: Registry, spec: BuildSpec, ctx: BuildContext) -> BuildReport:
     """Run the whole pipeline for ``spec``; raise :class:`AuditFailedError` on audit errors
-    (unless ``spec.audit`` is ``warn-only`` or ``off``)."""
+    (unless ``spec.audit`` is ``warn-only`` or ``off``).
+
+    Components and hooks receive ``ctx`` as :meth:`BuildContext.for_build` derives it, with
+    the values the spec fixes (deep audit, artifact kind)."""
     hook = registry.pm.hook
     timings: dict[str, float] = {}
-    ctx.artifact_kind = registry.packers.get(spec.packer.name).kind
+    if spec.artifact_kind is None:
+        spec = dataclasses.replace(spec, artifact_kind=registry.packers.get(spec.packer.name).kind)
+    ctx = ctx.for_build(spec)
     hook.rvforge_build_start(spec=spec, ctx=ctx)
 
     start = time.monotonic()
@@ -190,8 +117,8 @@ def build(registry: Registry, spec: BuildSpec, ctx: BuildContext) -> BuildReport
         report = audit(registry, tree, spec.machine, ctx, spec.auditors)
         timings["audit"] = time.monotonic() - start
         for finding in report.sorted_findings():
-            log = ctx.log.error if finding.severity is Severity.ERROR else ctx.log.warning
             if finding.severity is not Severity.INFO:
+                log = ctx.log.error if finding.severity is Severity.ERROR else ctx.log.warning
                 log(finding.message, code=finding.code, path=finding.path)
         if report.errors and spec.audit == "enforce":
             raise AuditFailedError(

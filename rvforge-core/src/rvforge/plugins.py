@@ -16,6 +16,7 @@ is no module-level manager). Environment variables, as in llm and pytest:
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import os
@@ -130,7 +131,11 @@ def _load_entrypoints(pm: PluginManager, strict: bool) -> None:
         try:
             plugin = ep.load()
             pm.register_plugin(plugin, PluginInfo(ep.name, ep.value, dist, version))
+            check_hooks(pm, ep.name)
         except Exception as error:
+            if pm.has_plugin(ep.name):
+                pm.unregister(name=ep.name)
+                pm.infos.pop(ep.name, None)
             message = f"{type(error).__name__}: {error}"
             failure = PluginInfo(ep.name, ep.value, dist, version, error=message)
             if strict:
@@ -141,6 +146,21 @@ def _load_entrypoints(pm: PluginManager, strict: bool) -> None:
             pm.failures.append(failure)
             log.warning("plugin failed to load; skipping it", plugin=ep.name,
                         distribution=dist, version=version, error=message)
+
+
+def check_hooks(pm: PluginManager, name: str) -> None:
+    """Refuse plugin ``name`` if it implements a hook rvforge does not define (a misspelt
+    ``rvforge_register_provider``), naming the closest real hook."""
+    plugin = pm.get_plugin(name)
+    known = [hook for hook in vars(pm.hook) if not hook.startswith("_")
+             and getattr(pm.hook, hook).has_spec()]
+    for caller in pm.get_hookcallers(plugin) or []:
+        if caller.has_spec() or all(impl.optionalhook for impl in caller.get_hookimpls()
+                                    if impl.plugin is plugin):
+            continue
+        close = difflib.get_close_matches(caller.name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise PluginError(f"implements {caller.name!r}, which is not an rvforge hook{hint}")
 
 
 def _env_list(name: str) -> set[str] | None:

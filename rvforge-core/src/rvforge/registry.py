@@ -17,7 +17,6 @@ import structlog
 
 from rvforge.components import (
     Auditor,
-    Component,
     KernelSource,
     Launcher,
     Overlay,
@@ -89,18 +88,22 @@ class Family(Generic[T]):
     def plugin_of(self, name: str) -> str:
         return self._items[name].plugin
 
+    def drop_plugin(self, plugin: str) -> None:
+        """Forget every component ``plugin`` registered (it failed and is skipped)."""
+        self._items = {n: r for n, r in self._items.items() if r.plugin != plugin}
+
 
 class Registry:
     """Every component the loaded plugins contribute, one :class:`Family` per kind."""
 
     def __init__(self, pm: PluginManager) -> None:
         self.pm = pm
-        self.providers: Family[type[Provider]] = Family("provider")
-        self.overlays: Family[type[Overlay]] = Family("overlay")
+        self.providers: Family[type[Provider[Any]]] = Family("provider")
+        self.overlays: Family[type[Overlay[Any]]] = Family("overlay")
         self.auditors: Family[type[Auditor]] = Family("auditor")
         self.packers: Family[type[Packer]] = Family("packer")
-        self.launchers: Family[type[Launcher]] = Family("launcher")
-        self.kernels: Family[type[KernelSource]] = Family("kernel source")
+        self.launchers: Family[type[Launcher[Any]]] = Family("launcher")
+        self.kernels: Family[type[KernelSource[Any]]] = Family("kernel source")
         self.machines: Family[Machine] = Family("machine")
         self._collect("rvforge_register_providers", self.providers, Provider)
         self._collect("rvforge_register_overlays", self.overlays, Overlay)
@@ -171,7 +174,6 @@ class Registry:
 
     def _collect(self, hook_name: str, family: Family[Any], base: type) -> None:
         hook = getattr(self.pm.hook, hook_name)
-        log = structlog.get_logger("rvforge.plugins")
         for impl in hook.get_hookimpls():  # registration order: built-ins first
             plugin = impl.plugin_name
 
@@ -186,19 +188,28 @@ class Registry:
             except (DuplicateComponentError, UsageError):
                 raise
             except Exception as error:
-                info: PluginInfo = self.pm.info(plugin)
-                message = f"{type(error).__name__}: {error}"
-                if env_flag("RVFORGE_STRICT_PLUGINS"):
-                    raise PluginError(
-                        f"plugin {plugin!r} ({info.distribution} {info.version}) failed in "
-                        f"{hook_name}: {message}"
-                    ) from error
-                self.pm.failures.append(
-                    PluginInfo(info.name, info.module, info.distribution, info.version,
-                               info.builtin, error=f"{hook_name}: {message}")
-                )
-                log.warning("plugin hook failed; skipping it", plugin=plugin, hook=hook_name,
-                            error=message)
+                self._skip(plugin, hook_name, error)
+
+    def _skip(self, plugin: str, hook_name: str, error: Exception) -> None:
+        """Report a plugin whose registration failed and drop it: its components from
+        every family, itself from the manager (no later hook of it runs)."""
+        info: PluginInfo = self.pm.info(plugin)
+        message = f"{type(error).__name__}: {error}"
+        if env_flag("RVFORGE_STRICT_PLUGINS"):
+            raise PluginError(
+                f"plugin {plugin!r} ({info.distribution} {info.version}) failed in "
+                f"{hook_name}: {message}"
+            ) from error
+        self.pm.failures.append(
+            PluginInfo(info.name, info.module, info.distribution, info.version,
+                       info.builtin, error=f"{hook_name}: {message}")
+        )
+        for family in self.families.values():
+            family.drop_plugin(plugin)
+        self.pm.unregister(name=plugin)
+        self.pm.infos.pop(plugin, None)
+        structlog.get_logger("rvforge.plugins").warning(
+            "plugin hook failed; skipping it", plugin=plugin, hook=hook_name, error=message)
 
     @staticmethod
     def _check_component(component: Any, base: type, family: str, plugin: str) -> None:
@@ -207,12 +218,17 @@ class Registry:
                 raise PluginError(f"plugin {plugin!r} registered {component!r} as a machine; "
                                   "pass a rvforge.Machine instance")
             return
-        if not (isinstance(component, type) and issubclass(component, Component)):
+        if not (isinstance(component, type) and issubclass(component, base)):
             raise PluginError(f"plugin {plugin!r} registered {component!r} as a {family}; "
                               f"pass a subclass of rvforge.{base.__name__}")
         if not getattr(component, "name", None):
             raise PluginError(f"plugin {plugin!r}: {family} class {component.__name__} has "
                               "no name")
+        missing = sorted(getattr(component, "__abstractmethods__", ()))
+        if missing:
+            raise PluginError(f"plugin {plugin!r}: {family} class {component.__name__} does "
+                              f"not implement {', '.join(missing)} (abstract in "
+                              f"rvforge.{base.__name__})")
 
     def _check_packer_suffixes(self) -> None:
         owners: dict[str, str] = {}

@@ -1,5 +1,7 @@
-"""pytest helpers for plugin authors (loaded automatically through the ``pytest11`` entry
-point when rvforge-core is installed).
+"""pytest helpers for plugin authors. Opt in, as with tox's ``tox.pytest``: run
+``pytest -p rvforge.testing`` or put ``pytest_plugins = ["rvforge.testing"]`` in your
+top-level ``conftest.py`` (the helpers below import without it; the fixtures need it).
+Installing rvforge-core loads nothing into other projects' pytest sessions.
 
 Fixtures:
 
@@ -74,7 +76,8 @@ def registered_plugin(pm: PluginManager, plugin: object, name: str | None = None
     try:
         yield plugin
     finally:
-        pm.unregister(plugin)
+        if pm.is_registered(plugin):  # a registry drops a plugin whose hook failed
+            pm.unregister(plugin)
         pm.infos.pop(name, None)
 
 

@@ -1,8 +1,12 @@
-"""pytest plugin: test riscv64 software in a booted guest (entry point ``pytest11``).
+"""pytest plugin: test riscv64 software in a booted guest.
 
-Boot an image once per test session and run commands in it::
+Opt in with ``pytest -p rvforge_qemu.pytest_plugin`` or ``pytest_plugins =
+["rvforge_qemu.pytest_plugin"]`` in your top-level ``conftest.py`` (installing
+rvforge-qemu loads nothing into other projects' pytest sessions). Boot an image once per
+test session and run commands in it::
 
-    # pytest --rvforge-image build/app.cpio.gz   (or rvforge_image = ... in the ini file)
+    # pytest -p rvforge_qemu.pytest_plugin --rvforge-image build/app.cpio.gz
+    # (or rvforge_image = ... in the ini file)
     def test_uname(rvforge_guest):
         result = rvforge_guest.run(["uname", "-m"])
         assert result.status == 0

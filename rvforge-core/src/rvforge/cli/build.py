@@ -1,21 +1,20 @@
-"""``rvforge build``: assemble, audit and pack an image."""
+"""``rvforge build``: parse the flags, resolve the spec (:mod:`rvforge.spec`), run the
+pipeline, print the report."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from rvforge import pipeline
 from rvforge.cli.common import handle_errors, load_registry
-from rvforge.config import AUDIT_MODES, Config, load_config
+from rvforge.config import load_config
 from rvforge.context import BuildContext
 from rvforge.errors import UsageError
-from rvforge.options import build_options, parse_extra_args
-from rvforge.pipeline import BuildSpec, Step
-from rvforge.registry import Registry
+from rvforge.spec import BuildFlags, resolve_spec
 
 
 def register(app: typer.Typer) -> None:
@@ -82,16 +81,15 @@ def build(
     registry = load_registry()
     for profile in settings.machines:
         registry.add_machine(profile)
-    cli = {
-        "provider": provider, "output": output, "packer": packer, "machine": machine,
-        "isa": isa, "deep": deep or None, "init": init,
-        "audit": "off" if no_audit else ("warn-only" if audit_warn_only else None),
-    }
-    provider_values = {"source": source, "release": release, "mirror": mirror,
-                       "package": package or None}
+    flags = BuildFlags(
+        provider=provider, output=output, packer=packer, machine=machine, isa=isa,
+        deep=deep or None, init=init,
+        audit="off" if no_audit else ("warn-only" if audit_warn_only else None),
+        provider_values={"source": source, "release": release, "mirror": mirror,
+                         "package": package or None},
+        extra_args=list(ctx.args), overlays=overlay or [])
     with BuildContext(registry, offline=offline, settings=settings.plugins) as bctx:
-        spec = make_spec(registry, settings, cli, provider_values, list(ctx.args),
-                         overlay or [], bctx)
+        spec = resolve_spec(registry, settings, flags, bctx)
         report = pipeline.build(registry, spec, bctx)
     if format == "json":
         typer.echo(json.dumps(report.to_json(), indent=2))
@@ -106,82 +104,3 @@ def build(
         typer.echo(f"  audit for {spec.machine.name} ({spec.machine.isa}): "
                    f"{len(audit.errors)} errors, {len(audit.warnings)} warnings")
 
-
-def make_spec(registry: Registry, config: Config, cli: dict[str, Any],
-              provider_values: dict[str, Any], extra_args: list[str], overlays: list[str],
-              ctx: BuildContext) -> BuildSpec:
-    """Merge ``rvforge.toml`` and the command line (which wins) into a :class:`BuildSpec`."""
-    settings = {**config.build, **{k: v for k, v in cli.items() if v is not None}}
-    provider_name = settings.get("provider")
-    if not provider_name:
-        known = ", ".join(registry.providers.names())
-        raise UsageError(f"no provider: pass --provider NAME (known: {known}) or set "
-                         "[build] provider in rvforge.toml")
-    provider_cls = registry.providers.get(provider_name)
-    owner = f"provider {provider_name!r}"
-    values = dict(config.provider)
-    values.update({k: v for k, v in provider_values.items() if v is not None})
-    values.update(parse_extra_args(provider_cls.Options, extra_args, owner=owner))
-    provider_options = build_options(provider_cls.Options, values, owner=owner)
-
-    output = Path(settings.get("output") or default_output(provider_cls(), provider_options))
-    if settings.get("packer"):
-        packer_cls = registry.packers.get(settings["packer"])
-        fmt = _format_for(packer_cls, output.name)
-    else:
-        packer_cls, fmt = registry.packer_for(output.name)
-
-    steps = [overlay_step(registry, table, "rvforge.toml [[overlay]]") for table in
-             config.overlays]
-    steps += [overlay_step(registry, parse_overlay_flag(flag), f"--overlay {flag}")
-              for flag in overlays]
-    init = settings.get("init")
-    if init or (init is None and packer_cls.kind == "initramfs" and "init" in
-                registry.overlays):
-        steps.append(Step("init", build_options(registry.overlays.get("init").Options,
-                                                {"replace": bool(init)}, owner="overlay 'init'")))
-
-    ctx.deep = bool(settings.get("deep", False))
-    machine = registry.resolve_machine(settings.get("machine"), settings.get("isa"), ctx)
-    audit = settings.get("audit", "enforce")
-    if audit not in AUDIT_MODES:
-        raise UsageError(f"audit must be one of {', '.join(AUDIT_MODES)}, not {audit!r}")
-    auditors = settings.get("auditors")
-    if auditors is not None:
-        for name in auditors:
-            registry.auditors.get(name)
-    return BuildSpec(Step(provider_name, provider_options), steps,
-                     Step(packer_cls.name, None), fmt, output, machine, auditors, audit)
-
-
-def default_output(provider: Any, options: Any) -> str:
-    return f"build/{provider.describe(options)}-riscv64.cpio.gz"
-
-
-def parse_overlay_flag(flag: str) -> dict[str, Any]:
-    """``SRC:DEST`` → the options of a ``dir`` or ``file`` overlay (by what SRC is)."""
-    source, sep, dest = flag.rpartition(":")
-    if not sep or not source or not dest.startswith("/"):
-        raise UsageError(f"--overlay {flag!r}: expected SRC:DEST with DEST an absolute path "
-                         "in the image, e.g. --overlay ./payload:/opt/payload")
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise UsageError(f"--overlay {flag!r}: {source} does not exist")
-    return {"name": "dir" if path.is_dir() else "file", "source": str(path), "dest": dest}
-
-
-def overlay_step(registry: Registry, table: dict[str, Any], where: str) -> Step:
-    values = dict(table)
-    name = values.pop("name")
-    overlay_cls = registry.overlays.get(name)
-    return Step(name, build_options(overlay_cls.Options, values, owner=f"overlay {name!r} "
-                                    f"({where})"))
-
-
-def _format_for(packer_cls: Any, output_name: str) -> str:
-    for suffix in sorted(packer_cls.suffixes, key=len, reverse=True):
-        if output_name.endswith(suffix):
-            return suffix.lstrip(".")
-    if not packer_cls.suffixes:
-        return packer_cls.name
-    return packer_cls.suffixes[0].lstrip(".")

@@ -10,44 +10,12 @@ import json
 from typing import Any
 
 from rvforge.findings import Finding, Severity
-from rvforge.pipeline import AuditReport
+from rvforge.spec import AuditReport
 
 FORMATS = ("text", "json", "sarif")
 
 FILE_KEYS = ("path", "machine", "abi", "arch_attribute", "missing")
 """Keys every entry of the JSON ``files`` list has (``instructions`` too with --deep)."""
-
-RULES: dict[str, str] = {
-    "isa-required": "The ELF's ISA attribute or e_flags require an extension the CPU lacks",
-    "isa-instructions": "The code holds instructions of an extension the CPU lacks",
-    "isa-unknown": "The ELF's ISA attribute cannot be read",
-    "abi-mismatch": "The ELF's ABI (float ABI, XLEN) differs from the root's C library",
-    "not-riscv": "An ELF file for another architecture",
-    "elf-unreadable": "A truncated or corrupt ELF file",
-    "interp-missing": "The program's dynamic loader (PT_INTERP) is not in the tree",
-    "needed-missing": "A DT_NEEDED library is not found on the loader's search path",
-    "libc-mismatch": "A glibc object on a musl root, or the reverse",
-    "symbol-version-missing": "A required symbol version is not defined by the library",
-    "size-exceeds-memory": "The unpacked initramfs does not fit the machine's memory",
-}
-"""Finding codes of the built-in auditors and what each means (SARIF rules)."""
-
-FIXES: dict[str, str] = {
-    "isa-required": "boot a machine that has the extension (--machine), or rebuild the "
-                    "file for the CPU (-march=rv64gc)",
-    "isa-instructions": "check the file selects code at run time, or rebuild it without "
-                        "the extension",
-    "abi-mismatch": "rebuild with the root's ABI (-mabi=lp64d on Debian and Alpine)",
-    "not-riscv": "replace the file with its riscv64 build",
-    "elf-unreadable": "reinstall or recopy the file",
-    "interp-missing": "add the C library whose loader it names",
-    "needed-missing": "add the packages that ship the missing libraries",
-    "libc-mismatch": "use a root with the C library the file was built for, or rebuild it",
-    "symbol-version-missing": "use a newer release of the root, or rebuild against it",
-    "size-exceeds-memory": "give the machine more memory (--machine / [machines]) or write "
-                           "a disk image (-o image.ext4)",
-}
-"""One line per code: what to do about it (the text report's closing lines)."""
 
 _SARIF_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
@@ -102,21 +70,24 @@ def to_text(report: AuditReport) -> str:
     codes = sorted({f.code for f in report.findings if f.severity is not Severity.INFO},
                    key=lambda c: min(f.severity.rank for f in report.findings if f.code == c))
     for code in codes:
-        if code in FIXES:
-            lines.append(f"fix {code}: {FIXES[code]}")
+        declared = report.codes.get(code)
+        if declared is not None and declared.fix:
+            lines.append(f"fix {code}: {declared.fix}")
     return "\n".join(lines) + "\n"
 
 
 def to_sarif(report: AuditReport) -> dict[str, Any]:
-    """SARIF 2.1.0 with one run: rules for every code seen, one result per finding."""
+    """SARIF 2.1.0 with one run: rules for every code seen (described as their auditors
+    declare them), one result per finding."""
     codes = sorted({f.code for f in report.findings})
     index = {code: n for n, code in enumerate(codes)}
     rules = []
     for code in codes:
+        declared = report.codes.get(code)
         rule: dict[str, Any] = {"id": code, "name": code.replace("-", " ").title().replace(
-            " ", ""), "shortDescription": {"text": RULES.get(code, code)}}
-        if code in FIXES:
-            rule["help"] = {"text": FIXES[code]}
+            " ", ""), "shortDescription": {"text": declared.summary if declared else code}}
+        if declared is not None and declared.fix:
+            rule["help"] = {"text": declared.fix}
         rules.append(rule)
     results = []
     for finding in report.sorted_findings():

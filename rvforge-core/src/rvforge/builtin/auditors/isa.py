@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from rvforge.components import Auditor
 from rvforge.context import BuildContext
-from rvforge.findings import FileRecord, Finding, Severity
+from rvforge.findings import FileRecord, Finding, FindingCode, Severity
 from rvforge.machines import Machine
 from rvforge.riscv.elf import (
     SETJMP_IMPORTS,
@@ -80,6 +80,22 @@ class IsaAuditor(Auditor):
 
     name = "isa"
     summary = "every ELF's ISA attribute, e_flags ABI and (--deep) instructions vs the CPU"
+    codes = (
+        FindingCode("isa-required",
+                    "The ELF's ISA attribute or e_flags require an extension the CPU lacks",
+                    "boot a machine that has the extension (--machine), or rebuild the file for "
+                    "the CPU (-march=rv64gc)"),
+        FindingCode("isa-instructions", "The code holds instructions of an extension the CPU lacks",
+                    "check the file selects code at run time, or rebuild it without the extension"),
+        FindingCode("isa-unknown", "The ELF's ISA attribute cannot be read"),
+        FindingCode("abi-mismatch",
+                    "The ELF's ABI (float ABI, XLEN) differs from the root's C library",
+                    "rebuild with the root's ABI (-mabi=lp64d on Debian and Alpine)"),
+        FindingCode("not-riscv", "An ELF file for another architecture",
+                    "replace the file with its riscv64 build"),
+        FindingCode("elf-unreadable", "A truncated or corrupt ELF file",
+                    "reinstall or recopy the file"),
+    )
 
     def audit(self, tree: Tree, machine: Machine, ctx: BuildContext
               ) -> Iterator[Finding | FileRecord]:

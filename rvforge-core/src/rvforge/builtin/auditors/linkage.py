@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from rvforge.components import Auditor
 from rvforge.context import BuildContext
-from rvforge.findings import Finding, Severity
+from rvforge.findings import Finding, FindingCode, Severity
 from rvforge.machines import Machine
 from rvforge.riscv.elf import ElfInfo
 from rvforge.tree import Tree
@@ -42,6 +42,18 @@ class LinkageAuditor(Auditor):
 
     name = "linkage"
     summary = "PT_INTERP, DT_NEEDED (RUNPATH, ld.so.conf, musl path) and libc family"
+    codes = (
+        FindingCode("interp-missing", "The program's dynamic loader (PT_INTERP) is not in the tree",
+                    "add the C library whose loader it names"),
+        FindingCode("needed-missing",
+                    "A DT_NEEDED library is not found on the loader's search path",
+                    "add the packages that ship the missing libraries"),
+        FindingCode("libc-mismatch", "A glibc object on a musl root, or the reverse",
+                    "use a root with the C library the file was built for, or rebuild it"),
+        FindingCode("symbol-version-missing",
+                    "A required symbol version is not defined by the library",
+                    "use a newer release of the root, or rebuild against it"),
+    )
 
     def audit(self, tree: Tree, machine: Machine, ctx: BuildContext) -> Iterator[Finding]:
         files = elf_files(tree, ctx)

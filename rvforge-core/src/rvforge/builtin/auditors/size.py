@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from rvforge.components import Auditor
 from rvforge.context import BuildContext
-from rvforge.findings import Finding, Severity
+from rvforge.findings import Finding, FindingCode, Severity
 from rvforge.machines import Machine
 from rvforge.tree import EntryKind, Tree
 
@@ -45,6 +45,12 @@ class SizeAuditor(Auditor):
 
     name = "size"
     summary = "the unpacked initramfs fits the machine's memory with room to boot"
+    codes = (
+        FindingCode("size-exceeds-memory",
+                    "The unpacked initramfs does not fit the machine's memory",
+                    "give the machine more memory (--machine / [machines]) or write a disk image "
+                    "(-o image.ext4)"),
+    )
 
     def audit(self, tree: Tree, machine: Machine, ctx: BuildContext) -> Iterator[Finding]:
         if (ctx.artifact_kind or "initramfs") != "initramfs":

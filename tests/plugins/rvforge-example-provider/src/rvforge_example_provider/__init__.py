@@ -27,7 +27,7 @@ class SkeletonOptions:
     source: Path | None = None
 
 
-class SkeletonProvider(rvforge.Provider):
+class SkeletonProvider(rvforge.Provider[SkeletonOptions]):
     name = "skeleton"
     summary = "an empty FHS skeleton (example third-party plugin)"
     Options = SkeletonOptions

@@ -1,0 +1,238 @@
+"""What a build is: the resolved :class:`BuildSpec`, the reports it produces, and how a spec
+is resolved from the command line and ``rvforge.toml`` (:func:`resolve_spec`).
+
+The CLI parses flags into :class:`BuildFlags` and prints reports; everything in between —
+which provider, overlays, packer, output, machine and audit a build has — is decided here,
+once, before the pipeline runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rvforge.config import AUDIT_MODES, Config
+from rvforge.errors import UsageError
+from rvforge.findings import FindingCode, Severity
+from rvforge.options import build_options, parse_extra_args
+
+if TYPE_CHECKING:
+    from rvforge.artifacts import Artifact
+    from rvforge.components import Packer, Provider
+    from rvforge.context import BuildContext
+    from rvforge.findings import Finding
+    from rvforge.machines import Machine
+    from rvforge.registry import Registry
+    from rvforge.tree import TreeStats
+
+__all__ = ["AuditReport", "BuildFlags", "BuildReport", "BuildSpec", "Step", "resolve_spec"]
+
+
+@dataclass
+class Step:
+    """A component with its options, as the pipeline calls it."""
+
+    name: str
+    options: Any
+
+
+@dataclass
+class BuildSpec:
+    """Everything a build needs, resolved from the CLI and ``rvforge.toml``.
+
+    :param provider: the provider and its options.
+    :param overlays: overlays in the order they run.
+    :param packer: the packer and the format it writes (``cpio.gz``).
+    :param output: the artifact's final path.
+    :param machine: the target machine (its ``isa`` already resolved).
+    :param auditors: names of the auditors to run (default: all registered).
+    :param audit: ``enforce`` (errors stop the build), ``warn-only`` (errors are reported
+        but the build goes on) or ``off``.
+    :param deep: auditors sweep instructions, not only ELF attributes.
+    :param artifact_kind: what the packer writes (``initramfs``, ``disk``, ``tar``); the
+        pipeline takes it from the packer when ``None``.
+    """
+
+    provider: Step
+    overlays: list[Step]
+    packer: Step
+    format: str
+    output: Path
+    machine: Machine
+    auditors: list[str] | None = None
+    audit: str = "enforce"
+    deep: bool = False
+    artifact_kind: str | None = None
+
+
+@dataclass
+class AuditReport:
+    """The findings of every auditor on one tree, per-file facts, and the finding codes
+    the auditors that ran declare (:attr:`rvforge.Auditor.codes`)."""
+
+    machine: Machine
+    findings: list[Finding] = field(default_factory=list)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    auditors: list[str] = field(default_factory=list)
+    codes: dict[str, FindingCode] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.WARNING]
+
+    def sorted_findings(self) -> list[Finding]:
+        return sorted(self.findings, key=lambda f: (f.severity.rank, f.path or "", f.code))
+
+
+@dataclass
+class BuildReport:
+    """What a build did.
+
+    :param artifact: the output (path, format, sha256, size).
+    :param stats: entry counts by kind and file bytes of the final tree.
+    :param audit: the audit report (empty when the audit was off).
+    :param timings: seconds per phase (``provide``, ``overlay:NAME``, ``audit``, ``pack``).
+    """
+
+    spec: BuildSpec
+    artifact: Artifact
+    stats: TreeStats
+    audit: AuditReport
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "artifact": {
+                "path": str(self.artifact.path), "kind": self.artifact.kind,
+                "format": self.artifact.format, "sha256": self.artifact.sha256,
+                "size": self.artifact.size,
+            },
+            "entries": self.stats.counts,
+            "file_bytes": self.stats.file_bytes,
+            "machine": self.spec.machine.name,
+            "isa": self.spec.machine.isa,
+            "findings": [f.to_json() for f in self.audit.sorted_findings()],
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+@dataclass
+class BuildFlags:
+    """What the command line says about a build; ``None`` (or empty) is "not given", so
+    ``rvforge.toml`` or the default applies.
+
+    :param provider_values: the provider options with flags of their own (``source``,
+        ``release``, ``mirror``, ``package``).
+    :param extra_args: the rest of the command line, parsed against the provider's
+        ``Options`` (``--variant minbase``).
+    :param overlays: ``--overlay SRC:DEST`` values, in order.
+    :param audit: ``off``, ``warn-only``, or ``None`` for the config's (default enforce).
+    """
+
+    provider: str | None = None
+    output: Path | None = None
+    packer: str | None = None
+    machine: str | None = None
+    isa: str | None = None
+    deep: bool | None = None
+    init: bool | None = None
+    audit: str | None = None
+    provider_values: dict[str, Any] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
+    overlays: list[str] = field(default_factory=list)
+
+    def build_settings(self) -> dict[str, Any]:
+        """The ``[build]``-table keys the command line sets."""
+        values = {"provider": self.provider, "output": self.output, "packer": self.packer,
+                  "machine": self.machine, "isa": self.isa, "deep": self.deep,
+                  "init": self.init, "audit": self.audit}
+        return {k: v for k, v in values.items() if v is not None}
+
+
+def resolve_spec(registry: Registry, config: Config, flags: BuildFlags, ctx: BuildContext
+                 ) -> BuildSpec:
+    """Merge ``rvforge.toml`` and the command line (which wins) into a :class:`BuildSpec`.
+
+    ``ctx`` is used to work out the machine's ISA (its launcher may ask QEMU)."""
+    settings = {**config.build, **flags.build_settings()}
+    provider_name = settings.get("provider")
+    if not provider_name:
+        known = ", ".join(registry.providers.names())
+        raise UsageError(f"no provider: pass --provider NAME (known: {known}) or set "
+                         "[build] provider in rvforge.toml")
+    provider_cls = registry.providers.get(provider_name)
+    owner = f"provider {provider_name!r}"
+    values = dict(config.provider)
+    values.update({k: v for k, v in flags.provider_values.items() if v is not None})
+    values.update(parse_extra_args(provider_cls.Options, flags.extra_args, owner=owner))
+    provider_options = build_options(provider_cls.Options, values, owner=owner)
+
+    output = Path(settings.get("output") or default_output(provider_cls(), provider_options))
+    if settings.get("packer"):
+        packer_cls = registry.packers.get(settings["packer"])
+        fmt = format_for(packer_cls, output.name)
+    else:
+        packer_cls, fmt = registry.packer_for(output.name)
+
+    steps = [overlay_step(registry, table, "rvforge.toml [[overlay]]") for table in
+             config.overlays]
+    steps += [overlay_step(registry, parse_overlay_flag(flag), f"--overlay {flag}")
+              for flag in flags.overlays]
+    init = settings.get("init")
+    if init or (init is None and packer_cls.kind == "initramfs" and "init" in
+                registry.overlays):
+        steps.append(Step("init", build_options(registry.overlays.get("init").Options,
+                                                {"replace": bool(init)}, owner="overlay 'init'")))
+
+    machine = registry.resolve_machine(settings.get("machine"), settings.get("isa"), ctx)
+    audit = settings.get("audit", "enforce")
+    if audit not in AUDIT_MODES:
+        raise UsageError(f"audit must be one of {', '.join(AUDIT_MODES)}, not {audit!r}")
+    auditors = settings.get("auditors")
+    if auditors is not None:
+        for name in auditors:
+            registry.auditors.get(name)
+    return BuildSpec(Step(provider_name, provider_options), steps,
+                     Step(packer_cls.name, None), fmt, output, machine, auditors, audit,
+                     deep=bool(settings.get("deep", False)), artifact_kind=packer_cls.kind)
+
+
+def default_output(provider: Provider[Any], options: Any) -> str:
+    return f"build/{provider.describe(options)}-riscv64.cpio.gz"
+
+
+def parse_overlay_flag(flag: str) -> dict[str, Any]:
+    """``SRC:DEST`` → the options of a ``dir`` or ``file`` overlay (by what SRC is)."""
+    source, sep, dest = flag.rpartition(":")
+    if not sep or not source or not dest.startswith("/"):
+        raise UsageError(f"--overlay {flag!r}: expected SRC:DEST with DEST an absolute path "
+                         "in the image, e.g. --overlay ./payload:/opt/payload")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise UsageError(f"--overlay {flag!r}: {source} does not exist")
+    return {"name": "dir" if path.is_dir() else "file", "source": str(path), "dest": dest}
+
+
+def overlay_step(registry: Registry, table: dict[str, Any], where: str) -> Step:
+    """The overlay step an ``[[overlay]]`` table (or a parsed ``--overlay``) describes."""
+    values = dict(table)
+    name = values.pop("name")
+    overlay_cls = registry.overlays.get(name)
+    return Step(name, build_options(overlay_cls.Options, values, owner=f"overlay {name!r} "
+                                    f"({where})"))
+
+
+def format_for(packer_cls: type[Packer], output_name: str) -> str:
+    """The format ``packer_cls`` writes for ``output_name`` (its longest matching suffix,
+    else its first)."""
+    for suffix in sorted(packer_cls.suffixes, key=len, reverse=True):
+        if output_name.endswith(suffix):
+            return suffix.lstrip(".")
+    if not packer_cls.suffixes:
+        return packer_cls.name
+    return packer_cls.suffixes[0].lstrip(".")
