@@ -13,6 +13,7 @@ from rvforge.cli.common import QEMU_HELP, handle_errors, load_registry, with_qem
 from rvforge.config import load_config
 from rvforge.context import BuildContext
 from rvforge.errors import BootFailedError, UsageError
+from rvforge.machines import AUTO_MACHINE, machine_for_image
 from rvforge.options import build_options
 
 
@@ -39,7 +40,8 @@ def _report_failure(result: BootResult) -> None:
 @handle_errors
 def boot(
     image: Annotated[Path, typer.Argument(help="An initramfs or ext4 image rvforge built.")],
-    machine: Annotated[str | None, typer.Option(help="Machine profile.")] = None,
+    machine: Annotated[str | None, typer.Option(help="Machine profile, or auto: the smallest "
+                                                "whose CPU has what the image needs.")] = None,
     kernel: Annotated[str | None, typer.Option(help="Kernel image path or kernel source "
                                                "name (default: auto).")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds to wait for the ready "
@@ -61,6 +63,8 @@ def boot(
         registry.add_machine(profile)
     with BuildContext(registry, settings=with_qemu(settings.plugins, qemu)) as ctx:
         target = registry.resolve_machine(machine, None, ctx)
+        if target.name == AUTO_MACHINE:
+            target = machine_for_image(image, registry, ctx)
         if not target.launcher:
             raise UsageError(f"machine {target.name!r} has no launcher; install rvforge-qemu "
                              "or pick another --machine")
@@ -79,7 +83,8 @@ def run(
     image: Annotated[Path, typer.Argument(help="An image rvforge built.")],
     command: Annotated[list[str], typer.Argument(help="Command and arguments to run in the "
                                                  "guest (after --).")],
-    machine: Annotated[str | None, typer.Option(help="Machine profile.")] = None,
+    machine: Annotated[str | None, typer.Option(help="Machine profile, or auto: the smallest "
+                                                "whose CPU has what the image needs.")] = None,
     launcher: Annotated[str | None, typer.Option(help="Launcher overriding the profile's "
                                                  "(e.g. qemu-user).")] = None,
     kernel: Annotated[str | None, typer.Option(help="Kernel image path or source name.")]
@@ -104,6 +109,8 @@ def run(
         registry.add_machine(profile)
     with BuildContext(registry, settings=with_qemu(settings.plugins, qemu)) as ctx:
         target = registry.resolve_machine(machine, None, ctx)
+        if target.name == AUTO_MACHINE:
+            target = machine_for_image(image, registry, ctx)
         name = launcher or target.launcher
         if not name:
             raise UsageError(f"machine {target.name!r} has no launcher; pass --launcher")

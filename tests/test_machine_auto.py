@@ -1,0 +1,122 @@
+"""``--machine auto``: the smallest bootable profile whose CPU has every extension the
+image's files need, on build (before the audit), boot and run; exit 2 when none has them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rvforge import BuildContext, Tree, UsageError
+from rvforge.machines import needed_extensions, pick_machine
+from rvforge.registry import build_registry
+from rvforge.tree import HostFile
+
+pytestmark = pytest.mark.qemu
+
+RVFORGE = str(Path(sys.executable).with_name("rvforge"))
+VSETVLI_C = r"""
+#include <stdio.h>
+int main(void) {
+    unsigned long vl;
+    __asm__ volatile ("vsetvli %0, zero, e32, m1, ta, ma" : "=r"(vl));
+    printf("vl=%lu\n", vl);
+    return 0;
+}
+"""
+MAIN_C = "int main(void) { return 0; }\n"
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([RVFORGE, *args], check=False, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def build(alpine_tarball: Path, output: Path, *args: str,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return cli("build", "--provider", "local", "--source", str(alpine_tarball), *args,
+               "-o", str(output), env=env)
+
+
+@pytest.fixture(scope="module")
+def vsum(riscv_cc: Callable[..., Path]) -> Path:
+    return riscv_cc(VSETVLI_C, "vsum", "-static", "-O2", "-march=rv64gcv")
+
+
+@pytest.fixture(scope="module")
+def half_float(riscv_cc: Callable[..., Path]) -> Path:
+    """Needs Zfh (half-precision floats), which no QEMU 7.2 CPU has and QEMU 10's max has."""
+    return riscv_cc(MAIN_C, "zfh", "-static", "-O2", "-march=rv64gc_zfh")
+
+
+def test_an_rv64gc_image_gets_qemu_virt(alpine_tarball: Path, tmp_path: Path) -> None:
+    result = build(alpine_tarball, tmp_path / "a.cpio.gz", "--machine", "auto")
+    assert result.returncode == 0, result.stderr
+    assert "  audit for qemu-virt (rv64imafdch_" in result.stdout
+
+
+def test_a_vector_image_gets_a_vector_machine_and_boots_on_it(
+        alpine_tarball: Path, vsum: Path, tmp_path: Path) -> None:
+    image = tmp_path / "v.cpio.gz"
+    result = build(alpine_tarball, image, "--machine", "auto", "--overlay",
+                   f"{vsum}:/usr/bin/vsum")
+    assert result.returncode == 0, result.stderr
+    assert "  audit for qemu-virt-v (rv64imafdcvh_" in result.stdout
+    with BuildContext(build_registry()) as ctx:
+        from rvforge_qemu.kernels import resolve_kernel
+
+        kernel = resolve_kernel("auto", ctx).image
+    ran = cli("run", "--machine", "auto", "--kernel", str(kernel), str(image), "--", "vsum")
+    assert (ran.returncode, ran.stdout) == (0, "vl=4\n"), ran.stderr
+    assert "machine picked" in ran.stderr and "machine=qemu-virt-v" in ran.stderr
+
+
+def test_the_needed_extensions_come_from_the_files_that_need_them(vsum: Path) -> None:
+    tree = Tree()
+    tree.add_file("/usr/bin/vsum", HostFile.of(vsum), mode=0o755)
+    with BuildContext(build_registry()) as ctx:
+        needed = needed_extensions(tree, ctx.registry, ctx)
+        assert needed["v"] == ["/usr/bin/vsum"]
+        assert {"m", "a", "f", "d", "c", "zve32x"} <= set(needed)
+        assert pick_machine(needed, ctx.registry, ctx).name == "qemu-virt-v"
+        assert pick_machine({}, ctx.registry, ctx).name == "qemu-virt"
+
+
+def test_no_profile_with_the_extensions_is_exit_2_naming_them_and_the_qemu(
+        alpine_tarball: Path, half_float: Path, tmp_path: Path) -> None:
+    output = tmp_path / "h.cpio.gz"
+    result = build(alpine_tarball, output, "--machine", "auto", "--overlay",
+                   f"{half_float}:/usr/bin/zfh",
+                   env={"RVFORGE_QEMU": "/usr/bin/qemu-system-riscv64"})
+    assert result.returncode == 2, result.stderr
+    assert ("rvforge: error: --machine auto: no machine profile here has zfh (needed by "
+            "/usr/bin/zfh); profiles this host cannot run: qemu-virt-max (machine "
+            "'qemu-virt-max' needs QEMU's CPU model 'max', which QEMU 7.2.") in result.stderr
+    assert "it came in QEMU 8.2; pass --qemu PATH" in result.stderr
+    assert not output.exists()
+
+
+def test_with_qemu_10_the_half_float_image_gets_max(alpine_tarball: Path, half_float: Path,
+                                                    qemu10: Path, tmp_path: Path) -> None:
+    result = build(alpine_tarball, tmp_path / "h.cpio.gz", "--machine", "auto", "--overlay",
+                   f"{half_float}:/usr/bin/zfh", env={"RVFORGE_QEMU": str(qemu10)})
+    assert result.returncode == 0, result.stderr
+    assert "  audit for qemu-virt-max (rv64imafdcbvh_" in result.stdout
+
+
+def test_auto_cannot_read_an_ext4_image(alpine_tarball: Path, tmp_path: Path) -> None:
+    image = tmp_path / "a.ext4"
+    assert build(alpine_tarball, image).returncode == 0
+    result = cli("boot", "--machine", "auto", str(image))
+    assert result.returncode == 2, result.stderr
+    assert f"--machine auto reads the image's files, which rvforge cannot do for the ext4 " \
+           f"image {image}: pass --machine NAME" in result.stderr
+    with BuildContext(build_registry()) as ctx, pytest.raises(UsageError):
+        from rvforge.machines import machine_for_image
+
+        machine_for_image(image, ctx.registry, ctx)
