@@ -16,7 +16,7 @@ from rvforge.machines import AUTO_MACHINE, FALLBACK_MACHINE, Machine, machine_fo
 
 if TYPE_CHECKING:
     from rvforge.context import BuildContext
-    from rvforge.pipeline import BuildSpec
+    from rvforge.spec import BuildSpec
     from rvforge.tree import Tree
 
 
