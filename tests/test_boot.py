@@ -269,8 +269,8 @@ def test_pytest_plugin_boots_once_and_runs_commands(alpine: Path, kernel: Path,
     """))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
-         "rvforge_qemu.pytest_plugin", "--rootdir", str(tmp_path), "--rvforge-image", str(alpine), "--rvforge-kernel", str(kernel),
-         str(tmp_path / "test_in_guest.py")],
+         "rvforge_qemu.pytest_plugin", "--rootdir", str(tmp_path), "--rvforge-image",
+         str(alpine), "--rvforge-kernel", str(kernel), str(tmp_path / "test_in_guest.py")],
         check=False, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 passed" in result.stdout

@@ -44,6 +44,7 @@ def stop_agent(home: Path) -> None:
 
 def _gpg(home: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     result = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--yes",
-                             "--pinentry-mode", "loopback", *args], capture_output=True, check=False)
+                             "--pinentry-mode", "loopback", *args], capture_output=True,
+                            check=False)
     assert result.returncode == 0, result.stderr.decode()
     return result

@@ -152,7 +152,8 @@ def test_http_mirror_parallel_resume_cache_and_offline(
         assert [p for p, _ in mirror.requests].count(path) == 2  # dropped, then again
 
         # a corrupt cached package is discarded and fetched again
-        cached = next((rvforge_context.cache_dir / "alpine" / "packages").glob("*-hello-2.0-r0.apk"))
+        packages = rvforge_context.cache_dir / "alpine" / "packages"
+        cached = next(packages.glob("*-hello-2.0-r0.apk"))
         cached.write_bytes(b"garbage" + cached.read_bytes()[7:])
         mirror.requests.clear()
         run(alpine_root.copy(), rvforge_context, mirror.url, "hello")

@@ -71,7 +71,8 @@ def test_hardlinks_and_devices_in_a_tarball(tmp_path: Path) -> None:
         link.type, link.linkname = tarfile.LNKTYPE, "bin/a"
         archive.addfile(link)
         console = tarfile.TarInfo("dev/console")
-        console.type, console.devmajor, console.devminor, console.mode = tarfile.CHRTYPE, 5, 1, 0o600
+        console.type, console.devmajor, console.devminor = tarfile.CHRTYPE, 5, 1
+        console.mode = 0o600
         archive.addfile(console)
     path = tmp_path / "x.tar"
     path.write_bytes(buffer.getvalue())

@@ -72,13 +72,13 @@ def resolve(request: ReleaseRequest, mirror: str, ctx: BuildContext) -> Resolved
     kept: list[tuple[Path, bytes]] = []
     for algorithm in ("sha256", "sha512"):
         name = f"{file}.{algorithm}"
-        data = mirrors.optional_metadata(join_url(mirror, directory, name), cache / name,
-                                         ctx, label=name)
-        if data is None:
+        checksums = mirrors.optional_metadata(join_url(mirror, directory, name),
+                                              cache / name, ctx, label=name)
+        if checksums is None:
             continue
         digests[algorithm] = releases.parse_checksum_file(
-            data.decode("utf-8", "replace"), file, algorithm, label=name)
-        kept.append((cache / name, data))
+            checksums.decode("utf-8", "replace"), file, algorithm, label=name)
+        kept.append((cache / name, checksums))
     if not digests:
         where = "in the cache" if ctx.offline else f"on {mirror}"
         raise InputError(

@@ -64,7 +64,7 @@ def read_signature(member: bytes, *, label: str) -> Signature:
                     if info.name.startswith(prefix) and info.isreg():
                         stream = archive.extractfile(info)
                         value = stream.read() if stream is not None else b""
-                        return Signature(info.name[len(prefix):], algorithm.name, value)
+                        return Signature(info.name[len(prefix):], algorithm().name, value)
     except tarfile.TarError as error:
         raise InputError(f"{label}: unreadable signature stream ({error})") from None
     raise InputError(f"{label}: not signed (no .SIGN.RSA.* member in the first stream)")

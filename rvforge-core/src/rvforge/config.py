@@ -112,7 +112,7 @@ def _machine(name: str, table: Any, where: str) -> Machine:
             launcher=str(table.get("launcher", "qemu-virt")),
             isa=str(table.get("isa", "")),
             memory_mb=int(table.get("memory", 2048)),
-            cpus=int(table.get("cpus", table.get("smp", 2))),
+            cpus=int(table["cpus"] if "cpus" in table else table.get("smp", 2)),
             summary=str(table.get("summary", f"user-defined in {where}")),
             options=options,
         )

@@ -23,7 +23,7 @@ def configure_logging(*, verbose: int = 0, quiet: bool = False, fmt: str = "auto
     """
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     tty = sys.stderr.isatty()
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso" if fmt == "json" else "%H:%M:%S"),

@@ -21,7 +21,7 @@ class Task:
     def __init__(self, bar: Any = None, task_id: Any = None) -> None:
         self._bar = bar
         self._task_id = task_id
-        self.done = 0
+        self.done: float = 0
 
     def advance(self, amount: float = 1) -> None:
         self.done += amount

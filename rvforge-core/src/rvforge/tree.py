@@ -22,7 +22,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO, NamedTuple, Protocol, runtime_checkable
+from typing import BinaryIO, NamedTuple, Protocol, TypedDict, runtime_checkable
 
 from rvforge.errors import InputError, UnsafePathError
 
@@ -86,7 +86,8 @@ class FileIdentity(NamedTuple):
     """What ``stat`` says of a host file that changes whenever its bytes may have: device,
     inode, size, ``st_mtime_ns`` and ``st_ctime_ns``. The kernel sets ctime on every write
     and nobody can set it back, so a rewritten file never keeps its identity (unless it is
-    rewritten within the timestamp granularity of the ``stat``; see :mod:`rvforge.builtin.auditors.facts_cache`).
+    rewritten within the timestamp granularity of the ``stat``; see
+    :mod:`rvforge.builtin.auditors.facts_cache`).
     """
 
     dev: int
@@ -219,6 +220,16 @@ class InlineBytes:
 
 
 EMPTY = InlineBytes(b"")
+
+
+class Attributes(TypedDict):
+    """What every entry has besides its path and kind, as readers collect it once per
+    member: ``Entry(path, kind, **attributes)``."""
+
+    mode: int
+    uid: int
+    gid: int
+    mtime: int
 
 
 @dataclass(slots=True)
@@ -536,7 +547,8 @@ class Tree:
         old = self._entries.get(path)
         if old is not None:
             if old.kind is EntryKind.DIR and entry.kind is EntryKind.DIR:
-                old.mode, old.uid, old.gid, old.mtime = entry.mode, entry.uid, entry.gid, entry.mtime
+                old.mode, old.uid, old.gid = entry.mode, entry.uid, entry.gid
+                old.mtime = entry.mtime
                 return old
             self.remove(path)
         self._entries[path] = entry

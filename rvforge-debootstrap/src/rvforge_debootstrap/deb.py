@@ -102,7 +102,7 @@ def open_member(path: Path, prefix: str) -> Iterator[tuple[str, BinaryIO]]:
         raise InputError(f"{path.name}: unsupported member {member.name!r}")
     file = open(path, "rb")
     raw = io.BufferedReader(FileWindow(file, member.offset, member.size), 1 << 20)
-    stream = decompress_stream(raw, _SUFFIX_COMPRESSION[suffix])  # type: ignore[arg-type]
+    stream = decompress_stream(raw, _SUFFIX_COMPRESSION[suffix])
     try:
         yield member.name, stream
     except (tarfile.TarError, EOFError) as error:
@@ -203,7 +203,7 @@ def unpack_deb(path: Path, dest: Path) -> UnpackedDeb:
         (dest / "control" / name).write_bytes(data)
     with open_member(path, "data.tar") as (name, stream):
         with open(dest / DATA_TAR, "wb") as out:
-            shutil.copyfileobj(stream, out, 1 << 20)  # type: ignore[misc]
+            shutil.copyfileobj(stream, out, 1 << 20)
         members = _manifest(dest / DATA_TAR, f"{path.name}: {name}")
     rows = [[m.path, m.kind, m.mode, m.uid, m.gid, m.mtime, m.size, m.target, list(m.rdev),
              m.offset] for m in members]
@@ -304,9 +304,10 @@ def extract_deb_to_dir(path: Path, dest: Path) -> list[str]:
                 target.chmod(member.mode & 0o777 | 0o700)
             elif member.isreg():
                 source = archive.extractfile(member)
+                assert source is not None  # a regular member always has a file object
                 _replace(target)
                 with open(target, "wb") as out:
-                    shutil.copyfileobj(source, out, 1 << 20)  # type: ignore[misc]
+                    shutil.copyfileobj(source, out, 1 << 20)
                 target.chmod(member.mode & 0o777)
             elif member.issym():
                 check_symlink_target("/" + rel, member.linkname)

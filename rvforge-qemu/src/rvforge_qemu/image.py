@@ -78,5 +78,5 @@ def write_tree(tree: Tree, dest: Path) -> None:
             with entry.content.open() as source, open(host, "wb") as target:
                 shutil.copyfileobj(source, target)
             host.chmod(entry.mode & 0o777 | 0o600)
-    for host, target in links:
-        os.link(target, host)
+    for host, original in links:
+        os.link(original, host)

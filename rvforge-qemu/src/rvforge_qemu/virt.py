@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from rvforge import (
     Artifact,
@@ -40,6 +41,8 @@ from rvforge_qemu.options import LaunchOptions, command_script, sink
 from rvforge_qemu.profiles import settings_of
 from rvforge_qemu.qemubin import system_qemu
 from rvforge_qemu.session import Session
+
+ResultT = TypeVar("ResultT", bound=BootResult)
 
 KERNEL_ARGS = ("console=ttyS0", "rdinit=/init", "panic=-1")
 """Every boot's kernel command line starts with these (the machine's ``append`` follows)."""
@@ -166,8 +169,8 @@ class QemuVirt(Launcher):
             ctx.cache("qemu", "console") / f"{artifact.path.name}.{machine.name}.log")
         return _GuestContext(argv, Path(log), options.timeout, ctx, f"machine {machine.name!r}")
 
-    def _finish(self, result: BootResult, guest: Guest, artifact: Artifact, machine: Machine,
-                ctx: BuildContext) -> BootResult:
+    def _finish(self, result: ResultT, guest: Guest, artifact: Artifact, machine: Machine,
+                ctx: BuildContext) -> ResultT:
         result.console_log = guest.console.log_path
         result.console_tail = guest.console.lines()
         result.diagnosis = self._diagnose(guest.console.sigills, artifact, machine, ctx)

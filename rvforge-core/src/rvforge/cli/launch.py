@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -28,7 +28,7 @@ def _launch_options(launcher_cls: Any, values: dict[str, Any]) -> Any:
                          owner=f"launcher {launcher_cls.name!r}")
 
 
-def _report_failure(result: BootResult) -> None:
+def _report_failure(result: BootResult) -> NoReturn:
     for line in result.console_tail:
         typer.echo(f"  | {line}", err=True)
     for line in result.diagnosis:

@@ -65,7 +65,7 @@ def decompress_stream(raw: BinaryIO, kind: str | None) -> BinaryIO:
     if kind == "zst":
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
     return raw
 
 
@@ -125,7 +125,7 @@ def _compressor(raw: BinaryIO, kind: str) -> BinaryIO:
     if kind == "gz":
         from zlib_ng import gzip_ng_threaded
 
-        return gzip_ng_threaded.open(  # type: ignore[return-value]
+        return gzip_ng_threaded.open(
             raw, "wb", compresslevel=GZIP_LEVEL, threads=-1, block_size=GZIP_BLOCK
         )
     if kind == "zst":
@@ -134,7 +134,7 @@ def _compressor(raw: BinaryIO, kind: str) -> BinaryIO:
         params = zstandard.ZstdCompressionParameters.from_level(
             ZSTD_LEVEL, threads=-1, write_checksum=True, job_size=ZSTD_JOB)
         compressor = zstandard.ZstdCompressor(compression_params=params)
-        return compressor.stream_writer(raw, closefd=False)  # type: ignore[return-value]
+        return compressor.stream_writer(raw, closefd=False)
     return lzma.LZMAFile(raw, "wb", format=lzma.FORMAT_XZ,  # type: ignore[return-value]
                          check=lzma.CHECK_CRC32, preset=XZ_PRESET)
 

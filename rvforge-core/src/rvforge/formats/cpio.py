@@ -24,13 +24,13 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypedDict
 
 from rvforge.errors import InputError, RvforgeError, UnsafePathError
 from rvforge.formats.compression import is_corrupt_stream_error, open_decompressed
 from rvforge.formats.entries import BLOCK, read_content, with_device_nodes
 from rvforge.progress import Task
-from rvforge.tree import EMPTY, Entry, EntryKind, HostFile, Tree
+from rvforge.tree import EMPTY, Attributes, Entry, EntryKind, HostFile, Tree
 
 MAGIC = b"070701"
 CRC_MAGIC = b"070702"
@@ -106,8 +106,8 @@ def _write_member(tree: Tree, entry: Entry, inode: _Inode, subdirs: dict[str, in
     name = "." if entry.path == "/" else entry.path[1:]
     meta = tree.data_entry(entry) if entry.kind is EntryKind.HARDLINK else entry
     mtime = min(max(meta.mtime, 0), epoch)
-    common = {"ino": inode.number, "mode": meta.st_mode, "uid": meta.uid, "gid": meta.gid,
-              "mtime": mtime, "member": entry.path}
+    common: _HeaderFields = {"ino": inode.number, "mode": meta.st_mode, "uid": meta.uid,
+                             "gid": meta.gid, "mtime": mtime, "member": entry.path}
     if entry.kind is EntryKind.DIR:
         out.write(_header(name, nlink=2 + subdirs.get(entry.path, 0), size=0, **common))
     elif entry.kind is EntryKind.SYMLINK:
@@ -127,6 +127,17 @@ def _write_member(tree: Tree, entry: Entry, inode: _Inode, subdirs: dict[str, in
                 if progress is not None:
                     progress.advance(len(block))
             out.write(_pad(size))
+
+
+class _HeaderFields(TypedDict):
+    """The header fields every member of one inode shares."""
+
+    ino: int
+    mode: int
+    uid: int
+    gid: int
+    mtime: int
+    member: str
 
 
 def _header(name: str, *, ino: int, mode: int, uid: int, gid: int, nlink: int, mtime: int,
@@ -217,7 +228,8 @@ class _Reader:
 
     def _add(self, m: _Member) -> None:
         fmt = stat.S_IFMT(m.mode)
-        common = {"mode": m.mode & 0o7777, "uid": m.uid, "gid": m.gid, "mtime": m.mtime}
+        common: Attributes = {"mode": m.mode & 0o7777, "uid": m.uid, "gid": m.gid,
+                              "mtime": m.mtime}
         where = f"{self.label}: member {m.name!r}"
         if fmt == stat.S_IFREG:
             self._add_file(m, common)
@@ -245,7 +257,7 @@ class _Reader:
             self._skip(m.size + (-m.size % 4))
         self._put(entry, m.name)
 
-    def _add_file(self, m: _Member, common: dict[str, int]) -> None:
+    def _add_file(self, m: _Member, common: Attributes) -> None:
         key = (m.dev[0], m.dev[1], m.ino)
         primary = self.links.get(key) if m.nlink > 1 else None
         content = self._store(m.size) if m.size else None

@@ -12,10 +12,11 @@ from __future__ import annotations
 import shutil
 import tarfile
 from pathlib import Path
+from typing import IO
 
 from rvforge.errors import InputError, RvforgeError, UnsafePathError
 from rvforge.formats.compression import is_corrupt_stream_error, open_decompressed
-from rvforge.tree import Entry, EntryKind, HostFile, Tree
+from rvforge.tree import Attributes, Entry, EntryKind, HostFile, Tree
 
 
 def is_tarball(path: Path) -> bool:
@@ -74,8 +75,8 @@ def add_tar_member(tree: Tree, member: tarfile.TarInfo, archive: tarfile.TarFile
             f"{where} has an absolute name; recreate the archive with relative names "
             "(tar -C ROOT -cf OUT .)"
         )
-    common = {"mode": member.mode & 0o7777, "uid": member.uid, "gid": member.gid,
-              "mtime": int(member.mtime)}
+    common: Attributes = {"mode": member.mode & 0o7777, "uid": member.uid,
+                          "gid": member.gid, "mtime": int(member.mtime)}
     if member.isreg():
         fileobj = archive.extractfile(member)
         content = store.put(fileobj, member.size) if fileobj is not None else None
@@ -107,11 +108,11 @@ class _ContentStore:
         directory.mkdir(parents=True, exist_ok=True)
         self._count = 0
 
-    def put(self, source: object, size: int) -> HostFile:
+    def put(self, source: IO[bytes], size: int) -> HostFile:
         self._count += 1
         path = self.directory / f"{self._count:08d}"
         with open(path, "wb") as out:
-            shutil.copyfileobj(source, out, 1 << 20)  # type: ignore[misc]
+            shutil.copyfileobj(source, out, 1 << 20)
             written = out.tell()
         if written != size:
             raise InputError(f"member data truncated ({written} of {size} bytes)")

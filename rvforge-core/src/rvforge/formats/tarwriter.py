@@ -39,7 +39,7 @@ def write_tar(tree: Tree, out: BinaryIO, *, epoch: int, progress: Task | None = 
     first_name: dict[str, str] = {}  # data entry path -> tar name of its first member
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
                       encoding="utf-8", errors="surrogateescape") as archive:
-        archive.copybufsize = BLOCK
+        archive.copybufsize = BLOCK  # type: ignore[attr-defined]  # typeshed lacks it
         for entry in tree.walk():
             info = _info(tree, entry, epoch)
             if entry.kind not in (EntryKind.FILE, EntryKind.HARDLINK):

@@ -435,7 +435,7 @@ class _Elf:
                 "machine": E_MACHINES.get(self.e_machine, f"EM_{self.e_machine}"),
                 "elf_class": self.bits, "e_type": self.e_type, "e_flags": self.e_flags}
         if self.e_machine != EM_RISCV:
-            return ElfInfo(**base)  # type: ignore[arg-type]
+            return ElfInfo(**base)
         attributes = self.attributes()
         arch = attributes.get(TAG_RISCV_ARCH)
         interp = None
@@ -443,7 +443,7 @@ class _Elf:
             if seg.type == PT_INTERP:
                 raw = self.src.read(seg.offset, seg.filesz, "PT_INTERP")
                 interp = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-        return ElfInfo(**base, arch=arch if isinstance(arch, str) else None,  # type: ignore[arg-type]
+        return ElfInfo(**base, arch=arch if isinstance(arch, str) else None,
                        attributes=attributes, interp=interp,
                        **self.dynamic(), **self.versions(),  # type: ignore[arg-type]
                        code=tuple(self.code()))
