@@ -32,7 +32,7 @@ def configure_logging(*, verbose: int = 0, quiet: bool = False, fmt: str = "auto
         renderer: structlog.typing.Processor = structlog.processors.JSONRenderer()
         shared.append(structlog.processors.format_exc_info)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=tty and fmt != "plain")
+        renderer = structlog.dev.ConsoleRenderer(colors=tty)
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),

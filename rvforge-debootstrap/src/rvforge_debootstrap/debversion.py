@@ -11,10 +11,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-RELATIONS = ("<<", "<=", "=", ">=", ">>")
-"""The relation operators of a versioned dependency (``<`` and ``>`` are read as the
-deprecated ``<=`` and ``>=``, as dpkg does)."""
-
 
 @dataclass(frozen=True, order=False)
 class Version:

@@ -222,10 +222,6 @@ class Isa:
     def names(self) -> frozenset[str]:
         return frozenset(ext.name for ext in self.extensions)
 
-    def has(self, name: str) -> bool:
-        """``name`` is in the closure (``has("zve32x")`` is true for ``rv64gcv``)."""
-        return name in self.closure()
-
     def closure(self) -> frozenset[str]:
         """Every extension named or implied (:data:`IMPLICATIONS`, transitively)."""
         return _closure(self.xlen, self.extensions)

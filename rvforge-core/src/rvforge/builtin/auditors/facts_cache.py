@@ -1,57 +1,36 @@
 """A warm cache of ELF facts, so a second audit of a tree reads no ELF headers.
 
-What is cached, per file: "not an ELF file", the :class:`~rvforge.riscv.elf.ElfInfo` (without
+Per file it holds "not an ELF file", the :class:`~rvforge.riscv.elf.ElfInfo` (without
 symbol tables, which are read only when needed), or the :class:`ElfUnreadableError`
-message. The key is the file's identity:
+message, keyed by the file's identity:
 
 * a :class:`~rvforge.tree.HostFile`: path, offset (for a window on a file), device,
-  inode, size, ``st_mtime_ns`` *and* ``st_ctime_ns`` (a
-  :class:`~rvforge.tree.FileIdentity`). The kernel sets ctime on every write and nobody
-  can set it back (``touch``/``tar`` set mtime, not ctime), so a rewritten
-  file — even one given back its old size and mtime, or a new file that reuses a freed
-  inode — never matches an old key. Facts are stored only when the file was not changed
-  while it was read (``fstat`` before and after) and its ctime is more than
-  :data:`RACY_SECONDS` old: a file written within the timestamp granularity of the read
-  could change again without a new ctime (git's "racy clean" problem). Such files are
-  simply read again next time.
+  inode, size, ``st_mtime_ns`` and ``st_ctime_ns`` (a :class:`~rvforge.tree.FileIdentity`).
+  A rewrite always sets a new ctime, so a rewritten file never matches an old key. A file
+  carrying the identity its reader recorded is keyed by that, with no ``stat`` here; the
+  audit then describes the tree as it was read, and whatever opens the file later
+  (:func:`~rvforge.builtin.auditors.scan.scan_content`, the packers) refuses it as
+  "changed during the build" if its ``fstat`` differs. A file without one is ``stat``-ed.
+  Facts are stored only for files unchanged while read and with a ctime older than
+  :data:`RACY_SECONDS` (a write within the timestamp granularity could be followed by
+  another with the same ctime: git's "racy clean" problem).
 * :class:`~rvforge.tree.InlineBytes`: a BLAKE2b hash of the bytes.
 * any other content: not cached.
-
-Whose identity (a choice made for speed, and the build is safer for it): a ``HostFile``
-that carries one — :func:`~rvforge.formats.tar.read_directory` records the ``lstat`` it
-does anyway, :meth:`HostFile.of <rvforge.tree.HostFile.of>` its ``stat`` — is keyed by it,
-without a ``stat`` here (a third of a warm audit's time before). The audit then describes
-the tree as it was read, not the directory as it is now. That cannot let other bytes into
-an artifact: whatever opens the file afterwards — reading it for its facts
-(:func:`~rvforge.builtin.auditors.scan.scan_content`) and packing it (:meth:`HostFile.open
-<rvforge.tree.HostFile.open>`) — compares the ``fstat`` of the opened file with the
-recorded identity and refuses it, "changed during the build", when they differ. Before, a
-file rewritten between audit and packing was packed unaudited. What no ``stat`` can see is
-a rewrite within the timestamp granularity of the recorded one (the racy case above, a few
-milliseconds); those files are not cached, and a file that changes that way during a build
-is packed as it is then. A ``HostFile`` without an identity (archive members that rvforge
-wrote to its own scratch directory) is ``stat``-ed for its key here.
 
 Two tables in one SQLite database, ``<cache>/elf-facts/facts.sqlite3``, values compact JSON
 (safe to load whatever is in the file, unlike pickle):
 
 * ``facts(key, value, stamp)``: one row per file (:func:`encode`; ``0`` for not ELF).
-* ``trees(key, value, stamp)``: one row per set of files, the key a hash of every
-  member's (tree path, file key) pair (:func:`tree_key`), the value the facts of its ELF
-  members (:func:`encode_tree`). A warm audit of an unchanged tree is one lookup and one
-  JSON parse instead of a lookup of every file and a parse of every ELF file's row; when
-  any file changed, moved, came or went, the key differs and the audit falls back to the
-  file rows, reads only the files they lack and stores the new tree row. The newest
-  :data:`MAX_TREES` are kept.
+* ``trees(key, value, stamp)``: one row per set of files, keyed by a hash of every
+  member's (tree path, file key) pair (:func:`tree_key`), holding the facts of its ELF
+  members (:func:`encode_tree`): an unchanged tree is one lookup and one parse; any
+  change falls back to the file rows. The newest :data:`MAX_TREES` are kept.
 
 ``PRAGMA user_version`` holds :data:`FORMAT_VERSION`: a database of another version (or
-missing a table) is emptied. When a write leaves more than :data:`MAX_ROWS` file rows, the
-oldest half of them is dropped. Any SQLite error (read-only or corrupt cache, a locked
-database) makes the cache a no-op, never a failure of the audit. Measured on a tree of
-3,366 files, 685 of them ELF (docs/performance.md, "Auditing"): with file rows alone a
-warm audit spent ~11 ms on a ``stat`` per file and ~15 ms looking up 3,366 keys and
-parsing 685 rows; with the tree row it spends ~3.5 ms making and hashing the keys from
-the recorded identities and ~5 ms on one lookup and one parse.
+missing a table) is emptied. A write that leaves more than :data:`MAX_ROWS` file rows drops
+the oldest half. Any SQLite error (read-only or corrupt cache, a locked database) makes the
+cache a no-op, never a failure of the audit. What each choice saves is measured in
+docs/performance.md ("Auditing").
 """
 
 from __future__ import annotations
