@@ -20,7 +20,7 @@ _EXPORTS = {
     "rvforge.artifacts": ("Artifact", "BootResult", "RunResult"),
     "rvforge.components": ("Auditor", "Component", "Kernel", "KernelSource", "Launcher",
                            "NoOptions", "Overlay", "Packer", "Provider"),
-    "rvforge.context": ("BuildContext",),
+    "rvforge.context": ("BuildContext", "default_cache_dir"),
     "rvforge.errors": ("AuditFailedError", "BootFailedError", "ChecksumMismatchError",
                        "ExitCode", "InputError", "PluginError", "RvforgeError",
                        "ToolMissingError", "UnknownComponentError", "UnsafePathError",
@@ -36,8 +36,8 @@ _EXPORTS = {
                          "STDOUT_PORT"),
     "rvforge.registry": ("Registry", "build_registry"),
     "rvforge.spec": ("AuditReport", "BuildReport", "BuildSpec", "Step"),
-    "rvforge.tree": ("Content", "Entry", "EntryKind", "HostFile", "InlineBytes", "Tree",
-                     "check_symlink_target", "normalize"),
+    "rvforge.tree": ("Content", "Entry", "EntryKind", "FileIdentity", "FileWindow", "HostFile",
+                     "InlineBytes", "Tree", "check_symlink_target", "normalize"),
 }
 _HOMES = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -58,7 +58,9 @@ __all__ = [
     "Entry",
     "EntryKind",
     "ExitCode",
+    "FileIdentity",
     "FileRecord",
+    "FileWindow",
     "Finding",
     "FindingCode",
     "HostFile",
@@ -91,6 +93,7 @@ __all__ = [
     "build_options",
     "build_registry",
     "check_symlink_target",
+    "default_cache_dir",
     "hookimpl",
     "hookspec",
     "load_path",
@@ -125,7 +128,7 @@ if TYPE_CHECKING:
         Packer,
         Provider,
     )
-    from rvforge.context import BuildContext
+    from rvforge.context import BuildContext, default_cache_dir
     from rvforge.errors import (
         AuditFailedError,
         BootFailedError,
@@ -159,6 +162,8 @@ if TYPE_CHECKING:
         Content,
         Entry,
         EntryKind,
+        FileIdentity,
+        FileWindow,
         HostFile,
         InlineBytes,
         Tree,

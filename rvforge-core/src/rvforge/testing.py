@@ -54,6 +54,9 @@ from rvforge.context import BuildContext
 from rvforge.plugins import PluginInfo, PluginManager, get_plugin_manager
 from rvforge.registry import Registry
 
+__all__ = ["Fault", "LoopbackMirror", "assert_one_line_error", "loopback_mirror",
+           "registered_plugin", "rvforge_context", "rvforge_plugin_manager", "rvforge_registry"]
+
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int,
                           message: str) -> None:

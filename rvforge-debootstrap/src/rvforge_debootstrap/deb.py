@@ -37,6 +37,8 @@ from typing import BinaryIO
 from rvforge import (
     Entry,
     EntryKind,
+    FileIdentity,
+    FileWindow,
     HostFile,
     InputError,
     Tree,
@@ -45,7 +47,6 @@ from rvforge import (
     normalize,
 )
 from rvforge.formats.compression import decompress_stream, is_corrupt_stream_error
-from rvforge.tree import FileIdentity, FileWindow
 
 AR_MAGIC = b"!<arch>\n"
 _SUFFIX_COMPRESSION = {"": None, ".gz": "gz", ".xz": "xz", ".zst": "zst", ".bz2": "bz2"}

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rvforge import BuildContext, ToolMissingError, UsageError
-from rvforge.context import default_cache_dir
+from rvforge import BuildContext, ToolMissingError, UsageError, default_cache_dir
 from rvforge.net.download import write_atomic
 
 ENV_VAR = "RVFORGE_QEMU"

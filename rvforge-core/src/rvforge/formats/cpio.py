@@ -32,6 +32,8 @@ from rvforge.formats.entries import BLOCK, read_content, with_device_nodes
 from rvforge.progress import Task
 from rvforge.tree import EMPTY, Attributes, Entry, EntryKind, HostFile, Tree
 
+__all__ = ["read_cpio", "write_cpio"]
+
 MAGIC = b"070701"
 CRC_MAGIC = b"070702"
 """The ``crc`` variant differs only in its checksum field, which readers may ignore."""

@@ -10,6 +10,8 @@ from pathlib import Path
 from rvforge.errors import InputError
 from rvforge.tree import Entry, EntryKind, FileIdentity, HostFile, Tree
 
+__all__ = ["read_directory"]
+
 _NAME = operator.attrgetter("name")  # sorts directory listings without a Python call
 
 

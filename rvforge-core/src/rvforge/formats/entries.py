@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from rvforge.errors import InputError
 from rvforge.tree import EMPTY, Entry, EntryKind, HostFile, Tree
 
+__all__ = ["read_content", "with_device_nodes"]
+
 BLOCK = 1 << 20
 
 CONSOLE = ("/dev/console", 5, 1, 0o600)

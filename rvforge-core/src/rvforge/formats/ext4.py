@@ -27,6 +27,8 @@ from rvforge.formats.entries import read_content, with_device_nodes
 from rvforge.progress import Task
 from rvforge.tree import Entry, EntryKind, Tree
 
+__all__ = ["E2fsprogs", "Ext4Error", "debugfs_script", "image_size", "inode_count", "write_ext4"]
+
 BLOCK_SIZE = 4096
 INODE_SIZE = 256
 HEADROOM = 1.25

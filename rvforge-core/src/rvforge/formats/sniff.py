@@ -7,6 +7,8 @@ from pathlib import Path
 from rvforge.errors import InputError
 from rvforge.formats.compression import open_decompressed
 
+__all__ = ["sniff"]
+
 CPIO_MAGICS = (b"070701", b"070702")
 
 

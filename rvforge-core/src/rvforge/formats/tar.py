@@ -18,6 +18,8 @@ from rvforge.errors import InputError, RvforgeError, UnsafePathError
 from rvforge.formats.compression import is_corrupt_stream_error, open_decompressed
 from rvforge.tree import Attributes, Entry, EntryKind, HostFile, Tree
 
+__all__ = ["add_tar_member", "is_tarball", "read_tar_stream", "read_tarball"]
+
 
 def is_tarball(path: Path) -> bool:
     """True when ``path`` is a (possibly compressed) tar archive, judged by its content."""

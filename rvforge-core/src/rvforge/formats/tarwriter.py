@@ -19,6 +19,8 @@ from rvforge.formats.entries import read_content, with_device_nodes
 from rvforge.progress import Task
 from rvforge.tree import Entry, EntryKind, Tree
 
+__all__ = ["write_tar"]
+
 _TYPES = {
     EntryKind.DIR: tarfile.DIRTYPE,
     EntryKind.SYMLINK: tarfile.SYMTYPE,

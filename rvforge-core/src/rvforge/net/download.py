@@ -26,6 +26,9 @@ from rvforge.errors import ChecksumMismatchError, InputError
 if TYPE_CHECKING:
     import requests
 
+__all__ = ["NotFoundError", "fetch", "fetch_bytes", "file_digests", "is_remote", "join_url",
+           "local_path", "verify", "write_atomic"]
+
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 60.0
 ATTEMPTS = 5

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import requests
 
+__all__ = ["HttpClient"]
+
 USER_AGENT = "rvforge (https://github.com/rvforge/rvforge)"
 POOL_SIZE = 16
 """Connections kept per host (more than any parallel download pool uses)."""

@@ -36,6 +36,9 @@ from rvforge.errors import InputError
 if TYPE_CHECKING:
     import numpy as np
 
+__all__ = ["CodeRange", "ElfInfo", "ElfSymbols", "ElfUnreadableError", "is_elf", "parse_attributes",
+           "read_elf", "read_symbols"]
+
 ELF_MAGIC = b"\x7fELF"
 EM_RISCV = 243
 PT_LOAD = 1

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+__all__ = ["SweepResult", "classify", "providers", "sweep"]
+
 CHUNK_HALFWORDS = 1 << 16
 """Halfwords decoded per numpy pass (128 KiB of code): positions fit in ``uint16``, the
 temporaries stay in the CPU's cache, and memory stays flat on 100 MB libraries."""

@@ -28,6 +28,9 @@ from dataclasses import dataclass
 
 from rvforge.errors import UsageError
 
+__all__ = ["Extension", "Isa", "IsaParseError", "implied", "missing", "parse_isa", "parse_target",
+           "sort_key", "top_level"]
+
 # -- implications -------------------------------------------------------------------------
 
 IMPLICATIONS: dict[str, tuple[str, ...]] = {
