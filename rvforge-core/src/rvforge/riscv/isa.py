@@ -139,7 +139,8 @@ Rules binutils does not write into the string but a CPU's abilities follow, appl
 * ``i`` below version 2.1 (or, in a target string, with no version) implies ``zicsr``
   and ``zifencei`` (binutils' ``check_implicit_for_i``; ISA spec 2.2 had them in ``I``);
 * ``c`` is ``zca``, plus ``zcd`` with ``d`` and, on RV32, ``zcf`` with ``f`` (the Zc*
-  chapter of the unprivileged spec; binutils 2.44 writes ``c`` alone);
+  chapter of the unprivileged spec; binutils 2.44 writes ``c`` alone), and those make
+  ``c``; ``zba``, ``zbb`` and ``zbs`` together make ``b`` (newer toolchains write ``b``);
 * ``i`` runs what ``e`` runs (RV32E/RV64E is I without x16–x31), while ``e`` implies
   nothing: an RVE CPU cannot run an RVI object.
 """
@@ -164,8 +165,10 @@ _S23 = _S22 + ("svnapot", "sstc", "sscofpmf", "ssnpm", "ssu64xl", "h", "ssstatee
                "shcounterenw", "shvstvala", "shtvala", "shvstvecd", "shvsatpa", "shgatpa")
 
 PROFILES: dict[str, tuple[str, ...]] = {
-    # The RISC-V Profiles specification (ratified RVA20/RVA22) and RVA23 Profiles v1.0:
-    # mandatory extensions only (options are not something a target can be assumed to have).
+    # Mandatory extensions only (options are not something a target can be assumed to have),
+    # from the RISC-V Profiles specification, github.com/riscv/riscv-profiles: profiles.adoc
+    # (RVA20U64/S64, RVA22U64/S64, ratified 2023) and src/rva23-profile.adoc (RVA23U64/S64,
+    # RVA23 Profiles v1.0, ratified 2024; it lists B where RVA22 lists Zba, Zbb, Zbs).
     "rva20u64": _RVA20U64 + ("zifencei",),
     "rva20s64": _RVA20U64 + _S_MODE,
     "rva22u64": _RVA22U64 + ("zifencei",),
@@ -181,6 +184,53 @@ described by the S-mode profile, which mandates Zifencei; so a ``rvaNNu64`` *tar
 includes Zifencei (and ordinary rv64gc binaries are not flagged). Use a plain ISA string
 to describe a CPU without it.
 """
+
+U64_PROFILES = ("rva20u64", "rva22u64", "rva23u64")
+"""The application profiles an object is placed in (:func:`minimal_profile`), lowest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What an object needs of a CPU to run without an illegal instruction.
+
+    :param xlen: 32 or 64.
+    :param extensions: extensions it needs, closed under implication.
+    :param any_of: instruction classes (from ``--deep``): each is met by any one of its
+        extensions (``("zbb", "zbkb")`` for ``ror``).
+    """
+
+    xlen: int
+    extensions: frozenset[str] = frozenset()
+    any_of: frozenset[tuple[str, ...]] = frozenset()
+
+    def lacking(self, cpu: Isa) -> list[str]:
+        """What ``cpu`` lacks: extensions, then unmet classes as ``a|b``."""
+        have = cpu.closure()
+        lacking = sorted(self.extensions - have, key=sort_key)
+        return lacking + sorted("|".join(group) for group in self.any_of
+                                if not have.intersection(group))
+
+    def met_by(self, cpu: Isa) -> bool:
+        return cpu.xlen == self.xlen and not self.lacking(cpu)
+
+    def __or__(self, other: Needs) -> Needs:
+        return Needs(max(self.xlen, other.xlen), self.extensions | other.extensions,
+                     self.any_of | other.any_of)
+
+    def names(self) -> list[str]:
+        """The needs for people and JSON: top-level extensions, then classes (``a|b``)."""
+        groups = [g for g in self.any_of if not self.extensions.intersection(g)]
+        return top_level(self.extensions, self.xlen) + sorted("|".join(g) for g in groups)
+
+
+def minimal_profile(needs: Needs) -> str | None:
+    """The lowest of :data:`U64_PROFILES` whose CPUs meet ``needs`` (``None``: none does,
+    e.g. an RV32 object or one needing ``zvl256b``)."""
+    for name in U64_PROFILES:
+        if needs.met_by(parse_target(name)):
+            return name
+    return None
+
 
 # -- parsing -------------------------------------------------------------------------------
 
@@ -296,14 +346,16 @@ def missing(required: Isa, available: Isa) -> list[str]:
     return sorted(required.closure() - available.closure(), key=sort_key)
 
 
-def top_level(names: Iterable[str]) -> list[str]:
-    """Of ``names``, those not implied by another one of them: ``{v, zve64d, zvl128b,
-    ...}`` → ``[v]``. Used to word messages; JSON output keeps the full list."""
-    names = set(names)
-    implied: set[str] = set()
-    for name in names:
-        implied |= _closure(64, (Extension(name),)) - {name}
-    return sorted(names - implied, key=sort_key)
+def top_level(names: Iterable[str], xlen: int = 64) -> list[str]:
+    """Of ``names``, those not implied by the others: ``{v, zve64d, zvl128b, ...}`` →
+    ``[v]``, ``rv64gc``'s closure → ``[i, m, a, d, c, zifencei]`` (``zcd`` follows from
+    ``c`` and ``d`` together). Used to word messages; JSON ``missing`` keeps the full list."""
+    kept = sorted(set(names), key=sort_key)
+    for name in reversed(kept[:]):  # multi-letter ones first: zcd goes, c and d stay
+        others = [Extension(n, 2, 1) for n in kept if n != name]
+        if name in _closure(xlen, others):
+            kept.remove(name)
+    return kept
 
 
 def sort_key(name: str) -> tuple[int, int, str]:
@@ -353,6 +405,11 @@ def _closure(xlen: int, extensions: Iterable[Extension]) -> frozenset[str]:
             result.add("zcd")
         if "f" in result and xlen == 32:
             result.add("zcf")
+    elif "zca" in result and ("d" not in result or "zcd" in result) and (
+            xlen != 32 or "f" not in result or "zcf" in result):
+        result.add("c")  # C is exactly these (the Zc* chapter)
+    if {"zba", "zbb", "zbs"} <= result:
+        result.add("b")  # B is exactly these
     return frozenset(result)
 
 

@@ -28,9 +28,12 @@ from rvforge.riscv.elf import (
     ElfUnreadableError,
 )
 from rvforge.riscv.isa import (
+    U64_PROFILES,
     Extension,
     Isa,
     IsaParseError,
+    Needs,
+    minimal_profile,
     missing,
     parse_isa,
     parse_target,
@@ -66,6 +69,8 @@ class _Requirement:
     :param lacking: the extensions (closed under implication) the target lacks.
     :param machine: ``riscv64`` or ``riscv32``.
     :param abi: the ``e_flags`` ABI (``lp64d``).
+    :param beyond_base: it needs more than RVA20U64 (then whether it dispatches at run
+        time decides its profile, and its symbol tables are read).
     """
 
     required: Isa
@@ -73,6 +78,7 @@ class _Requirement:
     lacking: tuple[str, ...]
     machine: str
     abi: str
+    beyond_base: bool
 
 
 class IsaAuditor(Auditor):
@@ -138,7 +144,7 @@ class IsaAuditor(Auditor):
                           "e_flags were checked")
         required, lacking = need.required, need.lacking
         symbols: ElfSymbols | None = None
-        if lacking or ctx.deep:  # only then do the symbol tables matter
+        if lacking or need.beyond_base or ctx.deep:  # only then do the symbol tables matter
             try:
                 symbols = elf.symbols()
             except ElfUnreadableError as error:
@@ -146,10 +152,11 @@ class IsaAuditor(Auditor):
                 yield Finding(Severity.ERROR, "elf-unreadable", path,
                               f"{path}: {error}; reinstall the package it comes from")
                 return
+        dispatch = dispatch_evidence(info, symbols) if symbols is not None else []
+        needs = Needs(info.elf_class, frozenset() if dispatch else required.closure())
         if lacking:
-            assert symbols is not None
-            yield self._required_finding(path, list(lacking),
-                                         dispatch_evidence(info, symbols), machine, ctx)
+            yield self._required_finding(path, list(lacking), dispatch, machine, ctx,
+                                         minimal_profile(needs))
         # the loader refuses any object of another float ABI, libraries without DT_NEEDED too
         if libc is not None and libc.abi not in (None, need.abi) and (
                 info.dynamic or info.is_library):
@@ -160,8 +167,11 @@ class IsaAuditor(Auditor):
             facts["instructions"] = dict(sorted(result.instructions.items(),
                                                 key=lambda kv: sort_key(kv[0])))
             facts["undecodable"] = result.undecodable
+            needs |= instruction_needs(info, symbols, result, required)
             yield from self._instructions(path, info, symbols, result, required, target,
                                           machine, ctx)
+        facts["profile"] = minimal_profile(needs)
+        facts["requires"] = needs.names()
         yield FileRecord(path, facts)
 
     @staticmethod
@@ -183,12 +193,15 @@ class IsaAuditor(Auditor):
         return Isa(info.elf_class, exts), error
 
     def _required_finding(self, path: str, lacking: list[str], dispatch: list[str],
-                          machine: Machine, ctx: BuildContext) -> Finding:
+                          machine: Machine, ctx: BuildContext, profile: str | None
+                          ) -> Finding:
         top = ", ".join(top_level(lacking))
         holders = self._machines_with(lacking, ctx)
         where = (f"; machines that have it: {', '.join(holders)} (--machine NAME)" if holders
                  else "; no known machine profile has it")
-        details = {"missing": lacking, "machines": holders}
+        needed = (f"; it needs {profile}" if profile else
+                  f"; no profile up to {U64_PROFILES[-1]} has it")
+        details = {"missing": lacking, "machines": holders, "profile": profile}
         if dispatch:
             return Finding(
                 Severity.WARNING, "isa-required", path,
@@ -198,8 +211,8 @@ class IsaAuditor(Auditor):
         return Finding(
             Severity.ERROR, "isa-required", path,
             f"{path} requires {top}, which {machine.name} ({machine.isa}) lacks: it will "
-            f"die with 'illegal instruction'{where}; or rebuild it for the CPU (-march)",
-            details=details)
+            f"die with 'illegal instruction'{needed}{where}; or rebuild it for the CPU "
+            "(-march)", details=details)
 
     def _requirement(self, info: ElfInfo, target: Isa) -> _Requirement:
         """What ``info``'s attribute and ``e_flags`` need (memoised per combination: a
@@ -209,7 +222,8 @@ class IsaAuditor(Auditor):
         if need is None:
             required, unreadable = self._required(info)
             need = _Requirement(required, unreadable, tuple(missing(required, target)),
-                                f"riscv{info.elf_class}", info.abi)
+                                f"riscv{info.elf_class}", info.abi,
+                                bool(missing(required, parse_target(U64_PROFILES[0]))))
             self._required_memo[key] = need
         return need
 
@@ -239,16 +253,7 @@ class IsaAuditor(Auditor):
                       ctx: BuildContext) -> Iterator[Finding]:
         """One finding per file for instructions of extensions the CPU lacks and the
         attribute does not claim (those claimed are already ``isa-required``)."""
-        from rvforge.riscv.insn import providers
-
-        have, claimed = target.closure(), required.closure()
-        real: dict[str, int] = {}
-        stray: dict[str, int] = {}
-        for name, count in sorted(result.instructions.items(), key=lambda kv: sort_key(kv[0])):
-            if any(ext in have or ext in claimed for ext in providers(name)):
-                continue  # an instruction two extensions define runs on a CPU with either
-            is_stray = count < STRAY_THRESHOLD or (name == "v" and not result.has_vsetvl)
-            (stray if is_stray else real)[name] = count
+        real, stray = unclaimed_instructions(result, required, target)
         if stray:
             listed = ", ".join(f"{_spoken(ext)} ×{n}" for ext, n in stray.items())
             yield Finding(Severity.INFO, "isa-instructions", path,
@@ -267,11 +272,18 @@ class IsaAuditor(Auditor):
                           "its attribute does not require them: it should run, using its "
                           "generic code paths", details=details)
         else:
+            from rvforge.riscv.insn import providers
+
             where = f"machines that have them: {', '.join(holders)}" if holders else \
                 "no known machine profile has them all"
+            profile = minimal_profile(Needs(info.elf_class, required.closure(), frozenset(
+                providers(name) for name in real)))
+            needed = f"it needs {profile}" if profile else \
+                f"no profile up to {U64_PROFILES[-1]} has them"
             yield Finding(Severity.ERROR, "isa-instructions", path,
                           f"{path} executes instructions of {listed} (its attribute does not "
-                          f"say so) and {machine.name} lacks them; {where}", details=details)
+                          f"say so) and {machine.name} lacks them; {needed}; {where}",
+                          details={**details, "profile": profile})
 
     def _machines_with(self, extensions: list[str], ctx: BuildContext) -> list[str]:
         """Names of registered machine profiles whose CPU has all of ``extensions`` (an
@@ -286,6 +298,69 @@ class IsaAuditor(Auditor):
                 name for name, isa in self._isas
                 if all(any(p in isa.closure() for p in providers(e)) for e in key)]
         return self._holders[key]
+
+
+def unclaimed_instructions(result: SweepResult, required: Isa, cpu: Isa | None = None
+                           ) -> tuple[dict[str, int], dict[str, int]]:
+    """The instruction classes of ``result`` that neither the attribute (``required``) nor
+    ``cpu`` provides, split into real code and stray matches (data words in the code)."""
+    from rvforge.riscv.insn import providers
+
+    have = required.closure() | (cpu.closure() if cpu is not None else frozenset())
+    real: dict[str, int] = {}
+    stray: dict[str, int] = {}
+    for name, count in sorted(result.instructions.items(), key=lambda kv: sort_key(kv[0])):
+        if any(ext in have for ext in providers(name)):
+            continue  # an instruction two extensions define runs on a CPU with either
+        is_stray = count < STRAY_THRESHOLD or (name == "v" and not result.has_vsetvl)
+        (stray if is_stray else real)[name] = count
+    return real, stray
+
+
+def instruction_needs(info: ElfInfo, symbols: ElfSymbols, result: SweepResult,
+                      required: Isa) -> Needs:
+    """What the code's instructions add to the attribute's needs: the real classes it
+    does not claim, unless the object selects code at run time."""
+    from rvforge.riscv.insn import providers
+
+    real, _ = unclaimed_instructions(result, required)
+    if not real or dispatch_evidence(info, symbols, instructions=True):
+        return Needs(info.elf_class)
+    return Needs(info.elf_class, any_of=frozenset(providers(name) for name in real))
+
+
+def elf_needs(elf: ElfFile, *, deep: bool = False) -> Needs | None:
+    """What one ELF file of a tree needs of the CPU (``None``: not a readable RISC-V ELF),
+    as the audit decides it: its attribute and ``e_flags`` (nothing, when it selects code
+    at run time) and, with ``deep``, the instructions its attribute does not claim. Raises
+    :class:`~rvforge.riscv.elf.ElfUnreadableError` for corrupt symbol tables."""
+    if elf.info is None or not elf.info.is_riscv:
+        return None
+    required, _ = IsaAuditor._required(elf.info)
+    base = parse_target(U64_PROFILES[0])
+    symbols = elf.symbols() if deep or missing(required, base) else None
+    dispatch = dispatch_evidence(elf.info, symbols) if symbols is not None else []
+    needs = Needs(elf.info.elf_class, frozenset() if dispatch else required.closure())
+    if deep:
+        assert symbols is not None
+        needs |= instruction_needs(elf.info, symbols, sweep_file(elf), required)
+    return needs
+
+
+def tree_needs(tree: Tree, ctx: BuildContext | None = None, *, deep: bool = False
+               ) -> dict[str, Needs]:
+    """:func:`elf_needs` of every readable RISC-V ELF file of ``tree``, by path. Union
+    them (``a | b``) for what the whole tree needs; :meth:`Needs.met_by` tells whether a
+    CPU runs it, :func:`~rvforge.riscv.isa.minimal_profile` the lowest profile that does."""
+    found = {}
+    for path, elf in elf_files(tree, ctx).items():
+        try:
+            needs = elf_needs(elf, deep=deep)
+        except ElfUnreadableError:
+            continue
+        if needs is not None:
+            found[path] = needs
+    return found
 
 
 def _spoken(name: str) -> str:
