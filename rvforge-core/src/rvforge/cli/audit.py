@@ -1,29 +1,87 @@
-"""``rvforge audit``: check a tree, archive or ELF file against a target machine."""
+"""``rvforge audit``: check trees, archives, ELF files and packages against a target CPU.
+
+Several paths make one report. A package (wheel or other zip, ``.deb``, ``.apk``) is read
+in memory and only its CPU is audited (the ``isa`` auditor: a package is no root
+filesystem, so nothing can be linked against); a wheel tagged ``manylinux_*_riscv64`` or
+``musllinux_*_riscv64`` is audited against that tag's baseline, RVA20U64 (RV64GC), unless
+``--machine`` or ``--isa`` names a target. Each package's report says the lowest profile
+that runs all of it and the machines here whose CPU does.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from rvforge import pipeline
 from rvforge.cli.common import handle_errors, load_registry
-from rvforge.cli.reporting import FORMATS, render
+from rvforge.cli.reporting import FORMATS, render, to_json, to_sarif, to_text
 from rvforge.config import load_config
 from rvforge.context import BuildContext
 from rvforge.errors import ExitCode, UsageError
-from rvforge.loading import load_path
+from rvforge.formats.packages import Package
+from rvforge.loading import load_input
+from rvforge.machines import Machine
+from rvforge.pipeline import AuditReport
+from rvforge.registry import Registry
+from rvforge.riscv.isa import U64_PROFILES, Extension, Isa, Needs
+
+WHEEL_BASELINE = "rva20u64"
+"""What PyPI's riscv64 platform tags promise (manylinux and musllinux: RV64GC)."""
+WHEEL_TAGS = ("manylinux", "musllinux")
 
 
 def register(app: typer.Typer) -> None:
     app.command("audit")(audit)
 
 
+@dataclass
+class AuditedInput:
+    """One path of the command line and its report.
+
+    :param path: as given.
+    :param kind: ``tree`` for directories, tarballs, cpio archives and ELF files, else the
+        package kind (``wheel``, ``zip``, ``deb``, ``apk``).
+    :param report: the audit of its tree.
+    :param package: the package read, for packages.
+    :param machines: names of the machine profiles here whose CPU runs all of it.
+    """
+
+    path: Path
+    kind: str
+    report: AuditReport
+    package: Package | None = None
+    machines: tuple[str, ...] = ()
+
+    @property
+    def profile(self) -> str | None:
+        """The lowest profile that runs every RISC-V ELF of it (``None``: none does)."""
+        profiles = [facts.get("profile") for facts in self.report.files.values()
+                    if "profile" in facts]
+        if None in profiles:
+            return None
+        return max(profiles, key=U64_PROFILES.index, default=U64_PROFILES[0])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": str(self.path), "kind": self.kind,
+                "platforms": list(self.package.platforms) if self.package else [],
+                "target": {"machine": self.report.machine.name,
+                           "isa": self.report.machine.isa},
+                "profile": self.profile, "machines": list(self.machines),
+                "summary": {"files": len(self.report.files),
+                            "errors": len(self.report.errors),
+                            "warnings": len(self.report.warnings)}}
+
+
 @handle_errors
 def audit(
-    path: Annotated[Path, typer.Argument(help="A directory, tarball, cpio archive (any "
-                                         "compression) or single ELF file.")],
+    paths: Annotated[list[Path], typer.Argument(
+        help="Directories, tarballs, cpio archives (any compression), ELF files or packages "
+             "(.whl, .zip, .deb, .apk); several make one report.")],
     machine: Annotated[str | None, typer.Option(help="Target machine profile.")] = None,
     isa: Annotated[str | None, typer.Option(help="Target ISA or profile instead of a "
                                             "machine's (rv64gc, rv64gcv, rva23u64).")] = None,
@@ -31,11 +89,15 @@ def audit(
                                        "instructions.")] = False,
     format: Annotated[str, typer.Option("--format", help="text, json or sarif.")] = "text",
     auditor: Annotated[list[str] | None, typer.Option(
-        help="Run only this auditor (repeatable; default: all).")] = None,
+        help="Run only this auditor (repeatable; default: all, for packages isa).")] = None,
     config: Annotated[Path | None, typer.Option(help="Config file (for [machines.*]).")]
     = None,
 ) -> None:
-    """Audit every ELF in PATH against the target CPU; exit 3 when errors are found."""
+    """Audit every ELF in PATHS against the target CPU; exit 3 when errors are found.
+
+    A wheel tagged manylinux_*_riscv64 or musllinux_*_riscv64 is audited against its
+    tag's baseline (rva20u64, i.e. RV64GC) unless --machine or --isa is given.
+    """
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
     if machine and isa:
@@ -45,9 +107,119 @@ def audit(
     for profile in settings.machines:
         registry.add_machine(profile)
     with BuildContext(registry, deep=deep, settings=settings.plugins) as ctx:
-        target = registry.resolve_machine(machine, isa, ctx)
-        tree = load_path(path, ctx)
-        report = pipeline.audit(registry, tree, target, ctx, auditor)
-        typer.echo(render(report, format, deep=deep), nl=False)
-    if report.errors:
+        chosen = registry.resolve_machine(machine, isa, ctx) if machine or isa else None
+        inputs = [_audit_one(registry, path, chosen, ctx, auditor) for path in paths]
+        if any(i.package is not None for i in inputs) or len(inputs) > 1:
+            _add_machines(inputs, ctx)
+        typer.echo(_render(inputs, format, deep), nl=False)
+    if any(i.report.errors for i in inputs):
         raise typer.Exit(int(ExitCode.AUDIT))
+
+
+def _audit_one(registry: Registry, path: Path, chosen: Machine | None, ctx: BuildContext,
+               auditors: list[str] | None) -> AuditedInput:
+    loaded = load_input(path, ctx)
+    if isinstance(loaded, Package):
+        target = chosen or wheel_baseline(loaded) or registry.resolve_machine(None, None, ctx)
+        report = pipeline.audit(registry, loaded.tree, target, ctx, auditors or ["isa"])
+        return AuditedInput(path, loaded.kind, report, loaded)
+    target = chosen or registry.resolve_machine(None, None, ctx)
+    return AuditedInput(path, "tree", pipeline.audit(registry, loaded, target, ctx, auditors))
+
+
+def wheel_baseline(package: Package) -> Machine | None:
+    """The target a wheel's riscv64 platform tag promises (``None``: no such tag)."""
+    for tag in package.platforms:
+        if tag.startswith(WHEEL_TAGS) and tag.endswith("_riscv64"):
+            return Machine(tag, "", WHEEL_BASELINE,
+                           summary=f"the baseline of the {tag} platform tag (RV64GC)")
+    return None
+
+
+def _add_machines(inputs: list[AuditedInput], ctx: BuildContext) -> None:
+    """Fill in, per input, the machine profiles whose CPU meets what all its ELFs need."""
+    from rvforge.builtin.auditors.isa import machine_isas
+
+    isas = machine_isas(ctx)
+    for item in inputs:
+        needs = [_needs(facts) for facts in item.report.files.values() if "requires" in facts]
+        if not needs:
+            continue
+        total = needs[0]
+        for more in needs[1:]:
+            total |= more
+        item.machines = tuple(name for name, cpu in isas if total.met_by(cpu))
+
+
+def _needs(facts: dict[str, Any]) -> Needs:
+    """A file record's needs back from its ``requires`` names (``a|b``: either)."""
+    xlen = 32 if facts.get("machine") == "riscv32" else 64
+    names = [n for n in facts["requires"] if "|" not in n]
+    groups = frozenset(tuple(n.split("|")) for n in facts["requires"] if "|" in n)
+    closure = Isa(xlen, tuple(Extension(n, 2, 1) for n in names)).closure()
+    return Needs(xlen, closure, groups)
+
+
+def _render(inputs: list[AuditedInput], fmt: str, deep: bool) -> str:
+    """One report: as before for a single tree; with packages or several inputs, a
+    section per input (text), ``inputs`` plus ``input`` on every file and finding (JSON),
+    a run per input (SARIF)."""
+    if len(inputs) == 1 and inputs[0].package is None:
+        return render(inputs[0].report, fmt, deep=deep)
+    if fmt == "json":
+        return json.dumps(_json(inputs, deep), indent=2) + "\n"
+    if fmt == "sarif":
+        runs = []
+        for item in inputs:
+            run = to_sarif(item.report)["runs"][0]
+            run["properties"]["input"] = str(item.path)
+            runs.append(run)
+        sarif = to_sarif(inputs[0].report)
+        sarif["runs"] = runs
+        return json.dumps(sarif, indent=2) + "\n"
+    return _text(inputs)
+
+
+def _json(inputs: list[AuditedInput], deep: bool) -> dict[str, Any]:
+    files: list[dict[str, Any]] = []
+    findings: list[dict[str, Any]] = []
+    for item in inputs:
+        data = to_json(item.report, deep=deep)
+        files += [{**entry, "input": str(item.path)} for entry in data["files"]]
+        findings += [{**entry, "input": str(item.path)} for entry in data["findings"]]
+    first = inputs[0].report.machine
+    return {"target": {"machine": first.name, "isa": first.isa},
+            "inputs": [item.to_json() for item in inputs], "files": files,
+            "findings": findings,
+            "summary": {"inputs": len(inputs), "files": len(files),
+                        "errors": sum(len(i.report.errors) for i in inputs),
+                        "warnings": sum(len(i.report.warnings) for i in inputs)}}
+
+
+def _text(inputs: list[AuditedInput]) -> str:
+    sections = []
+    for item in inputs:
+        head = f"{item.path} ({_described(item)})"
+        profile = item.profile or f"none up to {U64_PROFILES[-1]}"
+        machines = ", ".join(item.machines) or "none"
+        runs = (f"  lowest profile that runs all of it: {profile}; machines here that boot "
+                f"it: {machines}") if item.report.files else "  no ELF files"
+        sections.append(f"{head}\n{runs}\n{to_text(item.report)}")
+    if len(inputs) > 1:
+        errors = sum(len(i.report.errors) for i in inputs)
+        warnings = sum(len(i.report.warnings) for i in inputs)
+        files = sum(len(i.report.files) for i in inputs)
+        sections.append(f"{'FAIL' if errors else 'ok'}: {len(inputs)} inputs, {files} ELF "
+                        f"files: {errors} error{'s' * (errors != 1)}, "
+                        f"{warnings} warning{'s' * (warnings != 1)}\n")
+    return "\n".join(sections)
+
+
+def _described(item: AuditedInput) -> str:
+    if item.package is None:
+        return "tree"
+    tags = [t for t in item.package.platforms if t.endswith("_riscv64")]
+    what = f"{item.kind}, {item.package.members} files"
+    if item.kind == "wheel" and tags:
+        what += f", {tags[0]}: baseline {WHEEL_BASELINE}"
+    return what

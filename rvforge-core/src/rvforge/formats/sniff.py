@@ -1,4 +1,5 @@
-"""Telling what a path holds from its first bytes: a directory, tarball, cpio archive or ELF."""
+"""Telling what a path holds from its first bytes: a directory, tarball, cpio archive, ELF
+file, or a package (wheel or other zip archive, ``.deb``, ``.apk``)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,26 @@ from rvforge.formats.compression import open_decompressed
 __all__ = ["sniff"]
 
 CPIO_MAGICS = (b"070701", b"070702")
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+DEB_MAGIC = b"!<arch>\ndebian-binary"
+APK_FIRST_MEMBERS = (b".SIGN.", b".PKGINFO")
+"""An .apk's tar starts with its signature (or, unsigned, its control segment)."""
 
 
 def sniff(path: Path) -> str:
-    """What ``path`` holds: ``dir``, ``tar``, ``cpio``, ``elf`` or ``unknown``."""
+    """What ``path`` holds: ``dir``, ``tar``, ``cpio``, ``elf``, ``wheel`` (a zip archive
+    named ``*.whl``), ``zip``, ``deb``, ``apk`` or ``unknown``."""
     if path.is_dir():
         return "dir"
     try:
         with open(path, "rb") as raw:
-            if raw.read(4) == b"\x7fELF":
-                return "elf"
+            first = raw.read(len(DEB_MAGIC))
+        if first[:4] == b"\x7fELF":
+            return "elf"
+        if first[:4] in ZIP_MAGICS:
+            return "wheel" if path.name.endswith(".whl") else "zip"
+        if first == DEB_MAGIC:
+            return "deb"
         with open_decompressed(path) as stream:
             head = stream.read(512)
     except FileNotFoundError:
@@ -31,5 +42,6 @@ def sniff(path: Path) -> str:
     if head[:6] in CPIO_MAGICS:
         return "cpio"
     if len(head) == 512 and head[257:262] == b"ustar":
-        return "tar"
+        return "apk" if first[:2] == b"\x1f\x8b" and head.startswith(APK_FIRST_MEMBERS) \
+            else "tar"
     return "unknown"
