@@ -93,7 +93,7 @@ def _check_directory(path: Path, infos: list[zipfile.ZipInfo]) -> None:
     if declared > MAX_UNPACKED:
         raise InputError(f"{path}: its members unpack to {declared >> 30} GiB, more than "
                          f"{MAX_UNPACKED >> 30} GiB: a zip bomb or not a real package")
-    spans = sorted((info.header_offset, info) for info in infos)
+    spans = sorted(((info.header_offset, info) for info in infos), key=lambda s: s[0])
     for (start, info), (following, other) in zip(spans, spans[1:], strict=False):
         end = start + _LOCAL_HEADER + len(info.orig_filename.encode()) + info.compress_size
         if end > following:

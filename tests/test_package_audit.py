@@ -1,0 +1,159 @@
+"""``rvforge audit`` on real packages: riscv64 wheels from PyPI (cibuildwheel builds them),
+real trixie ``.deb`` files from the Debian mirror, and a wheel carrying RVE code that the
+newer GNU toolchain (binutils 2.44, tests/gnu_toolchain.py) assembles. Everything
+downloaded is cached under the rvforge cache directory and fetched once."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rvforge.context import BuildContext
+from rvforge.registry import Registry, build_registry
+
+pytestmark = pytest.mark.network
+
+WHEELS = ("markupsafe==3.0.4", "msgpack==1.2.4", "charset-normalizer==3.5.3")
+"""Small real riscv64 wheels on PyPI (CPython 3.11, manylinux_2_31_riscv64)."""
+PIP_TARGET = ("--platform", "manylinux_2_31_riscv64", "--python-version", "3.11",
+              "--implementation", "cp", "--abi", "cp311")
+DEBS = ("libzstd1", "busybox-static")
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return build_registry(load_entrypoints=False)
+
+
+@pytest.fixture(scope="module")
+def ctx(registry: Registry, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[BuildContext]:
+    with BuildContext(registry, scratch_dir=tmp_path_factory.mktemp("packages")) as c:
+        yield c
+
+
+def pip() -> list[str]:
+    """A pip to download with: this interpreter's, else the system python3's."""
+    for python in (sys.executable, shutil.which("python3")):
+        if python and subprocess.run([python, "-m", "pip", "--version"],
+                                     capture_output=True).returncode == 0:
+            return [python, "-m", "pip"]
+    pytest.fail("no pip to download wheels with: python3 -m ensurepip, or apt-get install "
+                "python3-pip")
+
+
+@pytest.fixture(scope="module")
+def real_wheels(ctx: BuildContext) -> list[Path]:
+    """The wheels of :data:`WHEELS`, downloaded once into the cache (renamed into place)."""
+    cache = ctx.cache("pypi-wheels")
+    found = []
+    for requirement in WHEELS:
+        name, version = requirement.split("==")
+        stem = f"{name.replace('-', '_')}-{version}-"
+        cached = sorted(p for p in cache.glob(f"{stem}*.whl"))
+        if not cached:
+            with tempfile.TemporaryDirectory(dir=cache) as work:
+                subprocess.run([*pip(), "download", "--quiet", "--no-deps",
+                                "--only-binary=:all:", *PIP_TARGET, requirement, "-d", work],
+                               check=True, timeout=300)
+                for wheel in Path(work).glob("*.whl"):
+                    os.replace(wheel, cache / wheel.name)
+            cached = sorted(cache.glob(f"{stem}*.whl"))
+        assert cached and "riscv64" in cached[0].name, requirement
+        found.append(cached[0])
+    return found
+
+
+def audit(rvforge_cli, *args: str) -> tuple[int, dict]:
+    result = rvforge_cli("--quiet", "audit", "--format", "json", *args)
+    assert result.stderr == "", result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_real_riscv64_wheels_meet_their_baseline(rvforge_cli, real_wheels) -> None:
+    code, data = audit(rvforge_cli, *map(str, real_wheels))
+    assert code == 0, data["findings"]
+    assert [i["kind"] for i in data["inputs"]] == ["wheel"] * len(WHEELS)
+    for item in data["inputs"]:
+        assert item["target"]["machine"] == "manylinux_2_31_riscv64"
+        assert item["profile"] == "rva20u64" and "generic-rv64gc" in item["machines"]
+    assert all(f["path"].endswith(".so") and f["abi"] == "lp64d" for f in data["files"])
+    assert len(data["files"]) >= len(WHEELS)
+    text = rvforge_cli("--quiet", "audit", "--deep", *map(str, real_wheels))
+    assert text.returncode == 0, text.stdout
+    assert text.stdout.count("lowest profile that runs all of it: rva20u64") == len(WHEELS)
+    assert text.stdout.rstrip().endswith(f"ok: {len(WHEELS)} inputs, "
+                                         f"{len(data['files'])} ELF files: 0 errors, "
+                                         "0 warnings")
+
+
+def test_a_real_wheel_on_an_rve_cpu_fails_naming_its_member(rvforge_cli, real_wheels) -> None:
+    code, data = audit(rvforge_cli, "--isa", "rv64emac", str(real_wheels[0]))
+    assert code == 3
+    [finding] = data["findings"]
+    assert finding["path"].startswith("/markupsafe/_speedups") and "i" in \
+        finding["details"]["missing"]
+
+
+def test_real_debs_from_the_mirror(rvforge_cli, ctx) -> None:
+    from rvforge_debootstrap.archive import DebianArchive
+
+    debs = DebianArchive(ctx).download_many(DEBS)
+    code, data = audit(rvforge_cli, "--isa", "rva20u64", *(str(debs[n]) for n in DEBS))
+    assert code == 0, data["findings"]
+    paths = {f["path"] for f in data["files"]}
+    assert "/usr/bin/busybox" in paths
+    assert any(p.startswith("/usr/lib/riscv64-linux-gnu/libzstd.so.1") for p in paths)
+    assert [i["profile"] for i in data["inputs"]] == ["rva20u64", "rva20u64"]
+    assert data["inputs"][0]["kind"] == "deb"
+
+
+def _toolchain(ctx: BuildContext):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(
+        "gnu_toolchain", Path(__file__).with_name("gnu_toolchain.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("gnu_toolchain", module)
+    spec.loader.exec_module(module)
+    return module.toolchain(ctx)
+
+
+def test_a_wheel_with_rve_code_runs_on_an_rve_cpu(rvforge_cli, ctx, riscv_cc,
+                                                   tmp_path: Path) -> None:
+    chain = _toolchain(ctx)
+    obj = chain.assemble(".globl f\nf:\n  add a0, a0, a1\n  ret\n", tmp_path / "rve.o",
+                         "-march=rv64e_m_c", "-mabi=lp64e")
+    lib = tmp_path / "librve.so"
+    linked = chain.run("ld", "-shared", "-o", str(lib), str(obj))
+    assert linked.returncode == 0, linked.stderr
+    plain = riscv_cc("int g(int a){return a+1;}\n", "libplain-rve.so", "-O2", "-shared",
+                     "-fPIC")
+    wheel = _builders().make_wheel(tmp_path, {"demo/_rve.so": lib.read_bytes(),
+                                  "demo/_plain.so": plain.read_bytes()})
+    code, data = audit(rvforge_cli, "--isa", "rv64emac", str(wheel))
+    assert code == 3
+    [finding] = data["findings"]
+    assert finding["path"] == "/demo/_plain.so" and "i" in finding["details"]["missing"]
+    rve = next(f for f in data["files"] if f["path"] == "/demo/_rve.so")
+    assert rve["abi"] == "lp64e" and rve["missing"] == [] and "e" in rve["requires"]
+    code, data = audit(rvforge_cli, str(wheel))  # an RVI CPU runs RVE code
+    assert code == 0 and data["inputs"][0]["profile"] == "rva20u64"
+
+
+def _builders():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(
+        "package_builders",
+        Path(__file__).parents[1] / "rvforge-core" / "tests" / "package_builders.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
