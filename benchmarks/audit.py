@@ -8,14 +8,20 @@
    DIR`` does), each the best of several runs, readelf too, in the same run.
 2. The deep sweep of a large real library (``libtorch_cpu.so`` from Debian's riscv64
    ``libtorch2.6``, ~100 MB of code) vs ``riscv64-linux-gnu-objdump -d``.
+3. Wheel audit throughput: real riscv64 wheels from PyPI (:data:`WHEELS`, fetched with
+   ``python3 -m pip download`` into the rvforge cache once) read in memory and audited
+   (``rvforge audit *.whl``, without and with ``--deep``) vs what one does today: ``unzip``
+   each wheel to a temporary directory, then ``readelf -A`` (or ``objdump -d``) every ELF.
 
 Packages are fetched through rvforge-debootstrap's verified archive into the rvforge cache
-once. Run: ``uv run python benchmarks/audit.py`` (``--no-torch`` skips part 2's download).
+once. Run: ``uv run python benchmarks/audit.py`` (``--no-torch`` skips part 2's download,
+``--only-wheels`` runs part 3 alone).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -146,6 +152,87 @@ def deep_sweep(ctx: BuildContext, package: str, member: str, objdump: bool) -> N
         print(f"speed-up: {t_objdump / t_ours:.0f}x")
 
 
+WHEELS = ("markupsafe==3.0.4", "msgpack==1.2.4", "charset-normalizer==3.5.3",
+          "rpds-py==2026.9.1", "pydantic-core==2.50.5")
+"""Real riscv64 wheels on PyPI (CPython 3.11, manylinux_2_31_riscv64), 20 KB to 2.3 MB."""
+PIP_TARGET = ("--platform", "manylinux_2_31_riscv64", "--python-version", "3.11",
+              "--implementation", "cp", "--abi", "cp311")
+
+
+def fetch_wheels(ctx: BuildContext) -> list[Path]:
+    cache = ctx.cache("pypi-wheels")
+    found = []
+    for requirement in WHEELS:
+        name, version = requirement.split("==")
+        pattern = f"{name.replace('-', '_')}-{version}-*.whl"
+        if not list(cache.glob(pattern)):
+            with tempfile.TemporaryDirectory(dir=cache) as work:
+                subprocess.run(["python3", "-m", "pip", "download", "--quiet", "--no-deps",
+                                "--only-binary=:all:", *PIP_TARGET, requirement, "-d", work],
+                               check=True)
+                for wheel in Path(work).glob("*.whl"):
+                    os.replace(wheel, cache / wheel.name)
+        found += sorted(cache.glob(pattern))[:1]
+    return found
+
+
+def wheel_audit(ctx: BuildContext, objdump: bool) -> None:
+    from rvforge.loading import load_input
+
+    registry = ctx.registry
+    wheels = fetch_wheels(ctx)
+    size = sum(w.stat().st_size for w in wheels)
+    target = Machine("manylinux_2_31_riscv64", "", "rva20u64")
+    deep_ctx = dataclasses.replace(ctx, deep=True)
+    audited = {"files": 0, "code": 0}
+
+    def ours(run_ctx: BuildContext) -> None:
+        audited["files"] = audited["code"] = 0
+        for wheel in wheels:
+            package = load_input(wheel, run_ctx)
+            report = pipeline.audit(registry, package.tree, target, run_ctx, ["isa"])
+            assert not report.errors, report.errors
+            audited["files"] += len(report.files)
+            audited["code"] += sum(c.size for e in elf_files(package.tree, run_ctx).values()
+                                   if e.info for c in e.info.code)
+
+    def unzip_then(tool: list[str]) -> None:
+        for wheel in wheels:
+            with tempfile.TemporaryDirectory(dir=ctx.scratch()) as work:
+                subprocess.run(["unzip", "-q", "-o", str(wheel), "-d", work], check=True)
+                subprocess.run(f"find {work} -name '*.so*' -type f -exec {' '.join(tool)} {{}} +",
+                               shell=True, check=True, stdout=subprocess.DEVNULL)
+
+    def cli(*flags: str) -> None:
+        subprocess.run([sys.executable, "-m", "rvforge", "--quiet", "audit", *flags,
+                        *map(str, wheels)], check=True, stdout=subprocess.DEVNULL)
+
+    ours(ctx)  # warms the page cache and fills the facts cache with the wheels' ELFs
+    load_before = os.getloadavg()[0]
+    t_ours = best_of(RUNS, lambda: ours(ctx))
+    t_deep = best_of(3, lambda: ours(deep_ctx))
+    t_cli = best_of(3, cli)
+    t_cli_deep = best_of(3, lambda: cli("--deep"))
+    t_readelf = best_of(RUNS, lambda: unzip_then(["riscv64-linux-gnu-readelf", "-A"]))
+    mb = size / 1e6
+    print(f"## wheel audit: {len(wheels)} wheels, {mb:.1f} MB, {audited['files']} ELF files, "
+          f"{audited['code'] / 1e6:.1f} MB of code; load average {load_before:.2f} before, "
+          f"{os.getloadavg()[0]:.2f} after; best of {RUNS} (deep and CLI: 3)")
+    print(f"rvforge, in process (read in memory + isa):  {t_ours:.3f} s = {mb / t_ours:.0f} "
+          f"MB/s of wheels, {len(wheels) / t_ours:.0f} wheels/s")
+    print(f"rvforge --deep, in process:                   {t_deep:.3f} s = {mb / t_deep:.0f} "
+          "MB/s")
+    print(f"rvforge audit *.whl (CLI, startup included):  {t_cli:.3f} s; --deep {t_cli_deep:.3f} s")
+    print(f"unzip + readelf -A:                          {t_readelf:.3f} s = "
+          f"{mb / t_readelf:.0f} MB/s; rvforge {t_readelf / t_ours:.1f}x in process, "
+          f"{t_readelf / t_cli:.1f}x as a command")
+    if objdump:
+        t_objdump = best_of(1, lambda: unzip_then(["riscv64-linux-gnu-objdump", "-d"]))
+        print(f"unzip + objdump -d:                          {t_objdump:.3f} s; rvforge "
+              f"--deep {t_objdump / t_deep:.0f}x in process, {t_objdump / t_cli_deep:.0f}x "
+              "as a command")
+
+
 def _known(archive, name: str) -> bool:
     try:
         archive.package(name)
@@ -160,8 +247,12 @@ def main() -> None:
     parser.add_argument("--no-torch", action="store_true",
                         help="sweep libopenblas instead of downloading libtorch (49 MB)")
     parser.add_argument("--no-objdump", action="store_true", help="skip the objdump run")
+    parser.add_argument("--only-wheels", action="store_true", help="run part 3 alone")
     args = parser.parse_args()
     with BuildContext(build_registry()) as ctx:
+        wheel_audit(ctx, not args.no_objdump)
+        if args.only_wheels:
+            return
         attribute_audit(ctx, ctx.cache("benchmarks", "minbase"))
         if args.no_torch:
             deep_sweep(ctx, "libopenblas0-pthread", "libopenblasp-r*.so", not args.no_objdump)
