@@ -79,6 +79,10 @@ def test_c_is_zca_and_zcd_with_d() -> None:
     assert {"zca", "zcd"} <= parse_target("rv64gc").closure()
     assert "zcd" not in parse_target("rv64imac").closure()
     assert "zcf" in parse_target("rv32imafc").closure()
+    # a CPU with C's parts runs C code; an object needing Zca alone does not need C
+    assert missing(parse_isa("rv64i2p1_c2p0"), parse_target("rv64imafd_zca_zcd")) == []
+    assert missing(parse_isa("rv64i2p1_c2p0"), parse_target("rv64imafd_zca")) == ["c"]
+    assert missing(parse_isa("rv64i2p1_d2p2_zca1p0"), parse_target("rv64imafd_zca")) == []
 
 
 def test_i_below_2p1_implies_zicsr_and_zifencei() -> None:

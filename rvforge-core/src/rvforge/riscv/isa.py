@@ -139,8 +139,9 @@ Rules binutils does not write into the string but a CPU's abilities follow, appl
 * ``i`` below version 2.1 (or, in a target string, with no version) implies ``zicsr``
   and ``zifencei`` (binutils' ``check_implicit_for_i``; ISA spec 2.2 had them in ``I``);
 * ``c`` is ``zca``, plus ``zcd`` with ``d`` and, on RV32, ``zcf`` with ``f`` (the Zc*
-  chapter of the unprivileged spec; binutils 2.44 writes ``c`` alone), and those make
-  ``c``; ``zba``, ``zbb`` and ``zbs`` together make ``b`` (newer toolchains write ``b``);
+  chapter of the unprivileged spec; binutils 2.44 writes ``c`` alone), and a CPU with
+  those parts runs C code (:meth:`Isa.abilities`); ``zba``, ``zbb`` and ``zbs`` together
+  make ``b`` (newer toolchains write ``b``);
 * ``i`` runs what ``e`` runs (RV32E/RV64E is I without x16–x31), while ``e`` implies
   nothing: an RVE CPU cannot run an RVI object.
 """
@@ -205,7 +206,7 @@ class Needs:
 
     def lacking(self, cpu: Isa) -> list[str]:
         """What ``cpu`` lacks: extensions, then unmet classes as ``a|b``."""
-        have = cpu.closure()
+        have = cpu.abilities()
         lacking = sorted(self.extensions - have, key=sort_key)
         return lacking + sorted("|".join(group) for group in self.any_of
                                 if not have.intersection(group))
@@ -279,6 +280,16 @@ class Isa:
         """Every extension named or implied (:data:`IMPLICATIONS`, transitively)."""
         return _closure(self.xlen, self.extensions)
 
+    def abilities(self) -> frozenset[str]:
+        """What a CPU of this ISA runs: its :meth:`closure`, plus ``c`` when it has all of
+        C's parts (``zca``, and ``zcd`` if it has D; on RV32 ``zcf`` if it has F). Only for
+        the CPU side: an object that needs ``zca`` alone does not need C."""
+        result = self.closure()
+        if "c" not in result and "zca" in result and ("d" not in result or "zcd" in result) \
+                and (self.xlen != 32 or "f" not in result or "zcf" in result):
+            return result | {"c"}
+        return result
+
     def __str__(self) -> str:
         """Canonical form without versions: ``rv64imafdc_zicsr_zifencei``."""
         return _render(self.xlen, [e.name for e in self.extensions])
@@ -343,7 +354,7 @@ def parse_target(text: str) -> Isa:
 
 def missing(required: Isa, available: Isa) -> list[str]:
     """Extensions ``required`` implies that ``available`` does not, canonically ordered."""
-    return sorted(required.closure() - available.closure(), key=sort_key)
+    return sorted(required.closure() - available.abilities(), key=sort_key)
 
 
 def top_level(names: Iterable[str], xlen: int = 64) -> list[str]:
@@ -405,9 +416,6 @@ def _closure(xlen: int, extensions: Iterable[Extension]) -> frozenset[str]:
             result.add("zcd")
         if "f" in result and xlen == 32:
             result.add("zcf")
-    elif "zca" in result and ("d" not in result or "zcd" in result) and (
-            xlen != 32 or "f" not in result or "zcf" in result):
-        result.add("c")  # C is exactly these (the Zc* chapter)
     if {"zba", "zbb", "zbs"} <= result:
         result.add("b")  # B is exactly these
     return frozenset(result)

@@ -296,7 +296,7 @@ class IsaAuditor(Auditor):
                 self._isas = machine_isas(ctx)
             self._holders[key] = [
                 name for name, isa in self._isas
-                if all(any(p in isa.closure() for p in providers(e)) for e in key)]
+                if all(any(p in isa.abilities() for p in providers(e)) for e in key)]
         return self._holders[key]
 
 
@@ -306,7 +306,7 @@ def unclaimed_instructions(result: SweepResult, required: Isa, cpu: Isa | None =
     ``cpu`` provides, split into real code and stray matches (data words in the code)."""
     from rvforge.riscv.insn import providers
 
-    have = required.closure() | (cpu.closure() if cpu is not None else frozenset())
+    have = required.closure() | (cpu.abilities() if cpu is not None else frozenset())
     real: dict[str, int] = {}
     stray: dict[str, int] = {}
     for name, count in sorted(result.instructions.items(), key=lambda kv: sort_key(kv[0])):
