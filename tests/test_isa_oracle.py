@@ -235,3 +235,21 @@ def test_big_endian_objects_are_read(registry, ctx, chain, tmp_path) -> None:
     assert problems(audit(registry, ctx, obj, "rv64gc_zbkb")) == []
     [finding] = audit(registry, ctx, obj, "rv64gc").errors
     assert finding.details["missing"] == ["zbkb"]
+
+
+def test_a_soft_float_library_without_needed_in_a_double_float_root(registry, ctx, chain,
+                                                                   tmp_path) -> None:
+    obj = chain.assemble(".globl f\nf:\n  ret\n", tmp_path / "soft.o", "-march=rv64imac",
+                         "-mabi=lp64")
+    lib = tmp_path / "libsoft.so"
+    linked = chain.run("ld", "-shared", "-soname", "libsoft.so.1", "-o", str(lib), str(obj))
+    assert linked.returncode == 0, linked.stderr
+    info = read_elf(lib.read_bytes())
+    assert info.abi == "lp64" and info.needed == () and info.is_library
+    tree = Tree()
+    tree.add_file("/usr/lib/riscv64-linux-gnu/libsoft.so.1", HostFile.of(lib))
+    # a glibc root whose loader is lp64d (its name says so when it cannot be read)
+    tree.add_file("/lib/ld-linux-riscv64-lp64d.so.1", b"not read\n", mode=0o755)
+    report = pipeline.audit(registry, tree, Machine("cpu", "", "rv64gc"), ctx, ["isa"])
+    [finding] = report.errors
+    assert finding.code == "abi-mismatch" and finding.path.endswith("libsoft.so.1")

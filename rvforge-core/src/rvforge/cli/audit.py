@@ -137,10 +137,11 @@ def wheel_baseline(package: Package) -> Machine | None:
 
 
 def _add_machines(inputs: list[AuditedInput], ctx: BuildContext) -> None:
-    """Fill in, per input, the machine profiles whose CPU meets what all its ELFs need."""
+    """Fill in, per input, the machine profiles here that boot a CPU meeting what all its
+    ELFs need."""
     from rvforge.builtin.auditors.isa import machine_isas
 
-    isas = machine_isas(ctx)
+    isas = machine_isas(ctx, bootable=True)
     for item in inputs:
         needs = [_needs(facts) for facts in item.report.files.values() if "requires" in facts]
         if not needs:

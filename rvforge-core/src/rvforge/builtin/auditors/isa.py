@@ -368,13 +368,16 @@ def _spoken(name: str) -> str:
     return name.replace("|", " or ")
 
 
-def machine_isas(ctx: BuildContext) -> list[tuple[str, Isa]]:
+def machine_isas(ctx: BuildContext, *, bootable: bool = False) -> list[tuple[str, Isa]]:
     """Every registered machine profile's name and CPU ISA (its launcher says which, for
-    profiles that have one); profiles whose ISA cannot be worked out are left out."""
+    profiles that have one); profiles whose ISA cannot be worked out (a QEMU here lacks
+    the CPU) are left out, and with ``bootable`` those without a launcher here."""
     result = []
     for reg in ctx.registry.machines:
         machine = reg.component
         text = machine.isa
+        if bootable and machine.launcher not in ctx.registry.launchers:
+            continue
         try:
             if machine.launcher and machine.launcher in ctx.registry.launchers:
                 text = ctx.registry.launchers.get(machine.launcher)().machine_isa(machine, ctx)
