@@ -16,7 +16,7 @@ their type, so ``class MyProvider(Provider[MyOptions])`` type-checks
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
@@ -47,6 +47,10 @@ class Component(ABC):
     """One line for ``rvforge plugins`` and ``--help``."""
     Options: ClassVar[type] = NoOptions
     """A dataclass of the settings the component accepts."""
+    cache_entries: ClassVar[Mapping[str, str]] = {}
+    """What the component keeps in the cache directory, for ``rvforge cache``: a glob
+    relative to it (``debian/debs/*``; each path it matches is one entry) → the kind of
+    entry (``downloads``, ``kernels``, ``unpacked``...)."""
 
 
 class Provider(Component, Generic[OptionsT]):
