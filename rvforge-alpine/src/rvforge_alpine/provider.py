@@ -66,6 +66,8 @@ class AlpineProvider(Provider):
     summary = ("Alpine Linux riscv64 minirootfs (verified, cached) with optional apk "
                "packages, no root needed")
     Options = AlpineOptions
+    cache_entries = {"alpine/*/releases/*/*": "downloads", "alpine/packages/*": "downloads",
+                     "alpine/*/main/*/*": "indexes", "alpine/*/community/*/*": "indexes"}
 
     def provide(self, options: AlpineOptions, ctx: BuildContext) -> Tree:
         request = ReleaseRequest.parse(options.release)

@@ -38,6 +38,8 @@ class DebianKernelSource(KernelSource):
     name = "debian"
     summary = "Debian's linux-image-riscv64 from the Debian mirror (downloaded once, cached)"
     Options = DebianKernelOptions
+    cache_entries = {"debian/kernels/*": "kernels", "debian/debs/*": "downloads",
+                     "debian/dists/*/*": "indexes"}
 
     def fetch(self, options: DebianKernelOptions, ctx: BuildContext) -> Kernel:
         archive = DebianArchive(ctx, options.mirror, options.release, "riscv64",

@@ -9,6 +9,7 @@ import typer
 
 from rvforge.cli import audit as audit_cmd
 from rvforge.cli import build as build_cmd
+from rvforge.cli import cache as cache_cmd
 from rvforge.cli import info as info_cmd
 from rvforge.cli import inspect as inspect_cmd
 from rvforge.cli import launch as launch_cmd
@@ -59,5 +60,5 @@ def callback(
         os.environ["RVFORGE_DEBUG"] = "1"
 
 
-for module in (build_cmd, audit_cmd, inspect_cmd, launch_cmd, info_cmd):
+for module in (build_cmd, audit_cmd, inspect_cmd, launch_cmd, info_cmd, cache_cmd):
     module.register(app)

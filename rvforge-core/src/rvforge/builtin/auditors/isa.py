@@ -42,7 +42,7 @@ from rvforge.riscv.isa import (
 )
 from rvforge.tree import Tree
 
-from .scan import ElfFile, RootLibc, elf_files, is_firmware, root_libc
+from .scan import CACHE_ENTRIES, ElfFile, RootLibc, elf_files, is_firmware, root_libc
 
 if TYPE_CHECKING:
     from rvforge.riscv.insn import SweepResult
@@ -102,6 +102,7 @@ class IsaAuditor(Auditor):
         FindingCode("elf-unreadable", "A truncated or corrupt ELF file",
                     "reinstall or recopy the file"),
     )
+    cache_entries = CACHE_ENTRIES
 
     def audit(self, tree: Tree, machine: Machine, ctx: BuildContext
               ) -> Iterator[Finding | FileRecord]:

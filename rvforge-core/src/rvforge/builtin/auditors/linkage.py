@@ -23,7 +23,7 @@ from rvforge.machines import Machine
 from rvforge.riscv.elf import ElfInfo
 from rvforge.tree import Tree
 
-from .scan import ElfFile, RootLibc, elf_files, root_libc
+from .scan import CACHE_ENTRIES, ElfFile, RootLibc, elf_files, root_libc
 
 GLIBC_DEFAULT_DIRS = ("/lib/riscv64-linux-gnu", "/usr/lib/riscv64-linux-gnu", "/lib64/lp64d",
                       "/usr/lib64/lp64d", "/lib", "/usr/lib")
@@ -54,6 +54,7 @@ class LinkageAuditor(Auditor):
                     "A required symbol version is not defined by the library",
                     "use a newer release of the root, or rebuild against it"),
     )
+    cache_entries = CACHE_ENTRIES
 
     def audit(self, tree: Tree, machine: Machine, ctx: BuildContext) -> Iterator[Finding]:
         files = elf_files(tree, ctx)

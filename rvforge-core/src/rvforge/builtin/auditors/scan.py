@@ -31,6 +31,9 @@ from rvforge.riscv.elf import (
 )
 from rvforge.tree import Content, Entry, EntryKind, FileIdentity, HostFile, InlineBytes, Tree
 
+CACHE_DIR = "elf-facts"
+CACHE_ENTRIES = {f"{CACHE_DIR}/*": "elf-facts"}
+"""The facts cache's files (``rvforge cache``), declared by the auditors that read it."""
 FIRMWARE_DIRS = ("/lib/firmware/", "/usr/lib/firmware/")
 """Firmware for other processors (DSPs, GPUs) is often ELF; it never runs on the CPU."""
 
@@ -97,7 +100,7 @@ def elf_files(tree: Tree, ctx: BuildContext | None = None) -> dict[str, ElfFile]
     cached = _CACHE.get(tree)
     if cached is not None and cached[0] == members:
         return cached[1]
-    cache = ElfFactsCache.open(ctx.cache("elf-facts")) if ctx is not None else \
+    cache = ElfFactsCache.open(ctx.cache(CACHE_DIR)) if ctx is not None else \
         ElfFactsCache(None)
     with cache:
         facts = _elf_facts(members, cache)
