@@ -44,6 +44,7 @@ from rvforge_debootstrap.binfmt import (
     is_static,
     read_handler,
 )
+from rvforge_debootstrap.configure import auto_mode
 from rvforge_debootstrap.firstboot import HOOK, ORDER_FILE, adopt_configured, not_configured
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "debian.md"
@@ -134,6 +135,14 @@ def test_the_registered_handler_runs_riscv64_only(riscv64_binfmt: list[Handler])
         assert not any(handler.accepts(h) for h in (x86_64, riscv32, relocatable))
     assert read_handler(BINFMT_DIR / "status") is None
     assert read_handler(BINFMT_DIR / "register") is None
+
+
+def test_with_a_registered_handler_auto_configures_through_binfmt(
+        riscv64_binfmt: list[Handler]) -> None:
+    with BuildContext(build_registry()) as ctx:
+        for kind in ("initramfs", "disk", "tar"):
+            ctx.artifact_kind = kind
+            assert auto_mode(ctx, "riscv64") == "binfmt"
 
 
 def test_static_and_dynamic_interpreters() -> None:

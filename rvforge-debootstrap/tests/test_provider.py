@@ -52,7 +52,7 @@ def check_debian_tree(tree: Tree) -> dict[str, str]:
 
 
 def test_minbase(debian_ctx: BuildContext) -> None:
-    tree = provide(debian_ctx)
+    tree = provide(debian_ctx, configure="first-boot")  # unpacked, the hook installed
     status = check_debian_tree(tree)
     assert {"apt", "dash", "coreutils", "mawk"} <= set(status)
     assert tree.is_file(HOOK) and tree[HOOK].mode == 0o755

@@ -61,14 +61,14 @@ database that could be configured later."""
 
 
 def configure_mode(tool: str, requested: str, ctx: BuildContext) -> str:
-    """The mode a ``--backend`` build uses: ``auto`` is ``vm`` or ``first-boot`` for
-    debootstrap (:func:`rvforge_debootstrap.configure.auto_mode`), and whatever mmdebstrap
-    decides itself (``none``: it configures when it finds a binfmt handler)."""
+    """The mode a ``--backend`` build uses: ``auto`` is what
+    :func:`rvforge_debootstrap.configure.auto_mode` picks for debootstrap, and whatever
+    mmdebstrap decides itself (``none``: it configures when it finds a binfmt handler)."""
     from rvforge_debootstrap.configure import auto_mode, preflight
 
     mode = requested
     if requested == "auto":
-        mode = auto_mode(ctx) if tool == "debootstrap" else "none"
+        mode = auto_mode(ctx, ARCH) if tool == "debootstrap" else "none"
     if mode not in MODES[tool]:
         raise UsageError(f"--backend {tool} supports --configure {', '.join(MODES[tool])} or "
                          f"auto, not {requested!r}; use --backend python for the others")

@@ -9,8 +9,9 @@ unpacking; base-passwd's creates ``/etc/passwd``), then ``dpkg --configure -a``,
 deletes itself and its order file, so later boots of a disk image skip it.
 
 ``--configure vm`` and ``--configure binfmt`` run the same hook at build time and hand the
-configured root filesystem back as a tar, which :func:`adopt_configured` checks and puts in
-the tree's place.
+result back as a tar: binfmt the whole configured root filesystem, which
+:func:`adopt_configured` checks and puts in the tree's place; vm only what configuring
+changed, with the list of every path left, which :func:`adopt_changes` checks and merges.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from rvforge import InputError, Tree
+from rvforge import EntryKind, InputError, Tree
 from rvforge.formats.tar import read_tarball
 from rvforge.protocol import FIRST_BOOT_DIR
 
@@ -27,6 +28,7 @@ from rvforge_debootstrap import deb822
 HOOK_DIR = FIRST_BOOT_DIR
 HOOK = f"{HOOK_DIR}/50-dpkg-configure"
 ORDER_FILE = "/var/lib/rvforge/dpkg-preinst-order"
+STATUS = "/var/lib/dpkg/status"
 
 SCRIPT = """#!/bin/sh
 # rvforge-debootstrap: finish installing Debian's packages on first boot (the second stage
@@ -74,6 +76,19 @@ def not_configured(status: str) -> list[str]:
     return found
 
 
+def check_configured(status: str, mode: str, hint: str) -> None:
+    """Refuse a dpkg ``status`` that leaves packages unconfigured, naming them.
+
+    :param mode: the ``--configure`` mode, for the error message.
+    :param hint: where to look.
+    """
+    left = not_configured(status)
+    if left:
+        raise InputError(f"--configure {mode}: dpkg left {len(left)} package(s) "
+                         f"unconfigured ({', '.join(left[:5])}); {hint}, or use "
+                         "--configure first-boot")
+
+
 def adopt_configured(tree: Tree, tarball: Path, store: Path, mode: str, hint: str) -> None:
     """Replace the contents of ``tree`` with the configured root filesystem in the tar file
     ``tarball`` (deleted once read), after checking that dpkg configured every package.
@@ -85,11 +100,7 @@ def adopt_configured(tree: Tree, tarball: Path, store: Path, mode: str, hint: st
     """
     try:
         configured = read_tarball(tarball, store, label=f"the tree --configure {mode} made")
-        left = not_configured(configured.read_text("/var/lib/dpkg/status"))
-        if left:
-            raise InputError(f"--configure {mode}: dpkg left {len(left)} package(s) "
-                             f"unconfigured ({', '.join(left[:5])}); {hint}, or use "
-                             "--configure first-boot")
+        check_configured(configured.read_text(STATUS), mode, hint)
     except BaseException:
         shutil.rmtree(store, ignore_errors=True)
         raise
@@ -98,5 +109,47 @@ def adopt_configured(tree: Tree, tarball: Path, store: Path, mode: str, hint: st
     for child in tree.children("/"):
         tree.remove(child.path)
     for entry in configured:  # archive order: a hardlink comes after its target
+        if entry.path != "/":
+            tree.add(entry)
+
+
+def adopt_changes(tree: Tree, tarball: Path, store: Path, *, listing: str,
+                  kept: tuple[str, ...], mode: str, hint: str) -> None:
+    """Merge into ``tree`` what configuring changed, from the tar file ``tarball`` (deleted
+    once read), after checking that dpkg configured every package.
+
+    The tar holds every entry created or changed (its ``ctime`` newer than the start of
+    configuring), in ``find`` order, and the file ``listing``: the NUL-separated paths
+    (``./etc/passwd``) of everything left afterwards. Tree entries not listed were deleted
+    and are removed, except at and under ``kept`` (the mount points, whose own contents
+    configuring could not see). The members are read into a copy of the tree, so their
+    parents are the tree's own and nothing changes if the check fails.
+
+    :param store: an empty directory for the contents of the changed files (it must last
+        as long as the tree); removed if this fails.
+    """
+    label = f"the changes --configure {mode} made"
+    merged = tree.copy()
+    try:
+        read_tarball(tarball, store, tree=merged, label=label)
+        paths = merged.get(listing)
+        if paths is None or paths.kind is not EntryKind.FILE:
+            raise InputError(f"--configure {mode}: {label} lack the list of paths; {hint}")
+        present = {"/" + p.decode("utf-8", "surrogateescape").removeprefix(".").lstrip("/")
+                   for p in merged.read_bytes(listing).split(b"\0") if p}
+        merged.remove(listing)
+        check_configured(merged.read_text(STATUS), mode, hint)
+    except BaseException:
+        shutil.rmtree(store, ignore_errors=True)
+        raise
+    finally:
+        tarball.unlink(missing_ok=True)
+    for path in merged.paths():
+        if path not in present and not any(path == k or path.startswith(f"{k}/")
+                                           for k in kept):
+            merged.remove(path)  # a directory goes with its subtree; later paths are gone
+    for child in tree.children("/"):
+        tree.remove(child.path)
+    for entry in merged:  # insertion order: a hardlink comes after its target
         if entry.path != "/":
             tree.add(entry)

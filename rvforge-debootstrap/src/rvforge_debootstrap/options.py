@@ -24,9 +24,9 @@ class DebootstrapOptions:
         apt sources).
     :param package: extra packages (repeatable); their dependencies come too.
     :param variant: ``extract``, ``essential``, ``minbase`` or ``standard``.
-    :param configure: how maintainer scripts run: ``auto`` (``vm`` for disk images, else
-        ``first-boot``), ``binfmt`` (as root, through a qemu-riscv64 binfmt_misc handler),
-        ``vm``, ``first-boot`` or ``none``.
+    :param configure: how maintainer scripts run: ``auto`` (at build time: ``binfmt``
+        where it can, else ``vm``), ``binfmt`` (as root, through a qemu-riscv64
+        binfmt_misc handler), ``vm``, ``first-boot`` (at every boot) or ``none``.
     :param backend: ``python``, ``debootstrap`` or ``mmdebstrap``.
     :param keyring: keyring that signs the suite (default: debian-archive-keyring).
     """

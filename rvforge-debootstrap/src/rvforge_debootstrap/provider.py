@@ -45,10 +45,12 @@ member can shadow the merged-/usr links base-files ships."""
 
 class DebootstrapProvider(Provider):
     name = "debootstrap"
-    summary = ("Debian riscv64 root filesystem (trixie minbase by default), configured in a "
-               "VM or on first boot without root, or with binfmt as root; --variant, "
-               "--package, --configure, --backend")
+    summary = ("Debian riscv64 root filesystem (trixie minbase by default), configured at "
+               "build time (with binfmt as root, else in a VM); --variant, --package, "
+               "--configure, --backend")
     Options = DebootstrapOptions
+    cache_entries = {"debian/debs/*": "downloads", "debian/dists/*/*": "indexes",
+                     "debian/unpacked-*/*": "unpacked"}
 
     def describe(self, options: DebootstrapOptions) -> str:
         return f"debian-{options.release}-{options.variant}"
@@ -59,7 +61,7 @@ class DebootstrapProvider(Provider):
         if options.backend != "python":
             return backends.provide_with_tool(options, ctx)
         mode = "none" if options.variant == "extract" else options.configure
-        configure.preflight(mode, ARCH, ctx)  # fail before downloading anything
+        mode = configure.preflight(mode, ARCH, ctx)  # fail before downloading anything
         archive = DebianArchive(ctx, options.mirror, options.release, ARCH, options.keyring)
         tree, unpacked = build_unpacked(archive, options.variant, options.package, ctx)
         configure.configure(tree, unpacked, mode, ARCH, ctx)
