@@ -18,12 +18,25 @@ QEMU starts (machine and cached ISA, kernel path, command line, sockets), and wh
 power-off over the control port costs after the marker compared with the bare init's.
 The table shows medians, minima and maxima over the rounds.
 
-Usage: ``uv run python benchmarks/boot.py [--rounds 5]``
+With ``--debian`` it measures instead the development loop's image against Alpine's:
+the Debian image of the README's one-liner (``rvforge build --provider debootstrap -o
+debian.cpio.gz``, configured at build time) and the Alpine fixture, each booted by
+``rvforge run IMG -- true`` (the whole command, wall time), rounds alternating, same
+kernel, same run; the Debian image also recompressed with rvforge's zstd and
+uncompressed, to see what unpacking costs. From each console log: when the kernel
+started and finished unpacking the initramfs and when it ran ``/init`` (guest clock).
+It prints the ratio to Alpine and the load average before and after.
+
+Usage: ``uv run python benchmarks/boot.py [--rounds 5]``, ``uv run python
+benchmarks/boot.py --debian [--rounds 5]`` (a Debian build first: a few minutes)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -34,7 +47,7 @@ import time
 from pathlib import Path
 
 from rvforge import Artifact, BuildContext
-from rvforge.cli.common import resolve_machine
+from rvforge.formats.compression import open_compressed, open_decompressed
 from rvforge.log import configure_logging
 from rvforge.registry import build_registry
 
@@ -81,7 +94,7 @@ def bare(kernel: Path, image: Path) -> tuple[float, float]:
 def launcher(ctx: BuildContext, kernel: Path, image: Path) -> tuple[float, float]:
     """Seconds to the marker and to the return of ``QemuVirt().boot()``."""
     start = time.monotonic()
-    machine = resolve_machine(ctx.registry, "qemu-virt", None, ctx)
+    machine = ctx.registry.resolve_machine("qemu-virt", None, ctx)
     artifact = Artifact(image, "initramfs", "cpio.gz", size=image.stat().st_size)
     result = QemuVirt().boot(artifact, machine, LaunchOptions(kernel=str(kernel)), ctx)
     total = time.monotonic() - start
@@ -94,7 +107,7 @@ def prelaunch(ctx: BuildContext, kernel: Path, image: Path) -> float:
     """Seconds rvforge spends before QEMU starts: machine and ISA (cached), kernel, command
     line, the four channel sockets."""
     start = time.monotonic()
-    machine = resolve_machine(ctx.registry, "qemu-virt", None, ctx)
+    machine = ctx.registry.resolve_machine("qemu-virt", None, ctx)
     artifact = Artifact(image, "initramfs", "cpio.gz", size=image.stat().st_size)
     options = LaunchOptions(kernel=str(kernel))
     launcher = QemuVirt()
@@ -115,11 +128,100 @@ def cli(kernel: Path, image: Path) -> float:
     return time.monotonic() - start
 
 
+KERNEL_TIME = re.compile(rb"^\[\s*(\d+\.\d+)\] (.*)$", re.MULTILINE)
+
+
+def console_times(log: Path) -> dict[str, float]:
+    """Guest seconds at which the kernel began and ended unpacking the initramfs and ran
+    ``/init``, from a console log."""
+    found = {}
+    for match in KERNEL_TIME.finditer(log.read_bytes()):
+        stamp, text = float(match.group(1)), match.group(2)
+        for key, prefix in (("unpack start", b"Trying to unpack rootfs"),
+                            ("unpack end", b"Freeing initrd memory"),
+                            ("init", b"Run /init")):
+            if text.startswith(prefix) and key not in found:
+                found[key] = stamp
+    return found
+
+
+def run_true(image: Path, kernel: Path, log: Path) -> float:
+    """Wall seconds of ``rvforge run IMAGE -- true``."""
+    start = time.monotonic()
+    subprocess.run([RVFORGE, "-q", "run", str(image), "--kernel", str(kernel),
+                    "--console-log", str(log), "--", "true"], check=True,
+                   capture_output=True)
+    return time.monotonic() - start
+
+
+def recompress(source: Path, output: Path, kind: str | None) -> Path:
+    """``source`` (a compressed cpio) as ``kind`` (``zst``, or ``None`` for none), written
+    by rvforge's own compressor."""
+    with open_decompressed(source) as raw, open_compressed(output, kind) as out:
+        shutil.copyfileobj(raw, out, 1 << 20)
+    return output
+
+
+def debian_against_alpine(rounds: int) -> None:
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="rvforge-bench-") as tmp, \
+            BuildContext(build_registry()) as ctx:
+        work = Path(tmp)
+        alpine = work / "alpine.cpio.gz"
+        subprocess.run([RVFORGE, "-q", "build", "--provider", "local", "--source", str(ALPINE),
+                        "-o", str(alpine)], check=True, stdout=subprocess.DEVNULL)
+        debian = work / "debian.cpio.gz"
+        start = time.monotonic()
+        built = subprocess.run([RVFORGE, "build", "--provider", "debootstrap", "-o",
+                                str(debian)], check=True, capture_output=True, text=True)
+        build_seconds = time.monotonic() - start
+        mode = re.search(r"configure\s+mode=(\S+)", built.stderr)
+        images = {"alpine .cpio.gz": alpine, "debian .cpio.gz": debian,
+                  "debian .cpio.zst": recompress(debian, work / "debian.cpio.zst", "zst"),
+                  "debian .cpio": recompress(debian, work / "debian.cpio", None)}
+        kernel = resolve_kernel("auto", ctx).image
+        walls: dict[str, list[float]] = {name: [] for name in images}
+        unpack: dict[str, list[float]] = {name: [] for name in images}
+        init: dict[str, list[float]] = {name: [] for name in images}
+        for round_ in range(rounds):
+            for name, image in images.items():
+                log = work / f"{image.name}.{round_}.log"
+                walls[name].append(run_true(image, kernel, log))
+                times = console_times(log)
+                unpack[name].append(times.get("unpack end", 0) - times.get("unpack start", 0))
+                init[name].append(times.get("init", 0))
+            print(f"round {round_ + 1}: " + ", ".join(
+                f"{name} {walls[name][-1]:.2f} s" for name in images), file=sys.stderr)
+    load_after = os.getloadavg()
+    print(f"Debian build (`rvforge build --provider debootstrap -o debian.cpio.gz`, "
+          f"configure mode={mode.group(1) if mode else '?'}): {build_seconds:.0f} s; "
+          f"load average before {load_before[0]:.1f}/{load_before[1]:.1f}, after "
+          f"{load_after[0]:.1f}/{load_after[1]:.1f} (1/5 min)\n")
+    print(f"| `rvforge run IMG -- true`, {rounds} rounds | MB | median s | min s | max s | "
+          "kernel unpacking s | `/init` at s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, image_walls in walls.items():
+        size = images[name].stat().st_size if images[name].exists() else 0
+        print(f"| {name} | {size / 1e6:.1f} | {statistics.median(image_walls):.2f} | "
+              f"{min(image_walls):.2f} | {max(image_walls):.2f} | "
+              f"{statistics.median(unpack[name]):.2f} | {statistics.median(init[name]):.2f} |")
+    base = statistics.median(walls["alpine .cpio.gz"])
+    print("\nratio to Alpine (medians): " + ", ".join(
+        f"{name} {statistics.median(w) / base:.2f}x" for name, w in walls.items()
+        if name != "alpine .cpio.gz"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--debian", action="store_true",
+                        help="time `rvforge run IMG -- true` for the default Debian image "
+                        "against Alpine's instead")
     args = parser.parse_args()
     configure_logging(quiet=True)
+    if args.debian:
+        debian_against_alpine(args.rounds)
+        return
     with tempfile.TemporaryDirectory(prefix="rvforge-bench-") as tmp, \
             BuildContext(build_registry()) as ctx:
         image = Path(tmp) / "alpine.cpio.gz"
