@@ -14,11 +14,14 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from rvforge.cli import app
 from rvforge.context import BuildContext
-from rvforge.formats.packages import Package
+from rvforge.errors import InputError
+from rvforge.formats.packages import Package, read_package
 from rvforge.loading import load_input
 from rvforge.registry import build_registry
 from rvforge.testing import assert_one_line_error
@@ -241,3 +244,32 @@ def test_bad_packages_exit_2_with_one_line(rvforge_cli, objects, tmp_path: Path,
     result = rvforge_cli("--quiet", "audit", str(path))
     assert_one_line_error(result, 2, message)
     assert str(path) in result.stderr
+
+
+@pytest.fixture(scope="module")
+def built_packages(objects, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    where = tmp_path_factory.mktemp("fuzz-packages")
+    members = {"usr/lib/libplain.so": objects["plain"], "usr/share/doc/x": b"doc\n"}
+    return {"wheel": make_wheel(where, {"demo/_plain.so": objects["plain"]}).read_bytes(),
+            "deb": make_deb(where, members).read_bytes(),
+            "apk": make_apk(where, members).read_bytes()}
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(["wheel", "deb", "apk"]), data=st.data())
+def test_corrupted_packages_give_a_result_or_an_input_error(
+        built_packages: dict[str, bytes], tmp_path: Path, kind: str,
+        data: st.DataObject) -> None:
+    blob = bytearray(built_packages[kind])
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(blob) - 1))
+        blob[at:at + 4] = data.draw(st.binary(min_size=1, max_size=4))
+    if data.draw(st.booleans()):
+        del blob[data.draw(st.integers(1, len(blob))):]
+    path = tmp_path / f"fuzz.{'whl' if kind == 'wheel' else kind}"
+    path.write_bytes(bytes(blob))
+    try:
+        read_package(path, kind)
+    except InputError:
+        pass

@@ -12,7 +12,11 @@ absolute names, no links that climb out), and sizes are bounded (:data:`MAX_UNPA
 
 from __future__ import annotations
 
+import lzma
+import struct
 import tarfile
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -137,16 +141,37 @@ def read_package(path: Path, kind: str) -> Package:
     """Read ``path``, a package of ``kind`` (:data:`PACKAGE_KINDS`, as
     :func:`~rvforge.formats.sniff.sniff` tells). Raises :class:`InputError` (one line:
     the file, what is wrong) for anything malformed, truncated or hostile."""
-    if kind in ("wheel", "zip"):
+    if kind not in PACKAGE_KINDS:
+        raise ValueError(f"not a package kind: {kind!r}")
+    try:
+        if kind == "deb":
+            from rvforge.formats.deb import read_deb
+
+            return read_deb(path)
+        if kind == "apk":
+            from rvforge.formats.apk import read_apk
+
+            return read_apk(path)
         from rvforge.formats.wheel import read_zip
 
         return read_zip(path, wheel=kind == "wheel")
-    if kind == "deb":
-        from rvforge.formats.deb import read_deb
+    except InputError:
+        raise
+    except _CORRUPT as error:  # what the zip, tar and decompression modules raise on garbage
+        raise InputError(f"{path}: truncated or corrupt {kind} ({_describe(error)}); "
+                         "download or build it again") from None
+    except Exception as error:
+        if is_corrupt_stream_error(error):
+            raise InputError(f"{path}: truncated or corrupt {kind} ({_describe(error)}); "
+                             "download or build it again") from None
+        raise
 
-        return read_deb(path)
-    if kind == "apk":
-        from rvforge.formats.apk import read_apk
 
-        return read_apk(path)
-    raise ValueError(f"not a package kind: {kind!r}")
+_CORRUPT = (OSError, EOFError, ValueError, IndexError, OverflowError, UnicodeError,
+            NotImplementedError, RuntimeError, struct.error, zlib.error, lzma.LZMAError,
+            tarfile.TarError, zipfile.BadZipFile)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text if len(text) <= 160 else text[:160] + "…"
