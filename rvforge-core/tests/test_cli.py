@@ -95,3 +95,19 @@ def test_a_closed_pipe_ends_quietly(tmp_path) -> None:
     proc.stdout.close()
     stderr = proc.stderr.read()
     assert proc.wait() == 141 and stderr == b"", stderr
+
+
+def test_version_imports_no_plugin_and_no_cli_framework(tmp_path) -> None:
+    """``rvforge --version`` is answered from package metadata: neither typer nor any
+    plugin (nor pluggy, structlog, rich) is imported for it."""
+    probe = ("import sys, runpy; sys.argv = ['rvforge', '--version']\n"
+             "from rvforge.cli import main; main()\n"
+             "heavy = [m for m in ('typer', 'rich', 'structlog', 'rvforge_alpine', "
+             "'rvforge_qemu', 'rvforge.builtin', 'rvforge.registry') if m in sys.modules]\n"
+             "print('loaded:', heavy)\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"rvforge {importlib.metadata.version('rvforge-core')}"
+    assert "  plugin qemu: rvforge-qemu 0.1.0" in lines
+    assert lines[-1] == "loaded: []"

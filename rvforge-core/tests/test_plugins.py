@@ -267,9 +267,9 @@ def build_a_tar(rvforge_cli, site: Path, tmp_path: Path, **env: str):
 def test_a_plugin_with_a_bad_hook_is_named_and_skipped_by_every_command(
         rvforge_cli, site, tmp_path, source, error) -> None:
     make_distribution(site, "rvforge-bad", "rvforge_bad", source)
-    version = rvforge_cli("--version", env=cli_env(site))
+    version = rvforge_cli("--version", env=cli_env(site))  # from metadata: nothing loads
     assert version.returncode == 0, version.stderr
-    assert "plugin rvforge-bad: FAILED" in version.stdout and error in version.stdout
+    assert "plugin rvforge-bad: rvforge-bad 1.2.3" in version.stdout
     listed = rvforge_cli("plugins", "--format", "json", env=cli_env(site))
     assert listed.returncode == 0, listed.stderr
     plugins = {p["name"]: p for p in json.loads(listed.stdout)}

@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-import structlog
-
-from rvforge.net.http import HttpClient
 from rvforge.progress import Progress
 
 if TYPE_CHECKING:
+    from rvforge.net.http import HttpClient
     from rvforge.registry import Registry
     from rvforge.spec import BuildSpec
 
@@ -32,6 +30,18 @@ def source_date_epoch() -> int:
     """``$SOURCE_DATE_EPOCH`` if set and valid, else 0: packers clamp mtimes to it."""
     value = os.environ.get("SOURCE_DATE_EPOCH", "")
     return int(value) if value.isdigit() else 0
+
+
+def _default_logger() -> Any:
+    import structlog  # imported with the first context: commands that need none start faster
+
+    return structlog.get_logger("rvforge")
+
+
+def _http_client() -> HttpClient:
+    from rvforge.net.http import HttpClient
+
+    return HttpClient()
 
 
 @dataclass
@@ -60,7 +70,7 @@ class BuildContext:
     registry: Registry
     cache_dir: Path = field(default_factory=default_cache_dir)
     scratch_dir: Path | None = None
-    log: Any = field(default_factory=lambda: structlog.get_logger("rvforge"))
+    log: Any = field(default_factory=_default_logger)
     progress: Progress = field(default_factory=Progress)
     offline: bool = False
     strict: bool = False
@@ -68,7 +78,7 @@ class BuildContext:
     source_date_epoch: int = field(default_factory=source_date_epoch)
     settings: dict[str, Any] = field(default_factory=dict)
     artifact_kind: str | None = None
-    http: HttpClient = field(default_factory=HttpClient, repr=False)
+    http: HttpClient = field(default_factory=_http_client, repr=False)
     _own_scratch: bool = field(default=False, repr=False)
 
     def cache(self, *parts: str) -> Path:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
-import structlog
+if TYPE_CHECKING:
+    import structlog
 
 LOG_FORMATS = ("auto", "console", "json")
 
@@ -21,6 +23,8 @@ def configure_logging(*, verbose: int = 0, quiet: bool = False, fmt: str = "auto
     :param fmt: ``console`` (colours on a terminal), ``json`` (one object per line), or
         ``auto`` (console on a terminal, else console without colours).
     """
+    import structlog  # here, not at import: `rvforge --help` needs no logging
+
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     tty = sys.stderr.isatty()
     shared: list[structlog.typing.Processor] = [
@@ -44,4 +48,6 @@ def configure_logging(*, verbose: int = 0, quiet: bool = False, fmt: str = "auto
 def _stderr_logger(*args: object) -> structlog.PrintLogger:
     """A logger on the current ``sys.stderr`` (looked up when the logger is made, so a
     replaced stderr, as in tests, is honoured)."""
+    import structlog
+
     return structlog.PrintLogger(file=sys.stderr)

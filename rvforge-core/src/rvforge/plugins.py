@@ -22,9 +22,9 @@ import importlib.metadata
 import os
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import pluggy
-import structlog
 
 from rvforge import hookspecs
 from rvforge.errors import PluginError
@@ -109,28 +109,37 @@ def get_plugin_manager(*, load_entrypoints: bool = True, strict: bool | None = N
         _load_entrypoints(pm, strict)
     pm.check_pending()
     if env_flag("RVFORGE_TRACE_PLUGINS"):
-        log = structlog.get_logger("rvforge.plugins")
+        log = _logger()
         pm.trace.root.setwriter(lambda message: log.debug("hook", trace=message.rstrip()))
         pm.enable_tracing()
     return pm
 
 
-def _load_entrypoints(pm: PluginManager, strict: bool) -> None:
+def selected_entry_points() -> list[tuple[importlib.metadata.EntryPoint, PluginInfo]]:
+    """The ``rvforge`` entry points the allow- and deny-lists let load, by name, each with
+    what its metadata says (nothing is imported)."""
     allow = _env_list("RVFORGE_LOAD_PLUGINS")
     deny = _env_list("RVFORGE_DISABLE_PLUGINS") or set()
-    log = structlog.get_logger("rvforge.plugins")
+    selected = []
     for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
                      key=lambda ep: ep.name):
         dist = ep.dist.name if ep.dist else None
         version = ep.dist.version if ep.dist else None
         names = {ep.name, dist or ep.name}
-        if allow is not None and not names & allow:
+        if (allow is not None and not names & allow) or names & deny:
             continue
-        if names & deny or pm.has_plugin(ep.name):
+        selected.append((ep, PluginInfo(ep.name, ep.value, dist, version)))
+    return selected
+
+
+def _load_entrypoints(pm: PluginManager, strict: bool) -> None:
+    for ep, info in selected_entry_points():
+        if pm.has_plugin(ep.name):
             continue
+        dist, version = info.distribution, info.version
         try:
             plugin = ep.load()
-            pm.register_plugin(plugin, PluginInfo(ep.name, ep.value, dist, version))
+            pm.register_plugin(plugin, info)
             check_hooks(pm, ep.name)
         except Exception as error:
             if pm.has_plugin(ep.name):
@@ -144,8 +153,8 @@ def _load_entrypoints(pm: PluginManager, strict: bool) -> None:
                     "(unset RVFORGE_STRICT_PLUGINS to skip it)"
                 ) from error
             pm.failures.append(failure)
-            log.warning("plugin failed to load; skipping it", plugin=ep.name,
-                        distribution=dist, version=version, error=message)
+            _logger().warning("plugin failed to load; skipping it", plugin=ep.name,
+                              distribution=dist, version=version, error=message)
 
 
 def check_hooks(pm: PluginManager, name: str) -> None:
@@ -161,6 +170,12 @@ def check_hooks(pm: PluginManager, name: str) -> None:
         close = difflib.get_close_matches(caller.name, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise PluginError(f"implements {caller.name!r}, which is not an rvforge hook{hint}")
+
+
+def _logger() -> Any:
+    import structlog  # only when there is something to say: startup stays light
+
+    return structlog.get_logger("rvforge.plugins")
 
 
 def _env_list(name: str) -> set[str] | None:

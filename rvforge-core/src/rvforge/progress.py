@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-import structlog
-
 
 class Task:
     """Handle of one running task: call :meth:`advance` as work gets done."""
@@ -39,7 +37,6 @@ class Progress:
     def __init__(self, enabled: bool | None = None, stream: IO[str] | None = None) -> None:
         self._stream = stream or sys.stderr
         self.enabled = self._stream.isatty() if enabled is None else enabled
-        self._log = structlog.get_logger("rvforge.progress")
 
     @contextmanager
     def task(self, description: str, total: float | None = None, *, bytes: bool = False
@@ -49,7 +46,10 @@ class Progress:
         if not self.enabled:
             task = Task()
             yield task
-            self._log.debug("done", step=description, seconds=round(time.monotonic() - start, 3))
+            import structlog  # on use: commands that report no progress start faster
+
+            structlog.get_logger("rvforge.progress").debug(
+                "done", step=description, seconds=round(time.monotonic() - start, 3))
             return
         from rich.console import Console
         from rich.progress import (

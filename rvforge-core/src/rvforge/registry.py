@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import structlog
-
 from rvforge.components import (
     Auditor,
     KernelSource,
@@ -208,6 +206,8 @@ class Registry:
             family.drop_plugin(plugin)
         self.pm.unregister(name=plugin)
         self.pm.infos.pop(plugin, None)
+        import structlog  # only when there is something to say: startup stays light
+
         structlog.get_logger("rvforge.plugins").warning(
             "plugin hook failed; skipping it", plugin=plugin, hook=hook_name, error=message)
 

@@ -72,18 +72,3 @@ def with_qemu(plugin_settings: dict[str, Any], qemu: Path | None) -> dict[str, A
 QEMU_HELP = ("The qemu-system-riscv64 binary (default: $RVFORGE_QEMU, else the one on PATH; "
              "a machine profile's qemu = \"...\" wins).")
 
-
-def version_text() -> str:
-    import importlib.metadata
-
-    lines = [f"rvforge {importlib.metadata.version('rvforge-core')}"]
-    try:
-        registry = build_registry()
-    except RvforgeError as error:
-        return lines[0] + f"\n(plugins unavailable: {error})"
-    for info in registry.pm.infos.values():
-        if not info.builtin:
-            lines.append(f"  plugin {info.name}: {info.distribution} {info.version}")
-    for failure in registry.pm.failures:
-        lines.append(f"  plugin {failure.name}: FAILED ({failure.error})")
-    return "\n".join(lines)

@@ -13,7 +13,7 @@ from rvforge.cli import cache as cache_cmd
 from rvforge.cli import info as info_cmd
 from rvforge.cli import inspect as inspect_cmd
 from rvforge.cli import launch as launch_cmd
-from rvforge.cli.common import version_text
+from rvforge.cli.version import version_text
 from rvforge.log import LOG_FORMATS, configure_logging
 
 EPILOG = (
