@@ -78,7 +78,11 @@ def test_runtime_dispatching_libraries_are_warnings(registry, ctx, debs) -> None
     warned = {tree.resolve(f.path or "") for f in report.warnings if f.code == "isa-required"}
     assert warned == {tree.resolve(path) for path in DISPATCHING.values()}
     for path in DISPATCHING.values():
-        assert "v" in report.files[tree.resolve(path)]["missing"]
+        facts = report.files[tree.resolve(path)]
+        assert "v" in facts["missing"]
+        # its generic code paths run on the base profile
+        assert facts["profile"] == "rva20u64" and "v" not in facts["requires"]
+    assert report.files["/usr/bin/busybox"]["profile"] == "rva20u64"
 
 
 @pytest.mark.parametrize("package", ["libpixman-1-0", "libsleef3", "libopenblas0-pthread"])

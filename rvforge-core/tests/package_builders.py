@@ -69,11 +69,21 @@ def ar_member(name: str, data: bytes) -> bytes:
     return header + data + (b"\n" if len(data) % 2 else b"")
 
 
-def make_deb(directory: Path, members: dict[str, bytes]) -> Path:
-    """A .deb as dpkg-deb writes it: ar of debian-binary, control.tar.xz, data.tar.xz."""
-    path = directory / "demo_1.0_riscv64.deb"
+COMPRESSORS = {"xz": lzma.compress, "gz": lambda data: gzip.compress(data, mtime=0),
+               "zst": lambda data: __import__("zstandard").ZstdCompressor().compress(data),
+               "": lambda data: data}
+"""What dpkg-deb compresses data.tar with (``-Z``): the suffix and a compressor."""
+
+
+def make_deb(directory: Path, members: dict[str, bytes], compression: str = "xz") -> Path:
+    """A .deb as dpkg-deb writes it: ar of debian-binary, control.tar.xz and data.tar with
+    ``compression`` (``xz``, ``gz``, ``zst``, or ``""`` for none)."""
+    path = directory / f"demo_1.0_riscv64{compression}.deb"
     control = lzma.compress(tar_bytes({"./control": b"Package: demo\nVersion: 1.0\n"}))
-    data = lzma.compress(tar_bytes({f"./{name}": blob for name, blob in members.items()}))
+    data = COMPRESSORS[compression](
+        tar_bytes({f"./{name}": blob for name, blob in members.items()}))
+    suffix = f".{compression}" if compression else ""
     path.write_bytes(b"!<arch>\n" + ar_member("debian-binary", b"2.0\n")
-                     + ar_member("control.tar.xz", control) + ar_member("data.tar.xz", data))
+                     + ar_member("control.tar.xz", control)
+                     + ar_member(f"data.tar{suffix}", data))
     return path

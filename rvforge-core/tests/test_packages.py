@@ -159,6 +159,15 @@ def test_apk_and_deb_members_are_audited_at_their_installed_paths(rvforge_cli, o
                                                  if "v" in m or "max" in m or "rva23" in m]
 
 
+@pytest.mark.parametrize("compression", ["gz", "zst", ""])
+def test_deb_data_tar_of_any_compression(rvforge_cli, objects, tmp_path: Path,
+                                         compression: str) -> None:
+    deb = make_deb(tmp_path, {"usr/lib/libzbb.so.1": objects["zbb"]}, compression)
+    code, data = audit_json(rvforge_cli, "--isa", "rva22u64", str(deb))
+    assert code == 0 and [f["path"] for f in data["files"]] == ["/usr/lib/libzbb.so.1"]
+    assert data["inputs"][0]["profile"] == "rva22u64"
+
+
 def test_package_members_stay_in_memory(objects, tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path, {"demo/_plain.so": objects["plain"], "demo/x.py": b"x = 1\n"})
     with BuildContext(build_registry(load_entrypoints=False),

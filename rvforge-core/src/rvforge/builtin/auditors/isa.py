@@ -154,7 +154,7 @@ class IsaAuditor(Auditor):
                               f"{path}: {error}; reinstall the package it comes from")
                 return
         dispatch = dispatch_evidence(info, symbols) if symbols is not None else []
-        needs = Needs(info.elf_class, frozenset() if dispatch else required.closure())
+        needs = _attribute_needs(info, required, bool(dispatch))
         if lacking:
             yield self._required_finding(path, list(lacking), dispatch, machine, ctx,
                                          minimal_profile(needs))
@@ -330,10 +330,20 @@ def instruction_needs(info: ElfInfo, symbols: ElfSymbols, result: SweepResult,
     return Needs(info.elf_class, any_of=frozenset(providers(name) for name in real))
 
 
+def _attribute_needs(info: ElfInfo, required: Isa, dispatches: bool) -> Needs:
+    """What the attribute and ``e_flags`` make an object need: all of it, or for one that
+    selects code at run time only what RVA20U64 has of it (its generic code paths)."""
+    closure = required.closure()
+    if dispatches:
+        closure &= parse_target(U64_PROFILES[0]).abilities()
+    return Needs(info.elf_class, closure)
+
+
 def elf_needs(elf: ElfFile, *, deep: bool = False) -> Needs | None:
     """What one ELF file of a tree needs of the CPU (``None``: not a readable RISC-V ELF),
-    as the audit decides it: its attribute and ``e_flags`` (nothing, when it selects code
-    at run time) and, with ``deep``, the instructions its attribute does not claim. Raises
+    as the audit decides it: its attribute and ``e_flags`` (only what RVA20U64 has of them
+    when it selects code at run time) and, with ``deep``, the instructions its attribute
+    does not claim. Raises
     :class:`~rvforge.riscv.elf.ElfUnreadableError` for corrupt symbol tables."""
     if elf.info is None or not elf.info.is_riscv:
         return None
@@ -341,7 +351,7 @@ def elf_needs(elf: ElfFile, *, deep: bool = False) -> Needs | None:
     base = parse_target(U64_PROFILES[0])
     symbols = elf.symbols() if deep or missing(required, base) else None
     dispatch = dispatch_evidence(elf.info, symbols) if symbols is not None else []
-    needs = Needs(elf.info.elf_class, frozenset() if dispatch else required.closure())
+    needs = _attribute_needs(elf.info, required, bool(dispatch))
     if deep:
         assert symbols is not None
         needs |= instruction_needs(elf.info, symbols, sweep_file(elf), required)
