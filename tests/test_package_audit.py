@@ -12,11 +12,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from rvforge.cli import app
 from rvforge.context import BuildContext
 from rvforge.registry import Registry, build_registry
 
@@ -71,6 +73,17 @@ def real_wheels(ctx: BuildContext) -> list[Path]:
         assert cached and "riscv64" in cached[0].name, requirement
         found.append(cached[0])
     return found
+
+
+@pytest.fixture
+def rvforge_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The CLI in-process, as the ``rvforge`` script runs it (a second per call saved)."""
+    def invoke(*args: str) -> subprocess.CompletedProcess[str]:
+        result = CliRunner().invoke(app, list(args))
+        return subprocess.CompletedProcess(args, result.exit_code, result.stdout,
+                                           result.stderr)
+
+    return invoke
 
 
 def audit(rvforge_cli, *args: str) -> tuple[int, dict]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import struct
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from rvforge.cli import app
 from rvforge.riscv.elf import read_elf, read_symbols
 from rvforge.riscv.insn import CHUNK_HALFWORDS, SweepResult, classify, sweep
 
@@ -167,7 +170,13 @@ _start:
 """
 
 
-def test_a_symbol_2_to_the_63_away_from_the_code_is_ignored(riscv_cc, rvforge_cli) -> None:
+def rvforge_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in-process, as the ``rvforge`` script runs it."""
+    result = CliRunner().invoke(app, list(args))
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+def test_a_symbol_2_to_the_63_away_from_the_code_is_ignored(riscv_cc) -> None:
     # linked at 0xffffffff80002000, with one absolute symbol near zero: kernel-style
     path = riscv_cc(KERNEL_STYLE, "kernel-style", "-nostdlib", "-static", "-march=rv64gc_zbb",
                     "-Wl,-Ttext=0xffffffff80002000", suffix=".S")
@@ -195,8 +204,7 @@ def without_section_headers(data: bytes, filesz: int) -> bytes:
     return bytes(blob)
 
 
-def test_a_segment_claiming_a_huge_size_is_cut_to_the_file(riscv_cc, rvforge_cli,
-                                                           tmp_path: Path) -> None:
+def test_a_segment_claiming_a_huge_size_is_cut_to_the_file(riscv_cc, tmp_path: Path) -> None:
     data = riscv_cc.program("hello", "hello-static", "-O2", "-static").read_bytes()
     bad = without_section_headers(data, 1 << 62)
     info = read_elf(bad)
