@@ -61,7 +61,7 @@ class AlpineOptions:
             raise UsageError(f"--jobs {self.jobs}: expected at least 1")
 
 
-class AlpineProvider(Provider):
+class AlpineProvider(Provider[AlpineOptions]):
     name = "alpine"
     summary = ("Alpine Linux riscv64 minirootfs (verified, cached) with optional apk "
                "packages, no root needed")

@@ -34,7 +34,7 @@ class DebianKernelOptions:
     keyring: Path | None = None
 
 
-class DebianKernelSource(KernelSource):
+class DebianKernelSource(KernelSource[DebianKernelOptions]):
     name = "debian"
     summary = "Debian's linux-image-riscv64 from the Debian mirror (downloaded once, cached)"
     Options = DebianKernelOptions

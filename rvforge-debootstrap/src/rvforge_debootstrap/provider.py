@@ -43,7 +43,7 @@ MERGED_USR = {"/bin": "usr/bin", "/sbin": "usr/sbin", "/lib": "usr/lib"}
 member can shadow the merged-/usr links base-files ships."""
 
 
-class DebootstrapProvider(Provider):
+class DebootstrapProvider(Provider[DebootstrapOptions]):
     name = "debootstrap"
     summary = ("Debian riscv64 root filesystem (trixie minbase by default), configured at "
                "build time (with binfmt as root, else in a VM); --variant, --package, "

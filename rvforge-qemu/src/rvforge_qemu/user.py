@@ -36,7 +36,7 @@ from rvforge_qemu.tools import QEMU_USER, find_tool
 SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 
-class QemuUser(Launcher):
+class QemuUser(Launcher[LaunchOptions]):
     name = "qemu-user"
     summary = "runs one program of an image with qemu-riscv64 -L <unpacked image>"
     Options = LaunchOptions

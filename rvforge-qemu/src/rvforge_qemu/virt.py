@@ -60,7 +60,7 @@ def memory_for_initrd(memory_mb: int, initrd_bytes: int) -> int:
     return needed if INITRD_ADDRESS_MB < memory_mb < needed else memory_mb
 
 
-class QemuVirt(Launcher):
+class QemuVirt(Launcher[LaunchOptions]):
     name = "qemu-virt"
     summary = "boots initramfs and ext4 images with qemu-system-riscv64 -machine virt"
     Options = LaunchOptions

@@ -28,7 +28,7 @@ class InitOptions:
     replace: bool = False
 
 
-class InitOverlay(Overlay):
+class InitOverlay(Overlay[InitOptions]):
     name = "init"
     summary = "rvforge's /init: mounts, ready marker, serves the launcher's commands, powers off"
     Options = InitOptions

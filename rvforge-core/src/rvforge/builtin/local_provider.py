@@ -27,7 +27,7 @@ class LocalOptions:
     release: str | None = None
 
 
-class LocalProvider(Provider):
+class LocalProvider(Provider[LocalOptions]):
     name = "local"
     summary = "a directory or tarball you already have (owners, modes, links, devices kept)"
     Options = LocalOptions

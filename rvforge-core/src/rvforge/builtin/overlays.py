@@ -27,7 +27,7 @@ class DirOptions:
     owners: str = "root"
 
 
-class DirOverlay(Overlay):
+class DirOverlay(Overlay[DirOptions]):
     name = "dir"
     summary = "copy a host directory into the image (--overlay DIR:/dest)"
     Options = DirOptions
@@ -56,7 +56,7 @@ class FileOptions:
     gid: int = 0
 
 
-class FileOverlay(Overlay):
+class FileOverlay(Overlay[FileOptions]):
     name = "file"
     summary = "add one host file to the image (--overlay FILE:/dest/path)"
     Options = FileOptions
