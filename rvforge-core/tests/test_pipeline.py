@@ -3,6 +3,7 @@ build hooks observing it."""
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ class MarkOverlay(rvforge.Overlay):
 
 class BadFileAuditor(rvforge.Auditor):
     name = "no-bad"
+    codes = (rvforge.FindingCode("bad-file", "A file called /bad", "remove /bad"),)
 
     def audit(self, tree, machine, ctx):
         yield rvforge.FileRecord("/etc/motd", {"size": tree["/etc/motd"].size})
@@ -142,3 +144,35 @@ def test_a_failing_packer_leaves_no_output(registry, tmp_path) -> None:
     with rvforge.BuildContext(registry) as ctx, pytest.raises(rvforge.InputError):
         pipeline.build(registry, spec, ctx)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sarif_and_text_describe_a_third_party_auditors_codes_as_it_declares_them(
+        registry, tmp_path) -> None:
+    from rvforge.cli.reporting import to_sarif, to_text
+
+    tree = rvforge.Tree()
+    tree.add_file("/etc/motd", b"hi")
+    tree.add_file("/bad", b"")
+    with rvforge.BuildContext(registry, cache_dir=tmp_path / "c") as ctx:
+        report = pipeline.audit(registry, tree, registry.machines.get("generic-rv64gc"), ctx,
+                                ["no-bad"])
+    rules = {r["id"]: r for r in to_sarif(report)["runs"][0]["tool"]["driver"]["rules"]}
+    assert rules["bad-file"]["shortDescription"] == {"text": "A file called /bad"}
+    assert rules["bad-file"]["help"] == {"text": "remove /bad"}
+    assert rules["just-saying"]["shortDescription"] == {"text": "just-saying"}  # undeclared
+    assert "help" not in rules["just-saying"]
+    assert to_text(report).splitlines()[-1] == "fix bad-file: remove /bad"
+
+
+def test_components_see_the_values_the_spec_fixes_and_the_callers_context_stays(
+        registry, rvforge_plugin_manager, tmp_path) -> None:
+    seen: list[tuple[bool, str | None]] = []
+    observer = types.SimpleNamespace(rvforge_build_start=rvforge.hookimpl(
+        lambda spec, ctx: seen.append((ctx.deep, ctx.artifact_kind))))
+    spec = dataclasses.replace(spec_for(registry, tmp_path / "image.lst"), deep=True)
+    with registered_plugin(rvforge_plugin_manager, observer, "observer"):
+        with rvforge.BuildContext(registry, cache_dir=tmp_path / "c") as ctx:
+            report = pipeline.build(registry, spec, ctx)
+            assert (ctx.deep, ctx.artifact_kind) == (False, None)
+    assert seen == [(True, "tar")]  # ListingPacker.kind, filled in from the packer
+    assert report.spec.artifact_kind == "tar" and report.spec.deep
