@@ -59,11 +59,11 @@ def resolve(request: ReleaseRequest, mirror: str, ctx: BuildContext) -> Resolved
     cache = ctx.cache("alpine", *directory.split("/"))
     if request.version is None:
         name = releases.LATEST_RELEASES
+        url = join_url(mirror, directory, name)
         label = f"{request.branch}/{name}"
-        data = mirrors.metadata(join_url(mirror, directory, name), cache / name, ctx,
-                                label=label)
+        data = mirrors.metadata(url, cache / name, ctx, label=label)
         resolved = releases.from_latest_releases(data.decode("utf-8", "replace"),
-                                                 request.branch, label=label)
+                                                 request.branch, label=f"{label} ({url})")
         ctx.log.info("resolved release", release=request.branch, version=resolved.version,
                      file=resolved.file)
         return Resolved(resolved, ((cache / name, data),))
@@ -101,7 +101,7 @@ def obtain(resolved: Resolved, mirror: str, policy: SignaturePolicy,
     check_signature(path, join_url(mirror, directory, f"{release.file}.asc"), policy, ctx,
                     label=release.file)
     for cache_file, data in resolved.metadata:
-        write_atomic(cache_file, data)
+        write_atomic(cache_file, data, within=ctx.cache_dir)
     return path
 
 
@@ -138,7 +138,7 @@ def check_signature(path: Path, url: str | None, policy: SignaturePolicy,
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if url is not None:
-        write_atomic(asc_cache, signature)
+        write_atomic(asc_cache, signature, within=ctx.cache_dir)
     ctx.log.info("release signature verified", file=label, key=fingerprint)
 
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from rvforge import BuildContext, InputError
-from rvforge.net.download import NotFoundError, fetch_bytes
+from rvforge.net.download import NotFoundError, check_mirror_url, fetch_bytes
 
 DEFAULT_MIRROR = "https://dl-cdn.alpinelinux.org/alpine"
 MIRROR_ENV = "RVFORGE_ALPINE_MIRROR"
@@ -23,6 +23,7 @@ def mirror_url(option: str | None) -> str:
     """``--mirror``, else ``$RVFORGE_ALPINE_MIRROR``, else Alpine's CDN; a plain local path
     becomes absolute so messages and ``file://`` handling agree."""
     url = option or os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR
+    check_mirror_url(url, option="--mirror" if option else f"${MIRROR_ENV}")
     if "://" not in url:
         url = str(Path(url).expanduser().resolve())
     return url.rstrip("/")

@@ -140,6 +140,8 @@ class PackageInfo:
         return [(key, value) for key, value in lines if value]
 
 
+_NAME = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_.+-]{0,127}$")
+_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._+~-]{0,127}$")
 _INDEX_KEYS = {"C", "P", "V", "A", "S", "I", "T", "U", "L", "o", "m", "t", "c", "D", "p",
                "i", "k", "r", "q"}
 
@@ -161,6 +163,11 @@ def from_fields(fields: list[tuple[str, str]], *, where: str, repository: str = 
     name, version = values.get("P"), values.get("V")
     if not name or not version:
         raise InputError(f"{where}: a package record without P: (name) or V: (version)")
+    for key, value, pattern in (("P", name, _NAME), ("V", version, _VERSION)):
+        if not pattern.match(value):
+            raise InputError(f"{where}: {key}:{value!r} is not an apk package "
+                             f"{'name' if key == 'P' else 'version'}; refusing the record "
+                             "(the value would become a file name)")
     label = f"{where}: {name}-{version}"
     try:
         priority = int(values["k"]) if "k" in values else None

@@ -21,6 +21,20 @@ LATEST_RELEASES = "latest-releases.yaml"
 _BRANCH = re.compile(r"^v?(\d+)\.(\d+)$")
 _EXACT = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(_rc\d+)?$")
 _HEX = re.compile(r"^[0-9a-f]+$")
+_MIRROR_BRANCH = re.compile(r"^(v\d+\.\d+|edge|latest-stable)$")
+_MIRROR_VERSION = re.compile(r"^\d[0-9A-Za-z._]{0,63}$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")
+
+
+def checked(value: str, pattern: re.Pattern[str], field: str, expected: str, *,
+            label: str) -> str:
+    """``value`` of the mirror's ``field`` if it matches ``pattern``; else an
+    :class:`InputError` naming the field, the mirror file and what was expected. Mirror
+    values become path components only through here."""
+    if not pattern.match(value):
+        raise InputError(f"{label}: {field} {value!r} is not {expected}; refusing the "
+                         "mirror's value (it would become a path)")
+    return value
 
 
 @dataclass(frozen=True)
@@ -164,13 +178,17 @@ def from_latest_releases(text: str, branch: str, *, label: str) -> ReleaseFile:
         for algo, digest in digests.items():
             if not _HEX.match(digest):
                 raise InputError(f"{label}: the {FLAVOR} entry's {algo} is not hex")
-        file = entry["file"]
-        if "/" in file or file.startswith("."):
-            raise InputError(f"{label}: the {FLAVOR} entry names an unsafe file {file!r}")
+        where = f"the {FLAVOR} entry's"
+        file = checked(entry["file"], _FILE_NAME, f"{where} file", "a plain file name",
+                       label=label)
+        version = checked(entry["version"], _MIRROR_VERSION, f"{where} version",
+                          "an Alpine version (3.20.3)", label=label)
+        found = checked(entry.get("branch") or branch, _MIRROR_BRANCH, f"{where} branch",
+                        "an Alpine branch (vN.N, edge or latest-stable)", label=label)
         size = entry.get("size")
         return ReleaseFile(
-            branch=entry.get("branch") or branch, version=entry["version"], file=file,
-            digests=digests, size=int(size) if size and size.isdigit() else None,
+            branch=found, version=version, file=file, digests=digests,
+            size=int(size) if size and size.isdigit() and len(size) < 16 else None,
         )
     raise InputError(f"{label}: no {FLAVOR} entry for {ARCH}; the mirror has no {ARCH} "
                      "minirootfs for this branch")

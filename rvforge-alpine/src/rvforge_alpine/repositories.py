@@ -33,10 +33,10 @@ def load_indexes(mirror: str, branch: str, keys: dict[str, rsa.RSAPublicKey],
     with ctx.progress.task(f"package indexes ({branch})", total=len(REPOSITORIES)) as task:
         for repository in REPOSITORIES:
             directory = repository_dir(branch, repository)
-            label = f"{directory}/{INDEX}"
+            url = join_url(mirror, directory, INDEX)
+            label = f"{directory}/{INDEX} ({url})"
             cache_file = ctx.cache("alpine", *directory.split("/")) / INDEX
-            data = mirrors.optional_metadata(join_url(mirror, directory, INDEX), cache_file,
-                                             ctx, label=label)
+            data = mirrors.optional_metadata(url, cache_file, ctx, label=label)
             task.advance(1)
             if data is None:
                 ctx.log.warning("repository index missing; skipping the repository",
@@ -44,7 +44,7 @@ def load_indexes(mirror: str, branch: str, keys: dict[str, rsa.RSAPublicKey],
                 continue
             found.append(repository)
             packages += apkindex.read_index(data, keys, label=label, repository=repository)
-            write_atomic(cache_file, data)
+            write_atomic(cache_file, data, within=ctx.cache_dir)
     if not found:
         where = "in the cache (run once without --offline)" if ctx.offline else f"on {mirror}"
         raise InputError(f"{branch}: no package index ({', '.join(REPOSITORIES)}) {where}; "

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from rvforge.errors import UnsafePathError
 from rvforge.progress import Progress
 
 if TYPE_CHECKING:
@@ -82,7 +83,11 @@ class BuildContext:
     _own_scratch: bool = field(default=False, repr=False)
 
     def cache(self, *parts: str) -> Path:
-        """A directory under the cache (created), e.g. ``ctx.cache("alpine")``."""
+        """A directory under the cache (created), e.g. ``ctx.cache("alpine")``; a part that
+        is absolute or holds ``..`` is refused (:class:`~rvforge.errors.UnsafePathError`)."""
+        if bad := [p for p in parts if p.startswith("/") or ".." in p.split("/") or not p]:
+            raise UnsafePathError(f"{bad[0]!r}: not a directory name inside the cache "
+                                  f"({self.cache_dir}); refusing it")
         path = self.cache_dir.joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True)
         return path

@@ -113,11 +113,17 @@ class Fault:
         and then close the connection (a dropped download).
     :param status: on the first ``times`` requests, answer with this HTTP status.
     :param times: how many requests misbehave before the path is served normally.
+    :param redirect: answer ``302`` with this ``Location`` (a hostile mirror's redirect).
+    :param endless: send the file, then zeros forever, without a ``Content-Length``.
+    :param drip: send the body one byte every ``drip`` seconds (a stalling mirror).
     """
 
     drop_after: int | None = None
     status: int | None = None
     times: int = 1
+    redirect: str | None = None
+    endless: bool = False
+    drip: float | None = None
 
 
 @dataclass
@@ -160,6 +166,9 @@ def loopback_mirror(root: Path) -> Iterator[LoopbackMirror]:
             if fault is not None and fault.status is not None:
                 self._reply(fault.status, b"injected failure\n")
                 return
+            if fault is not None and fault.redirect is not None:
+                self._reply(302, b"", location=fault.redirect)
+                return
             target = (mirror.root / path.lstrip("/")).resolve()
             if mirror.root.resolve() not in target.parents or not target.is_file():
                 self._reply(404, b"not found\n")
@@ -173,6 +182,9 @@ def loopback_mirror(root: Path) -> Iterator[LoopbackMirror]:
             self.send_response(206 if start else 200)
             if start:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            if fault is not None and (fault.endless or fault.drip is not None):
+                self._misbehave(body, fault)
+                return
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Accept-Ranges", "bytes")
             self.end_headers()
@@ -184,11 +196,36 @@ def loopback_mirror(root: Path) -> Iterator[LoopbackMirror]:
                 return
             self.wfile.write(body)
 
-        def _reply(self, status: int, body: bytes) -> None:
+        def _reply(self, status: int, body: bytes, location: str | None = None) -> None:
             self.send_response(status)
+            if location is not None:
+                self.send_header("Location", location)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def _misbehave(self, body: bytes, fault: Fault) -> None:
+            """An endless or dripping body (until the client hangs up)."""
+            import itertools
+            import time
+
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            chunks: Iterator[bytes] = iter([body])
+            if fault.endless:
+                chunks = itertools.chain(chunks, itertools.repeat(b"\0" * 65536))
+            try:
+                for chunk in chunks:
+                    if fault.drip is None:
+                        self.wfile.write(chunk)
+                        continue
+                    for offset in range(len(chunk)):
+                        self.wfile.write(chunk[offset:offset + 1])
+                        self.wfile.flush()
+                        time.sleep(fault.drip)
+            except OSError:
+                pass  # the client gave up, as it should
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

@@ -61,6 +61,9 @@ COMPONENT = "main"
 OLD_UNPACKED = ("unpacked",)
 """Directories under ``<cache>/debian`` of earlier unpacked layouts (1: a file per member)."""
 DOWNLOAD_THREADS = 6
+_SUITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}$")
+_POOL_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+~%:-]*(/[A-Za-z0-9_][A-Za-z0-9._+~%:-]*)+$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class DebianArchive:
@@ -77,6 +80,10 @@ class DebianArchive:
                  arch: str = "riscv64", keyring: Path | None = None) -> None:
         self.ctx = ctx
         self.mirror = choose_mirror(mirror)
+        for option, value in (("--release", suite), ("architecture", arch)):
+            if not _SUITE.match(value):
+                raise UsageError(f"{option} {value!r}: not a Debian suite or architecture "
+                                 "name (letters, digits, '.', '+', '-', '_')")
         self.suite = suite
         self.arch = arch
         self.keyring = Path(keyring) if keyring else DEFAULT_KEYRING
@@ -100,7 +107,8 @@ class DebianArchive:
                 data = cached.read_bytes()
             else:
                 data = fetch_bytes(url, self.ctx, label=label)
-            release = parse_release(verify_inrelease(data, self.keyring, f"{label} ({url})"))
+            release = parse_release(verify_inrelease(data, self.keyring, f"{label} ({url})"),
+                                    f"{label} ({url})")
             if self.suite not in (release.suite, release.codename):
                 raise InputError(f"{url}: signed for suite {release.suite!r} (codename "
                                  f"{release.codename!r}), not {self.suite!r}; the mirror "
@@ -109,7 +117,7 @@ class DebianArchive:
                 raise UsageError(f"{self.suite} has no {self.arch} packages (it has: "
                                  f"{', '.join(release.architectures)})")
             if not self.ctx.offline:
-                write_atomic(cached, data)
+                write_atomic(cached, data, within=self.ctx.cache_dir)
             self._release = release
             self.ctx.log.info("release verified", suite=release.suite,
                               codename=release.codename, version=release.version,
@@ -168,6 +176,7 @@ class DebianArchive:
         pkg = self.package(package) if isinstance(package, str) else package
         if not pkg.filename or not pkg.sha256:
             raise InputError(f"{pkg.name}: the index gives no Filename/SHA256 for it")
+        self._check_entry(pkg)
         return fetch(join_url(self.mirror, pkg.filename), self.deb_cache / pkg.deb_name,
                      ctx or self.ctx, digests={"sha256": pkg.sha256}, size=pkg.deb_size,
                      label=pkg.deb_name)
@@ -195,9 +204,23 @@ class DebianArchive:
 
     # -- unpacked cache ------------------------------------------------------------------
 
+    def _check_entry(self, pkg: Package) -> None:
+        """Refuse an index entry whose Filename (a pool path), SHA256 or Size is not of
+        its format: they become a URL, a cache directory and a download bound."""
+        where = f"{self.where} index of {self.mirror}"
+        if not (_POOL_PATH.match(pkg.filename) and ".." not in pkg.filename.split("/")):
+            raise InputError(f"{where}: {pkg.name}'s Filename {pkg.filename!r} is not a pool "
+                             "path (relative, no '..'); refusing it")
+        if not _SHA256.match(pkg.sha256):
+            raise InputError(f"{where}: {pkg.name}'s SHA256 {pkg.sha256!r} is not 64 hex "
+                             "digits; refusing it")
+        if not (pkg.size.isdigit() and len(pkg.size) < 16):
+            raise InputError(f"{where}: {pkg.name}'s Size {pkg.size!r} is not a number")
+
     def unpacked_dir(self, package: Package) -> Path:
         """Where ``package`` is (or will be) unpacked: keyed by its verified SHA-256 and the
         layout version."""
+        self._check_entry(package)
         return self.ctx.cache("debian", f"unpacked-{UNPACKED_FORMAT}") / package.sha256
 
     def prune_old_layouts(self) -> None:

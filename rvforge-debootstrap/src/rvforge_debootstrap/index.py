@@ -12,6 +12,8 @@ import functools
 import re
 from dataclasses import dataclass
 
+from rvforge import InputError
+
 from rvforge_debootstrap import debversion
 
 _KEPT = {
@@ -22,6 +24,9 @@ _KEPT = {
     "Provides": "provides_text", "Installed-Size": "installed_size", "Source": "source",
 }
 _FIELD = re.compile(r"^([A-Za-z0-9-]+):[ \t]*(.*)$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,127}$")
+_VERSION = re.compile(r"^[0-9A-Za-z.+~:-]{1,128}$")
+_ARCH = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _RELATION = re.compile(
     r"^\s*(?P<name>[a-z0-9][a-z0-9.+-]*)(?::(?P<arch>[a-z0-9-]+))?\s*"
     r"(?:\(\s*(?P<op><<|<=|>=|>>|=|<|>)\s*(?P<version>[^)\s]+)\s*\))?\s*"
@@ -111,7 +116,17 @@ class Package:
 
     @property
     def deb_name(self) -> str:
-        """``name_version_arch.deb`` with the epoch's ``:`` escaped as dpkg does (``%3a``)."""
+        """``name_version_arch.deb`` with the epoch's ``:`` escaped as dpkg does (``%3a``).
+
+        :raises InputError: the index's Package, Version or Architecture is not one (the
+            name becomes a file name in the cache).
+        """
+        for field_name, value, pattern in (("Package", self.name, _NAME),
+                                           ("Version", self.version, _VERSION),
+                                           ("Architecture", self.architecture, _ARCH)):
+            if not pattern.match(value):
+                raise InputError(f"{self.name!r}: the index's {field_name} {value!r} is not "
+                                 "a Debian one; refusing it (it would become a file name)")
         return f"{self.name}_{self.version.replace(':', '%3a')}_{self.architecture}.deb"
 
 

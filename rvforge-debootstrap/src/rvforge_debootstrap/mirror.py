@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rvforge import UsageError
+from rvforge.net.download import check_mirror_url
 
 from rvforge_debootstrap import deb822
 
@@ -49,9 +50,9 @@ def choose_mirror(explicit: str | None = None, *, apt_etc: Path = APT_ETC) -> st
     :raises UsageError: when neither ``--mirror``, ``$RVFORGE_DEBIAN_MIRROR`` nor the host's
         apt sources give one.
     """
-    for candidate in (explicit, os.environ.get(ENV_VAR)):
+    for option, candidate in (("--mirror", explicit), (f"${ENV_VAR}", os.environ.get(ENV_VAR))):
         if candidate and candidate.strip():
-            return candidate.strip().rstrip("/")
+            return check_mirror_url(candidate.strip(), option=option).rstrip("/")
     for entry in host_sources(apt_etc):
         if entry.is_debian_main:
             return entry.uri.rstrip("/")

@@ -6,6 +6,7 @@ the signature can add or change a hash.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -17,6 +18,8 @@ from rvforge import InputError, ToolMissingError
 from rvforge_debootstrap import deb822
 
 DEFAULT_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_INDEX_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*(/[A-Za-z0-9_][A-Za-z0-9._+-]*)*$")
 
 
 class SignatureError(InputError):
@@ -80,14 +83,20 @@ def verify_inrelease(data: bytes, keyring: Path, label: str) -> str:
         return plain.read_text(errors="replace")
 
 
-def parse_release(text: str) -> Release:
-    """Parse a (verified) Release text."""
+def parse_release(text: str, label: str = "Release") -> Release:
+    """Parse a (verified) Release text; a ``SHA256`` line whose digest, size or path is
+    malformed is an :class:`InputError` naming ``label``."""
     para = deb822.parse_one(text)
     files: dict[str, IndexFile] = {}
     for line in para.field("SHA256").splitlines():
         words = line.split()
         if len(words) == 3:
             digest, size, path = words
+            if not (_SHA256.match(digest) and size.isdigit() and len(size) < 16
+                    and _INDEX_PATH.match(path) and ".." not in path.split("/")):
+                raise InputError(f"{label}: malformed SHA256 line {line.strip()[:200]!r} "
+                                 "(expected a digest, a size and a relative path without "
+                                 "'..'); refusing the Release")
             files[path] = IndexFile(path, int(size), digest.lower())
     return Release(
         suite=para.field("Suite"),

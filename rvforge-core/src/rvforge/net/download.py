@@ -1,4 +1,4 @@
-"""Verified, resumable, cached downloads for providers and kernel sources.
+"""Verified, resumable, cached, bounded downloads for providers and kernel sources.
 
 :func:`fetch` makes sure a cache path holds a URL's content with the expected digests:
 a cached copy is re-verified before use (and fetched again when corrupt); a download is
@@ -6,22 +6,31 @@ streamed to a temporary name next to the destination, resumed with an HTTP ``Ran
 request after a dropped connection, retried with backoff on network and server errors,
 verified, and only then renamed into place. A checksum mismatch leaves nothing behind.
 
+Everything a mirror sends is bounded: a file by the size its index states (else
+:data:`FILE_CAP`), an index read into memory by :data:`INDEX_CAP`, and every fetch, retries
+included, by an overall deadline (:func:`deadline_seconds`), not only per read. Redirects
+are followed only to ``http(s)`` URLs, at most :data:`MAX_REDIRECTS` of them. A destination
+outside the context's cache or scratch directory is refused before anything is written.
+
 URLs may be ``http(s)://``, ``file://`` or plain local paths (a local mirror).
 """
-
 from __future__ import annotations
 
 import hashlib
+import math
 import os
-import shutil
+import socket
+import stat
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlparse
+from typing import TYPE_CHECKING, BinaryIO
+from urllib.parse import unquote, urljoin, urlparse
 
 from rvforge.context import BuildContext
-from rvforge.errors import ChecksumMismatchError, InputError
+from rvforge.errors import ChecksumMismatchError, InputError, UnsafePathError, UsageError
 
 if TYPE_CHECKING:
     import requests
@@ -37,10 +46,27 @@ BACKOFF = 0.5
 CHUNK = 1 << 20
 STREAM_CHUNK = 1 << 16
 """Network reads: small enough that little is lost (and refetched) when a connection drops."""
+INDEX_CAP = 256 << 20
+"""Bytes of a file read into memory (an index, a checksum file): Debian's largest
+``InRelease`` is ~0.2 MB, Alpine's ``APKINDEX.tar.gz`` ~1 MB."""
+FILE_CAP = 16 << 30
+"""Bytes of a downloaded file whose size no index states."""
+DEADLINE = 600.0
+"""Seconds every fetch may take beyond what its size needs at :data:`MIN_RATE`
+(``$RVFORGE_FETCH_DEADLINE`` overrides it)."""
+DEADLINE_ENV = "RVFORGE_FETCH_DEADLINE"
+MIN_RATE = 128 << 10
+"""Bytes per second a download of known size is given on top of :data:`DEADLINE`."""
+MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class NotFoundError(InputError):
     """The server (or local mirror) has no such file."""
+
+
+class LimitExceededError(InputError):
+    """A mirror sent more bytes than allowed, or took longer than the deadline."""
 
 
 def join_url(base: str, *parts: str) -> str:
@@ -49,15 +75,48 @@ def join_url(base: str, *parts: str) -> str:
 
 
 def is_remote(url: str) -> bool:
-    return urlparse(url).scheme in ("http", "https")
+    return _scheme(url) in ("http", "https")
+
+
+def check_mirror_url(url: str, *, option: str = "--mirror") -> str:
+    """Return ``url`` if it is a usable mirror: an ``http(s)://`` URL with a host, a
+    ``file://`` URL or a local path; else raise :class:`UsageError` naming ``option``."""
+    try:
+        parsed = urlparse(url)
+        _ = parsed.port  # parsing the port: "http://h:x" raises here
+    except ValueError as error:
+        raise UsageError(f"{option} {url!r}: not a valid URL ({error})") from None
+    if parsed.scheme in ("http", "https"):
+        if not parsed.hostname:
+            raise UsageError(f"{option} {url!r}: the URL names no host")
+    elif "://" in url and parsed.scheme != "file":
+        raise UsageError(f"{option} {url!r}: unsupported scheme {parsed.scheme!r} "
+                         "(use http://, https://, file:// or a local path)")
+    if any(ord(c) < 32 or c == "\x7f" for c in url):
+        raise UsageError(f"{option} {url!r}: contains control characters")
+    return url
 
 
 def local_path(url: str) -> Path:
     """The local file a ``file://`` URL or plain path names."""
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
+    if _scheme(url) == "file":
+        return Path(unquote(urlparse(url).path))
     return Path(url)
+
+
+def deadline_seconds(size: int | None = None) -> float:
+    """The overall deadline of one fetch: :data:`DEADLINE` (or ``$RVFORGE_FETCH_DEADLINE``)
+    plus ``size`` at :data:`MIN_RATE`."""
+    base = DEADLINE
+    if text := os.environ.get(DEADLINE_ENV, "").strip():
+        try:
+            base = float(text)
+        except ValueError:
+            base = math.nan
+        if not math.isfinite(base) or base <= 0:
+            raise UsageError(f"${DEADLINE_ENV} {text!r}: expected a positive number of "
+                             "seconds")
+    return base + (size or 0) / MIN_RATE
 
 
 def file_digests(path: Path, algorithms: list[str]) -> dict[str, str]:
@@ -80,9 +139,24 @@ def verify(path: Path, digests: Mapping[str, str], label: str) -> None:
             raise ChecksumMismatchError(label, algorithm, expected.lower(), actual[algorithm])
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def check_inside(path: Path, roots: list[Path], label: str) -> None:
+    """Raise :class:`UnsafePathError` unless ``path`` (its parent's symlinks resolved) lies
+    under one of ``roots``: the last line of defence against a mirror value that became a
+    path component unchecked."""
+    real = Path(os.path.realpath(path.parent)) / path.name
+    if path.name in ("", ".", "..") or not any(
+            real.is_relative_to(os.path.realpath(root)) for root in roots):
+        where = " or ".join(str(root) for root in roots)
+        raise UnsafePathError(f"{label}: refusing to write {path}, which is outside {where}; "
+                              "a mirror value tried to choose where files go")
+
+
+def write_atomic(path: Path, data: bytes, *, within: Path | None = None) -> None:
     """Write ``data`` to ``path`` through a temporary name next to it (parents created):
-    readers and later runs see the whole file or nothing."""
+    readers and later runs see the whole file or nothing. With ``within``, a ``path``
+    outside that directory is refused (:func:`check_inside`)."""
+    if within is not None:
+        check_inside(path, [within], path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
@@ -96,12 +170,16 @@ def fetch(url: str, dest: Path, ctx: BuildContext, *, digests: Mapping[str, str]
           size: int | None = None, label: str | None = None) -> Path:
     """Make ``dest`` hold ``url``'s content, verified against ``digests``; return ``dest``.
 
+    :param dest: a path under ``ctx.cache_dir`` or the scratch directory (else refused).
     :param digests: algorithm → expected hex digest; all must match.
-    :param size: expected size in bytes, if known (for progress and a early check).
+    :param size: expected size in bytes, if known: a mirror sending more is cut off there
+        (without one, at :data:`FILE_CAP`).
     :param label: names the file in messages (default: its file name).
     """
     digests = dict(digests or {})
     label = label or dest.name
+    roots = [ctx.cache_dir] + ([ctx.scratch_dir] if ctx.scratch_dir is not None else [])
+    check_inside(dest, roots, label)
     if dest.exists():
         try:
             verify(dest, digests, f"{label} (cached at {dest})")
@@ -116,11 +194,12 @@ def fetch(url: str, dest: Path, ctx: BuildContext, *, digests: Mapping[str, str]
                          "downloading it; run once without --offline")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    limit = size if size is not None else FILE_CAP
     try:
         if is_remote(url):
-            _download(url, part, ctx, size, label)
+            _download(url, part, ctx, size, label, _Deadline(url, label, size))
         else:
-            _copy_local(url, part, label)
+            _copy_local(url, part, label, limit)
         if size is not None and part.stat().st_size != size:
             raise InputError(f"{label}: got {part.stat().st_size} bytes, expected {size}; "
                              "the mirror's file is truncated or changed")
@@ -131,74 +210,257 @@ def fetch(url: str, dest: Path, ctx: BuildContext, *, digests: Mapping[str, str]
     return dest
 
 
-def fetch_bytes(url: str, ctx: BuildContext, *, label: str | None = None) -> bytes:
-    """Fetch a small file (an index, a checksum file) into memory, with retries."""
+def fetch_bytes(url: str, ctx: BuildContext, *, label: str | None = None,
+                limit: int | None = None) -> bytes:
+    """Fetch a small file (an index, a checksum file) into memory, with retries; more
+    than ``limit`` bytes (default :data:`INDEX_CAP`), or more time than the deadline, is a
+    :class:`LimitExceededError`."""
     label = label or url
+    limit = INDEX_CAP if limit is None else limit
     if ctx.offline:
         raise InputError(f"{label}: needs the network and --offline was given")
     if not is_remote(url):
         path = local_path(url)
+        with _open_local(path, label, limit) as stream:
+            data = stream.read(limit + 1)
+        if len(data) > limit:
+            raise _too_big(label, str(path), limit)
+        return data
+    deadline = _Deadline(url, label, None)
+    last_error: BaseException | None = None
+    for attempt in range(ATTEMPTS):
         try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            raise NotFoundError(f"{label}: not found ({path})") from None
-        except OSError as error:
-            raise InputError(f"{label}: cannot read {path} ({error.strerror})") from None
-    response = _request(url, label, ctx, stream=False)
-    return response.content
+            with _get(url, label, ctx, deadline) as response, deadline.watch(response):
+                _refuse_length(response, url, label, limit)
+                parts, got = [], 0
+                for block in response.iter_content(STREAM_CHUNK):
+                    got += len(block)
+                    if got > limit:
+                        raise _too_big(label, url, limit)
+                    parts.append(block)
+                return b"".join(parts)
+        except _network_errors() as error:
+            deadline.check()
+            last_error = error
+            ctx.log.warning("request failed; retrying", url=url, attempt=attempt + 1,
+                            of=ATTEMPTS, error=str(error))
+            deadline.sleep(BACKOFF * (2 ** attempt))
+    raise InputError(f"{label}: could not fetch {url} after {ATTEMPTS} attempts "
+                     f"({last_error}); check the mirror URL and the network")
 
 
-def _copy_local(url: str, part: Path, label: str) -> None:
-    source = local_path(url)
+@contextmanager
+def _open_local(path: Path, label: str, limit: int) -> Iterator[BinaryIO]:
+    """``path`` opened for reading, refused unless a regular file of at most ``limit``
+    bytes (a FIFO as a local mirror file would block forever)."""
     try:
-        with open(source, "rb") as src, open(part, "wb") as out:
-            shutil.copyfileobj(src, out, CHUNK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise NotFoundError(f"{label}: not found ({source})") from None
-    except IsADirectoryError:
-        raise InputError(f"{label}: {source} is a directory") from None
-    except PermissionError:
-        raise InputError(f"{label}: cannot read {source} (permission denied)") from None
+        raise NotFoundError(f"{label}: not found ({path})") from None
+    except OSError as error:
+        raise InputError(f"{label}: cannot read {path} ({error.strerror})") from None
+    with open(fd, "rb") as stream:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"{label}: {path} is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{label}: {path} is not a regular file")
+        if st.st_size > limit:
+            raise _too_big(label, str(path), limit)
+        os.set_blocking(fd, True)
+        yield stream
 
 
-def _download(url: str, part: Path, ctx: BuildContext, size: int | None, label: str) -> None:
-    """Stream ``url`` to ``part``, resuming after dropped connections."""
-    import requests
+def _copy_local(url: str, part: Path, label: str, limit: int) -> None:
+    source = local_path(url)
+    with _open_local(source, label, limit) as src, open(part, "wb") as out:
+        for block in iter(lambda: src.read(CHUNK), b""):
+            _write(out, block, part)
 
+
+def _write(out: BinaryIO, block: bytes, part: Path) -> None:
+    """``out.write(block)``; a full disk is an :class:`InputError` naming the file."""
+    try:
+        out.write(block)
+    except OSError as error:
+        raise InputError(f"{part}: cannot write ({error.strerror or error}); free space "
+                         "in the cache (or set RVFORGE_CACHE_DIR)") from None
+
+
+def _download(url: str, part: Path, ctx: BuildContext, size: int | None, label: str,
+              deadline: _Deadline) -> None:
+    """Stream ``url`` to ``part``, resuming after dropped connections; at most ``size``
+    bytes (or :data:`FILE_CAP`), within ``deadline``."""
+    limit = size if size is not None else FILE_CAP
     part.unlink(missing_ok=True)
-    last_error: Exception | None = None
+    last_error: BaseException | None = None
     with ctx.progress.task(f"download {label}", total=size, bytes=True) as task:
         for attempt in range(ATTEMPTS):
             have = part.stat().st_size if part.exists() else 0
             headers = {"Range": f"bytes={have}-"} if have else {}
             try:
-                with ctx.http.get(url, headers=headers, stream=True,
-                                  timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)) as response:
-                    _raise_for_status(response, url, label)
+                with _get(url, label, ctx, deadline, headers) as response, \
+                        deadline.watch(response):
                     if have and response.status_code != 206:
                         have = 0  # the server ignored Range: start over
                         task.done = 0
+                    _refuse_length(response, url, label, limit - have)
                     if size is None and "Content-Length" in response.headers:
                         task.set_total(have + int(response.headers["Content-Length"]))
                     with open(part, "ab" if have else "wb") as out:
                         for block in response.iter_content(STREAM_CHUNK):
-                            out.write(block)
+                            have += len(block)
+                            if have > limit:
+                                raise _too_big(label, url, limit)
+                            _write(out, block, part)
                             task.advance(len(block))
                 return
-            except (requests.ConnectionError, requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError, _Retryable) as error:
+            except _network_errors() as error:
+                deadline.check()
                 last_error = error
-                delay = BACKOFF * (2 ** attempt)
                 ctx.log.warning("download interrupted; retrying", file=label,
                                 attempt=attempt + 1, of=ATTEMPTS, error=str(error),
                                 resume_from=part.stat().st_size if part.exists() else 0)
-                time.sleep(delay)
+                deadline.sleep(BACKOFF * (2 ** attempt))
     raise InputError(f"{label}: download failed after {ATTEMPTS} attempts ({last_error}); "
                      "check the mirror URL and the network")
 
 
 class _Retryable(Exception):
     """A server error worth retrying (5xx, 429)."""
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What a dropped or stalled connection raises (requests is imported on first use)."""
+    import requests
+
+    return (requests.ConnectionError, requests.Timeout,
+            requests.exceptions.ChunkedEncodingError, _Retryable)
+
+
+class _Deadline:
+    """The overall deadline of one fetch: :meth:`watch` cuts the connection of a response
+    whose body is still arriving when it passes (a server dripping a byte every few
+    seconds never trips a per-read timeout); :meth:`check` turns that into an error."""
+
+    def __init__(self, url: str, label: str, size: int | None) -> None:
+        self.url = url
+        self.label = label
+        self.seconds = deadline_seconds(size)
+        self.end = time.monotonic() + self.seconds
+        self.expired = False
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def check(self) -> None:
+        if self.expired or self.remaining() <= 0:
+            raise LimitExceededError(
+                f"{_where(self.label, self.url)} took longer than the {self.seconds:g} s deadline "
+                f"of one download; the mirror is too slow or stalls (set ${DEADLINE_ENV} "
+                "to allow more)")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, min(seconds, self.remaining())))
+
+    @contextmanager
+    def watch(self, response: requests.Response) -> Iterator[None]:
+        self.check()
+        timer = threading.Timer(self.remaining(), self._cut, (response,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        except BaseException:
+            self.check()
+            raise
+        finally:
+            timer.cancel()
+        self.check()  # a connection cut at the deadline may have looked like a short body
+
+    def _cut(self, response: requests.Response) -> None:
+        self.expired = True
+        sock = _socket_of(response)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the reader blocked in recv()
+                return
+            except OSError:
+                pass
+        response.close()
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket ``response``'s body arrives on: the connection's while it is kept alive,
+    else the one http.client's response holds (it drops the connection's reference when
+    the server will close)."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if sock is None:
+        fp = getattr(getattr(response.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+@contextmanager
+def _get(url: str, label: str, ctx: BuildContext, deadline: _Deadline,
+         headers: dict[str, str] | None = None) -> Iterator[requests.Response]:
+    """``GET url`` (streamed), following at most :data:`MAX_REDIRECTS` redirects to
+    ``http(s)`` URLs only; the response's status is checked."""
+    import requests
+
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        deadline.check()
+        timeout = (CONNECT_TIMEOUT, max(0.1, min(READ_TIMEOUT, deadline.remaining())))
+        try:
+            response = ctx.http.get(current, headers=headers or {}, stream=True,
+                                    timeout=timeout, allow_redirects=False)
+        except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                requests.exceptions.MissingSchema, ValueError) as error:
+            raise InputError(f"{label}: cannot fetch {current!r} ({error}); check the "
+                             "mirror URL") from None
+        if response.status_code in _REDIRECTS:
+            location = response.headers.get("Location", "")
+            response.close()
+            current = _redirect_target(current, location, label)
+            continue
+        try:
+            _raise_for_status(response, current, label)
+            yield response
+        finally:
+            response.close()
+        return
+    raise InputError(f"{label}: more than {MAX_REDIRECTS} redirects from {url}; the mirror "
+                     "is misconfigured")
+
+
+def _redirect_target(url: str, location: str, label: str) -> str:
+    """The absolute URL a redirect from ``url`` to ``location`` names, if it is
+    ``http(s)`` with a host; else an :class:`InputError` naming both."""
+    try:
+        target = urljoin(url, location)
+        parsed = urlparse(target)
+        ok = parsed.scheme in ("http", "https") and bool(parsed.hostname) and not any(
+            ord(c) < 32 for c in target)
+    except ValueError:
+        ok = False
+    if not location or not ok:
+        raise InputError(f"{label}: the mirror redirected {url} to {location!r}, which is "
+                         "not an http(s) URL; refusing to follow it")
+    return target
+
+
+def _refuse_length(response: requests.Response, url: str, label: str, limit: int) -> None:
+    """Refuse a response whose ``Content-Length`` already exceeds ``limit`` bytes."""
+    text = response.headers.get("Content-Length", "")
+    if text.isdigit() and int(text) > limit:
+        raise _too_big(label, url, limit)
+
+
+def _too_big(label: str, url: str, limit: int) -> LimitExceededError:
+    return LimitExceededError(f"{_where(label, url)} is larger than the {limit} bytes allowed "
+                              "(the size its index states, or rvforge's cap); the mirror "
+                              "serves the wrong file")
 
 
 def _raise_for_status(response: requests.Response, url: str, label: str) -> None:
@@ -212,20 +474,12 @@ def _raise_for_status(response: requests.Response, url: str, label: str) -> None
     raise InputError(f"{label}: the mirror refused {url} (HTTP {code})")
 
 
-def _request(url: str, label: str, ctx: BuildContext, *, stream: bool) -> requests.Response:
-    import requests
+def _where(label: str, url: str) -> str:
+    """``label: url`` for messages, or ``label`` alone when it already names the URL."""
+    return label if url in label else f"{label}: {url}"
 
-    last_error: Exception | None = None
-    for attempt in range(ATTEMPTS):
-        try:
-            response = ctx.http.get(url, stream=stream,
-                                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
-            _raise_for_status(response, url, label)
-            return response
-        except (requests.ConnectionError, requests.Timeout, _Retryable) as error:
-            last_error = error
-            ctx.log.warning("request failed; retrying", url=url, attempt=attempt + 1,
-                            of=ATTEMPTS, error=str(error))
-            time.sleep(BACKOFF * (2 ** attempt))
-    raise InputError(f"{label}: could not fetch {url} after {ATTEMPTS} attempts "
-                     f"({last_error}); check the mirror URL and the network")
+
+def _scheme(url: str) -> str:
+    """``url``'s scheme, lower case ('' for a local path or a URL that does not parse)."""
+    head, sep, _ = url.partition("://")
+    return head.lower() if sep and head.isalnum() else ""
