@@ -282,3 +282,21 @@ def test_corrupted_packages_give_a_result_or_an_input_error(
         read_package(path, kind)
     except InputError:
         pass
+
+
+@pytest.mark.parametrize(("name", "baseline"), [
+    ("demo-1.0-cp312-cp312-manylinux_2_31_riscv64.whl", "manylinux_2_31_riscv64"),
+    ("demo-1.0-1-cp312-cp312-musllinux_1_2_riscv64.whl", "musllinux_1_2_riscv64"),
+    ("demo-1.0-cp312-abi3-manylinux_2_17_x86_64.manylinux_2_31_riscv64.whl",
+     "manylinux_2_31_riscv64"),
+    ("demo-1.0-cp312-cp312-linux_riscv64.whl", None),  # not a tag PyPI promises anything for
+    ("demo-1.0-py3-none-any.whl", None),
+])
+def test_the_baseline_comes_from_the_wheels_riscv64_platform_tag(name: str,
+                                                                 baseline: str | None) -> None:
+    from rvforge.cli.audit import wheel_baseline
+    from rvforge.formats.wheel import wheel_platforms
+
+    target = wheel_baseline(Package(Path(name), "wheel", platforms=wheel_platforms(Path(name))))
+    assert (target.name if target else None) == baseline
+    assert target is None or target.isa == "rva20u64"
