@@ -29,7 +29,7 @@ LIBRARY_MODULES = ("rvforge.protocol", "rvforge.testing", *(
 
 def public_names() -> dict[str, set[str]]:
     """Module name → the names a plugin may import from it (submodules included)."""
-    public = {module: set(importlib.import_module(module).__all__)
+    public = {module: set(getattr(importlib.import_module(module), "__all__", ()))
               for module in LIBRARY_MODULES}
     for package in LIBRARY_PACKAGES:
         public[package] = {m.rpartition(".")[2] for m in LIBRARY_MODULES
@@ -40,6 +40,12 @@ def public_names() -> dict[str, set[str]]:
 
 
 PUBLIC = public_names()
+
+
+@pytest.mark.parametrize("module", LIBRARY_MODULES)
+def test_every_library_module_declares_its_public_names(module: str) -> None:
+    assert hasattr(importlib.import_module(module), "__all__"), (
+        f"{module} has no __all__: say which of its names plugins may use")
 
 
 def private_uses(source: str, where: str) -> list[str]:

@@ -31,7 +31,7 @@ _EXPORTS = {
     "rvforge.machines": ("Machine",),
     "rvforge.options": ("build_options",),
     "rvforge.pipeline": ("pack",),
-    "rvforge.progress": ("Progress",),
+    "rvforge.progress": ("Progress", "Task"),
     "rvforge.protocol": ("CONTROL_PORT", "INIT_SCRIPT", "READY_MARKER", "STDERR_PORT",
                          "STDOUT_PORT"),
     "rvforge.registry": ("Registry", "build_registry"),
@@ -85,6 +85,7 @@ __all__ = [
     "STDOUT_PORT",
     "Severity",
     "Step",
+    "Task",
     "ToolMissingError",
     "Tree",
     "UnknownComponentError",
@@ -148,7 +149,7 @@ if TYPE_CHECKING:
     from rvforge.machines import Machine
     from rvforge.options import build_options
     from rvforge.pipeline import pack
-    from rvforge.progress import Progress
+    from rvforge.progress import Progress, Task
     from rvforge.protocol import (
         CONTROL_PORT,
         INIT_SCRIPT,

@@ -37,7 +37,7 @@ from rvforge import (
 from rvforge_debootstrap.firstboot import HOOK, HOOK_DIR, adopt_changes
 
 if TYPE_CHECKING:
-    from rvforge.progress import Task
+    from rvforge import Task
 
 LAUNCHER = "qemu-virt"
 MACHINE = "qemu-virt"

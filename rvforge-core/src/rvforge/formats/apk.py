@@ -19,6 +19,8 @@ from pathlib import Path
 from rvforge.errors import InputError
 from rvforge.formats.packages import MemberSink, Package, read_tar_members
 
+__all__ = ["read_apk"]
+
 CONTROL_PREFIX = "."
 """Top-level names of the signature and control segments all start with a dot."""
 

@@ -19,6 +19,8 @@ from rvforge.formats.compression import decompress_stream, detect
 from rvforge.formats.packages import MemberSink, Package, read_tar_members
 from rvforge.tree import FileWindow
 
+__all__ = ["ar_members", "read_deb"]
+
 AR_MAGIC = b"!<arch>\n"
 _HEADER = 60
 

@@ -26,6 +26,8 @@ from rvforge.formats.compression import is_corrupt_stream_error
 from rvforge.riscv.elf import ELF_MAGIC
 from rvforge.tree import Entry, EntryKind, InlineBytes, Tree, normalize
 
+__all__ = ["PACKAGE_KINDS", "MemberSink", "Package", "read_package", "read_tar_members"]
+
 MAX_UNPACKED = 16 << 30
 """Bytes a package may unpack to (the largest riscv64 wheels and .debs hold ~2 GiB)."""
 MAX_ELF_BYTES = 8 << 30

@@ -26,6 +26,8 @@ from typing import IO
 from rvforge.errors import InputError
 from rvforge.formats.packages import CHUNK, MAX_RATIO, MAX_UNPACKED, MemberSink, Package
 
+__all__ = ["read_zip", "wheel_platforms"]
+
 RECORD_EXEMPT = ("RECORD", "RECORD.jws", "RECORD.p7s")
 """Files of ``.dist-info`` that RECORD does not list with a hash (PEP 376/427)."""
 _LOCAL_HEADER = 30

@@ -35,8 +35,8 @@ from rvforge.errors import ChecksumMismatchError, InputError, UnsafePathError, U
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["NotFoundError", "fetch", "fetch_bytes", "file_digests", "is_remote", "join_url",
-           "local_path", "verify", "write_atomic"]
+__all__ = ["NotFoundError", "check_mirror_url", "fetch", "fetch_bytes", "file_digests", "is_remote",
+           "join_url", "local_path", "verify", "write_atomic"]
 
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 60.0
