@@ -65,6 +65,11 @@ class Provider(Component, Generic[OptionsT]):
         release = getattr(options, "release", None)
         return f"{self.name}-{release}" if release else self.name
 
+    def default_machine(self, options: OptionsT) -> str | None:
+        """The machine profile images of ``options`` are meant for when the user names none
+        (an RVA23 release: an RVA23 machine); ``None``: the registry's default."""
+        return None
+
 
 class Overlay(Component, Generic[OptionsT]):
     """Changes the tree: adds host files, writes ``/init``, installs packages."""

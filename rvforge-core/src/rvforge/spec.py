@@ -189,7 +189,8 @@ def resolve_spec(registry: Registry, config: Config, flags: BuildFlags, ctx: Bui
         steps.append(Step("init", build_options(registry.overlays.get("init").Options,
                                                 {"replace": bool(init)}, owner="overlay 'init'")))
 
-    machine = registry.resolve_machine(settings.get("machine"), settings.get("isa"), ctx)
+    machine = resolve_build_machine(registry, settings.get("machine"), settings.get("isa"),
+                                    provider_cls().default_machine(provider_options), ctx)
     audit = settings.get("audit", "enforce")
     if audit not in AUDIT_MODES:
         raise UsageError(f"audit must be one of {', '.join(AUDIT_MODES)}, not {audit!r}")
@@ -200,6 +201,19 @@ def resolve_spec(registry: Registry, config: Config, flags: BuildFlags, ctx: Bui
     return BuildSpec(Step(provider_name, provider_options), steps,
                      Step(packer_cls.name, None), fmt, output, machine, auditors, audit,
                      deep=bool(settings.get("deep", False)), artifact_kind=packer_cls.kind)
+
+
+def resolve_build_machine(registry: Registry, name: str | None, isa: str | None,
+                          suggested: str | None, ctx: BuildContext) -> Machine:
+    """The build's target: ``--machine``/``--isa``, else the machine the provider suggests
+    for its images (an RVA23 release: an RVA23 machine), else the registry's default."""
+    if name or isa or not suggested:
+        return registry.resolve_machine(name, isa, ctx)
+    try:
+        return registry.resolve_machine(suggested, None, ctx)
+    except UsageError as error:
+        raise UsageError(f"{error} (it is the default machine for this image: pass --machine "
+                         "NAME, or --isa to audit for a CPU without booting)") from None
 
 
 def default_output(provider: Provider[Any], options: Any) -> str:

@@ -47,9 +47,10 @@ from rvforge_debootstrap.deb import (
     read_control,
     unpack_deb,
 )
+from rvforge_debootstrap.distribution import DEBIAN, Distribution
 from rvforge_debootstrap.index import Package, PackageIndex
 from rvforge_debootstrap.mirror import choose_mirror
-from rvforge_debootstrap.release import DEFAULT_KEYRING, Release, parse_release, verify_inrelease
+from rvforge_debootstrap.release import Release, parse_release, verify_inrelease
 from rvforge_debootstrap.resolve import UnknownPackageError, unknown_package
 
 __all__ = [
@@ -73,20 +74,25 @@ class DebianArchive:
     :param mirror: URL or local path of the mirror (``None``: see :func:`choose_mirror`).
     :param suite: codename or suite (``trixie``, ``stable``, ``sid``...).
     :param arch: Debian architecture name.
-    :param keyring: OpenPGP keyring that signs the suite.
+    :param keyring: OpenPGP keyring that signs the suite (default: the distribution's).
+    :param dist: the distribution (:mod:`rvforge_debootstrap.distribution`): its default
+        mirror and keyring, and the components whose indexes are read (Ubuntu: ``main``
+        and ``universe``).
     """
 
     def __init__(self, ctx: BuildContext, mirror: str | None = None, suite: str = "trixie",
-                 arch: str = "riscv64", keyring: Path | None = None) -> None:
+                 arch: str = "riscv64", keyring: Path | None = None,
+                 dist: Distribution = DEBIAN) -> None:
         self.ctx = ctx
-        self.mirror = choose_mirror(mirror)
+        self.dist = dist
+        self.mirror = choose_mirror(mirror, dist=dist)
         for option, value in (("--release", suite), ("architecture", arch)):
             if not _SUITE.match(value):
                 raise UsageError(f"{option} {value!r}: not a Debian suite or architecture "
                                  "name (letters, digits, '.', '+', '-', '_')")
         self.suite = suite
         self.arch = arch
-        self.keyring = Path(keyring) if keyring else DEFAULT_KEYRING
+        self.keyring = Path(keyring) if keyring else dist.keyring
         self._release: Release | None = None
         self._index: PackageIndex | None = None
 
@@ -107,7 +113,8 @@ class DebianArchive:
                 data = cached.read_bytes()
             else:
                 data = fetch_bytes(url, self.ctx, label=label)
-            release = parse_release(verify_inrelease(data, self.keyring, f"{label} ({url})"),
+            release = parse_release(verify_inrelease(data, self.keyring, f"{label} ({url})",
+                                                     self.dist.keyring_package),
                                     f"{label} ({url})")
             if self.suite not in (release.suite, release.codename):
                 raise InputError(f"{url}: signed for suite {release.suite!r} (codename "
@@ -124,27 +131,35 @@ class DebianArchive:
                               keyring=str(self.keyring))
         return self._release
 
-    def packages_file(self) -> Path:
-        """The suite's ``main/binary-ARCH/Packages.xz``, verified against the Release."""
+    def packages_file(self, component: str = COMPONENT) -> Path:
+        """The suite's ``COMPONENT/binary-ARCH/Packages.xz``, verified against the Release."""
         release = self.release()
-        rel_path = f"{COMPONENT}/binary-{self.arch}/Packages.xz"
+        rel_path = f"{component}/binary-{self.arch}/Packages.xz"
         entry = release.file(rel_path, f"{self.suite} {rel_path}")
-        by_hash = f"{COMPONENT}/binary-{self.arch}/by-hash/SHA256/{entry.sha256}"
+        by_hash = f"{component}/binary-{self.arch}/by-hash/SHA256/{entry.sha256}"
         url = join_url(self.mirror, "dists", self.suite,
                        by_hash if release.acquire_by_hash else rel_path)
         dest = self.dists_cache / f"Packages-{self.arch}-{entry.sha256[:16]}.xz"
         return fetch(url, dest, self.ctx, digests={"sha256": entry.sha256}, size=entry.size,
                      label=f"{self.suite}/{rel_path}")
 
+    def index_digests(self) -> list[str]:
+        """The SHA-256 of each component's signed index, in order (a cache key)."""
+        return [self.release().file(f"{c}/binary-{self.arch}/Packages.xz", self.where).sha256
+                for c in self.dist.components]
+
     def index(self) -> PackageIndex:
-        """The parsed index of ``main`` for the architecture (and ``all``)."""
+        """The parsed index of the distribution's components for the architecture (and
+        ``all``); where two list a name, the higher version wins."""
         if self._index is None:
-            path = self.packages_file()
-            try:
-                data = lzma.decompress(path.read_bytes())
-            except lzma.LZMAError as error:
-                raise InputError(f"{path}: corrupt Packages.xz ({error})") from None
-            self._index = PackageIndex(data, self.arch)
+            texts = []
+            for component in self.dist.components:
+                path = self.packages_file(component)
+                try:
+                    texts.append(lzma.decompress(path.read_bytes()).rstrip(b"\n"))
+                except lzma.LZMAError as error:
+                    raise InputError(f"{path}: corrupt Packages.xz ({error})") from None
+            self._index = PackageIndex(b"\n\n".join(texts) + b"\n", self.arch)
             self.ctx.log.info("index loaded", suite=self.suite, arch=self.arch,
                               packages=len(self._index))
         return self._index
@@ -162,7 +177,7 @@ class DebianArchive:
     @property
     def where(self) -> str:
         """Names the index in messages: ``trixie main/riscv64``."""
-        return f"{self.suite} {COMPONENT}/{self.arch}"
+        return f"{self.suite} {' '.join(self.dist.components)}/{self.arch}"
 
     # -- packages ------------------------------------------------------------------------
 

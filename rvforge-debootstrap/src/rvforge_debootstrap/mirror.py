@@ -1,12 +1,14 @@
-"""Which Debian mirror to use: ``--mirror``, else ``$RVFORGE_DEBIAN_MIRROR``, else the mirror
-the host's apt is configured with.
+"""Which mirror to use: ``--mirror``, else ``$RVFORGE_DEBIAN_MIRROR`` (``$RVFORGE_UBUNTU_MIRROR``
+for Ubuntu), else the mirror the host's apt is configured with.
 
 The host's sources are read from ``/etc/apt/sources.list`` and
 ``/etc/apt/sources.list.d/*.list`` (one-line ``deb URI SUITE COMPONENTS``) and
 ``*.sources`` (deb822 ``Types``/``URIs``/``Suites``). The first ``deb`` entry whose suites
 look like Debian's own (a codename or ``stable``/``testing``/``unstable``, without a
 ``-security`` or ``-updates`` suffix) and that offers ``main`` is taken: that excludes
-security mirrors and third-party repositories. rvforge never names a mirror itself.
+security mirrors and third-party repositories. For Ubuntu the entry must also be a *ports*
+archive (its path ends in ``-ports``, as ``ubuntu-ports`` does): Ubuntu's main archive has no
+riscv64 packages. rvforge never names a mirror itself.
 """
 
 from __future__ import annotations
@@ -19,13 +21,11 @@ from rvforge import UsageError
 from rvforge.net.download import check_mirror_url
 
 from rvforge_debootstrap import deb822
+from rvforge_debootstrap.distribution import DEBIAN, UBUNTU, Distribution
 
-ENV_VAR = "RVFORGE_DEBIAN_MIRROR"
+ENV_VAR = DEBIAN.mirror_env
 APT_ETC = Path("/etc/apt")
-DEBIAN_SUITES = frozenset({
-    "buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid",
-    "oldoldstable", "oldstable", "stable", "testing", "unstable", "experimental",
-})
+DEBIAN_SUITES = DEBIAN.codenames
 
 
 @dataclass(frozen=True)
@@ -39,26 +39,36 @@ class SourceEntry:
 
     @property
     def is_debian_main(self) -> bool:
-        return "main" in self.components and any(
-            suite.lower() in DEBIAN_SUITES for suite in self.suites
-        )
+        return self.serves(DEBIAN)
+
+    def serves(self, dist: Distribution) -> bool:
+        """Whether this entry is ``dist``'s own archive with ``main`` (and riscv64)."""
+        if "main" not in self.components or not any(
+                suite.lower() in dist.codenames for suite in self.suites):
+            return False
+        return dist is not UBUNTU or self.uri.rstrip("/").endswith("-ports")
 
 
-def choose_mirror(explicit: str | None = None, *, apt_etc: Path = APT_ETC) -> str:
-    """The mirror URL (or local path) to use, without a trailing ``/``.
+def choose_mirror(explicit: str | None = None, *, apt_etc: Path = APT_ETC,
+                  dist: Distribution = DEBIAN) -> str:
+    """The mirror URL (or local path) of ``dist`` to use, without a trailing ``/``.
 
-    :raises UsageError: when neither ``--mirror``, ``$RVFORGE_DEBIAN_MIRROR`` nor the host's
-        apt sources give one.
+    :raises UsageError: when neither ``--mirror``, the distribution's environment variable
+        nor the host's apt sources give one.
     """
-    for option, candidate in (("--mirror", explicit), (f"${ENV_VAR}", os.environ.get(ENV_VAR))):
+    for option, candidate in (("--mirror", explicit),
+                              (f"${dist.mirror_env}", os.environ.get(dist.mirror_env))):
         if candidate and candidate.strip():
             return check_mirror_url(candidate.strip(), option=option).rstrip("/")
     for entry in host_sources(apt_etc):
-        if entry.is_debian_main:
+        if entry.serves(dist):
             return entry.uri.rstrip("/")
+    ports = " (Ubuntu keeps riscv64 on its ports archive, the ubuntu-ports layout)" \
+        if dist is UBUNTU else ""
     raise UsageError(
-        f"no Debian mirror: pass --mirror URL (or set {ENV_VAR}); none was found in "
-        f"{apt_etc}/sources.list or {apt_etc}/sources.list.d/"
+        f"no {dist.name.capitalize()} mirror: pass --mirror URL{ports} (or set "
+        f"{dist.mirror_env}); none was found in {apt_etc}/sources.list or "
+        f"{apt_etc}/sources.list.d/"
     )
 
 

@@ -31,6 +31,7 @@ from rvforge.net.download import write_atomic
 
 from rvforge_debootstrap.archive import DebianArchive
 from rvforge_debootstrap.deb import add_to_tree
+from rvforge_debootstrap.distribution import default_machine, distribution
 from rvforge_debootstrap.dpkgdb import Unpacked, write_database
 from rvforge_debootstrap.index import Package, PackageIndex
 from rvforge_debootstrap.options import ARCH, DebootstrapOptions
@@ -53,7 +54,10 @@ class DebootstrapProvider(Provider[DebootstrapOptions]):
                      "debian/unpacked-*/*": "unpacked"}
 
     def describe(self, options: DebootstrapOptions) -> str:
-        return f"debian-{options.release}-{options.variant}"
+        return f"{options.distribution}-{options.release}-{options.variant}"
+
+    def default_machine(self, options: DebootstrapOptions) -> str | None:
+        return default_machine(distribution(options.distribution), options.release)
 
     def provide(self, options: DebootstrapOptions, ctx: BuildContext) -> Tree:
         from rvforge_debootstrap import backends, configure  # on use: plugin loading stays light
@@ -62,7 +66,8 @@ class DebootstrapProvider(Provider[DebootstrapOptions]):
             return backends.provide_with_tool(options, ctx)
         mode = "none" if options.variant == "extract" else options.configure
         mode = configure.preflight(mode, ARCH, ctx)  # fail before downloading anything
-        archive = DebianArchive(ctx, options.mirror, options.release, ARCH, options.keyring)
+        archive = DebianArchive(ctx, options.mirror, options.release, ARCH, options.keyring,
+                                distribution(options.distribution))
         tree, unpacked = build_unpacked(archive, options.variant, options.package, ctx)
         configure.configure(tree, unpacked, mode, ARCH, ctx)
         return tree
@@ -86,9 +91,10 @@ def resolve_cached(archive: DebianArchive, variant: str, extra: list[str],
     The result is cached per signed index (by its SHA-256), so a warm build skips parsing
     the 54 MB ``Packages`` file; a new index on the mirror means a new resolution.
     """
-    index_file = archive.release().file(f"main/binary-{ARCH}/Packages.xz", archive.where)
+    digests = archive.index_digests()
+    index_key = digests[0] if len(digests) == 1 else digests  # Debian's key as before
     key = hashlib.sha256(json.dumps(
-        [RESOLVER_VERSION, index_file.sha256, variant, sorted(set(extra))]).encode()
+        [RESOLVER_VERSION, index_key, variant, sorted(set(extra))]).encode()
     ).hexdigest()[:32]
     cached = archive.dists_cache / f"resolved-{key}.json"
     if cached.exists():

@@ -55,7 +55,8 @@ class Release:
                              f"list {path}") from None
 
 
-def verify_inrelease(data: bytes, keyring: Path, label: str) -> str:
+def verify_inrelease(data: bytes, keyring: Path, label: str,
+                     keyring_package: str = "debian-archive-keyring") -> str:
     """Check the clearsigned ``data`` with ``gpgv`` against ``keyring``; return the signed text.
 
     :raises ToolMissingError: gpgv or the keyring is missing.
@@ -66,7 +67,7 @@ def verify_inrelease(data: bytes, keyring: Path, label: str) -> str:
         raise ToolMissingError("gpgv is missing: apt-get install gpgv")
     if not keyring.is_file():
         raise ToolMissingError(f"keyring {keyring} is missing: apt-get install "
-                               "debian-archive-keyring, or pass --keyring PATH")
+                               f"{keyring_package}, or pass --keyring PATH")
     with tempfile.TemporaryDirectory(prefix="rvforge-gpgv-") as tmp:
         signed = Path(tmp, "InRelease")
         signed.write_bytes(data)

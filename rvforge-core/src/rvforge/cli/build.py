@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from rvforge import pipeline
-from rvforge.cli.common import handle_errors, load_registry
+from rvforge.cli.common import QEMU_HELP, handle_errors, load_registry, with_qemu
 from rvforge.config import load_config
 from rvforge.context import BuildContext
 from rvforge.errors import UsageError
@@ -65,6 +65,7 @@ def build(
         "--init/--no-init", help="Write rvforge's /init (default: for initramfs images "
         "that lack one).")] = None,
     offline: Annotated[bool, typer.Option(help="Use only the download cache.")] = False,
+    qemu: Annotated[Path | None, typer.Option(help=QEMU_HELP)] = None,
     config: Annotated[Path | None, typer.Option(help="Config file (default: "
                                                 "./rvforge.toml if present).")] = None,
     format: Annotated[str, typer.Option("--format", help="Report format: text or json.")]
@@ -88,7 +89,8 @@ def build(
         provider_values={"source": source, "release": release, "mirror": mirror,
                          "package": package or None},
         extra_args=list(ctx.args), overlays=overlay or [])
-    with BuildContext(registry, offline=offline, settings=settings.plugins) as bctx:
+    with BuildContext(registry, offline=offline,
+                      settings=with_qemu(settings.plugins, qemu)) as bctx:
         spec = resolve_spec(registry, settings, flags, bctx)
         report = pipeline.build(registry, spec, bctx)
     if format == "json":
