@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rvforge import BuildContext, Tree, UsageError
-from rvforge.machines import needed_extensions, pick_machine
+from rvforge.machines import machine_for_tree, pick_machine
 from rvforge.registry import build_registry
 from rvforge.tree import HostFile
 
@@ -76,15 +76,17 @@ def test_a_vector_image_gets_a_vector_machine_and_boots_on_it(
     assert "machine picked" in ran.stderr and "machine=qemu-virt-v" in ran.stderr
 
 
-def test_the_needed_extensions_come_from_the_files_that_need_them(vsum: Path) -> None:
+def test_the_smallest_machine_meeting_the_files_needs_is_picked(vsum: Path) -> None:
+    from rvforge.builtin.auditors.isa import tree_needs
+
     tree = Tree()
     tree.add_file("/usr/bin/vsum", HostFile.of(vsum), mode=0o755)
     with BuildContext(build_registry()) as ctx:
-        needed = needed_extensions(tree, ctx.registry, ctx)
-        assert needed["v"] == ["/usr/bin/vsum"]
-        assert {"m", "a", "f", "d", "c", "zve32x"} <= set(needed)
-        assert pick_machine(needed, ctx.registry, ctx).name == "qemu-virt-v"
+        needs = tree_needs(tree, ctx)
+        assert "v" in needs["/usr/bin/vsum"].extensions
+        assert pick_machine(needs, ctx.registry, ctx).name == "qemu-virt-v"
         assert pick_machine({}, ctx.registry, ctx).name == "qemu-virt"
+        assert machine_for_tree(tree, ctx.registry, ctx).name == "qemu-virt-v"
 
 
 def test_no_profile_with_the_extensions_is_exit_2_naming_them_and_the_qemu(
@@ -107,6 +109,14 @@ def test_with_qemu_10_the_half_float_image_gets_max(alpine_tarball: Path, half_f
                    f"{half_float}:/usr/bin/zfh", env={"RVFORGE_QEMU": str(qemu10)})
     assert result.returncode == 0, result.stderr
     assert "  audit for qemu-virt-max (rv64imafdcbvh_" in result.stdout
+
+
+def test_audit_picks_per_input(vsum: Path, tmp_path: Path) -> None:
+    result = cli("audit", "--machine", "auto", str(vsum))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "audited for qemu-virt-v (rv64imafdcvh_" in result.stdout
+    listed = cli("machines")
+    assert "  auto               -            2048 MB 2 cpus  (picked per image)" in listed.stdout
 
 
 def test_auto_cannot_read_an_ext4_image(alpine_tarball: Path, tmp_path: Path) -> None:

@@ -137,3 +137,19 @@ def test_a_profile_the_qemu_lacks_is_refused_before_anything_runs(tmp_path: Path
         assert ("lacks: it came in QEMU 10.0; pass --qemu PATH (or set RVFORGE_QEMU) to a "
                 "QEMU 10.0 or later") in result.stderr
     assert not image.exists()
+
+
+def test_the_pytest_plugins_qemu_option_reaches_the_machines(tmp_path: Path) -> None:
+    (tmp_path / "test_in_host.py").write_text(
+        "import pytest\n"
+        "def test_refused(rvforge_boot):\n"
+        "    with pytest.raises(Exception, match=\"which QEMU 7.2.* lacks: it came in QEMU "
+        "10.0\"):\n"
+        "        rvforge_boot('never-read.cpio', 'qemu-virt-rva23')\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
+         str(tmp_path), "--rvforge-qemu", str(HOST_QEMU), str(tmp_path / "test_in_host.py")],
+        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        env={**os.environ, qemubin.ENV_VAR: "/nonexistent/is-not-used"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rvforge.context import BuildContext
     from rvforge.registry import Registry
+    from rvforge.riscv.isa import Isa, Needs
     from rvforge.tree import Tree
 
 DEFAULT_MACHINE = "qemu-virt"
@@ -46,80 +47,62 @@ class Machine:
 AUTO_MACHINE = "auto"
 """``--machine auto``: the smallest bootable profile whose CPU has what the image needs."""
 
-_BASELINE = Machine(name="rv64i", launcher="", isa="rv64i",
-                    summary="the bare base ISA: every extension a file needs is missing")
-
-
-def needed_extensions(tree: Tree, registry: Registry, ctx: BuildContext
-                      ) -> dict[str, list[str]]:
-    """Extension (or instruction class ``a|b``) → the files that need it: the ``isa``
-    auditor's errors against a bare rv64i CPU. Files that pick code paths at run time
-    (its warnings) need nothing beyond their baseline."""
-    from rvforge.findings import Severity
-    from rvforge.pipeline import audit
-
-    report = audit(registry, tree, _BASELINE, ctx, ["isa"])
-    needed: dict[str, list[str]] = {}
-    for finding in report.findings:
-        if finding.severity is not Severity.ERROR:
-            continue
-        if finding.code == "isa-required":
-            names = list(finding.details.get("missing", ()))
-        elif finding.code == "isa-instructions":
-            names = list(finding.details.get("instructions", {}))
-        else:
-            continue
-        for name in names:
-            needed.setdefault(name, []).append(finding.path or "")
-    return needed
-
-
-def pick_machine(needed: Mapping[str, list[str]], registry: Registry, ctx: BuildContext
+def pick_machine(needs: Mapping[str, Needs], registry: Registry, ctx: BuildContext
                  ) -> Machine:
-    """The bootable profile with the fewest extensions that has every one of ``needed``
-    (an instruction class ``a|b`` is met by either), its ISA resolved.
+    """The bootable profile with the fewest extensions whose CPU meets every one of
+    ``needs`` (path → what that file needs, :func:`~rvforge.builtin.auditors.isa.tree_needs`),
+    its ISA resolved.
 
-    :raises UsageError: (exit 2) when none has them, naming the missing extensions and the
-        profiles this host cannot resolve (their reasons name the QEMU that has them).
+    :raises UsageError: (exit 2) when none has them, naming the missing extensions, the
+        files that need them and the profiles this host cannot resolve (their reasons name
+        the QEMU that has them).
     """
-    from rvforge.errors import RvforgeError, UsageError
-    from rvforge.riscv.isa import parse_target, sort_key, top_level
+    from functools import reduce
 
+    from rvforge.errors import RvforgeError, UsageError
+    from rvforge.riscv.isa import Needs, parse_target, top_level
+
+    total = reduce(lambda a, b: a | b, needs.values(), Needs(64))
     fits: list[tuple[int, str, Machine]] = []
     unavailable: list[str] = []
-    closest: set[str] | None = None
+    closest: tuple[list[str], Isa] | None = None
     for reg in registry.machines:
-        machine = reg.component
-        if reg.name == AUTO_MACHINE or machine.launcher not in registry.launchers:
+        if reg.name == AUTO_MACHINE or reg.component.launcher not in registry.launchers:
             continue
         try:
             resolved = registry.resolve_machine(reg.name, None, ctx)
-            have = parse_target(resolved.isa).closure()
+            cpu = parse_target(resolved.isa)
         except RvforgeError as error:
             unavailable.append(f"{reg.name} ({error})")
             continue
-        lacking = {name for name in needed if not any(p in have for p in name.split("|"))}
-        if not lacking:
-            fits.append((len(have), reg.name, resolved))
-        elif closest is None or len(lacking) < len(closest):
-            closest = lacking
+        lacking = total.lacking(cpu)
+        if cpu.xlen == total.xlen and not lacking:
+            fits.append((len(cpu.abilities()), reg.name, resolved))
+        elif closest is None or len(lacking) < len(closest[0]):
+            closest = (lacking, cpu)
     if fits:
         return min(fits, key=lambda fit: fit[:2])[2]
-    lacking_names = sorted(closest if closest is not None else needed, key=sort_key)
-    files = sorted({path for name in lacking_names for path in needed[name]})
+    lacking, cpu = closest if closest is not None else (total.names(), parse_target("rv64i"))
+    files = sorted(path for path, need in needs.items() if need.lacking(cpu))
     shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
     where = ("; profiles this host cannot run: " + "; ".join(unavailable) if unavailable
              else "; define one in rvforge.toml ([machines.NAME] with a cpu that has them)")
     raise UsageError(f"--machine auto: no machine profile here has "
-                     f"{', '.join(top_level(lacking_names))} (needed by {shown}){where}")
+                     f"{', '.join(top_level(lacking, total.xlen))} (needed by {shown}){where}")
 
 
 def machine_for_tree(tree: Tree, registry: Registry, ctx: BuildContext) -> Machine:
-    """``--machine auto`` for ``tree``: :func:`pick_machine` of its :func:`needed_extensions`."""
-    needed = needed_extensions(tree, registry, ctx)
-    machine = pick_machine(needed, registry, ctx)
-    ctx.log.info("machine picked", machine=machine.name,
-                 needs=" ".join(sorted(n for n in needed if len(n) == 1)) or "rv64i")
+    """``--machine auto`` for ``tree``: :func:`pick_machine` of what its ELF files need
+    (with ``ctx.deep``, their instructions too)."""
+    from functools import reduce
+
+    from rvforge.builtin.auditors.isa import tree_needs
+    from rvforge.riscv.isa import Needs
+
+    needs = tree_needs(tree, ctx, deep=ctx.deep)
+    machine = pick_machine(needs, registry, ctx)
+    total = reduce(lambda a, b: a | b, needs.values(), Needs(64))
+    ctx.log.info("machine picked", machine=machine.name, needs=" ".join(total.names()))
     return machine
 
 

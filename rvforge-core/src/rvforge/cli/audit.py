@@ -25,7 +25,7 @@ from rvforge.context import BuildContext
 from rvforge.errors import ExitCode, UsageError
 from rvforge.formats.packages import Package
 from rvforge.loading import load_input
-from rvforge.machines import Machine
+from rvforge.machines import AUTO_MACHINE, Machine, machine_for_tree
 from rvforge.pipeline import AuditReport
 from rvforge.registry import Registry
 from rvforge.riscv.isa import U64_PROFILES, Extension, Isa, Needs
@@ -119,6 +119,9 @@ def audit(
 def _audit_one(registry: Registry, path: Path, chosen: Machine | None, ctx: BuildContext,
                auditors: list[str] | None) -> AuditedInput:
     loaded = load_input(path, ctx)
+    if chosen is not None and chosen.name == AUTO_MACHINE:  # per input: what it needs
+        chosen = machine_for_tree(loaded.tree if isinstance(loaded, Package) else loaded,
+                                  registry, ctx)
     if isinstance(loaded, Package):
         target = chosen or wheel_baseline(loaded) or registry.resolve_machine(None, None, ctx)
         report = pipeline.audit(registry, loaded.tree, target, ctx, auditors or ["isa"])

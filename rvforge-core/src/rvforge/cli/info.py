@@ -11,6 +11,7 @@ import typer
 from rvforge.cli.common import QEMU_HELP, handle_errors, load_registry, with_qemu
 from rvforge.config import load_config
 from rvforge.errors import RvforgeError, ToolMissingError, UsageError
+from rvforge.machines import AUTO_MACHINE
 from rvforge.options import flag_name, option_fields
 from rvforge.registry import Registry
 
@@ -127,6 +128,8 @@ def machines(
     for row in rows:
         mark = "*" if row["name"] == default else " "
         isa = row["isa"] if row.get("isa") is not None else f"(unavailable: {row['error']})"
+        if row["name"] == AUTO_MACHINE:
+            isa = "(picked per image)"
         typer.echo(f"{mark} {row['name']:<18} {row['launcher'] or '-':<10} "
                    f"{row['memory_mb']:>6} MB {row['cpus']} cpus  {isa}")
         if row.get("summary"):
