@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -205,15 +206,20 @@ def test_vector_binary_audit_then_sigill_diagnosis_then_runs_on_a_vector_machine
 
 
 @network
-def test_an_ext4_image_boots_from_the_virtio_disk(images: Callable[..., Path], kernel: Path
-                                                  ) -> None:
+def test_an_ext4_image_boots_from_the_virtio_disk_with_a_share_and_network(
+        images: Callable[..., Path], kernel: Path, tmp_path: Path) -> None:
+    """The boot stub loads the share's and the network's modules too."""
     image = images("alpine.ext4")
     before = image.read_bytes()
-    result = cli("run", str(image), "--kernel", str(kernel), "--",
-                 "sh", "-c", "cat /etc/alpine-release; grep ' / ' /proc/mounts; "
-                             "touch /written")
+    (tmp_path / "in").write_text("shared\n")
+    result = cli("run", str(image), "--kernel", str(kernel), "--share", f"{tmp_path}:/mnt/h",
+                 "--net", "--", "sh", "-c",
+                 "cat /etc/alpine-release; grep ' / ' /proc/mounts; touch /written; "
+                 "cat /mnt/h/in; echo out > /mnt/h/out; ip route | grep default")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("3.20.3\n/dev/vda / ext4 rw")
+    assert "shared\ndefault via 10.0.2.2 dev eth0" in result.stdout
+    assert (tmp_path / "out").read_text() == "out\n"
     assert image.read_bytes() == before  # snapshot mode: the image is never written
 
 
@@ -293,3 +299,101 @@ def test_a_debian_minbase_disk_image_runs_commands_with_dash(kernel: Path, tmp_p
     assert result.returncode == 9, result.stderr
     assert result.stdout == "/usr/bin/dash\nno-busybox\na  b\n"
     assert not qemu_running_with(image)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--share", "/nonexistent/rvforge-dir:/mnt/x"],
+     "--share /nonexistent/rvforge-dir:/mnt/x: the host directory /nonexistent/rvforge-dir "
+     "does not exist"),
+    (["--share", "{tmp}:mnt/x"], "must be an absolute path"),
+    (["--share", "{tmp}:/usr"], "/usr is a system directory of the guest"),
+    (["--share", "{tmp}:/proc/x"], "/proc/x is a system directory of the guest"),
+    (["--share", "{tmp}:/mnt/a b"], "may hold only letters"),
+    (["--share", "{tmp}"], "expected HOST:GUEST[:ro]"),
+    (["--forward", "80"], "--forward 80: expected HOSTPORT:GUESTPORT"),
+    (["--forward", "8080:70000"], "expected HOSTPORT:GUESTPORT"),
+    (["--halted"], "--halted waits for a debugger: give --gdb too"),
+    (["--append", "'unclosed"], "--append"),
+])
+def test_bad_share_forward_and_debug_flags_exit_2_with_one_line(
+        alpine: Path, tmp_path: Path, flags: list[str], message: str) -> None:
+    args = [flag.replace("{tmp}", str(tmp_path)) for flag in flags]
+    result = cli("run", str(alpine), "--kernel", str(alpine), *args, "--", "true")
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not qemu_running_with(alpine)
+
+
+@network
+def test_shares_network_and_forwards_in_one_pytest_plugin_guest(
+        alpine: Path, kernel: Path, tmp_path: Path) -> None:
+    """One boot: a read-write and a read-only share, a file fetched over --net from a
+    server on the host's loopback, a guest server reached through a forward."""
+    work, docs = tmp_path / "work", tmp_path / "docs"
+    work.mkdir()
+    docs.mkdir()
+    (work / "from-host.txt").write_text("written on the host\n")
+    (docs / "index.html").write_text("served by the guest\n")
+    port = free_port()
+    (tmp_path / "test_devloop_in_guest.py").write_text(textwrap.dedent(f"""
+        import http.server, socket, threading
+        from pathlib import Path
+
+        def test_the_share_is_read_and_written(rvforge_guest):
+            result = rvforge_guest.run("cat /mnt/work/from-host.txt; "
+                                       "echo from the guest > /mnt/work/from-guest.txt")
+            assert (result.status, result.stdout) == (0, b"written on the host\\n")
+            assert Path({str(work)!r}, "from-guest.txt").read_text() == "from the guest\\n"
+
+        def test_the_read_only_share_refuses_writes(rvforge_guest):
+            result = rvforge_guest.run("cat /srv/www/index.html; touch /srv/www/new")
+            assert result.status != 0
+            assert result.stdout == b"served by the guest\\n"
+            assert b"Read-only file system" in result.stderr
+            assert not Path({str(docs)!r}, "new").exists()
+
+        def test_a_loopback_server_is_reached_from_the_guest(rvforge_guest):
+            class Handler(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    body = b"hello from the host " + self.path.encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+            server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            try:
+                result = rvforge_guest.run(
+                    f"wget -q -O - http://10.0.2.2:{{server.server_port}}/x; "
+                    "echo; grep nameserver /etc/resolv.conf", timeout=120)
+            finally:
+                server.shutdown()
+            assert result.status == 0, result.stderr
+            assert result.stdout == b"hello from the host /x\\nnameserver 10.0.2.3\\n"
+
+        def test_a_guest_server_is_reached_through_the_forward(rvforge_guest):
+            started = rvforge_guest.run(
+                "nc -l -p 8080 < /srv/www/index.html > /dev/null 2>&1 & sleep 1")
+            assert started.status == 0, started.stderr
+            received = b""
+            with socket.create_connection(("127.0.0.1", {port}), timeout=60) as conn:
+                while not received.endswith(b"\\n") and (data := conn.recv(4096)):
+                    received += data
+            assert received == b"served by the guest\\n"
+    """))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
+         str(tmp_path), "--rvforge-image", str(alpine), "--rvforge-kernel", str(kernel),
+         "--rvforge-share", f"{work}:/mnt/work", "--rvforge-share", f"{docs}:/srv/www:ro",
+         "--rvforge-forward", f"{port}:8080", str(tmp_path / "test_devloop_in_guest.py")],
+        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 passed" in result.stdout
+    assert not qemu_running_with(alpine)

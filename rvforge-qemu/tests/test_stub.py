@@ -8,7 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from rvforge_qemu.stub import BASE, SYS, assemble_stub
+from rvforge_qemu.stub import BASE, SYS, assemble_setup, assemble_stub
 
 SCRIPT = "echo from-the-disk-root"
 
@@ -24,12 +24,11 @@ def test_stub_elf_headers(tmp_path: Path) -> None:
     assert len(stub.read_bytes()) < 4096
 
 
-def test_stub_code_makes_the_syscalls_in_order(tmp_path: Path) -> None:
-    stub = tmp_path / "init"
-    stub.write_bytes(assemble_stub(["/lib/modules/a.ko", "/lib/modules/b.ko"], SCRIPT))
+def syscalls(program: Path) -> list[str]:
+    """The syscalls ``program``'s code makes, in code order (read back with objdump)."""
     listing = subprocess.run(
         ["riscv64-linux-gnu-objdump", "-D", "-b", "binary", "-m", "riscv:rv64",
-         "--start-address=0x78", str(stub)], capture_output=True, text=True, check=True,
+         "--start-address=0x78", str(program)], capture_output=True, text=True, check=True,
     ).stdout
     calls = []
     number = None
@@ -40,10 +39,29 @@ def test_stub_code_makes_the_syscalls_in_order(tmp_path: Path) -> None:
             calls.append({v: k for k, v in SYS.items()}[number])
         elif "mv\ta7,a7" in line:
             number = 0
-    assert calls == [
+    return calls
+
+
+def test_stub_code_makes_the_syscalls_in_order(tmp_path: Path) -> None:
+    stub = tmp_path / "init"
+    stub.write_bytes(assemble_stub(["/lib/modules/a.ko", "/lib/modules/b.ko"], SCRIPT))
+    assert syscalls(stub) == [
         "mkdirat", "mount",
         "openat", "finit_module", "close", "openat", "finit_module", "close",
         "mkdirat", "mount", "nanosleep",
-        "chdir", "mount", "chroot", "chdir", "execve", "write", "exit",
+        "chdir", "mount", "chroot", "chdir", "execve", "write", "write", "exit",
     ]
     assert SCRIPT.encode() in stub.read_bytes()
+
+
+def test_setup_program_loads_modules_then_configures_the_network(tmp_path: Path) -> None:
+    setup = tmp_path / "setup"
+    setup.write_bytes(assemble_setup(["/.rvforge/modules/a.ko"], net=True))
+    assert syscalls(setup) == [
+        "openat", "finit_module", "close",
+        "socket", "ioctl", "ioctl", "ioctl", "ioctl", "ioctl", "close", "exit",
+        "write", "write", "exit",
+    ]
+    assert b"eth0" in setup.read_bytes() and b"rvforge-setup: " in setup.read_bytes()
+    setup.write_bytes(assemble_setup(["/.rvforge/modules/a.ko"], net=False))
+    assert "socket" not in syscalls(setup)

@@ -6,12 +6,20 @@ The init protocol (version 1), which rvforge's launchers rely on:
 
 1. mount ``proc``, ``sysfs``, ``devtmpfs``, ``devpts`` and tmpfs on ``/tmp`` and ``/run``;
    the serial console becomes stdin, stdout and stderr;
-2. run every executable ``/etc/rvforge/first-boot.d/*`` in name order, output on the
+2. run :data:`SETUP_PROGRAM` if the boot brought one (the launcher's module archive:
+   it loads the kernel modules the boot needs and configures the network); mount each
+   share named by a :data:`SHARE_ARGUMENT` word of the kernel command line
+   (``rvforge.share=TAG:DIR[:ro]``: virtio-9p mount tag ``TAG`` on ``DIR``, created if
+   missing); with :data:`NET_ARGUMENT`, write ``/etc/resolv.conf`` for QEMU's resolver;
+3. run every executable ``/etc/rvforge/first-boot.d/*`` in name order, output on the
    console (rvforge-debootstrap's ``--configure first-boot`` hook finishes installing
    Debian's packages this way and then deletes itself; images rvforge boots are never
    written back, so such hooks run at every boot of an unconfigured image);
-3. print the ready marker :data:`READY_MARKER` on the console;
-4. if the VM has a virtio-serial port named ``rvforge.ctl`` (found through
+4. print the ready marker :data:`READY_MARKER` on the console;
+5. with :data:`SHELL_ARGUMENT` on the kernel command line, start an interactive shell on
+   the console instead (a session with the console's tty as its controlling terminal,
+   sized by ``rvforge.rows=`` / ``rvforge.cols=``);
+   else, if the VM has a virtio-serial port named ``rvforge.ctl`` (found through
    ``/sys/class/virtio-ports/*/name``), serve requests on it, one at a time:
 
    - the guest first writes ``RVFORGE-READY 1`` (protocol version) on the port;
@@ -21,10 +29,7 @@ The init protocol (version 1), which rvforge's launchers rely on:
      then writes ``RVFORGE-EXIT <status>`` on the control port. A write on a virtio port
      returns only once the host has taken the bytes, so all output precedes the status;
    - ``POWEROFF`` (or the host closing the port) ends the loop;
-
-   without that port, ``rvforge.shell=1`` on the kernel command line starts an
-   interactive shell on the console instead;
-5. power off (``poweroff -f``, else the sysrq trigger, which needs no userland).
+6. power off (``poweroff -f``, else the sysrq trigger, which needs no userland).
 
 The command's output never touches the serial console, so kernel messages (which go
 there) cannot mix with it.
@@ -48,9 +53,18 @@ CONTROL_PORT = "rvforge.ctl"
 STDOUT_PORT = "rvforge.out"
 STDERR_PORT = "rvforge.err"
 SHELL_ARGUMENT = "rvforge.shell=1"
-"""Kernel command-line word: no control port, so start an interactive shell on the console."""
+"""Kernel command-line word: start an interactive shell on the console (see step 5)."""
 FIRST_BOOT_DIR = "/etc/rvforge/first-boot.d"
-"""Executables here run in name order before the ready marker (see step 2)."""
+"""Executables here run in name order before the ready marker (see step 3)."""
+SETUP_PROGRAM = "/.rvforge/setup"
+"""Run first when present (see step 2); launchers add it with the boot's modules."""
+SHARE_ARGUMENT = "rvforge.share="
+"""Kernel command-line word prefix: ``rvforge.share=TAG:DIR[:ro]`` mounts a 9p share."""
+NET_ARGUMENT = "rvforge.net=1"
+"""Kernel command-line word: the VM has QEMU's user-mode network (resolver 10.0.2.3)."""
+ROWS_ARGUMENT = "rvforge.rows="
+COLS_ARGUMENT = "rvforge.cols="
+"""``rvforge.rows=N`` / ``rvforge.cols=N``: the interactive console's size."""
 
 
 def hello() -> str:
@@ -120,20 +134,61 @@ rvforge_serve() {{
     exec 3>&-
 }}
 
+rvforge_share() {{
+    tag=${{1%%:*}}
+    dir=${{1#*:}}
+    opts=trans=virtio,version=9p2000.L,msize=262144
+    case "$dir" in
+    *:ro) dir=${{dir%:ro}}; opts=$opts,ro ;;
+    esac
+    mkdir -p "$dir" && mount -t 9p -o "$opts" "$tag" "$dir" \
+        || echo "rvforge: cannot mount the shared directory $tag on $dir"
+}}
+
+rvforge_shell() {{
+    tty=/dev/console
+    active=
+    read -r active < /sys/class/tty/console/active 2>/dev/null
+    [ -n "$active" ] && [ -c "/dev/${{active##* }}" ] && tty=/dev/${{active##* }}
+    [ -n "$rows" ] && stty rows "$rows" cols "$cols" < "$tty" 2>/dev/null
+    if command -v setsid >/dev/null 2>&1; then
+        setsid -c sh -i <"$tty" >"$tty" 2>&1
+    else
+        sh -i <"$tty" >"$tty" 2>&1
+    fi
+}}
+
+read -r cmdline < /proc/cmdline
+if [ -x {setup} ]; then
+    {setup} || echo "rvforge: {setup} failed with status $?"
+fi
+shell= rows= cols=
+set -f
+for word in $cmdline; do
+    case "$word" in
+    {share_arg}*) rvforge_share "${{word#{share_arg}}}" ;;
+    {net_arg})
+        rm -f /etc/resolv.conf
+        echo "nameserver 10.0.2.3" > /etc/resolv.conf \
+            || echo "rvforge: cannot write /etc/resolv.conf"
+        ;;
+    {shell_arg}) shell=1 ;;
+    {rows_arg}*) rows=${{word#{rows_arg}}} ;;
+    {cols_arg}*) cols=${{word#{cols_arg}}} ;;
+    esac
+done
+set +f
 for hook in {hooks}/*; do
     [ -f "$hook" ] && [ -x "$hook" ] || continue
     echo "rvforge: first-boot hook $hook"
     "$hook" || echo "rvforge: first-boot hook $hook failed with status $?"
 done
 echo "{ready}"
-if ctl=$(rvforge_port {ctl}) && out=$(rvforge_port {out}) \
+if [ -n "$shell" ]; then
+    rvforge_shell
+elif ctl=$(rvforge_port {ctl}) && out=$(rvforge_port {out}) \
         && err=$(rvforge_port {err}); then
     rvforge_serve "$ctl" "$out" "$err"
-else
-    read -r cmdline < /proc/cmdline
-    case " $cmdline " in
-    *" {shell_arg} "*) sh -i ;;
-    esac
 fi
 sync
 poweroff -f 2>/dev/null
@@ -143,5 +198,7 @@ sleep 5
 
 INIT_SCRIPT = _INIT_TEMPLATE.format(
     version=VERSION, ready=READY_MARKER, exit=EXIT_MARKER, ctl=CONTROL_PORT, out=STDOUT_PORT,
-    err=STDERR_PORT, shell_arg=SHELL_ARGUMENT, hooks=FIRST_BOOT_DIR)
+    err=STDERR_PORT, shell_arg=SHELL_ARGUMENT, hooks=FIRST_BOOT_DIR, setup=SETUP_PROGRAM,
+    share_arg=SHARE_ARGUMENT, net_arg=NET_ARGUMENT, rows_arg=ROWS_ARGUMENT,
+    cols_arg=COLS_ARGUMENT)
 """rvforge's ``/init`` (POSIX sh: busybox ash and dash both run it)."""

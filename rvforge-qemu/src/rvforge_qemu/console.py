@@ -3,7 +3,10 @@ kernel panics, and the kernel's reports of illegal instructions."""
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,29 @@ SIGILL_RE = re.compile(
     r"at (?P<pc>0x[0-9a-f]+)(?: in (?P<file>[^\[\s]+)\[(?P<offset>[0-9a-f]+),)?"
 )
 BADADDR_RE = re.compile(r"badaddr: (?P<word>[0-9a-f]+)")
+KEEP_LOGS = 20
+"""Console logs kept per image and machine (older ones are removed by the next boot)."""
+KEEP_SECONDS = 3600.0
+"""Logs younger than this are never removed (a parallel boot may still write them)."""
+
+
+def new_log_path(directory: Path, stem: str) -> Path:
+    """A console log name no other boot uses (``STEM.<time>-<pid>-<random>.log``:
+    pytest-xdist workers booting same-named images must not share one), after removing
+    the oldest logs of ``stem`` beyond :data:`KEEP_LOGS`."""
+    old = sorted(directory.glob(f"{stem}.*.log"), key=_mtime, reverse=True)
+    for path in old[KEEP_LOGS - 1:]:
+        if time.time() - _mtime(path) > KEEP_SECONDS:
+            path.unlink(missing_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    return directory / f"{stem}.{stamp}-{os.getpid()}-{secrets.token_hex(3)}.log"
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 @dataclass
@@ -34,10 +60,12 @@ class IllegalInstruction:
 
 
 class ConsoleWatch:
-    """Consumes console bytes: writes them to ``log``, keeps the tail, finds events."""
+    """Consumes console bytes: writes them to ``log`` (and ``echo``, if given), keeps the
+    tail, finds events."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, echo: BinaryIO | None = None) -> None:
         self.log_path = log_path
+        self._echo = echo
         self._log: BinaryIO = open(log_path, "wb")
         self._partial = b""
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -53,6 +81,9 @@ class ConsoleWatch:
     def feed(self, data: bytes) -> None:
         self._log.write(data)
         self._log.flush()
+        if self._echo is not None:
+            self._echo.write(data)
+            self._echo.flush()
         lines = (self._partial + data).split(b"\n")
         self._partial = lines.pop()
         for raw in lines:

@@ -24,7 +24,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Self
+from typing import BinaryIO, Self
 
 from rvforge import protocol
 from rvforge.protocol import CONTROL_PORT, STDERR_PORT, STDOUT_PORT
@@ -64,14 +64,15 @@ class Guest:
         limited to 107 bytes).
     :param console_log: where the console is kept.
     :param label: names the VM in QEMU's start-up errors (``machine 'qemu-virt'``).
+    :param echo: also write the console here as it arrives (``--console``).
     """
 
     def __init__(self, argv: list[str], socket_dir: Path, console_log: Path,
-                 label: str = "qemu-system-riscv64") -> None:
+                 label: str = "qemu-system-riscv64", *, echo: BinaryIO | None = None) -> None:
         self.argv = argv
         self.label = label
         self.socket_dir = socket_dir
-        self.console = ConsoleWatch(console_log)
+        self.console = ConsoleWatch(console_log, echo)
         self.process: subprocess.Popen[bytes] | None = None
         self.started = 0.0
         self._selector = selectors.DefaultSelector()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_TIMEOUT = 300.0
@@ -24,6 +24,16 @@ class LaunchOptions:
     :param cpus: virtual CPUs, overriding the machine profile's.
     :param stream: write the command's output to this process's stdout and stderr as it
         arrives (``run``), besides returning it.
+    :param share: ``HOST:GUEST[:ro]`` host directories mounted in the guest (virtio-9p).
+    :param net: give the guest QEMU's user-mode network (10.0.2.15; the host's loopback
+        is 10.0.2.2).
+    :param forward: ``HOSTPORT:GUESTPORT`` TCP forwards from the host's 127.0.0.1 (imply
+        ``net``).
+    :param append: more kernel command-line words (one shell-quoted string).
+    :param qemu_arg: more QEMU arguments, each one word, after rvforge's.
+    :param gdb: start QEMU's gdbstub on this port of 127.0.0.1.
+    :param halted: with ``gdb``: the CPUs wait for the debugger's ``continue``.
+    :param console: copy the serial console to this process's stderr as it arrives.
     """
 
     kernel: str = "auto"
@@ -33,6 +43,14 @@ class LaunchOptions:
     memory: int | None = None
     cpus: int | None = None
     stream: bool = False
+    share: list[str] = field(default_factory=list)
+    net: bool = False
+    forward: list[str] = field(default_factory=list)
+    append: str = ""
+    qemu_arg: list[str] = field(default_factory=list)
+    gdb: int | None = None
+    halted: bool = False
+    console: bool = False
 
 
 def command_script(argv: list[str]) -> str:

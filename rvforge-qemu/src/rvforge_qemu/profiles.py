@@ -7,7 +7,10 @@ A profile is a :class:`rvforge.Machine` whose ``options`` hold the QEMU settings
 - ``extra_args``: more QEMU arguments, a list or one shell-quoted string;
 - ``append``: more kernel command-line words;
 - ``qemu``: the ``qemu-system-riscv64`` binary (default: ``--qemu``, ``$RVFORGE_QEMU``, PATH;
-  see :mod:`rvforge_qemu.qemubin`).
+  see :mod:`rvforge_qemu.qemubin`);
+- ``shares``, ``net``, ``forwards``: what ``--share``, ``--net`` and ``--forward`` give
+  (a list of ``HOST:GUEST[:ro]``, a boolean, a list of ``HOSTPORT:GUESTPORT``), added to
+  the command line's.
 
 User profiles come from ``[machines.NAME]`` tables in ``rvforge.toml`` with the same keys.
 """
@@ -47,6 +50,9 @@ class QemuSettings:
     bios: str
     extra_args: tuple[str, ...]
     append: tuple[str, ...]
+    shares: tuple[str, ...] = ()
+    net: bool = False
+    forwards: tuple[str, ...] = ()
 
     @property
     def model(self) -> str:
@@ -57,7 +63,8 @@ class QemuSettings:
 def settings_of(machine: Machine) -> QemuSettings:
     """Read and check ``machine.options``."""
     options = dict(machine.options)
-    known = {"cpu", "bios", "extra_args", "append", "qemu", "smp"}  # smp: read by rvforge.config
+    known = {"cpu", "bios", "extra_args", "append", "qemu", "smp",  # smp: read by rvforge.config
+             "shares", "net", "forwards"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise UsageError(f"machine {machine.name!r}: unknown setting {unknown[0]!r} for the "
@@ -67,6 +74,9 @@ def settings_of(machine: Machine) -> QemuSettings:
         bios=str(options.get("bios", DEFAULT_BIOS)),
         extra_args=_words(options.get("extra_args", ()), machine.name, "extra_args"),
         append=_words(options.get("append", ()), machine.name, "append"),
+        shares=_list(options.get("shares", ()), machine.name, "shares"),
+        net=_flag(options.get("net", False), machine.name, "net"),
+        forwards=_list(options.get("forwards", ()), machine.name, "forwards"),
     )
 
 
@@ -76,6 +86,18 @@ def _words(value: object, machine: str, key: str) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise UsageError(f"machine {machine!r}: {key} must be a string or a list of strings")
+
+
+def _list(value: object, machine: str, key: str) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise UsageError(f"machine {machine!r}: {key} must be a list of strings")
+
+
+def _flag(value: object, machine: str, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise UsageError(f"machine {machine!r}: {key} must be true or false")
 
 
 def builtin_profiles() -> Iterator[Machine]:

@@ -17,12 +17,19 @@ Fixtures (both session-scoped):
 ``rvforge_guest``
     A :class:`~rvforge_qemu.session.Session` on the image given by ``--rvforge-image``
     (machine ``--rvforge-machine``, kernel ``--rvforge-kernel``, QEMU ``--rvforge-qemu``,
-    default ``$RVFORGE_QEMU`` or the one on PATH). ``run(argv or script,
-    timeout=...)`` returns a :class:`rvforge.RunResult`: ``status``, ``stdout``,
-    ``stderr`` (bytes), and ``diagnosis`` (explanations of illegal instructions).
+    default ``$RVFORGE_QEMU`` or the one on PATH; host directories
+    ``--rvforge-share HOST:GUEST[:ro]``, networking ``--rvforge-net``, port forwards
+    ``--rvforge-forward HOSTPORT:GUESTPORT``, the first and last repeatable).
+    ``run(argv or script, timeout=...)`` returns a :class:`rvforge.RunResult`: ``status``,
+    ``stdout``, ``stderr`` (bytes), and ``diagnosis`` (explanations of illegal
+    instructions).
 ``rvforge_boot``
-    ``rvforge_boot(image, machine=None, kernel=None, qemu=None)`` boots another image (once
-    per image, machine, kernel and QEMU binary) and returns its session.
+    ``rvforge_boot(image, machine=None, kernel=None, qemu=None, share=(), net=False,
+    forward=())`` boots another image (once per image and settings) and returns its
+    session.
+
+The ini file takes the same settings: ``rvforge_share`` and ``rvforge_forward`` one per
+line, ``rvforge_net = true``.
 
 Every guest is powered off (or killed) when the session ends.
 """
@@ -54,27 +61,46 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     ):
         group.addoption(f"--rvforge-{name}", dest=f"rvforge_{name}", help=help_text)
         parser.addini(f"rvforge_{name}", help_text)
+    for name, help_text in (
+        ("share", "HOST:GUEST[:ro]: mount a host directory in rvforge_guest (repeatable)"),
+        ("forward", "HOSTPORT:GUESTPORT: forward a port of 127.0.0.1 to rvforge_guest "
+                    "(repeatable; implies --rvforge-net)"),
+    ):
+        group.addoption(f"--rvforge-{name}", dest=f"rvforge_{name}", action="append",
+                        default=[], help=help_text)
+        parser.addini(f"rvforge_{name}", help_text, type="linelist")
+    group.addoption("--rvforge-net", dest="rvforge_net", action="store_true",
+                    help="user-mode networking for rvforge_guest (host loopback: 10.0.2.2)")
+    parser.addini("rvforge_net", "user-mode networking for rvforge_guest", type="bool",
+                  default=False)
 
 
 def _setting(config: pytest.Config, name: str) -> str | None:
     return config.getoption(f"rvforge_{name}") or config.getini(f"rvforge_{name}") or None
 
 
+def _settings(config: pytest.Config, name: str) -> tuple[str, ...]:
+    return tuple(config.getoption(f"rvforge_{name}") or config.getini(f"rvforge_{name}"))
+
+
 @pytest.fixture(scope="session")
 def rvforge_boot(pytestconfig: pytest.Config) -> Iterator[Boot]:
-    """Boot an image once per (image, machine, kernel, QEMU) for the whole session."""
+    """Boot an image once per (image, machine, kernel, QEMU, shares, network) for the
+    whole session."""
     from rvforge import build_registry
 
     timeout = float(_setting(pytestconfig, "timeout") or DEFAULT_TIMEOUT)
-    sessions: dict[tuple[str, str | None, str | None, str | None], Session] = {}
+    sessions: dict[tuple[object, ...], Session] = {}
     contexts: dict[str | None, BuildContext] = {}
     registry = build_registry()
     with ExitStack() as stack:
 
         def boot(image: str | Path, machine: str | None = None, kernel: str | None = None,
-                 qemu: str | Path | None = None) -> Session:
+                 qemu: str | Path | None = None, share: tuple[str, ...] = (),
+                 net: bool = False, forward: tuple[str, ...] = ()) -> Session:
             binary = str(qemu or _setting(pytestconfig, "qemu") or "") or None
-            key = (str(Path(image).resolve()), machine, kernel, binary)
+            key = (str(Path(image).resolve()), machine, kernel, binary, tuple(share), net,
+                   tuple(forward))
             if binary not in contexts:
                 settings = {"qemu": {"binary": binary}} if binary else {}
                 contexts[binary] = stack.enter_context(BuildContext(registry,
@@ -86,7 +112,8 @@ def rvforge_boot(pytestconfig: pytest.Config) -> Iterator[Boot]:
                 if not hasattr(launcher, "session"):
                     raise UsageError(f"launcher {target.launcher!r} cannot keep a guest "
                                      "running; use a qemu-virt machine")
-                options = LaunchOptions(kernel=kernel or "auto", timeout=timeout)
+                options = LaunchOptions(kernel=kernel or "auto", timeout=timeout,
+                                        share=list(share), net=net, forward=list(forward))
                 sessions[key] = stack.enter_context(
                     launcher.session(Artifact.of_image(Path(image)), target, options, ctx))
             return sessions[key]
@@ -102,4 +129,8 @@ def rvforge_guest(pytestconfig: pytest.Config, rvforge_boot: Boot) -> Session:
         pytest.fail("rvforge_guest needs an image: pass --rvforge-image PATH or set "
                     "rvforge_image in the pytest configuration")
     return rvforge_boot(image, _setting(pytestconfig, "machine"),
-                        _setting(pytestconfig, "kernel"))
+                        _setting(pytestconfig, "kernel"),
+                        share=_settings(pytestconfig, "share"),
+                        net=bool(pytestconfig.getoption("rvforge_net")
+                                 or pytestconfig.getini("rvforge_net")),
+                        forward=_settings(pytestconfig, "forward"))

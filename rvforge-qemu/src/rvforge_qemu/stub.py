@@ -6,6 +6,7 @@ riscv64 ELF (about 1 KB), assembled here from the listing in :func:`assemble_stu
 
 1. mounts ``devtmpfs`` on ``/dev``;
 2. loads each module file it was given, in order (``finit_module``; ``EEXIST`` is fine);
+   with networking on, configures ``eth0`` as QEMU's user-mode network expects;
 3. mounts the disk (``/dev/vda``, ext4) on ``/root``, retrying for up to 5 s while the
    device appears;
 4. moves that mount to ``/``, ``chroot``s into it and ``exec``s
@@ -14,6 +15,9 @@ riscv64 ELF (about 1 KB), assembled here from the listing in :func:`assemble_stu
 
 A failing step prints ``rvforge-bootstub: <step> failed`` on the console and exits, which
 the kernel turns into a panic the launcher reports with the console's last lines.
+
+:func:`assemble_setup` is the same module loading and network setup as a program that
+exits: an initramfs boot's ``/init`` runs it (see :mod:`rvforge_qemu.modules`).
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ EHDR, PHDR = 64, 56
 AT_FDCWD = -100
 MS_MOVE = 8192
 EEXIST = 17
-SYS = {"mkdirat": 34, "mount": 40, "chdir": 49, "chroot": 51, "openat": 56, "close": 57,
-       "write": 64, "exit": 93, "nanosleep": 101, "execve": 221, "finit_module": 273}
+SYS = {"ioctl": 29, "mkdirat": 34, "mount": 40, "chdir": 49, "chroot": 51, "openat": 56,
+       "close": 57, "write": 64, "exit": 93, "nanosleep": 101, "socket": 198, "execve": 221,
+       "finit_module": 273}
 ZERO, T0, S1, A0, A7, S2, S3 = 0, 5, 9, 10, 17, 18, 19
 ARG_REGS = (10, 11, 12, 13, 14)
 
@@ -147,32 +152,32 @@ def _j_type(offset: int) -> int:
             | ((imm >> 12) & 0xFF) << 12 | 0x6F)
 
 
+GUEST_ADDRESS = (10, 0, 2, 15)
+"""The guest's address on QEMU's user-mode network (``10.0.2.0/24``)."""
+GATEWAY = (10, 0, 2, 2)
+"""QEMU's user-mode gateway, which is also the host's loopback."""
+NETMASK = (255, 255, 255, 0)
+NET_DEVICE = "eth0"
+"""virtio-net's interface name on a kernel without udev's renaming."""
+AF_INET, SOCK_DGRAM = 2, 2
+SIOCSIFFLAGS, SIOCSIFADDR, SIOCSIFNETMASK, SIOCADDRT = 0x8914, 0x8916, 0x891C, 0x890B
+IFF_UP, IFF_MULTICAST = 0x1, 0x1000
+RTF_UP, RTF_GATEWAY = 0x1, 0x2
+
+
 def assemble_stub(modules: list[str], script: str, device: str = "/dev/vda",
-                  fstype: str = "ext4") -> bytes:
-    """The stub ELF: load ``modules`` (paths in the boot initramfs), mount ``device`` as
-    ``fstype`` on ``/root``, switch into it and run ``script`` with ``/bin/sh -c``."""
+                  fstype: str = "ext4", *, net: bool = False) -> bytes:
+    """The stub ELF: load ``modules`` (paths in the boot initramfs), configure the network
+    if ``net``, mount ``device`` as ``fstype`` on ``/root``, switch into it and run
+    ``script`` with ``/bin/sh -c``."""
     p = _Program()
-
-    def on_failure(step: str) -> None:
-        message = f"rvforge-bootstub: {step} failed\n".encode()
-        p.emit("li", S2, p.blob(message))
-        p.emit("li", S3, len(message))
-
     p.syscall("mkdirat", AT_FDCWD, p.string("/dev"), 0o755)
     p.syscall("mount", p.string("devtmpfs"), p.string("/dev"), p.string("devtmpfs"), 0, 0)
-    for index, module in enumerate(modules):
-        on_failure(f"loading {module}")
-        p.syscall("openat", AT_FDCWD, p.string(module), 0)
-        p.emit("blt", A0, ZERO, "fail")
-        p.emit("addi", S1, A0, 0)
-        p.syscall("finit_module", Reg(S1), p.string(""), 0)
-        p.emit("li", T0, -EEXIST)
-        p.emit("beq", A0, T0, f"loaded{index}")
-        p.emit("blt", A0, ZERO, "fail")
-        p.label(f"loaded{index}")
-        p.syscall("close", Reg(S1))
+    _load_modules(p, modules)
+    if net:
+        _configure_net(p)
     p.syscall("mkdirat", AT_FDCWD, p.string("/root"), 0o755)
-    on_failure(f"mounting {device} ({fstype})")
+    _on_failure(p, f"mounting {device} ({fstype})")
     p.emit("li", S1, 100)
     p.label("retry")
     p.syscall("mount", p.string(device), p.string("/root"), p.string(fstype), 0, 0)
@@ -182,22 +187,108 @@ def assemble_stub(modules: list[str], script: str, device: str = "/dev/vda",
     p.emit("bne", S1, ZERO, "retry")
     p.emit("j", "fail")
     p.label("mounted")
-    on_failure("switching to the disk root")
+    _on_failure(p, "switching to the disk root")
     for name, *args in (("chdir", p.string("/root")),
                         ("mount", p.string("."), p.string("/"), 0, MS_MOVE, 0),
                         ("chroot", p.string(".")), ("chdir", p.string("/"))):
         p.syscall(name, *args)
         p.emit("blt", A0, ZERO, "fail")
-    on_failure("running /bin/sh on the disk root")
+    _on_failure(p, "running /bin/sh on the disk root")
     sh = p.string("/bin/sh")
     argv = p.pointers([sh, p.string("-c"), p.string(script), p.string("sh")])
     envp = p.pointers([p.string("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
                                 "/sbin:/bin")])
     p.syscall("execve", sh, argv, envp)
+    _fail_block(p, "rvforge-bootstub")
+    return _elf(*p.link())
+
+
+def assemble_setup(modules: list[str], *, net: bool) -> bytes:
+    """The setup program an initramfs boot's ``/init`` runs first: load ``modules`` in
+    order, configure the network if ``net``, exit 0 (1 after printing the failed step)."""
+    p = _Program()
+    _load_modules(p, modules)
+    if net:
+        _configure_net(p)
+    p.syscall("exit", 0)
+    _fail_block(p, "rvforge-setup")
+    return _elf(*p.link())
+
+
+def _on_failure(p: _Program, step: str) -> None:
+    """From here on, ``fail`` reports ``step``."""
+    message = f"{step} failed\n".encode()
+    p.emit("li", S2, p.blob(message))
+    p.emit("li", S3, len(message))
+
+
+def _fail_block(p: _Program, program: str) -> None:
+    """The ``fail`` label: print ``<program>: <step> failed`` and exit 1."""
+    prefix = f"{program}: ".encode()
     p.label("fail")
+    p.syscall("write", 1, p.blob(prefix), len(prefix))
     p.syscall("write", 1, Reg(S2), Reg(S3))
     p.syscall("exit", 1)
-    return _elf(*p.link())
+
+
+def _load_modules(p: _Program, modules: list[str]) -> None:
+    """``finit_module`` each file in order; one already loaded (``EEXIST``) is fine."""
+    for module in modules:
+        _on_failure(p, f"loading {module}")
+        done = f"loaded{len(p.labels)}"
+        p.syscall("openat", AT_FDCWD, p.string(module), 0)
+        p.emit("blt", A0, ZERO, "fail")
+        p.emit("addi", S1, A0, 0)
+        p.syscall("finit_module", Reg(S1), p.string(""), 0)
+        p.emit("li", T0, -EEXIST)
+        p.emit("beq", A0, T0, done)
+        p.emit("blt", A0, ZERO, "fail")
+        p.label(done)
+        p.syscall("close", Reg(S1))
+
+
+def _configure_net(p: _Program) -> None:
+    """Bring ``lo`` up and give :data:`NET_DEVICE` QEMU's static user-mode address and
+    default route, with the ``SIOC*`` ioctls every kernel has (no ``ip`` in the image
+    needed)."""
+    _on_failure(p, "opening a socket to configure the network")
+    p.syscall("socket", AF_INET, SOCK_DGRAM, 0)
+    p.emit("blt", A0, ZERO, "fail")
+    p.emit("addi", S1, A0, 0)
+    steps = (
+        ("bringing up lo", SIOCSIFFLAGS, _ifreq("lo", struct.pack("<H", IFF_UP))),
+        (f"setting the address of {NET_DEVICE}", SIOCSIFADDR,
+         _ifreq(NET_DEVICE, _sockaddr_in(GUEST_ADDRESS))),
+        (f"setting the netmask of {NET_DEVICE}", SIOCSIFNETMASK,
+         _ifreq(NET_DEVICE, _sockaddr_in(NETMASK))),
+        (f"bringing up {NET_DEVICE}", SIOCSIFFLAGS,
+         _ifreq(NET_DEVICE, struct.pack("<H", IFF_UP | IFF_MULTICAST))),
+        ("adding the default route", SIOCADDRT, _rtentry(GATEWAY)),
+    )
+    for step, request, argument in steps:
+        _on_failure(p, step)
+        p.syscall("ioctl", Reg(S1), request, p.blob(argument, align=8))
+        p.emit("blt", A0, ZERO, "fail")
+    p.syscall("close", Reg(S1))
+
+
+def _sockaddr_in(address: tuple[int, int, int, int]) -> bytes:
+    return struct.pack("<HH4B8x", AF_INET, 0, *address)
+
+
+def _ifreq(name: str, union: bytes) -> bytes:
+    """``struct ifreq`` (40 bytes on LP64): the name, then the request's union."""
+    return name.encode().ljust(16, b"\0") + union.ljust(24, b"\0")
+
+
+def _rtentry(gateway: tuple[int, int, int, int]) -> bytes:
+    """``struct rtentry`` (120 bytes on LP64) for a default route via ``gateway``."""
+    entry = bytearray(120)
+    entry[8:24] = _sockaddr_in((0, 0, 0, 0))  # rt_dst
+    entry[24:40] = _sockaddr_in(gateway)  # rt_gateway
+    entry[40:56] = _sockaddr_in((0, 0, 0, 0))  # rt_genmask
+    struct.pack_into("<H", entry, 56, RTF_UP | RTF_GATEWAY)  # rt_flags
+    return bytes(entry)
 
 
 def _elf(image: bytes, data_addr: int) -> bytes:

@@ -10,7 +10,10 @@ init protocol (:mod:`rvforge.builtin.init_overlay`) over virtio-serial ports; se
 from __future__ import annotations
 
 import dataclasses
+import secrets
+import shlex
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,14 +32,16 @@ from rvforge import (
     RunResult,
     UsageError,
 )
-from rvforge.protocol import SHELL_ARGUMENT
 
-from rvforge_qemu.console import IllegalInstruction
+from rvforge_qemu.console import IllegalInstruction, new_log_path
 from rvforge_qemu.cpuisa import machine_isa
+from rvforge_qemu.devices import Devices
 from rvforge_qemu.diskboot import boot_initramfs
 from rvforge_qemu.guest import Guest, GuestFailure, channel_args, die_with_parent
 from rvforge_qemu.image import image_file_finder
+from rvforge_qemu.interactive import interactive_words
 from rvforge_qemu.kernels import resolve_kernel
+from rvforge_qemu.modules import concatenated_initrd, modules_cpio
 from rvforge_qemu.options import LaunchOptions, command_script, sink
 from rvforge_qemu.profiles import settings_of
 from rvforge_qemu.qemubin import system_qemu
@@ -74,37 +79,66 @@ class QemuVirt(Launcher[LaunchOptions]):
     def host_tool(self, machine: Machine, ctx: BuildContext) -> str:
         return system_qemu(machine.options, ctx).describe()
 
+    def devices(self, machine: Machine, options: LaunchOptions) -> Devices:
+        """The boot's shares, network and gdbstub: the profile's, then the options'."""
+        settings = settings_of(machine)
+        return Devices.parse([*settings.shares, *options.share], settings.net or options.net,
+                             [*settings.forwards, *options.forward], options.gdb,
+                             options.halted)
+
     def command_line(self, artifact: Artifact, machine: Machine, kernel: Kernel,
                      options: LaunchOptions, ctx: BuildContext) -> list[str]:
         """The QEMU command line booting ``artifact`` (without rvforge's channels)."""
         settings = settings_of(machine)
-        memory = options.memory or machine.memory_mb
+        devices = self.devices(machine, options)
+        try:
+            extra_words = shlex.split(options.append)
+        except ValueError as error:
+            raise UsageError(f"--append {options.append!r}: {error}") from None
         if artifact.kind == "initramfs":
-            memory = memory_for_initrd(memory, artifact.path.stat().st_size)
-            if memory != (options.memory or machine.memory_mb):
-                ctx.log.info("more RAM so QEMU can load the initramfs", memory_mb=memory)
+            initrd = self._initrd(artifact, kernel, devices, ctx)
+            boot = ["-initrd", str(initrd)]
+            size = initrd.stat().st_size
+        elif artifact.kind == "disk":
+            boot = ["-initrd", str(boot_initramfs(kernel, ctx, devices.modules, devices.net)),
+                    "-drive", (f"file={artifact.path},format=raw,if=none,id=rvforge-disk,"
+                               "snapshot=on"),
+                    "-device", "virtio-blk-pci,drive=rvforge-disk"]
+            size = 0
+        else:
+            raise UsageError(f"{artifact.path}: a {artifact.kind} artifact cannot boot; build "
+                             "an initramfs (-o NAME.cpio.gz) or a disk image (-o NAME.ext4)")
+        memory = memory_for_initrd(options.memory or machine.memory_mb, size)
+        if memory != (options.memory or machine.memory_mb):
+            ctx.log.info("more RAM so QEMU can load the initramfs", memory_mb=memory)
         argv = [
             *system_qemu(machine.options, ctx).base_args(), "-machine", "virt",
             "-cpu", settings.cpu,
             "-smp", str(options.cpus or machine.cpus),
             "-m", f"{memory}M",
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-bios", settings.bios, "-kernel", str(kernel.image),
+            "-bios", settings.bios, "-kernel", str(kernel.image), *boot,
         ]
-        if artifact.kind == "initramfs":
-            argv += ["-initrd", str(artifact.path)]
-        elif artifact.kind == "disk":
-            argv += ["-initrd", str(boot_initramfs(kernel, ctx)),
-                     "-drive", (f"file={artifact.path},format=raw,if=none,id=rvforge-disk,"
-                                "snapshot=on"),
-                     "-device", "virtio-blk-pci,drive=rvforge-disk"]
-        else:
-            raise UsageError(f"{artifact.path}: a {artifact.kind} artifact cannot boot; build "
-                             "an initramfs (-o NAME.cpio.gz) or a disk image (-o NAME.ext4)")
-        append = [*KERNEL_ARGS, *settings.append]
+        append = [*KERNEL_ARGS, *settings.append, *devices.kernel_words(), *extra_words]
         if options.interactive:
-            append.append(SHELL_ARGUMENT)
-        return [*argv, "-append", " ".join(append), *settings.extra_args]
+            append += interactive_words()
+        if devices.gdb_port is not None:
+            ctx.log.info("gdbstub", listen=f"127.0.0.1:{devices.gdb_port}",
+                         halted=devices.halted,
+                         attach=f"gdb-multiarch -ex 'target remote :{devices.gdb_port}' "
+                                f"{kernel.image}")
+        return [*argv, "-append", " ".join(append), *devices.qemu_args(), *settings.extra_args,
+                *options.qemu_arg]
+
+    def _initrd(self, artifact: Artifact, kernel: Kernel, devices: Devices,
+                ctx: BuildContext) -> Path:
+        """The image itself, or, when the boot needs kernel modules, the module archive
+        followed by the image in a scratch file (the image is never rewritten)."""
+        if not devices.modules:
+            return artifact.path
+        modules = modules_cpio(kernel, devices.modules, devices.net, ctx)
+        dest = ctx.scratch("qemu-initrd", secrets.token_hex(6)) / "initrd"
+        return concatenated_initrd([modules, artifact.path], dest)
 
     def boot(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
              ctx: BuildContext) -> BootResult:
@@ -165,11 +199,13 @@ class QemuVirt(Launcher[LaunchOptions]):
 
     def _guest(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
                ctx: BuildContext) -> _GuestContext:
+        self.devices(machine, options)  # bad --share/--forward values: before any download
         kernel = resolve_kernel(options.kernel, ctx)
         argv = self.command_line(artifact, machine, kernel, options, ctx)
-        log = options.console_log or (
-            ctx.cache("qemu", "console") / f"{artifact.path.name}.{machine.name}.log")
-        return _GuestContext(argv, Path(log), options.timeout, ctx, f"machine {machine.name!r}")
+        log = options.console_log or new_log_path(
+            ctx.cache("qemu", "console"), f"{artifact.path.name}.{machine.name}")
+        return _GuestContext(argv, Path(log), options.timeout, ctx, f"machine {machine.name!r}",
+                             echo=options.console)
 
     def _finish(self, result: ResultT, guest: Guest, artifact: Artifact, machine: Machine,
                 ctx: BuildContext) -> ResultT:
@@ -210,15 +246,16 @@ class _GuestContext:
     """``with`` block owning a started :class:`Guest` and its socket directory."""
 
     def __init__(self, argv: list[str], log: Path, timeout: float, ctx: BuildContext,
-                 label: str) -> None:
+                 label: str, *, echo: bool = False) -> None:
         self.argv, self.log, self.timeout, self.ctx, self.label = argv, log, timeout, ctx, label
+        self.echo = echo
 
     def __enter__(self) -> tuple[Guest, float]:
         self._tmp = tempfile.TemporaryDirectory(prefix="rvforge-vm-")
         socket_dir = Path(self._tmp.name)
         deadline = time.monotonic() + self.timeout
         self.guest = Guest([*self.argv, *channel_args(socket_dir)], socket_dir, self.log,
-                           self.label)
+                           self.label, echo=sys.stderr.buffer if self.echo else None)
         self.ctx.log.debug("starting QEMU", argv=" ".join(self.argv))
         try:
             self.guest.start(deadline)

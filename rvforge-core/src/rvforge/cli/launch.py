@@ -16,6 +16,37 @@ from rvforge.errors import BootFailedError, UsageError
 from rvforge.machines import AUTO_MACHINE, machine_for_image
 from rvforge.options import build_options
 
+GDB_PORT = 1234
+Share = Annotated[list[str] | None, typer.Option(
+    "--share", metavar="HOST:GUEST[:ro]", help="Mount host directory HOST at GUEST in the "
+    "guest (virtio-9p; writes reach the host; :ro refuses them). Repeatable.")]
+Net = Annotated[bool, typer.Option(help="User-mode networking: the guest is 10.0.2.15, "
+                                        "the host's loopback is 10.0.2.2.")]
+Forward = Annotated[list[str] | None, typer.Option(
+    "--forward", metavar="HOSTPORT:GUESTPORT", help="Forward TCP port HOSTPORT of the "
+    "host's 127.0.0.1 to GUESTPORT in the guest (implies --net). Repeatable.")]
+Append = Annotated[str | None, typer.Option(help="More kernel command-line words.")]
+QemuArg = Annotated[list[str] | None, typer.Option(
+    "--qemu-arg", metavar="ARG", help="One more QEMU argument (repeat for each word).")]
+Gdb = Annotated[bool, typer.Option(help=f"QEMU's gdbstub on 127.0.0.1 (port {GDB_PORT}, "
+                                        "or --gdb-port).")]
+GdbPort = Annotated[int | None, typer.Option(help="The gdbstub's port (implies --gdb).")]
+Halted = Annotated[bool, typer.Option(help="With --gdb: the CPUs wait for the debugger's "
+                                           "'continue'.")]
+Console = Annotated[bool, typer.Option(help="Show the serial console while it runs (on "
+                                            "stderr).")]
+Offline = Annotated[bool, typer.Option(help="Never touch the network: the cached kernel.")]
+
+
+def _dev_options(share: list[str] | None, net: bool, forward: list[str] | None,
+                 append: str | None, qemu_arg: list[str] | None, gdb: bool,
+                 gdb_port: int | None, halted: bool, console: bool) -> dict[str, Any]:
+    """The development-loop flags shared by ``boot`` and ``run``, as launch options."""
+    return {"share": share or None, "net": net or None, "forward": forward or None,
+            "append": append, "qemu_arg": qemu_arg or None,
+            "gdb": gdb_port if gdb_port is not None else (GDB_PORT if gdb else None),
+            "halted": halted or None, "console": console or None}
+
 
 def register(app: typer.Typer) -> None:
     app.command("boot")(boot)
@@ -53,15 +84,27 @@ def boot(
     memory: Annotated[int | None, typer.Option(help="RAM in MB (overrides the profile).")]
     = None,
     cpus: Annotated[int | None, typer.Option(help="CPUs (overrides the profile).")] = None,
+    share: Share = None,
+    net: Net = False,
+    forward: Forward = None,
+    append: Append = None,
+    qemu_arg: QemuArg = None,
+    gdb: Gdb = False,
+    gdb_port: GdbPort = None,
+    halted: Halted = False,
+    console: Console = False,
+    offline: Offline = False,
     config: Annotated[Path | None, typer.Option(help="Config file.")] = None,
     qemu: Annotated[Path | None, typer.Option(help=QEMU_HELP)] = None,
 ) -> None:
-    """Boot IMAGE, wait for rvforge's ready marker, shut down; exit 4 if it never came."""
+    """Boot IMAGE, wait for rvforge's ready marker, shut down; exit 4 if it never came.
+    With --interactive: a shell on the guest's console (Ctrl-] leaves)."""
     registry = load_registry()
     settings = load_config(config)
     for profile in settings.machines:
         registry.add_machine(profile)
-    with BuildContext(registry, settings=with_qemu(settings.plugins, qemu)) as ctx:
+    with BuildContext(registry, offline=offline,
+                      settings=with_qemu(settings.plugins, qemu)) as ctx:
         target = registry.resolve_machine(machine, None, ctx)
         if target.name == AUTO_MACHINE:
             target = machine_for_image(image, registry, ctx)
@@ -71,7 +114,9 @@ def boot(
         launcher_cls = registry.launchers.get(target.launcher)
         options = _launch_options(launcher_cls, {
             "kernel": kernel, "timeout": timeout, "console_log": console_log,
-            "interactive": interactive or None, "memory": memory, "cpus": cpus})
+            "interactive": interactive or None, "memory": memory, "cpus": cpus,
+            **_dev_options(share, net, forward, append, qemu_arg, gdb, gdb_port, halted,
+                           console)})
         result = launcher_cls().boot(Artifact.of_image(image), target, options, ctx)
     if not result.ok:
         _report_failure(result)
@@ -95,6 +140,16 @@ def run(
     = None,
     memory: Annotated[int | None, typer.Option(help="RAM in MB.")] = None,
     cpus: Annotated[int | None, typer.Option(help="CPUs.")] = None,
+    share: Share = None,
+    net: Net = False,
+    forward: Forward = None,
+    append: Append = None,
+    qemu_arg: QemuArg = None,
+    gdb: Gdb = False,
+    gdb_port: GdbPort = None,
+    halted: Halted = False,
+    console: Console = False,
+    offline: Offline = False,
     config: Annotated[Path | None, typer.Option(help="Config file.")] = None,
     qemu: Annotated[Path | None, typer.Option(help=QEMU_HELP)] = None,
 ) -> None:
@@ -107,7 +162,8 @@ def run(
     settings = load_config(config)
     for profile in settings.machines:
         registry.add_machine(profile)
-    with BuildContext(registry, settings=with_qemu(settings.plugins, qemu)) as ctx:
+    with BuildContext(registry, offline=offline,
+                      settings=with_qemu(settings.plugins, qemu)) as ctx:
         target = registry.resolve_machine(machine, None, ctx)
         if target.name == AUTO_MACHINE:
             target = machine_for_image(image, registry, ctx)
@@ -117,7 +173,9 @@ def run(
         launcher_cls = registry.launchers.get(name)
         options = _launch_options(launcher_cls, {
             "kernel": kernel, "timeout": timeout, "console_log": console_log,
-            "memory": memory, "cpus": cpus, "stream": True})
+            "memory": memory, "cpus": cpus, "stream": True,
+            **_dev_options(share, net, forward, append, qemu_arg, gdb, gdb_port, halted,
+                           console)})
         result = launcher_cls().run(Artifact.of_image(image), target, list(command), options, ctx)
     sys.stdout.flush()
     for line in result.diagnosis:
