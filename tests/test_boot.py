@@ -7,11 +7,17 @@ and passed by path afterwards so each run does not re-check the archive.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
+import select
+import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import textwrap
 import time
 from collections.abc import Callable
@@ -396,4 +402,99 @@ def test_shares_network_and_forwards_in_one_pytest_plugin_guest(
         check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 passed" in result.stdout
+    assert not qemu_running_with(alpine)
+
+
+@network
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="unshare -n needs root")
+def test_boots_without_network_use_the_cached_kernel(alpine: Path, kernel: Path,
+                                                     tmp_path: Path) -> None:
+    def no_network(*args: str, cache: Path | None = None
+                   ) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, **({"XDG_CACHE_HOME": str(cache)} if cache else {})}
+        return subprocess.run(["unshare", "-n", RVFORGE, *args], check=False,
+                              capture_output=True, text=True, env=env, timeout=600)
+
+    offline = no_network("run", str(alpine), "--offline", "--", "cat", "/etc/alpine-release")
+    assert (offline.returncode, offline.stdout) == (0, "3.20.3\n"), offline.stderr
+
+    # a cache holding only the kernel: the lookup fails, the cached kernel boots anyway
+    private = tmp_path / "cache"
+    (private / "rvforge" / "debian" / "kernels").mkdir(parents=True)
+    unpacked = kernel.parent.parent
+    (private / "rvforge" / "debian" / "kernels" / unpacked.name).symlink_to(unpacked)
+    fallback = no_network("run", str(alpine), "--", "true", cache=private)
+    assert fallback.returncode == 0, fallback.stderr
+    assert "kernel lookup failed; booting the newest cached kernel" in fallback.stderr
+
+    empty = no_network("boot", str(alpine), "--offline", cache=tmp_path / "empty")
+    assert empty.returncode == 2, empty.stderr
+    assert "--offline: no Debian kernel in the cache" in empty.stderr
+    assert "run `rvforge boot IMAGE` once with the network" in empty.stderr
+    assert not qemu_running_with(alpine)
+
+
+class Pty:
+    """The master side of a pseudo-terminal a program runs on."""
+
+    def __init__(self, rows: int, cols: int) -> None:
+        self.master, self.slave = os.openpty()
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.seen = b""
+
+    def send(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def expect(self, pattern: bytes, timeout: float = 180) -> re.Match[bytes]:
+        """Wait for ``pattern`` (a regex) in the output after what earlier calls matched."""
+        deadline = time.monotonic() + timeout
+        while not (match := re.search(pattern, self.seen)):
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {pattern!r} in:\n{self.seen.decode(errors='replace')}"
+            if select.select([self.master], [], [], min(left, 1.0))[0]:
+                try:
+                    self.seen += os.read(self.master, 65536)
+                except OSError:  # the program exited and closed the terminal
+                    break
+        assert match, f"no {pattern!r} in:\n{self.seen.decode(errors='replace')}"
+        self.seen = self.seen[match.end():]
+        return match
+
+
+@network
+def test_interactive_console_has_job_control_ctrl_c_and_the_terminal_size(
+        alpine: Path, kernel: Path, tmp_path: Path) -> None:
+    pty = Pty(33, 101)
+    settings = termios.tcgetattr(pty.slave)
+    process = subprocess.Popen(
+        [RVFORGE, "boot", str(alpine), "--kernel", str(kernel), "--interactive",
+         "--console-log", str(tmp_path / "console.log")],
+        stdin=pty.slave, stdout=pty.slave, stderr=pty.slave)
+    try:
+        pty.expect(rb"RVFORGE-READY")
+        pty.send(b"stty size; echo S-$((1+1))\r")
+        assert pty.expect(rb"(\d+ \d+)\s+S-2").group(1) == b"33 101"
+        pty.send(b"sleep 100\r")
+        pty.expect(rb"sleep 100\r\n")
+        time.sleep(5)  # the shell has started sleep in the foreground
+        pty.send(b"\x03")
+        pty.send(b"echo C-$?\r")
+        assert pty.expect(rb"C-(\d+)").group(1) == b"130"  # sleep died of SIGINT
+        pty.send(b"sleep 200\r")
+        pty.expect(rb"sleep 200\r\n")
+        time.sleep(5)
+        pty.send(b"\x1a")  # Ctrl-Z: only a shell with job control stops the job
+        pty.expect(rb"Stopped")
+        pty.send(b"jobs; kill -9 %1; echo Z-$((3*3))\r")
+        pty.expect(rb"Z-9")
+        pty.send(b"exit\r")
+        assert process.wait(timeout=120) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    pty.expect(rb"booted .* on qemu-virt in")
+    assert termios.tcgetattr(pty.slave) == settings  # the terminal is restored
+    assert "reboot: Power down" in (tmp_path / "console.log").read_text()
     assert not qemu_running_with(alpine)

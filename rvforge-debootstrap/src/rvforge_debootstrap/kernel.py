@@ -5,17 +5,25 @@ The metapackage names the real image package (``linux-image-6.12.*-riscv64``); t
 ``ctx.cache("debian", "kernels", <package>_<version>)``. The kernel is
 ``boot/vmlinux-<version>`` (a flat Image with an EFI stub that ``-kernel`` takes); the
 modules directory holds ``lib/modules/<version>``.
+
+The lookup (the suite's signed Release, which names the index the kernel came from) is
+cached with the Release itself: within :data:`RELEASE_RECHECK_SECONDS` of the last check,
+and always with ``--offline``, the cached Release is verified again locally and no network
+is touched. If the lookup fails (no network, a mirror that serves garbage), the newest
+cached kernel (one that was verified and unpacked completely) boots, with a warning.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rvforge import BuildContext, InputError, Kernel, KernelSource
+from rvforge import BuildContext, InputError, Kernel, KernelSource, UsageError
 
 from rvforge_debootstrap.archive import DebianArchive
 from rvforge_debootstrap.deb import extract_deb_to_dir
@@ -34,6 +42,10 @@ class DebianKernelOptions:
     keyring: Path | None = None
 
 
+RELEASE_RECHECK_SECONDS = 12 * 3600.0
+"""How long a verified Release stands for the kernel lookup before it is fetched again."""
+
+
 class DebianKernelSource(KernelSource[DebianKernelOptions]):
     name = "debian"
     summary = "Debian's linux-image-riscv64 from the Debian mirror (downloaded once, cached)"
@@ -42,6 +54,31 @@ class DebianKernelSource(KernelSource[DebianKernelOptions]):
                      "debian/dists/*/*": "indexes"}
 
     def fetch(self, options: DebianKernelOptions, ctx: BuildContext) -> Kernel:
+        try:
+            if not ctx.offline and _recently_checked(ctx, options):
+                try:
+                    return self._lookup(options, dataclasses.replace(ctx, offline=True))
+                except InputError as error:  # the cache lacks a piece: ask the mirror
+                    ctx.log.debug("cached kernel lookup incomplete", error=str(error))
+            return self._lookup(options, ctx)
+        except InputError as error:
+            cached = newest_cached_kernel(ctx)
+            if cached is None:
+                if ctx.offline:
+                    raise UsageError(
+                        "--offline: no Debian kernel in the cache "
+                        f"({ctx.cache_dir / 'debian' / 'kernels'}); run `rvforge boot IMAGE` "
+                        "once with the network to download it, or pass --kernel PATH"
+                    ) from None
+                raise
+            if ctx.offline:
+                ctx.log.info("offline: the newest cached kernel", kernel=str(cached.image))
+            else:
+                ctx.log.warning("kernel lookup failed; booting the newest cached kernel",
+                                error=str(error), kernel=str(cached.image))
+            return cached
+
+    def _lookup(self, options: DebianKernelOptions, ctx: BuildContext) -> Kernel:
         archive = DebianArchive(ctx, options.mirror, options.release, "riscv64",
                                 options.keyring)
         # The unpacked kernel for this index is remembered, so a warm start needs only the
@@ -61,6 +98,26 @@ class DebianKernelSource(KernelSource[DebianKernelOptions]):
             _unpack_atomically(deb, dest)
         pointer.write_text(dest.name + "\n")
         return _kernel_in(dest, image_pkg.deb_name)
+
+
+def newest_cached_kernel(ctx: BuildContext) -> Kernel | None:
+    """The most recently unpacked complete kernel in the cache, if any."""
+    done = [d / ".complete" for d in ctx.cache("debian", "kernels").iterdir()
+            if (d / ".complete").is_file()]
+    if not done:
+        return None
+    newest = max(done, key=lambda marker: marker.stat().st_mtime).parent
+    return _kernel_in(newest, newest.name)
+
+
+def _recently_checked(ctx: BuildContext, options: DebianKernelOptions) -> bool:
+    """Whether the suite's Release was fetched and verified a short while ago."""
+    archive = DebianArchive(ctx, options.mirror, options.release, "riscv64", options.keyring)
+    try:
+        age = time.time() - (archive.dists_cache / "InRelease").stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return 0 <= age < RELEASE_RECHECK_SECONDS
 
 
 def _image_package(archive: DebianArchive, name: str) -> Package:

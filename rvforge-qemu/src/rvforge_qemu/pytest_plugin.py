@@ -73,6 +73,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="user-mode networking for rvforge_guest (host loopback: 10.0.2.2)")
     parser.addini("rvforge_net", "user-mode networking for rvforge_guest", type="bool",
                   default=False)
+    group.addoption("--rvforge-offline", dest="rvforge_offline", action="store_true",
+                    help="never touch the network: boot the cached kernel")
 
 
 def _setting(config: pytest.Config, name: str) -> str | None:
@@ -103,8 +105,9 @@ def rvforge_boot(pytestconfig: pytest.Config) -> Iterator[Boot]:
                    tuple(forward))
             if binary not in contexts:
                 settings = {"qemu": {"binary": binary}} if binary else {}
-                contexts[binary] = stack.enter_context(BuildContext(registry,
-                                                                    settings=settings))
+                contexts[binary] = stack.enter_context(BuildContext(
+                    registry, settings=settings,
+                    offline=bool(pytestconfig.getoption("rvforge_offline"))))
             ctx = contexts[binary]
             if key not in sessions:
                 target = ctx.registry.resolve_machine(machine, None, ctx)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,9 +36,9 @@ from rvforge_qemu.console import IllegalInstruction, new_log_path
 from rvforge_qemu.cpuisa import machine_isa
 from rvforge_qemu.devices import Devices
 from rvforge_qemu.diskboot import boot_initramfs
-from rvforge_qemu.guest import Guest, GuestFailure, channel_args, die_with_parent
+from rvforge_qemu.guest import Guest, GuestFailure, channel_args
 from rvforge_qemu.image import image_file_finder
-from rvforge_qemu.interactive import interactive_words
+from rvforge_qemu.interactive import ESCAPE_NAME, interactive_words, run_console
 from rvforge_qemu.kernels import resolve_kernel
 from rvforge_qemu.modules import concatenated_initrd, modules_cpio
 from rvforge_qemu.options import LaunchOptions, command_script, sink
@@ -149,7 +148,8 @@ class QemuVirt(Launcher[LaunchOptions]):
         with self._guest(artifact, machine, options, ctx) as (guest, deadline):
             try:
                 # from this call, so rvforge's own work before QEMU starts counts too
-                result.seconds = guest.wait_ready(deadline) + guest.started - called
+                result.seconds = _wait_ready(guest, deadline, artifact, options, ctx) \
+                    + guest.started - called
                 ctx.log.info("guest ready", seconds=round(result.seconds, 2))
                 guest.shutdown()
                 result.ok = True
@@ -164,7 +164,7 @@ class QemuVirt(Launcher[LaunchOptions]):
         stdout, stderr = bytearray(), bytearray()
         with self._guest(artifact, machine, options, ctx) as (guest, deadline):
             try:
-                guest.wait_ready(deadline)
+                _wait_ready(guest, deadline, artifact, options, ctx)
                 result.status = guest.execute(
                     command_script(argv), deadline, sink(stdout, options.stream, err=False),
                     sink(stderr, options.stream, err=True))
@@ -184,7 +184,7 @@ class QemuVirt(Launcher[LaunchOptions]):
         with the console's last lines."""
         with self._guest(artifact, machine, options, ctx) as (guest, deadline):
             try:
-                guest.wait_ready(deadline)
+                _wait_ready(guest, deadline, artifact, options, ctx)
             except GuestFailure as failure:
                 tail = "\n".join(f"  | {line}" for line in guest.console.lines())
                 raise BootFailedError(
@@ -226,20 +226,14 @@ class QemuVirt(Launcher[LaunchOptions]):
 
     def _interactive(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
                      ctx: BuildContext) -> BootResult:
+        self.devices(machine, options)
         kernel = resolve_kernel(options.kernel, ctx)
         argv = self.command_line(artifact, machine, kernel, options, ctx)
-        argv += ["-serial", "mon:stdio"]
-        ctx.log.info("interactive console: Ctrl-A X quits QEMU, 'poweroff -f' the guest")
-        start = time.monotonic()
-        process = subprocess.Popen(argv, preexec_fn=die_with_parent)
-        try:
-            status = process.wait()
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        return BootResult(ok=status == 0, reason=f"QEMU exited with status {status}",
-                          seconds=time.monotonic() - start)
+        log = options.console_log or new_log_path(
+            ctx.cache("qemu", "console"), f"{artifact.path.name}.{machine.name}")
+        ctx.log.info(f"interactive console: {ESCAPE_NAME} leaves (the VM is killed), "
+                     "'exit' powers the guest off", console_log=str(log))
+        return run_console(argv, Path(log), f"machine {machine.name!r}")
 
 
 class _GuestContext:
@@ -268,6 +262,16 @@ class _GuestContext:
     def __exit__(self, *exc: object) -> None:
         self.guest.kill()
         self._tmp.cleanup()
+
+
+def _wait_ready(guest: Guest, deadline: float, artifact: Artifact, options: LaunchOptions,
+                ctx: BuildContext) -> float:
+    """:meth:`Guest.wait_ready`, with a spinner and the elapsed time on a terminal (not
+    with ``--console``, which shows the console itself)."""
+    if options.console:
+        return guest.wait_ready(deadline)
+    with ctx.progress.task(f"booting {artifact.path.name}"):
+        return guest.wait_ready(deadline)
 
 
 def _reason(failure: GuestFailure, options: LaunchOptions) -> str:
