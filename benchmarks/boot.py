@@ -10,7 +10,11 @@ The image is the Alpine fixture built with ``rvforge build`` (so it has rvforge'
   return (marker seen, power-off requested over the control port, QEMU exited); the
   marker time is the launcher's own ``BootResult.seconds`` (from the call to the marker);
 * **cli**: ``rvforge boot IMAGE --kernel PATH`` as a subprocess, whole wall time
-  (interpreter start, imports and plugin loading included).
+  (interpreter start, imports and plugin loading included);
+* **dev**: the launcher again with ``--share DIR:/mnt/share --net``: the kernel modules
+  travel in a second cpio before the image (cached after the first round, concatenated
+  with the image at every boot), the guest loads 9p, 9pnet_virtio, virtio_net and their
+  dependencies, configures eth0 and mounts the share before the marker.
 
 QEMU's boot time varies by a few tenths of a second from run to run on a shared machine,
 more than rvforge adds, so rvforge's own work is also timed directly: what it does before
@@ -45,6 +49,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from rvforge import Artifact, BuildContext
 from rvforge.formats.compression import open_compressed, open_decompressed
@@ -91,25 +96,27 @@ def bare(kernel: Path, image: Path) -> tuple[float, float]:
     return marker, time.monotonic() - start
 
 
-def launcher(ctx: BuildContext, kernel: Path, image: Path) -> tuple[float, float]:
-    """Seconds to the marker and to the return of ``QemuVirt().boot()``."""
+def launcher(ctx: BuildContext, kernel: Path, image: Path, **dev: Any) -> tuple[float, float]:
+    """Seconds to the marker and to the return of ``QemuVirt().boot()`` (``dev``: more
+    launch options, e.g. shares and networking)."""
     start = time.monotonic()
     machine = ctx.registry.resolve_machine("qemu-virt", None, ctx)
     artifact = Artifact(image, "initramfs", "cpio.gz", size=image.stat().st_size)
-    result = QemuVirt().boot(artifact, machine, LaunchOptions(kernel=str(kernel)), ctx)
+    result = QemuVirt().boot(artifact, machine, LaunchOptions(kernel=str(kernel), **dev), ctx)
     total = time.monotonic() - start
     if not result.ok:
         raise SystemExit(f"rvforge boot failed: {result.reason}")
     return result.seconds, total  # seconds: from the boot() call to the marker
 
 
-def prelaunch(ctx: BuildContext, kernel: Path, image: Path) -> float:
+def prelaunch(ctx: BuildContext, kernel: Path, image: Path, **dev: Any) -> float:
     """Seconds rvforge spends before QEMU starts: machine and ISA (cached), kernel, command
-    line, the four channel sockets."""
+    line (with ``dev``: the cached module archive concatenated with the image), the four
+    channel sockets."""
     start = time.monotonic()
     machine = ctx.registry.resolve_machine("qemu-virt", None, ctx)
     artifact = Artifact(image, "initramfs", "cpio.gz", size=image.stat().st_size)
-    options = LaunchOptions(kernel=str(kernel))
+    options = LaunchOptions(kernel=str(kernel), **dev)
     launcher = QemuVirt()
     launcher.command_line(artifact, machine, resolve_kernel(options.kernel, ctx), options, ctx)
     with tempfile.TemporaryDirectory(prefix="rvforge-vm-") as tmp:
@@ -228,19 +235,25 @@ def main() -> None:
         subprocess.run([RVFORGE, "-q", "build", "--provider", "local", "--source", str(ALPINE),
                         "-o", str(image)], check=True, stdout=subprocess.DEVNULL)
         kernel = resolve_kernel("auto", ctx).image
+        dev = {"share": [f"{tmp}:/mnt/share"], "net": True}
         rows: dict[str, list[float]] = {k: [] for k in (
             "bare marker", "bare exit", "rvforge marker", "rvforge return", "cli",
-            "rvforge before QEMU starts", "rvforge after the marker, over bare")}
+            "rvforge before QEMU starts", "rvforge after the marker, over bare",
+            "rvforge marker, --share --net", "rvforge before QEMU starts, --share --net")}
         for round_ in range(args.rounds):
             b_marker, b_exit = bare(kernel, image)
             r_marker, r_total = launcher(ctx, kernel, image)
             c_total = cli(kernel, image)
             before = prelaunch(ctx, kernel, image)
+            d_marker, _ = launcher(ctx, kernel, image, **dev)
+            d_before = prelaunch(ctx, kernel, image, **dev)
             for key, value in zip(rows, (b_marker, b_exit, r_marker, r_total, c_total, before,
-                                         (r_total - r_marker) - (b_exit - b_marker))):
+                                         (r_total - r_marker) - (b_exit - b_marker),
+                                         d_marker, d_before)):
                 rows[key].append(value)
             print(f"round {round_ + 1}: bare {b_marker:.2f}/{b_exit:.2f} s, rvforge "
-                  f"{r_marker:.2f}/{r_total:.2f} s, cli {c_total:.2f} s", file=sys.stderr)
+                  f"{r_marker:.2f}/{r_total:.2f} s, cli {c_total:.2f} s, --share --net "
+                  f"{d_marker:.2f} s", file=sys.stderr)
     print("| measure | median (s) | min (s) | max (s) |")
     print("| --- | ---: | ---: | ---: |")
     for key, values in rows.items():

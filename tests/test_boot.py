@@ -395,10 +395,11 @@ def test_shares_network_and_forwards_in_one_pytest_plugin_guest(
             assert received == b"served by the guest\\n"
     """))
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
-         str(tmp_path), "--rvforge-image", str(alpine), "--rvforge-kernel", str(kernel),
-         "--rvforge-share", f"{work}:/mnt/work", "--rvforge-share", f"{docs}:/srv/www:ro",
-         "--rvforge-forward", f"{port}:8080", str(tmp_path / "test_devloop_in_guest.py")],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+         "rvforge_qemu.pytest_plugin", "--rootdir", str(tmp_path), "--rvforge-image",
+         str(alpine), "--rvforge-kernel", str(kernel), "--rvforge-share", f"{work}:/mnt/work",
+         "--rvforge-share", f"{docs}:/srv/www:ro", "--rvforge-forward", f"{port}:8080",
+         str(tmp_path / "test_devloop_in_guest.py")],
         check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 passed" in result.stdout
@@ -475,18 +476,17 @@ def test_interactive_console_has_job_control_ctrl_c_and_the_terminal_size(
         pty.expect(rb"RVFORGE-READY")
         pty.send(b"stty size; echo S-$((1+1))\r")
         assert pty.expect(rb"(\d+ \d+)\s+S-2").group(1) == b"33 101"
-        pty.send(b"sleep 100\r")
-        pty.expect(rb"sleep 100\r\n")
-        time.sleep(5)  # the shell has started sleep in the foreground
+        # the guest says when sleep runs in the foreground (sh execs it: same process)
+        pty.send(b"sh -c 'echo R-$((5+5)); exec sleep 100'\r")
+        pty.expect(rb"R-10")
         pty.send(b"\x03")
         pty.send(b"echo C-$?\r")
         assert pty.expect(rb"C-(\d+)").group(1) == b"130"  # sleep died of SIGINT
-        pty.send(b"sleep 200\r")
-        pty.expect(rb"sleep 200\r\n")
-        time.sleep(5)
+        pty.send(b"sh -c 'echo T-$((2+3)); exec sleep 200'\r")
+        pty.expect(rb"T-5")
         pty.send(b"\x1a")  # Ctrl-Z: only a shell with job control stops the job
         pty.expect(rb"Stopped")
-        pty.send(b"jobs; kill -9 %1; echo Z-$((3*3))\r")
+        pty.send(b"jobs; kill -9 %1; wait %1; echo Z-$((3*3))\r")
         pty.expect(rb"Z-9")
         pty.send(b"exit\r")
         assert process.wait(timeout=120) == 0

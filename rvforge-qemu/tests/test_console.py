@@ -64,3 +64,13 @@ def test_isa_extensions() -> None:
     assert {"i", "m", "a", "f", "d", "c", "zicsr"} <= isa_extensions("rv64gc_zicsr")
     assert "v" not in isa_extensions(QEMU_VIRT.isa)
     assert {"v", "zve64d", "zba"} <= isa_extensions(QEMU_VIRT_V.isa)
+
+
+def test_setup_errors_of_the_init_are_noticed(tmp_path: Path) -> None:
+    watch = ConsoleWatch(tmp_path / "log")
+    watch.feed(b"rvforge: cannot mount the shared directory rvshare0 on /mnt/x\r\n"
+               b"rvforge-setup: loading /.rvforge/modules/9p.ko failed\r\n"
+               b"rvforge: first-boot hook /etc/x failed with status 1\r\n")
+    assert watch.setup_errors == [
+        "rvforge: cannot mount the shared directory rvshare0 on /mnt/x",
+        "rvforge-setup: loading /.rvforge/modules/9p.ko failed"]

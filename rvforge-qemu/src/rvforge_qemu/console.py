@@ -21,6 +21,9 @@ SIGILL_RE = re.compile(
     r"at (?P<pc>0x[0-9a-f]+)(?: in (?P<file>[^\[\s]+)\[(?P<offset>[0-9a-f]+),)?"
 )
 BADADDR_RE = re.compile(r"badaddr: (?P<word>[0-9a-f]+)")
+SETUP_ERROR_RE = re.compile(r"^(rvforge-setup: .* failed|rvforge: cannot .*)$")
+"""What rvforge's ``/init`` and setup program print when a share, a module or the network
+could not be set up."""
 KEEP_LOGS = 20
 """Console logs kept per image and machine (older ones are removed by the next boot)."""
 KEEP_SECONDS = 3600.0
@@ -71,6 +74,7 @@ class ConsoleWatch:
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.ready = False
         self.panic: str | None = None
+        self.setup_errors: list[str] = []
         self.sigills: list[IllegalInstruction] = []
 
     @property
@@ -106,6 +110,8 @@ class ConsoleWatch:
         self.tail.append(line)
         if line.strip() == READY_MARKER:
             self.ready = True
+        if SETUP_ERROR_RE.match(line.strip()):
+            self.setup_errors.append(line.strip())
         if (match := PANIC_RE.search(line)) and self.panic is None:
             self.panic = match.group(1).strip() or "kernel panic"
         if match := SIGILL_RE.search(line):

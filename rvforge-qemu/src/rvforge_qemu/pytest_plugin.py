@@ -29,7 +29,8 @@ Fixtures (both session-scoped):
     session.
 
 The ini file takes the same settings: ``rvforge_share`` and ``rvforge_forward`` one per
-line, ``rvforge_net = true``.
+line, ``rvforge_net = true``. ``--rvforge-offline`` boots the cached kernel without
+touching the network.
 
 Every guest is powered off (or killed) when the session ends.
 """

@@ -267,11 +267,17 @@ class _GuestContext:
 def _wait_ready(guest: Guest, deadline: float, artifact: Artifact, options: LaunchOptions,
                 ctx: BuildContext) -> float:
     """:meth:`Guest.wait_ready`, with a spinner and the elapsed time on a terminal (not
-    with ``--console``, which shows the console itself)."""
+    with ``--console``, which shows the console itself); a share, module or network the
+    guest could not set up is a failed boot."""
     if options.console:
-        return guest.wait_ready(deadline)
-    with ctx.progress.task(f"booting {artifact.path.name}"):
-        return guest.wait_ready(deadline)
+        seconds = guest.wait_ready(deadline)
+    else:
+        with ctx.progress.task(f"booting {artifact.path.name}"):
+            seconds = guest.wait_ready(deadline)
+    if guest.console.setup_errors:  # a missing share or network is not a working boot
+        raise GuestFailure(f"the guest could not set up the boot: "
+                           f"{'; '.join(guest.console.setup_errors)}")
+    return seconds
 
 
 def _reason(failure: GuestFailure, options: LaunchOptions) -> str:
