@@ -69,9 +69,9 @@ def preflight(mode: str, arch: str, ctx: BuildContext) -> str:
 
 
 def configure(tree: Tree, packages: list[Unpacked], mode: str, arch: str,
-              ctx: BuildContext) -> str:
-    """Configure ``tree`` in ``mode`` (better resolved by :func:`preflight` already);
-    return the mode used."""
+              ctx: BuildContext, *, machine: str | None = None) -> str:
+    """Configure ``tree`` in ``mode`` (better resolved by :func:`preflight` already), a
+    ``vm`` on ``machine`` (default: ``qemu-virt``); return the mode used."""
     mode = auto_mode(ctx, arch) if mode == "auto" else mode
     ctx.log.info("configure", mode=mode)
     if mode == "none":
@@ -79,7 +79,7 @@ def configure(tree: Tree, packages: list[Unpacked], mode: str, arch: str,
     handlers = binfmt.preflight(arch) if mode == "binfmt" else []  # before the tree changes
     install_first_boot(tree, [p.info_name for p in packages], arch)
     if mode == "vm":
-        vm.configure_in_vm(tree, ctx, len(packages))
+        vm.configure_in_vm(tree, ctx, len(packages), machine_name=machine or vm.MACHINE)
     elif mode == "binfmt":
         binfmt.configure_in_chroot(tree, handlers, len(packages), ctx)
     return mode

@@ -69,7 +69,8 @@ class DebootstrapProvider(Provider[DebootstrapOptions]):
         archive = DebianArchive(ctx, options.mirror, options.release, ARCH, options.keyring,
                                 distribution(options.distribution))
         tree, unpacked = build_unpacked(archive, options.variant, options.package, ctx)
-        configure.configure(tree, unpacked, mode, ARCH, ctx)
+        configure.configure(tree, unpacked, mode, ARCH, ctx,
+                            machine=self.default_machine(options))
         return tree
 
 

@@ -99,9 +99,11 @@ def available(ctx: BuildContext) -> bool:
     return LAUNCHER in ctx.registry.launchers and "init" in ctx.registry.overlays
 
 
-def configure_in_vm(tree: Tree, ctx: BuildContext, packages: int | None = None) -> None:
-    """Configure ``tree`` in a VM and merge what changed into it (``packages``: how many
-    ``Setting up`` lines to expect, for the progress bar)."""
+def configure_in_vm(tree: Tree, ctx: BuildContext, packages: int | None = None, *,
+                    machine_name: str = MACHINE) -> None:
+    """Configure ``tree`` in a VM on ``machine_name`` (an RVA23 release's scripts need an
+    RVA23 CPU) and merge what changed into it (``packages``: how many ``Setting up`` lines
+    to expect, for the progress bar)."""
     preflight(ctx)
     registry = ctx.registry
     boot_tree = tree.copy()
@@ -118,8 +120,8 @@ def configure_in_vm(tree: Tree, ctx: BuildContext, packages: int | None = None) 
                             {"timeout": TIMEOUT, "memory": memory_for(tree),
                              "console_log": console},
                             owner=f"launcher {LAUNCHER!r}")
-    machine = registry.machines.get(MACHINE)
-    ctx.log.info("configuring in a VM", machine=MACHINE, image_bytes=artifact.size,
+    machine = registry.machines.get(machine_name)
+    ctx.log.info("configuring in a VM", machine=machine_name, image_bytes=artifact.size,
                  timeout=TIMEOUT)
     with ctx.progress.task("configuring packages (VM)", total=packages) as task, \
             ConsoleFollower(console, task, ctx.log):
