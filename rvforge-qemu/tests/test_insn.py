@@ -25,10 +25,10 @@ CASES = [
     ("csrr a0, vl", "csrrs vl", "v"),
     ("sh1add a0, a1, a2", "an instruction", "zba"),
     ("add.uw a0, a1, a2", "an instruction", "zba"),
-    ("andn a0, a1, a2", "an instruction", "zbb"),
+    ("andn a0, a1, a2", "an instruction", "zbb|zbkb"),  # Zbkb has it too
     ("cpop a0, a1", "an instruction", "zbb"),
-    ("rev8 a0, a1", "an instruction", "zbb"),
-    ("clmul a0, a1, a2", "an instruction", "zbc"),
+    ("rev8 a0, a1", "an instruction", "zbb|zbkb"),
+    ("clmul a0, a1, a2", "an instruction", "zbc|zbkc"),  # Zbkc has it too
     ("bset a0, a1, a2", "an instruction", "zbs"),
     (".insn r 0x33, 5, 7, a0, a1, a2", "an instruction", "zicond"),  # binutils 2.40 lacks Zicond
     ("fld fa0, 0(a0)", "an instruction", "d"),
@@ -69,3 +69,10 @@ def test_examples_from_the_issue() -> None:
     assert decode(0xC22024F3).mnemonic == "csrrs vlenb"
     assert decode(0x4501).extension == "c"
     assert decode(0x00000013).extension is None  # addi (nop): base ISA
+
+
+def test_an_instruction_two_extensions_provide_names_both() -> None:
+    rev8 = decode(0x6B85D513)  # rev8 a0, a1
+    assert rev8.alternatives == ("zbb", "zbkb")
+    assert rev8.extension_text == ("Zbb (basic bit manipulation) or "
+                                   "Zbkb (bit manipulation for cryptography)")

@@ -22,6 +22,8 @@ CSR_OPS = {1: "csrrw", 2: "csrrs", 3: "csrrc", 5: "csrrwi", 6: "csrrsi", 7: "csr
 EXTENSION_NAMES = {
     "v": "the vector extension V 1.0", "zba": "Zba (address generation)",
     "zbb": "Zbb (basic bit manipulation)", "zbc": "Zbc (carry-less multiply)",
+    "zbkb": "Zbkb (bit manipulation for cryptography)",
+    "zbkc": "Zbkc (carry-less multiply for cryptography)",
     "zbs": "Zbs (single-bit instructions)", "zicond": "Zicond (conditional zero)",
     "zicbom": "Zicbom (cache-block management)", "zicboz": "Zicboz (cache-block zero)",
     "zicntr": "Zicntr (counters)", "zfh": "Zfh (half-precision float)",
@@ -39,10 +41,18 @@ class Decoded:
     word: int
     mnemonic: str
     extension: str | None
+    """The extension, or ``a|b`` for an instruction that either provides (rev8: Zbb, Zbkb)."""
+
+    @property
+    def alternatives(self) -> tuple[str, ...]:
+        """The extensions any one of which makes the instruction legal."""
+        return tuple(self.extension.split("|")) if self.extension else ()
 
     @property
     def extension_text(self) -> str:
-        return EXTENSION_NAMES.get(self.extension or "", self.extension or "no extension")
+        if not self.extension:
+            return "no extension"
+        return " or ".join(EXTENSION_NAMES.get(e, e) for e in self.alternatives)
 
 
 def decode(word: int) -> Decoded:

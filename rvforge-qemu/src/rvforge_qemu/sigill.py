@@ -59,11 +59,11 @@ def _message(event: IllegalInstruction, machine: Machine,
             f"0x{decoded.word:08x} is {decoded.mnemonic}")
     if decoded.extension is None:
         return head + f"; machine {machine.name!r} ({machine.isa}) cannot execute it"
-    ext = decoded.extension
-    if ext in isa_extensions(machine.isa):
+    if any(ext in isa_extensions(machine.isa) for ext in decoded.alternatives):
         return head + (f", from {decoded.extension_text}, which machine {machine.name!r} "
                        "has: the instruction itself is malformed or reserved")
-    having = [m.name for m in machines() if ext in isa_extensions(m.isa)]
+    having = [m.name for m in machines()
+              if any(ext in isa_extensions(m.isa) for ext in decoded.alternatives)]
     target = paths[0] if paths else name
     fixes = [f"boot on --machine {having[0]} (its CPU has it)"] if having else []
     fixes.append(f"rebuild {posixpath.basename(target)} without it (e.g. -march=rv64gc)")
