@@ -45,6 +45,17 @@ if "rvforge.testing" not in {ep.value for ep in importlib.metadata.entry_points(
     pytest_plugins = ["rvforge.testing"]
 
 
+@pytest.fixture(autouse=True)
+def fresh_logging() -> Iterator[None]:
+    """Every test starts with structlog's defaults: an in-process CLI run configures a
+    level (``--quiet`` filters out info), and ``capture_logs`` keeps that filter."""
+    import structlog
+
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
+
+
 @pytest.fixture(scope="session")
 def alpine_tarball() -> Path:
     """The real Alpine riscv64 minirootfs, checked against its published SHA-256."""
