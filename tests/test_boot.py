@@ -100,11 +100,12 @@ def alpine(images: Callable[..., Path]) -> Path:
 def test_boot_reaches_the_ready_marker_with_the_auto_kernel(alpine: Path, kernel: Path,
                                                             tmp_path: Path) -> None:
     log = tmp_path / "console.log"
-    result = cli("boot", str(alpine), "--console-log", str(log))
+    result = cli("boot", str(alpine), "--console-log", str(log), "--console")
     assert result.returncode == 0, result.stderr
     assert f"booted {alpine} on qemu-virt in" in result.stdout
     console = log.read_text()
     assert "RVFORGE-READY" in console and "reboot: Power down" in console
+    assert "Run /init as init process" in result.stderr  # --console: shown as it runs
     assert not qemu_running_with(alpine)
 
 
@@ -417,7 +418,9 @@ def test_boots_without_network_use_the_cached_kernel(alpine: Path, kernel: Path,
                                                      tmp_path: Path) -> None:
     def no_network(*args: str, cache: Path | None = None
                    ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, **({"XDG_CACHE_HOME": str(cache)} if cache else {})}
+        # a short fetch deadline: the failing lookup need not retry for long
+        env = {**os.environ, "RVFORGE_FETCH_DEADLINE": "5",
+               **({"XDG_CACHE_HOME": str(cache)} if cache else {})}
         return subprocess.run(["unshare", "-n", RVFORGE, *args], check=False,
                               capture_output=True, text=True, env=env, timeout=600)
 
@@ -507,3 +510,41 @@ def test_interactive_console_has_job_control_ctrl_c_and_the_terminal_size(
     assert termios.tcgetattr(pty.slave) == settings  # the terminal is restored
     assert "reboot: Power down" in (tmp_path / "console.log").read_text()
     assert not qemu_running_with(alpine)
+
+
+@network
+def test_append_qemu_args_and_a_halted_gdbstub_that_a_debugger_continues(
+        alpine: Path, kernel: Path, tmp_path: Path) -> None:
+    """One boot: ``--halted`` keeps the CPUs stopped (the console stays empty) until a
+    gdb remote-protocol client says ``continue``; ``--append`` reaches the kernel command
+    line and ``--qemu-arg`` QEMU's."""
+    port, log = free_port(), tmp_path / "console.log"
+    process = subprocess.Popen(
+        [RVFORGE, "run", str(alpine), "--kernel", str(kernel), "--console-log", str(log),
+         "--gdb-port", str(port), "--halted", "--append", "rvforge.test=42 quiet",
+         "--qemu-arg=-rtc", "--qemu-arg=base=2031-05-06", "--", "sh", "-c",
+         "cat /proc/cmdline; date -u +%Y"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                gdb = socket.create_connection(("127.0.0.1", port), timeout=30)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.2)
+        with gdb:
+            time.sleep(3)
+            assert log.stat().st_size == 0  # halted: not even the firmware has run
+            gdb.sendall(b"$c#63")  # the remote protocol's 'continue'
+            assert gdb.recv(1) == b"+"
+            stdout, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    cmdline, year = stdout.splitlines()
+    assert cmdline.endswith(" rvforge.test=42 quiet") and "console=ttyS0" in cmdline
+    assert year == "2031"

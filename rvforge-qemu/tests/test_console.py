@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from rvforge import Machine
 
-from rvforge_qemu.console import ConsoleWatch
+from rvforge_qemu.console import KEEP_LOGS, KEEP_SECONDS, ConsoleWatch, new_log_path
 from rvforge_qemu.sigill import diagnose, isa_extensions
 
 # Debian 6.12.117 under QEMU 7.2, -cpu rv64, running a static -march=rv64gcv binary.
@@ -74,3 +76,24 @@ def test_setup_errors_of_the_init_are_noticed(tmp_path: Path) -> None:
     assert watch.setup_errors == [
         "rvforge: cannot mount the shared directory rvshare0 on /mnt/x",
         "rvforge-setup: loading /.rvforge/modules/9p.ko failed"]
+
+
+def test_each_boot_gets_its_own_console_log_and_old_ones_are_pruned(tmp_path: Path) -> None:
+    first = new_log_path(tmp_path, "app.cpio.gz.qemu-virt")
+    second = new_log_path(tmp_path, "app.cpio.gz.qemu-virt")
+    assert first != second and first.parent == tmp_path
+    for index in range(KEEP_LOGS + 5):
+        old = tmp_path / f"app.cpio.gz.qemu-virt.old{index:02}.log"
+        old.write_text("")
+        os.utime(old, (time.time() - KEEP_SECONDS - 100 - index,) * 2)
+    recent = tmp_path / "app.cpio.gz.qemu-virt.recent.log"
+    recent.write_text("")
+    other = tmp_path / "other.cpio.gz.qemu-virt.old.log"
+    other.write_text("")
+    os.utime(other, (time.time() - KEEP_SECONDS - 100,) * 2)
+    new_log_path(tmp_path, "app.cpio.gz.qemu-virt")
+    left = sorted(p.name for p in tmp_path.glob("app.cpio.gz.qemu-virt.*.log"))
+    assert len(left) == KEEP_LOGS - 1
+    assert recent.name in left and "app.cpio.gz.qemu-virt.old00.log" in left
+    assert f"app.cpio.gz.qemu-virt.old{KEEP_LOGS + 4:02}.log" not in left
+    assert other.exists()
