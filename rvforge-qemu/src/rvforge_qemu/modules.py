@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import lzma
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from rvforge import BuildContext, Kernel, Tree, UsageError
+from rvforge import BuildContext, InputError, Kernel, Tree, UsageError
+from rvforge.formats.compression import DECOMPRESS_ERRORS, open_decompressed
 from rvforge.formats.cpio import write_cpio
 from rvforge.protocol import SETUP_PROGRAM
 
@@ -83,10 +83,15 @@ def modinfo(image: bytes) -> dict[str, list[str]]:
 
 
 def module_bytes(path: Path) -> bytes:
-    """A module file's ELF bytes (``.ko.xz`` decompressed: the kernel's ``finit_module``
-    takes compressed modules only when built to)."""
-    data = path.read_bytes()
-    return lzma.decompress(data) if path.name.endswith(".xz") else data
+    """A module file's ELF bytes (``.ko.xz``, ``.ko.zst``, ``.ko.gz`` decompressed, by
+    their magic: the kernel's ``finit_module`` takes compressed modules only when built
+    to)."""
+    try:
+        with open_decompressed(path) as stream:
+            return stream.read()
+    except DECOMPRESS_ERRORS as error:
+        raise InputError(f"kernel module {path}: cannot decompress it ({error}); the "
+                         "kernel package is damaged: remove it from the cache") from None
 
 
 def guest_module_path(module: Path, directory: str = MODULE_DIR) -> str:
