@@ -151,6 +151,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
+        os.chmod(temp, 0o644)  # mkstemp's 0600 would hide the cache from other readers
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):
