@@ -34,6 +34,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,22 +66,60 @@ class Config:
 
 
 def load_config(path: Path | None) -> Config:
-    """Read ``path``, or ``./rvforge.toml`` when ``path`` is ``None`` and it exists."""
+    """Read ``path``, or ``./rvforge.toml`` when ``path`` is ``None`` and it exists.
+
+    Anything wrong with the file (not a regular file, larger than :data:`MAX_SIZE`, not
+    UTF-8, not TOML, nested deeper than the parser's recursion allows, a value of the wrong
+    type or range) is a :class:`UsageError` naming the file and the key."""
     if path is None:
         default = Path(CONFIG_NAME)
         if not default.is_file():
             return Config()
         path = default
+    text = _read_text(Path(path))
     try:
-        with open(path, "rb") as stream:
-            data = tomllib.load(stream)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: config file not found (check --config)") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not a config file") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"{path}: invalid TOML: {error}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: invalid TOML: values nested too deeply") from None
     return parse_config(data, Path(path))
+
+
+MAX_SIZE = 1 << 20
+"""Bytes of the longest config file read (a config is a few hundred)."""
+
+
+def _read_text(path: Path) -> str:
+    """The text of the config file ``path``; refuses what is not a regular UTF-8 file of at
+    most :data:`MAX_SIZE` bytes (a FIFO would block forever)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: config file not found (check --config)") from None
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read the config file ({error.strerror})") from None
+    with open(fd, "rb") as stream:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"{path}: is a directory, not a config file")
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{path}: not a regular file; give --config a TOML file")
+        data = stream.read(MAX_SIZE + 1)
+    if len(data) > MAX_SIZE:
+        raise UsageError(f"{path}: larger than {MAX_SIZE} bytes; not a config file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path}: invalid TOML: not UTF-8 (byte {error.start})") from None
+
+
+_BUILD_TYPES: dict[str, tuple[type, str]] = {
+    "provider": (str, "a string"), "output": (str, "a string (a path)"),
+    "packer": (str, "a string"), "machine": (str, "a string"), "isa": (str, "a string"),
+    "audit": (str, "a string"), "auditors": (list, "an array of strings"),
+    "deep": (bool, "true or false"), "init": (bool, "true or false"),
+}
 
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
@@ -87,6 +127,11 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     _only(data, _TOP_KEYS, where)
     build = _table(data, "build", where)
     _only(build, _BUILD_KEYS, f"{where} [build]")
+    for key, value in build.items():
+        kind, wanted = _BUILD_TYPES[key]
+        if not isinstance(value, kind) or (isinstance(value, list) and not all(
+                isinstance(item, str) for item in value)):
+            raise UsageError(f"{where}: [build] {key} must be {wanted}, not {value!r}")
     if "audit" in build and build["audit"] not in AUDIT_MODES:
         raise UsageError(f"{where}: [build] audit must be one of {', '.join(AUDIT_MODES)}")
     overlays = data.get("overlay", [])
@@ -106,18 +151,33 @@ def _machine(name: str, table: Any, where: str) -> Machine:
     if not isinstance(table, dict):
         raise UsageError(f"{where}: [machines.{name}] must be a table")
     options = {k: v for k, v in table.items() if k not in _MACHINE_KEYS}
-    try:
-        return Machine(
-            name=name,
-            launcher=str(table.get("launcher", "qemu-virt")),
-            isa=str(table.get("isa", "")),
-            memory_mb=int(table.get("memory", 2048)),
-            cpus=int(table["cpus"] if "cpus" in table else table.get("smp", 2)),
-            summary=str(table.get("summary", f"user-defined in {where}")),
-            options=options,
-        )
-    except (TypeError, ValueError) as error:
-        raise UsageError(f"{where}: [machines.{name}]: {error}") from None
+    here = f"{where}: [machines.{name}]"
+    texts = {key: table[key] for key in ("launcher", "isa", "summary") if key in table}
+    for key, value in texts.items():
+        if not isinstance(value, str):
+            raise UsageError(f"{here} {key} must be a string, not {value!r}")
+    return Machine(
+        name=name,
+        launcher=texts.get("launcher", "qemu-virt"),
+        isa=texts.get("isa", ""),
+        memory_mb=_count(table, "memory", 2048, here, "MiB"),
+        cpus=_count(table, "cpus" if "cpus" in table else "smp", 2, here, "CPUs"),
+        summary=texts.get("summary", f"user-defined in {where}"),
+        options=options,
+    )
+
+
+def _count(table: dict[str, Any], key: str, default: int, here: str, unit: str) -> int:
+    """``table[key]``, a TOML integer of at least 1 (not a float, string or boolean)."""
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
+        raise UsageError(f"{here} {key} must be a whole number of {unit} from 1 to "
+                         f"{MAX_COUNT}, not {value!r}")
+    return value
+
+
+MAX_COUNT = 1 << 24
+"""Largest memory (MiB) or CPU count a machine table may ask for."""
 
 
 def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:

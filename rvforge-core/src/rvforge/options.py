@@ -9,6 +9,7 @@ component and the keys it does take.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -110,25 +111,65 @@ def _coerce(value: Any, kind: Any, owner: str, name: str) -> Any:
     if value is None:
         return None
     if kind is list:
-        if isinstance(value, (list, tuple)):
-            return [str(v) for v in value]
-        return [str(value)]
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(item, (list, tuple, dict)) for item in items):
+            raise UsageError(f"{owner}: {flag} wants a list of values, not {value!r}")
+        return [str(v) for v in items]
     if kind is bool:
         if isinstance(value, bool):
             return value
-        text = str(value).lower()
+        text = str(value).lower() if isinstance(value, str) else ""
         if text in _TRUE:
             return True
         if text in _FALSE:
             return False
         raise UsageError(f"{owner}: {flag} wants true or false, not {value!r}")
     if kind in (int, float):
-        try:
-            return kind(value)
-        except (TypeError, ValueError):
-            raise UsageError(f"{owner}: {flag} wants a number, not {value!r}") from None
+        return number(value, kind, f"{owner}: {flag}")
+    if isinstance(value, (list, tuple, dict)):
+        raise UsageError(f"{owner}: {flag} wants one value, not {value!r}")
     if kind is Path:
         return Path(str(value)).expanduser()
-    if isinstance(value, (list, dict)):
-        raise UsageError(f"{owner}: {flag} wants one value, not {value!r}")
     return str(value)
+
+
+def number(value: Any, kind: type, where: str) -> Any:
+    """``value`` (a string from the command line, or a TOML number) as a finite ``int``
+    or ``float``; a boolean, a fraction for an ``int``, ``nan``, ``inf`` or anything
+    else is a :class:`UsageError` naming ``where``."""
+    wanted = "a number"
+    if isinstance(value, bool) or isinstance(value, (list, tuple, dict)):
+        raise UsageError(f"{where} wants {wanted}, not {value!r}")
+    try:
+        result = float(value) if kind is float or isinstance(value, float) else int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise UsageError(f"{where} wants {wanted}, not {value!r}") from None
+    if isinstance(result, float) and not math.isfinite(result):
+        raise UsageError(f"{where} wants a finite number, not {value!r}")
+    if kind is int and isinstance(result, float):
+        if not result.is_integer():
+            raise UsageError(f"{where} wants a whole number, not {value!r}")
+        result = int(result)
+    return result
+
+
+def seconds(value: float | None, flag: str) -> float | None:
+    """A duration option (``--timeout``): ``None``, or a finite number of seconds above
+    zero; ``nan``, ``inf``, zero and negatives are a :class:`UsageError` naming ``flag``."""
+    if value is None:
+        return None
+    result = number(value, float, flag)
+    if result <= 0:
+        raise UsageError(f"{flag} wants a number of seconds above 0, not {value!r}")
+    return float(result)
+
+
+def launch_limits(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (the CLI's ``boot``/``run`` options) with ``timeout`` checked by
+    :func:`seconds` and ``memory``/``cpus`` required to be whole numbers of at least 1."""
+    checked = dict(values)
+    checked["timeout"] = seconds(values.get("timeout"), "--timeout")
+    for key in ("memory", "cpus"):
+        if values.get(key) is not None and number(values[key], int, f"--{key}") < 1:
+            raise UsageError(f"--{key} wants at least 1, not {values[key]!r}")
+    return checked

@@ -10,7 +10,9 @@ file.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 from rvforge.artifacts import Artifact
 from rvforge.components import Auditor, Overlay, Packer, Provider
 from rvforge.context import BuildContext
-from rvforge.errors import AuditFailedError, UsageError
+from rvforge.errors import AuditFailedError, InputError, UsageError
 from rvforge.findings import FileRecord, Finding, Severity
 from rvforge.machines import Machine
 from rvforge.registry import Registry
@@ -75,19 +77,40 @@ def pack(registry: Registry, tree: Tree, step: Step, fmt: str, output: Path,
     except OSError as error:
         raise UsageError(f"{output.parent}: cannot create the output directory "
                          f"({error.strerror})") from None
-    if output.is_dir():
+    if output.is_dir() and not output.is_symlink():
         raise UsageError(f"{output}: is a directory; give -o a file name")
+    _refuse_special(output)
     temp = output.with_name(f".{output.name}.{os.getpid()}.part")
     try:
         packer_cls().pack(tree, temp, fmt, ctx)
         artifact = Artifact.from_file(temp, packer_cls.kind, fmt)
+        _refuse_special(output)  # again: it may have appeared while packing
         os.replace(temp, output)
     except PermissionError as error:
         raise UsageError(f"{output}: cannot write ({error.strerror}); choose another -o"
                          ) from None
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise InputError(f"{output}: cannot write ({error.strerror}); free space on its "
+                         "disk or choose another -o") from None
     finally:
         temp.unlink(missing_ok=True)
     return dataclasses.replace(artifact, path=output)
+
+
+def _refuse_special(output: Path) -> None:
+    """Refuse an existing ``output`` that is not a regular file: the final rename would
+    replace a device node, fifo or symlink (as root, ``-o /dev/null`` the host's node)."""
+    try:
+        mode = os.lstat(output).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = "a symlink" if stat.S_ISLNK(mode) else "a directory" if stat.S_ISDIR(mode) \
+            else "a device, fifo or socket"
+        raise UsageError(f"{output}: exists and is {kind}, not a regular file; rvforge "
+                         "replaces only regular files (choose another -o)")
 
 
 def build(registry: Registry, spec: BuildSpec, ctx: BuildContext) -> BuildReport:

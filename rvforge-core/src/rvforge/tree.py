@@ -424,6 +424,46 @@ class Tree:
             todo.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
         return "/" + "/".join(resolved)
 
+    def escapes(self, path: str, target: str) -> bool:
+        """True when the symlink target ``target`` of the link at ``path``, resolved through
+        this tree's own links, climbs above the root: a ``..`` that a chroot would stop at
+        the root but a host-side tool following the link (after extracting the image)
+        would take out of the tree. Chains such as ``a/up -> ..`` plus ``a/x ->
+        up/../etc/passwd`` escape although each link alone stays inside. A loop (more than
+        :data:`MAX_SYMLINK_HOPS` hops) is not an escape: it resolves to nothing."""
+        resolved = [] if target.startswith("/") else [p for p in path.split("/")[:-1] if p]
+        todo = [p for p in target.split("/") if p not in ("", ".")]
+        todo.reverse()
+        hops = 0
+        while todo:
+            part = todo.pop()
+            if part == "..":
+                if not resolved:
+                    return True
+                resolved.pop()
+                continue
+            resolved.append(part)
+            entry = self._entries.get("/" + "/".join(resolved))
+            if entry is None or entry.kind is not EntryKind.SYMLINK:
+                continue
+            hops += 1
+            if hops > MAX_SYMLINK_HOPS:
+                return False
+            resolved.pop()
+            link = entry.target or ""
+            if link.startswith("/"):
+                resolved = []
+            todo.extend(reversed([p for p in link.split("/") if p not in ("", ".")]))
+        return False
+
+    def check_links(self, *, label: str = "the tree") -> None:
+        """Refuse (:class:`UnsafePathError`) the first symlink whose target escapes the
+        root through the tree's links (:meth:`escapes`). Readers call it once the whole
+        source is in: a chain's links may arrive in any order."""
+        for entry in self._entries.values():
+            if entry.kind is EntryKind.SYMLINK and self.escapes(entry.path, entry.target or ""):
+                raise UnsafePathError(_escape_message(f"{label}: {entry.path}", entry.target))
+
     def lookup(self, path: str, *, follow_final: bool = True) -> Entry | None:
         """The entry ``path`` leads to after symlink resolution, or ``None`` if dangling."""
         try:
@@ -538,6 +578,8 @@ class Tree:
         ``parent`` (the second half of :meth:`add`)."""
         if entry.kind is EntryKind.SYMLINK:
             check_symlink_target(path, entry.target or "", member)
+            if self.escapes(path, entry.target or ""):
+                raise UnsafePathError(_escape_message(member or repr(path), entry.target))
         elif entry.kind is EntryKind.HARDLINK:
             entry.target = self._hardlink_target(path, entry.target, member)
         elif entry.kind is EntryKind.FILE and entry.content is None:
@@ -652,22 +694,30 @@ class Tree:
     # -- internals -----------------------------------------------------------------------
 
     def _ensure_parent(self, parent: str, member: str) -> str:
-        """Make sure directory ``parent`` exists (creating it); return its resolved path."""
+        """Make sure directory ``parent`` exists (creating it); return its resolved path.
+
+        Missing ancestors are made from the top down in a loop: a path's depth is bounded
+        by its length, not by Python's recursion limit."""
         if parent in self._entries and self._entries[parent].kind is EntryKind.DIR:
             return parent
-        resolved = self.resolve(parent)
-        existing = self._entries.get(resolved)
-        if existing is not None:
-            if existing.kind is not EntryKind.DIR:
-                raise InputError(
-                    f"{member}: parent {parent!r} is a {existing.kind.value}, not a directory"
-                )
-            return resolved
-        grand = self._ensure_parent(posixpath.dirname(resolved), member)
-        resolved = posixpath.join(grand, posixpath.basename(resolved))
-        self._entries[resolved] = Entry(resolved, EntryKind.DIR, 0o755)
-        self._children[resolved] = {}
-        self._children[grand][posixpath.basename(resolved)] = None
+        missing: list[str] = []
+        current = parent
+        while True:
+            resolved = self.resolve(current)
+            existing = self._entries.get(resolved)
+            if existing is not None:
+                if existing.kind is not EntryKind.DIR:
+                    raise InputError(f"{member}: parent {current!r} is a "
+                                     f"{existing.kind.value}, not a directory")
+                break
+            missing.append(posixpath.basename(resolved))
+            current = posixpath.dirname(resolved)
+        for name in reversed(missing):
+            path = posixpath.join(resolved, name)
+            self._entries[path] = Entry(path, EntryKind.DIR, 0o755)
+            self._children[path] = {}
+            self._children[resolved][name] = None
+            resolved = path
         return resolved
 
     def _hardlink_target(self, path: str, target: str | None, member: str | None) -> str:
@@ -701,10 +751,13 @@ class Tree:
             other.target = heir.path
 
     def _subtree(self, path: str) -> Iterator[str]:
-        yield path
-        base = "" if path == "/" else path
-        for name in list(self._children.get(path, {})):
-            yield from self._subtree(f"{base}/{name}")
+        """``path`` and everything below it, parents first (a stack, not recursion)."""
+        pending = [path]
+        while pending:
+            current = pending.pop()
+            yield current
+            base = "" if current == "/" else current
+            pending.extend(reversed([f"{base}/{name}" for name in self._children.get(current, {})]))
 
 
 def _quick_norm(path: str, *, member: str | None = None) -> str:
@@ -716,6 +769,12 @@ def _quick_norm(path: str, *, member: str | None = None) -> str:
     ):
         return path
     return normalize(path, member=member)
+
+
+def _escape_message(who: str, target: str | None) -> str:
+    return (f"{who}: symlink target {target!r} escapes the root filesystem through the "
+            "tree's other symlinks; refusing it (extracted on a host, it would reach the "
+            "host's files)")
 
 
 def _sort_key(path: str) -> str:

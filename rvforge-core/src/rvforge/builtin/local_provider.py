@@ -10,6 +10,7 @@ from rvforge.components import Provider
 from rvforge.context import BuildContext
 from rvforge.errors import InputError, UsageError
 from rvforge.formats.directory import read_directory
+from rvforge.formats.sniff import require_regular
 from rvforge.formats.tar import is_tarball, read_tarball
 from rvforge.hookspecs import hookimpl
 from rvforge.tree import Tree
@@ -41,6 +42,7 @@ class LocalProvider(Provider[LocalOptions]):
         if source.is_dir():
             ctx.log.info("reading directory", source=str(source), owners=options.owners)
             return read_directory(source, owners=options.owners)
+        require_regular(source, "--source")
         if not is_tarball(source):
             raise InputError(f"{source}: not a tarball rvforge can read (tar, optionally "
                              "gzip/xz/zstd/bzip2-compressed) or it is truncated")

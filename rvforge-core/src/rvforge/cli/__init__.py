@@ -2,7 +2,8 @@
 
 Exit status: 0 success; 2 usage error or bad input; 3 the audit found errors; 4 the
 image did not boot; 125 rvforge could not run something (a missing host tool);
-``rvforge run`` exits with the guest command's status.
+``rvforge run`` exits with the guest command's status; SIGINT, SIGTERM and SIGHUP
+clean up and exit 130, 143 and 129.
 """
 
 from __future__ import annotations
@@ -23,7 +24,43 @@ def main() -> None:
 
         print(version_text())
         return
-    _app()()
+    from rvforge.cli.signals import terminate_like_interrupt
+
+    with terminate_like_interrupt() as received:
+        try:
+            sys.exit(_run(_app()))
+        except SystemExit:
+            if (signum := received()) is not None:
+                raise SystemExit(128 + signum) from None
+            raise
+
+
+def _run(app: Typer) -> int:
+    """Run ``app`` on ``sys.argv``; return the exit status. A usage error of the command
+    line (a missing argument, an unknown option) is one ``rvforge: error:`` line, exit 2,
+    as every other error is, instead of click's framed block."""
+    import typer.main
+
+    try:  # typer 0.29 and later vendor click; earlier ones run on click itself
+        from typer._click import exceptions as errors
+    except ImportError:
+        from click import exceptions as errors  # type: ignore[import-not-found,no-redef]
+    try:
+        status = typer.main.get_command(app).main(prog_name="rvforge",
+                                                  standalone_mode=False)
+    except errors.NoArgsIsHelpError as shown:  # `rvforge` alone: the help text
+        shown.show()
+        return shown.exit_code
+    except errors.ClickException as error:
+        where = error.ctx.command_path if isinstance(error, errors.UsageError) and \
+            error.ctx is not None else "rvforge"
+        print(f"rvforge: error: {error.format_message()} (see '{where} --help')",
+              file=sys.stderr)
+        return error.exit_code
+    except typer.Abort:
+        print("rvforge: interrupted", file=sys.stderr)
+        return 130
+    return status if isinstance(status, int) else 0
 
 
 def _app() -> Typer:

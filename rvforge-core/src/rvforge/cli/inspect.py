@@ -54,14 +54,41 @@ def mode_string(entry: Entry) -> str:
 
 
 def entry_line(tree: Tree, entry: Entry) -> str:
+    """One ``tar -tv``-style line; names are :func:`escaped` so that each entry stays
+    one line whatever its name holds."""
     size = f"{entry.rdev[0]},{entry.rdev[1]}" if entry.rdev else str(tree.file_size(entry))
-    stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(entry.mtime))
-    line = f"{mode_string(entry)} {entry.uid}/{entry.gid} {size:>10} {stamp} {entry.path}"
+    try:
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(entry.mtime))
+    except (OverflowError, OSError, ValueError):  # beyond what the C library can show
+        stamp = f"@{entry.mtime}"[:16]
+    line = (f"{mode_string(entry)} {entry.uid}/{entry.gid} {size:>10} {stamp} "
+            f"{escaped(entry.path)}")
     if entry.kind is EntryKind.SYMLINK:
-        line += f" -> {entry.target}"
+        line += f" -> {escaped(entry.target or '')}"
     elif entry.kind is EntryKind.HARDLINK:
-        line += f" link to {entry.target}"
+        line += f" link to {escaped(entry.target or '')}"
     return line
+
+
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escaped(name: str) -> str:
+    """``name`` with backslashes, control characters and undecodable bytes escaped as
+    ``ls -b`` does (``\\n``, ``\\x1b``), so a name cannot break or forge a line."""
+    if name.isprintable() and "\\" not in name:
+        return name
+    out = []
+    for char in name:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif "\udc80" <= char <= "\udcff":  # a byte that was not UTF-8 (surrogateescape)
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        elif not char.isprintable():
+            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def entry_json(tree: Tree, entry: Entry) -> dict[str, object]:

@@ -14,7 +14,7 @@ from rvforge.config import load_config
 from rvforge.context import BuildContext
 from rvforge.errors import BootFailedError, UsageError
 from rvforge.machines import AUTO_MACHINE, machine_for_image
-from rvforge.options import build_options
+from rvforge.options import build_options, launch_limits
 
 GDB_PORT = 1234
 Share = Annotated[list[str] | None, typer.Option(
@@ -54,6 +54,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _launch_options(launcher_cls: Any, values: dict[str, Any]) -> Any:
+    values = launch_limits(values)
     return build_options(launcher_cls.Options, {k: v for k, v in values.items()
                                                 if v is not None},
                          owner=f"launcher {launcher_cls.name!r}")

@@ -28,7 +28,12 @@ from typing import BinaryIO, TypedDict
 
 from rvforge.errors import InputError, RvforgeError, UnsafePathError
 from rvforge.formats.compression import is_corrupt_stream_error, open_decompressed
-from rvforge.formats.entries import BLOCK, read_content, with_device_nodes
+from rvforge.formats.entries import (
+    BLOCK,
+    check_header_fields,
+    read_content,
+    with_device_nodes,
+)
 from rvforge.progress import Task
 from rvforge.tree import EMPTY, Attributes, Entry, EntryKind, HostFile, Tree
 
@@ -44,6 +49,9 @@ MAX_NAME = 4096
 MAX_FIELD = 0xFFFFFFFF
 
 _HEX_FIELDS = re.compile(rb"[0-9A-Fa-f]{104}")
+_FIELD_NAMES = ("inode number", "mode", "uid", "gid", "link count", "mtime", "data size",
+                "device major", "device minor", "device major", "device minor",
+                "name size", "checksum")
 
 # -- writing -------------------------------------------------------------------------------
 
@@ -70,6 +78,7 @@ def write_cpio(tree: Tree, out: BinaryIO, *, epoch: int, progress: Task | None =
     inodes = _number_inodes(tree, entries)
     subdirs = _count_subdirs(entries)
     for entry in entries:
+        check_header_fields(entry, "cpio")
         _write_member(tree, entry, inodes[entry.path], subdirs, out, epoch, progress)
     out.write(_header(TRAILER, ino=0, mode=0, uid=0, gid=0, nlink=1, mtime=0, size=0))
 
@@ -147,10 +156,11 @@ def _header(name: str, *, ino: int, mode: int, uid: int, gid: int, nlink: int, m
     encoded = name.encode("utf-8", "surrogateescape") + b"\0"
     fields = (ino, mode, uid, gid, nlink, mtime, size, 0, 0, rdev[0], rdev[1], len(encoded),
               0)
-    if max(fields) > MAX_FIELD:
-        what = "data" if size > MAX_FIELD else "uid, gid or device number"
+    if max(fields) > MAX_FIELD or min(fields) < 0:
+        what = next(label for label, value in zip(_FIELD_NAMES, fields)
+                    if not 0 <= value <= MAX_FIELD)
         raise InputError(f"{member or name}: its {what} does not fit a cpio newc header "
-                         "(4 GiB / 32-bit limit); pack this tree as ext4 or tar instead")
+                         "(0 to 4 GiB / 32 bits); pack this tree as ext4 or tar instead")
     head = MAGIC + b"".join(b"%08X" % value for value in fields)
     return head + encoded + _pad(HEADER_SIZE + len(encoded))
 
@@ -184,6 +194,7 @@ def read_cpio(path: Path, scratch: Path, *, label: str | None = None) -> Tree:
             raise InputError(f"{label}: truncated or corrupt compressed data ({error})"
                              ) from None
         raise
+    tree.check_links(label=label)
     return tree
 
 

@@ -35,11 +35,13 @@ def read_directory(root: Path, *, tree: Tree | None = None, dest: str = "/",
         raise InputError(f"{root}: not a directory")
     reader = _DirectoryReader(tree, preserve=owners == "preserve")
     host = str(root)
-    top = tree.add(reader.entry(dest.rstrip("/") or "/", host, os.lstat(root)), member=host)
+    # the top is what the user named: a symlink to a directory is read as that directory
+    top = tree.add(reader.entry(dest.rstrip("/") or "/", host, os.stat(root)), member=host)
     pending = [(host, top)]
     while pending:  # a stack, not recursion: no depth limit
         host_dir, directory = pending.pop()
         pending.extend(reversed(reader.add_members(host_dir, directory)))
+    tree.check_links(label=str(root))
     return tree
 
 

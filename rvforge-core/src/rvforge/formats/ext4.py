@@ -14,6 +14,7 @@ clock, so images are byte-identical only with an e2fsprogs that honours
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -22,8 +23,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from rvforge.errors import ExitCode, InputError, RvforgeError, ToolMissingError
-from rvforge.formats.entries import read_content, with_device_nodes
+from rvforge.errors import InputError, ToolMissingError
+from rvforge.formats.entries import check_header_fields, read_content, with_device_nodes
 from rvforge.progress import Task
 from rvforge.tree import Entry, EntryKind, Tree
 
@@ -41,10 +42,9 @@ SBIN_PATH = "/usr/sbin:/sbin"
 _NAMESPACE = uuid.UUID("1b7a4f8e-2c43-4f7e-9a55-7a1c3e0d9b21")
 
 
-class Ext4Error(RvforgeError):
-    """mke2fs or debugfs failed."""
-
-    exit_code = ExitCode.TOOL
+class Ext4Error(InputError):
+    """mke2fs or debugfs failed on the tree or the output (exit 2: the tools are there;
+    a missing one is a :class:`ToolMissingError`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,8 @@ def write_ext4(tree: Tree, output: Path, *, epoch: int, scratch: Path,
     """
     tools = E2fsprogs.find()
     tree = with_device_nodes(tree)
+    for entry in tree.walk():
+        check_header_fields(entry, "ext4")
     stage = scratch / "root"
     stage.mkdir(parents=True)
     _stage(tree, stage, progress)
@@ -94,16 +96,17 @@ def write_ext4(tree: Tree, output: Path, *, epoch: int, scratch: Path,
         if attempt + 1 < ATTEMPTS and _out_of_space(result.stderr):
             size = size * 3 // 2
             continue
-        raise Ext4Error(f"mke2fs failed (exit {result.returncode}) making {output.name}: "
-                        f"{_last_line(result.stderr)}")
+        raise Ext4Error(f"{output}: mke2fs failed (exit {result.returncode}): "
+                        f"{_last_line(result.stderr)}{_space_hint(result.stderr)}")
     result = subprocess.run([tools.debugfs, "-w", "-f", str(script), str(output)],
                             check=False, capture_output=True, text=True, env=env,
                             errors="surrogateescape")
     problems = [line for line in result.stderr.splitlines()
                 if line.strip() and not line.startswith("debugfs ")]
     if result.returncode != 0 or problems:
-        raise Ext4Error(f"debugfs failed setting owners and devices in {output.name}: "
-                        f"{problems[0] if problems else _last_line(result.stderr)}")
+        detail = problems[0] if problems else _last_line(result.stderr)
+        raise Ext4Error(f"{output}: debugfs failed setting owners and devices: "
+                        f"{detail}{_space_hint(detail)}")
 
 
 def image_size(tree: Tree) -> int:
@@ -184,8 +187,10 @@ def _stage(tree: Tree, stage: Path, progress: Task | None) -> None:
             elif entry.kind is EntryKind.FIFO:
                 os.mkfifo(host, 0o644)
         except OSError as error:
+            hint = ("; the scratch space is full (set TMPDIR to a larger disk)"
+                    if error.errno == errno.ENOSPC else "")
             raise InputError(f"{entry.path}: cannot stage it for mke2fs in {stage} "
-                             f"({error.strerror})") from None
+                             f"({error.strerror}){hint}") from None
 
 
 def _copy(entry: Entry, host: Path, progress: Task | None) -> None:
@@ -221,6 +226,11 @@ def _fingerprint(tree: Tree) -> str:
 def _out_of_space(stderr: str) -> bool:
     text = stderr.lower()
     return "no space" in text or "could not allocate" in text or "not enough" in text
+
+
+def _space_hint(text: str) -> str:
+    """A hint for a message quoting e2fsprogs when it ran out of space."""
+    return "; the output's disk is full" if "no space left" in text.lower() else ""
 
 
 def _last_line(text: str) -> str:

@@ -3,12 +3,14 @@ file, or a package (wheel or other zip archive, ``.deb``, ``.apk``)."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from rvforge.errors import InputError
 from rvforge.formats.compression import open_decompressed
 
-__all__ = ["sniff"]
+__all__ = ["require_regular", "sniff"]
 
 CPIO_MAGICS = (b"070701", b"070702")
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
@@ -17,11 +19,28 @@ APK_FIRST_MEMBERS = (b".SIGN.", b".PKGINFO")
 """An .apk's tar starts with its signature (or, unsigned, its control segment)."""
 
 
+def require_regular(path: Path, what: str = "input") -> None:
+    """Raise :class:`InputError` unless ``path`` (symlinks followed) is a regular file:
+    reading a FIFO would block forever, a device would read forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file or directory") from None
+    except OSError as error:
+        raise InputError(f"{path}: cannot read ({error.strerror})") from None
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or \
+            stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+        raise InputError(f"{path}: is {kind}; the {what} must be a regular file or a "
+                         "directory")
+
+
 def sniff(path: Path) -> str:
     """What ``path`` holds: ``dir``, ``tar``, ``cpio``, ``elf``, ``wheel`` (a zip archive
     named ``*.whl``), ``zip``, ``deb``, ``apk`` or ``unknown``."""
     if path.is_dir():
         return "dir"
+    require_regular(path)
     try:
         with open(path, "rb") as raw:
             first = raw.read(len(DEB_MAGIC))

@@ -9,6 +9,7 @@ the member.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tarfile
 from pathlib import Path
@@ -57,6 +58,7 @@ def read_tarball(path: Path, scratch: Path, *, tree: Tree | None = None,
         if is_corrupt_stream_error(error):
             raise InputError(f"{label}: truncated or corrupt archive ({error})") from None
         raise
+    tree.check_links(label=label)
     return tree
 
 
@@ -77,6 +79,9 @@ def add_tar_member(tree: Tree, member: tarfile.TarInfo, archive: tarfile.TarFile
             f"{where} has an absolute name; recreate the archive with relative names "
             "(tar -C ROOT -cf OUT .)"
         )
+    if not math.isfinite(member.mtime) or abs(member.mtime) >= 1 << 63:
+        raise InputError(f"{where} has the mtime {member.mtime!r}, not a time; the archive "
+                         "is corrupt")
     common: Attributes = {"mode": member.mode & 0o7777, "uid": member.uid,
                           "gid": member.gid, "mtime": int(member.mtime)}
     if member.isreg():

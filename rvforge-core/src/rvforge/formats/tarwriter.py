@@ -15,7 +15,7 @@ import tarfile
 from typing import BinaryIO
 
 from rvforge.formats.cpio import BLOCK
-from rvforge.formats.entries import read_content, with_device_nodes
+from rvforge.formats.entries import check_header_fields, read_content, with_device_nodes
 from rvforge.progress import Task
 from rvforge.tree import Entry, EntryKind, Tree
 
@@ -43,6 +43,7 @@ def write_tar(tree: Tree, out: BinaryIO, *, epoch: int, progress: Task | None = 
                       encoding="utf-8", errors="surrogateescape") as archive:
         archive.copybufsize = BLOCK  # type: ignore[attr-defined]  # typeshed lacks it
         for entry in tree.walk():
+            check_header_fields(entry, "tar")
             info = _info(tree, entry, epoch)
             if entry.kind not in (EntryKind.FILE, EntryKind.HARDLINK):
                 archive.addfile(info)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import socket
 import stat
 import threading
@@ -151,6 +152,40 @@ def check_inside(path: Path, roots: list[Path], label: str) -> None:
                               "a mirror value tried to choose where files go")
 
 
+_PART = re.compile(r"^\..+\.(\d+)\.part$")
+
+
+def sweep_stale_parts(directory: Path) -> list[Path]:
+    """Remove the ``.NAME.PID.part`` files in ``directory`` whose process is gone (killed
+    before it could clean up: SIGKILL, a power cut); return them."""
+    removed: list[Path] = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        match = _PART.match(name)
+        if match is None or int(match[1]) == os.getpid() or _alive(int(match[1])):
+            continue
+        path = directory / name
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or not a pid): leave its file alone
+    return True
+
+
 def write_atomic(path: Path, data: bytes, *, within: Path | None = None) -> None:
     """Write ``data`` to ``path`` through a temporary name next to it (parents created):
     readers and later runs see the whole file or nothing. With ``within``, a ``path``
@@ -193,6 +228,7 @@ def fetch(url: str, dest: Path, ctx: BuildContext, *, digests: Mapping[str, str]
         raise InputError(f"{label}: not in the cache ({dest}) and --offline forbids "
                          "downloading it; run once without --offline")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_parts(dest.parent)
     part = dest.with_name(f".{dest.name}.{os.getpid()}.part")
     limit = size if size is not None else FILE_CAP
     try:

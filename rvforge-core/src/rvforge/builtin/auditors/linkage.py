@@ -59,7 +59,7 @@ class LinkageAuditor(Auditor):
     def audit(self, tree: Tree, machine: Machine, ctx: BuildContext) -> Iterator[Finding]:
         files = elf_files(tree, ctx)
         libc = root_libc(tree, files)
-        if libc is None and len(files) <= 1:
+        if libc is None and len(tree) <= 2 and ctx.artifact_kind is None:
             return  # a lone ELF file (rvforge audit FILE): there is no root to link against
         dirs = search_dirs(tree, libc)
         for elf in files.values():
