@@ -40,7 +40,7 @@ class QemuUser(Launcher[LaunchOptions]):
     name = "qemu-user"
     summary = "runs one program of an image with qemu-riscv64 -L <unpacked image>"
     Options = LaunchOptions
-    cache_entries = {"qemu/isa/*": "qemu-probes"}
+    cache_entries = {"qemu/isa/*": "qemu-probes", "qemu/binaries/*": "qemu-probes"}
 
     def machine_isa(self, machine: Machine, ctx: BuildContext) -> str:
         if machine.isa:
