@@ -26,8 +26,9 @@ With ``--debian`` it measures instead the development loop's image against Alpin
 the Debian image of the README's one-liner (``rvforge build --provider debootstrap -o
 debian.cpio.gz``, configured at build time) and the Alpine fixture, each booted by
 ``rvforge run IMG -- true`` (the whole command, wall time), rounds alternating, same
-kernel, same run; the Debian image also recompressed with rvforge's zstd and
-uncompressed, to see what unpacking costs. From each console log: when the kernel
+kernel, same run; the Debian image also recompressed with rvforge's zstd, to see what
+unpacking costs (``--debian-image PATH`` uses an image built so before, instead of
+building one). From each console log: when the kernel
 started and finished unpacking the initramfs and when it ran ``/init`` (guest clock).
 It prints the ratio to Alpine and the load average before and after.
 
@@ -152,12 +153,20 @@ def console_times(log: Path) -> dict[str, float]:
     return found
 
 
-def run_true(image: Path, kernel: Path, log: Path) -> float:
-    """Wall seconds of ``rvforge run IMAGE -- true``."""
+def run_true(image: Path, kernel: Path, log: Path) -> float | None:
+    """Wall seconds of ``rvforge run IMAGE -- true``; ``None`` (said on stderr, the console
+    log kept in the current directory) if it failed."""
     start = time.monotonic()
-    subprocess.run([RVFORGE, "-q", "run", str(image), "--kernel", str(kernel),
-                    "--console-log", str(log), "--", "true"], check=True,
-                   capture_output=True)
+    result = subprocess.run([RVFORGE, "-q", "run", str(image), "--kernel", str(kernel),
+                             "--console-log", str(log), "--", "true"], capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        kept = Path.cwd() / f"failed-{log.name}"
+        shutil.copyfile(log, kept)
+        print(f"{image.name}: exit {result.returncode} after "
+              f"{time.monotonic() - start:.0f} s: {result.stderr.strip()[-300:]}; console "
+              f"log: {kept}", file=sys.stderr)
+        return None
     return time.monotonic() - start
 
 
@@ -169,7 +178,18 @@ def recompress(source: Path, output: Path, kind: str | None) -> Path:
     return output
 
 
-def debian_against_alpine(rounds: int) -> None:
+def build_debian(output: Path) -> str:
+    """Build the README's one-liner to ``output``; say how long it took and in which
+    configure mode."""
+    start = time.monotonic()
+    built = subprocess.run([RVFORGE, "build", "--provider", "debootstrap", "-o", str(output)],
+                           check=True, capture_output=True, text=True)
+    mode = re.search(r"configure\s+mode=(\S+)", built.stderr)
+    return (f"built by `rvforge build --provider debootstrap -o debian.cpio.gz` in "
+            f"{time.monotonic() - start:.0f} s, configure mode={mode.group(1) if mode else '?'}")
+
+
+def debian_against_alpine(rounds: int, given: Path | None) -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="rvforge-bench-") as tmp, \
             BuildContext(build_registry()) as ctx:
@@ -177,45 +197,49 @@ def debian_against_alpine(rounds: int) -> None:
         alpine = work / "alpine.cpio.gz"
         subprocess.run([RVFORGE, "-q", "build", "--provider", "local", "--source", str(ALPINE),
                         "-o", str(alpine)], check=True, stdout=subprocess.DEVNULL)
-        debian = work / "debian.cpio.gz"
-        start = time.monotonic()
-        built = subprocess.run([RVFORGE, "build", "--provider", "debootstrap", "-o",
-                                str(debian)], check=True, capture_output=True, text=True)
-        build_seconds = time.monotonic() - start
-        mode = re.search(r"configure\s+mode=(\S+)", built.stderr)
+        debian = given or work / "debian.cpio.gz"
+        origin = f"given ({given})" if given else build_debian(debian)
         images = {"alpine .cpio.gz": alpine, "debian .cpio.gz": debian,
-                  "debian .cpio.zst": recompress(debian, work / "debian.cpio.zst", "zst"),
-                  "debian .cpio": recompress(debian, work / "debian.cpio", None)}
+                  "debian .cpio.zst": recompress(debian, work / "debian.cpio.zst", "zst")}
+        sizes = {name: image.stat().st_size for name, image in images.items()}
         kernel = resolve_kernel("auto", ctx).image
         walls: dict[str, list[float]] = {name: [] for name in images}
         unpack: dict[str, list[float]] = {name: [] for name in images}
         init: dict[str, list[float]] = {name: [] for name in images}
+        failed = dict.fromkeys(images, 0)
         for round_ in range(rounds):
             for name, image in images.items():
                 log = work / f"{image.name}.{round_}.log"
-                walls[name].append(run_true(image, kernel, log))
+                wall = run_true(image, kernel, log)
+                if wall is None:
+                    failed[name] += 1
+                    continue
+                walls[name].append(wall)
                 times = console_times(log)
                 unpack[name].append(times.get("unpack end", 0) - times.get("unpack start", 0))
                 init[name].append(times.get("init", 0))
             print(f"round {round_ + 1}: " + ", ".join(
-                f"{name} {walls[name][-1]:.2f} s" for name in images), file=sys.stderr)
+                f"{name} {walls[name][-1]:.2f} s" for name in images if walls[name]),
+                file=sys.stderr)
     load_after = os.getloadavg()
-    print(f"Debian build (`rvforge build --provider debootstrap -o debian.cpio.gz`, "
-          f"configure mode={mode.group(1) if mode else '?'}): {build_seconds:.0f} s; "
-          f"load average before {load_before[0]:.1f}/{load_before[1]:.1f}, after "
-          f"{load_after[0]:.1f}/{load_after[1]:.1f} (1/5 min)\n")
+    print(f"Debian image: {origin}; load average before {load_before[0]:.1f}/"
+          f"{load_before[1]:.1f}, after {load_after[0]:.1f}/{load_after[1]:.1f} (1/5 min)\n")
     print(f"| `rvforge run IMG -- true`, {rounds} rounds | MB | median s | min s | max s | "
-          "kernel unpacking s | `/init` at s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "kernel unpacking s | `/init` at s | failed |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, image_walls in walls.items():
-        size = images[name].stat().st_size if images[name].exists() else 0
-        print(f"| {name} | {size / 1e6:.1f} | {statistics.median(image_walls):.2f} | "
+        if not image_walls:
+            print(f"| {name} | {sizes[name] / 1e6:.1f} | | | | | | {failed[name]} |")
+            continue
+        print(f"| {name} | {sizes[name] / 1e6:.1f} | {statistics.median(image_walls):.2f} | "
               f"{min(image_walls):.2f} | {max(image_walls):.2f} | "
-              f"{statistics.median(unpack[name]):.2f} | {statistics.median(init[name]):.2f} |")
-    base = statistics.median(walls["alpine .cpio.gz"])
-    print("\nratio to Alpine (medians): " + ", ".join(
-        f"{name} {statistics.median(w) / base:.2f}x" for name, w in walls.items()
-        if name != "alpine .cpio.gz"))
+              f"{statistics.median(unpack[name]):.2f} | {statistics.median(init[name]):.2f} | "
+              f"{failed[name]} |")
+    if walls["alpine .cpio.gz"]:
+        base = statistics.median(walls["alpine .cpio.gz"])
+        print("\nratio to Alpine (medians): " + ", ".join(
+            f"{name} {statistics.median(w) / base:.2f}x" for name, w in walls.items()
+            if name != "alpine .cpio.gz" and w))
 
 
 def main() -> None:
@@ -224,10 +248,13 @@ def main() -> None:
     parser.add_argument("--debian", action="store_true",
                         help="time `rvforge run IMG -- true` for the default Debian image "
                         "against Alpine's instead")
+    parser.add_argument("--debian-image", type=Path,
+                        help="with --debian: this image (built by the one-liner) instead of "
+                        "building one")
     args = parser.parse_args()
     configure_logging(quiet=True)
     if args.debian:
-        debian_against_alpine(args.rounds)
+        debian_against_alpine(args.rounds, args.debian_image)
         return
     with tempfile.TemporaryDirectory(prefix="rvforge-bench-") as tmp, \
             BuildContext(build_registry()) as ctx:
