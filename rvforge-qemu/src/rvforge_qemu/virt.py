@@ -69,7 +69,8 @@ class QemuVirt(Launcher[LaunchOptions]):
     summary = "boots initramfs and ext4 images with qemu-system-riscv64 -machine virt"
     Options = LaunchOptions
     cache_entries = {"qemu/isa/*": "qemu-probes", "qemu/binaries/*": "qemu-probes",
-                     "qemu/bootinit/*": "boot-modules", "qemu/console/*": "console-logs"}
+                     "qemu/bootinit/*": "boot-modules", "qemu/modules/*": "boot-modules",
+                     "qemu/console/*": "console-logs"}
 
     def machine_isa(self, machine: Machine, ctx: BuildContext) -> str:
         """The profile's ``isa`` if set, else what the installed QEMU reports for its CPU."""
