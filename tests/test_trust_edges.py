@@ -273,3 +273,37 @@ def test_the_config_loader_gives_a_config_or_a_usage_error(
         assert all(isinstance(v, str) for v in config.build.get("auditors", []))
         assert all(m.memory_mb >= 1 and m.cpus >= 1 for m in config.machines)
         assert isinstance(config.build.get("init", True), bool)
+
+
+# -- full disks ----------------------------------------------------------------------------
+
+
+def _limited(limit: int) -> None:
+    """In the child: files may not grow past ``limit`` bytes, writes fail with EFBIG (as on
+    a full disk) instead of SIGXFSZ killing the process."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+@pytest.mark.parametrize("source, blamed", [
+    ("tarball", "cannot write a scratch copy (File too large); the scratch space is full"),
+    ("directory", "image.cpio: cannot write (File too large); free space on its disk"),
+])
+def test_a_full_disk_names_the_path_not_the_input(tmp_path: Path, alpine_tarball: Path,
+                                                  source: str, blamed: str) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "big").write_bytes(b"x" * (1 << 20))
+    exe = Path(sys.executable).with_name("rvforge")
+    given_source = alpine_tarball if source == "tarball" else root
+    result = subprocess.run(
+        [str(exe), "--quiet", "build", "--provider", "local", "--source", str(given_source),
+         "-o", str(tmp_path / "out" / "image.cpio"), "--no-audit", "--isa", "rv64gc"],
+        capture_output=True, text=True, preexec_fn=lambda: _limited(256 << 10),
+        env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert blamed in result.stderr and "corrupt" not in result.stderr
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []

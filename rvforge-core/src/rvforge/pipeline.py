@@ -90,7 +90,7 @@ def pack(registry: Registry, tree: Tree, step: Step, fmt: str, output: Path,
         raise UsageError(f"{output}: cannot write ({error.strerror}); choose another -o"
                          ) from None
     except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise
         raise InputError(f"{output}: cannot write ({error.strerror}); free space on its "
                          "disk or choose another -o") from None

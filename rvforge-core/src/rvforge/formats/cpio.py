@@ -33,6 +33,7 @@ from rvforge.formats.entries import (
     check_header_fields,
     read_content,
     with_device_nodes,
+    write_scratch,
 )
 from rvforge.progress import Task
 from rvforge.tree import EMPTY, Attributes, Entry, EntryKind, HostFile, Tree
@@ -301,7 +302,7 @@ class _Reader:
             remaining = size
             while remaining:
                 block = self._exact(min(BLOCK, remaining), "file data")
-                out.write(block)
+                write_scratch(out, block, path)
                 remaining -= len(block)
         self._skip(-size % 4)
         return HostFile(path, size)

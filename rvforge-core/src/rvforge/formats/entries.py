@@ -4,6 +4,8 @@ reading a file entry's bytes back."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
 
 from rvforge.errors import InputError
 from rvforge.tree import EMPTY, Entry, EntryKind, HostFile, Tree
@@ -38,6 +40,17 @@ def with_device_nodes(tree: Tree) -> Tree:
     for path, major, minor, mode in missing:
         tree.add_device(path, EntryKind.CHAR, major, minor, mode=mode)
     return tree
+
+
+def write_scratch(out: BinaryIO, block: bytes, path: Path) -> None:
+    """``out.write(block)`` for a scratch copy at ``path``: a failure (a full ``TMPDIR``)
+    is an :class:`InputError` that blames the scratch space, not the archive being read."""
+    try:
+        out.write(block)
+    except OSError as error:
+        raise InputError(f"{path}: cannot write a scratch copy ({error.strerror or error}); "
+                         "the scratch space is full or unwritable: set TMPDIR to a directory "
+                         "on a larger disk") from None
 
 
 def check_header_fields(entry: Entry, fmt: str) -> None:

@@ -188,7 +188,7 @@ def _stage(tree: Tree, stage: Path, progress: Task | None) -> None:
                 os.mkfifo(host, 0o644)
         except OSError as error:
             hint = ("; the scratch space is full (set TMPDIR to a larger disk)"
-                    if error.errno == errno.ENOSPC else "")
+                    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "")
             raise InputError(f"{entry.path}: cannot stage it for mke2fs in {stage} "
                              f"({error.strerror}){hint}") from None
 

@@ -10,13 +10,13 @@ the member.
 from __future__ import annotations
 
 import math
-import shutil
 import tarfile
 from pathlib import Path
 from typing import IO
 
 from rvforge.errors import InputError, RvforgeError, UnsafePathError
 from rvforge.formats.compression import is_corrupt_stream_error, open_decompressed
+from rvforge.formats.entries import write_scratch
 from rvforge.tree import Attributes, Entry, EntryKind, HostFile, Tree
 
 __all__ = ["add_tar_member", "is_tarball", "read_tar_stream", "read_tarball"]
@@ -119,7 +119,8 @@ class _ContentStore:
         self._count += 1
         path = self.directory / f"{self._count:08d}"
         with open(path, "wb") as out:
-            shutil.copyfileobj(source, out, 1 << 20)
+            for block in iter(lambda: source.read(1 << 20), b""):
+                write_scratch(out, block, path)
             written = out.tell()
         if written != size:
             raise InputError(f"member data truncated ({written} of {size} bytes)")
