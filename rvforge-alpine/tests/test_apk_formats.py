@@ -152,3 +152,10 @@ def _write(tmp_path: Path, data: bytes) -> Path:
     path = tmp_path / f"{len(list(tmp_path.iterdir()))}.apk"
     path.write_bytes(data)
     return path
+
+
+def test_a_gzip_bomb_stream_is_refused_at_its_bound() -> None:
+    bomb = gzip.compress(b"\0" * (4 << 20))  # 4 MiB of zeros in ~4 KiB
+    assert gzstreams.inflate(bomb, label="index", limit=4 << 20) == b"\0" * (4 << 20)
+    with pytest.raises(InputError, match=r"index: inflates to more than 1048576 bytes"):
+        gzstreams.inflate(bomb, label="index", limit=1 << 20)

@@ -14,6 +14,8 @@ from typing import BinaryIO
 from rvforge import InputError
 
 CHUNK = 1 << 16
+INFLATE_CAP = 256 << 20
+"""Most bytes one control, signature or index stream may inflate to (a gzip bomb's bound)."""
 
 
 def member_spans(stream: BinaryIO, count: int, *, label: str) -> list[tuple[int, int]]:
@@ -53,13 +55,16 @@ def split_members(data: bytes, count: int, *, label: str) -> tuple[list[bytes], 
     return [data[start:end] for start, end in spans], data[spans[-1][1]:]
 
 
-def inflate(member: bytes, *, label: str) -> bytes:
-    """Decompress one whole gzip member."""
+def inflate(member: bytes, *, label: str, limit: int = INFLATE_CAP) -> bytes:
+    """Decompress one whole gzip member of at most ``limit`` bytes inflated."""
     try:
         inflater = zlib.decompressobj(wbits=31)
-        out = inflater.decompress(member)
+        out = inflater.decompress(member, limit + 1)
     except zlib.error as error:
         raise InputError(f"{label}: corrupt gzip stream ({error})") from None
+    if len(out) > limit:
+        raise InputError(f"{label}: inflates to more than {limit} bytes; refusing it "
+                         "(a gzip bomb, or not an apk stream)")
     if not inflater.eof:
         raise InputError(f"{label}: truncated gzip stream")
     return out
