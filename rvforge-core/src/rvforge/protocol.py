@@ -37,9 +37,10 @@ there) cannot mix with it.
 
 from __future__ import annotations
 
-__all__ = ["CONTROL_PORT", "EXIT_MARKER", "FIRST_BOOT_DIR", "INIT_SCRIPT", "POWEROFF_REQUEST",
-           "READY_MARKER", "RUN_REQUEST", "SHELL_ARGUMENT", "STDERR_PORT", "STDOUT_PORT", "VERSION",
-           "hello", "parse_exit", "run_request"]
+__all__ = ["COLS_ARGUMENT", "CONTROL_PORT", "EXIT_MARKER", "FIRST_BOOT_DIR", "INIT_SCRIPT",
+           "NET_ARGUMENT", "POWEROFF_REQUEST", "READY_MARKER", "ROWS_ARGUMENT", "RUN_REQUEST",
+           "SETUP_PROGRAM", "SHARE_ARGUMENT", "SHELL_ARGUMENT", "STDERR_PORT", "STDOUT_PORT",
+           "VERSION", "hello", "parse_exit", "run_request"]
 
 VERSION = 1
 """The protocol version the guest announces with :data:`READY_MARKER` on the control port."""

@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["compression_of", "decompress_stream", "detect", "is_corrupt_stream_error",
-           "open_compressed", "open_decompressed"]
+__all__ = ["DECOMPRESS_ERRORS", "compression_of", "decompress_stream", "detect",
+           "is_corrupt_stream_error", "open_compressed", "open_decompressed"]
 
 MAGICS: tuple[tuple[bytes, str], ...] = (
     (b"\x1f\x8b", "gz"),
