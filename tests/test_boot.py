@@ -8,6 +8,7 @@ and passed by path afterwards so each run does not re-check the archive.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import select
@@ -551,3 +552,26 @@ def test_append_qemu_args_and_a_halted_gdbstub_that_a_debugger_continues(
     cmdline, year = stdout.splitlines()
     assert cmdline.endswith(" rvforge.test=42 quiet") and "console=ttyS0" in cmdline
     assert year == "2031"
+
+
+def test_a_kernel_that_never_prints_is_restarted_then_reported(
+        alpine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A real QEMU start that stalls as QEMU 7.2 now and then does: OpenSBI hands over to
+    # a "kernel" that spins without printing
+    source = tmp_path / "spin.s"
+    source.write_text(".globl _start\n_start:\n    j _start\n")
+    obj, spin = tmp_path / "spin.o", tmp_path / "spin.bin"
+    subprocess.run(["riscv64-linux-gnu-as", "-o", str(obj), str(source)], check=True)
+    subprocess.run(["riscv64-linux-gnu-objcopy", "-O", "binary", str(obj), str(spin)],
+                   check=True)
+    from rvforge_qemu import virt
+
+    monkeypatch.setattr(virt, "KERNEL_START_SECONDS", 3.0)
+    result = CliRunner().invoke(app, ["--log-format", "json", "boot", str(alpine),
+                                      "--kernel", str(spin), "--timeout", "30"])
+    assert result.exit_code == 4, result.output
+    restarts = [json.loads(line) for line in result.output.splitlines()
+                if "restarting QEMU" in line]
+    assert [e["attempt"] for e in restarts] == [1, 2], result.output
+    assert "timed out waiting for the ready marker" in result.output
+    assert qemu_running_with(spin) == []

@@ -20,6 +20,8 @@ SIGILL_RE = re.compile(
     r"(?P<comm>\S+)\[(?P<pid>\d+)\]: unhandled signal 4 code (?P<code>0x[0-9a-f]+) "
     r"at (?P<pc>0x[0-9a-f]+)(?: in (?P<file>[^\[\s]+)\[(?P<offset>[0-9a-f]+),)?"
 )
+KERNEL_LINE_RE = re.compile(r"^\[\s*\d+\.\d+\] ")
+"""A printk line (``[    0.000000] Linux version ...``): the kernel is running."""
 BADADDR_RE = re.compile(r"badaddr: (?P<word>[0-9a-f]+)")
 SETUP_ERROR_RE = re.compile(r"^(rvforge-setup: .* failed|rvforge: cannot .*)$")
 """What rvforge's ``/init`` and setup program print when a share, a module or the network
@@ -73,6 +75,7 @@ class ConsoleWatch:
         self._partial = b""
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.ready = False
+        self.kernel_started = False
         self.panic: str | None = None
         self.setup_errors: list[str] = []
         self.sigills: list[IllegalInstruction] = []
@@ -108,6 +111,8 @@ class ConsoleWatch:
 
     def _line(self, line: str) -> None:
         self.tail.append(line)
+        if not self.kernel_started and KERNEL_LINE_RE.match(line):
+            self.kernel_started = True
         if line.strip() == READY_MARKER:
             self.ready = True
         if SETUP_ERROR_RE.match(line.strip()):

@@ -152,6 +152,17 @@ class Guest:
 
     # -- protocol ----------------------------------------------------------------------
 
+    def wait_kernel(self, deadline: float) -> bool:
+        """Wait until the kernel prints its first line; ``False`` if it has not by
+        ``deadline`` while QEMU still runs (a stalled start). QEMU exiting or a panic is
+        left for :meth:`wait_ready` to report."""
+        try:
+            self._pump(lambda: self.console.kernel_started, deadline, "the kernel's first line")
+        except GuestFailure:
+            return self.process is None or self.process.poll() is not None \
+                or self.console.panic is not None
+        return True
+
     def wait_ready(self, deadline: float) -> float:
         """Wait for the console's ready marker and the init's hello on ``rvforge.ctl``;
         return the seconds from launch to the marker."""

@@ -49,6 +49,10 @@ from rvforge_qemu.session import Session
 ResultT = TypeVar("ResultT", bound=BootResult)
 
 KERNEL_ARGS = ("console=ttyS0", "rdinit=/init", "panic=-1")
+KERNEL_START_SECONDS = 90.0
+"""A QEMU whose kernel has printed nothing this long after starting is restarted (the kernel
+prints within seconds even on a loaded machine)."""
+START_ATTEMPTS = 3
 """Every boot's kernel command line starts with these (the machine's ``append`` follows)."""
 
 INITRD_ADDRESS_MB = 2048 + 2 + 128
@@ -244,24 +248,39 @@ class _GuestContext:
                  label: str, *, echo: bool = False) -> None:
         self.argv, self.log, self.timeout, self.ctx, self.label = argv, log, timeout, ctx, label
         self.echo = echo
+        self._current: Guest | None = None
 
     def __enter__(self) -> tuple[Guest, float]:
         self._tmp = tempfile.TemporaryDirectory(prefix="rvforge-vm-")
-        socket_dir = Path(self._tmp.name)
         deadline = time.monotonic() + self.timeout
-        self.guest = Guest([*self.argv, *channel_args(socket_dir)], socket_dir, self.log,
-                           self.label, echo=sys.stderr.buffer if self.echo else None)
-        self.ctx.log.debug("starting QEMU", argv=" ".join(self.argv))
         try:
-            self.guest.start(deadline)
+            for attempt in range(1, START_ATTEMPTS + 1):
+                guest = self._start(deadline)
+                stall = min(deadline, time.monotonic() + KERNEL_START_SECONDS)
+                if attempt == START_ATTEMPTS or guest.wait_kernel(stall) \
+                        or time.monotonic() >= deadline:
+                    break
+                # QEMU 7.2 now and then spins after OpenSBI and never runs the kernel
+                self.ctx.log.warning("the kernel printed nothing; restarting QEMU",
+                                     seconds=KERNEL_START_SECONDS, attempt=attempt)
+                guest.kill()
         except BaseException:
-            self.guest.kill()
-            self._tmp.cleanup()
+            self.__exit__()
             raise
-        return self.guest, deadline
+        return guest, deadline
+
+    def _start(self, deadline: float) -> Guest:
+        socket_dir = Path(self._tmp.name)
+        guest = Guest([*self.argv, *channel_args(socket_dir)], socket_dir, self.log,
+                      self.label, echo=sys.stderr.buffer if self.echo else None)
+        self._current = guest
+        self.ctx.log.debug("starting QEMU", argv=" ".join(self.argv))
+        guest.start(deadline)
+        return guest
 
     def __exit__(self, *exc: object) -> None:
-        self.guest.kill()
+        if self._current is not None:
+            self._current.kill()
         self._tmp.cleanup()
 
 
