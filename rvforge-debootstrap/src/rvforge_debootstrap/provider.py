@@ -107,7 +107,7 @@ def resolve_cached(archive: DebianArchive, variant: str, extra: list[str],
     ctx.log.info("resolved", packages=len(resolution.packages), variant=variant,
                  seconds=round(time.monotonic() - start, 2))
     write_atomic(cached, json.dumps([dataclasses.asdict(p) for p in resolution.packages]
-                                    ).encode())
+                                    ).encode(), within=ctx.cache_dir)
     return resolution.packages
 
 

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 from rvforge import BuildContext, InputError, Kernel, Tree, UsageError
 from rvforge.formats.compression import DECOMPRESS_ERRORS, open_decompressed
 from rvforge.formats.cpio import write_cpio
+from rvforge.net.download import write_atomic
 from rvforge.protocol import SETUP_PROGRAM
 
 from rvforge_qemu.kernels import modules_dir
@@ -129,7 +128,7 @@ def modules_cpio(kernel: Kernel, wanted: tuple[str, ...], net: bool,
     tree.add_file(SETUP_PROGRAM, assemble_setup(paths, net=net), mode=0o755)
     buffer = io.BytesIO()
     write_cpio(tree, buffer, epoch=0)
-    _write_atomic(output, buffer.getvalue())
+    write_atomic(output, buffer.getvalue(), within=ctx.cache_dir)
     ctx.log.info("built the module archive", modules=[m.name for m in modules],
                  path=str(output))
     return output
@@ -144,18 +143,6 @@ def concatenated_initrd(parts: list[Path], dest: Path) -> Path:
                 shutil.copyfileobj(source, out, 1 << 20)
             out.write(b"\0" * (-out.tell() % 4))
     return dest
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(temp, 0o644)  # mkstemp's 0600 would hide the cache from other readers
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
 
 
 def _builtin_names(moddir: Path) -> set[str]:

@@ -151,7 +151,8 @@ def _probe(path: str, mtime_ns: int, size: int, cache_dir: str) -> SystemQemu:
     found = SystemQemu(Path(path), _version(path), _models(path), _data_dir(Path(path)))
     write_atomic(cache_file, json.dumps({
         "path": path, "version": found.version, "cpu_models": sorted(found.cpu_models),
-        "data_dir": str(found.data_dir) if found.data_dir else None}).encode())
+        "data_dir": str(found.data_dir) if found.data_dir else None}).encode(),
+        within=Path(cache_dir))
     return found
 
 
