@@ -38,15 +38,6 @@ pytestmark = [pytest.mark.qemu]
 network = pytest.mark.network
 
 RVFORGE = str(Path(sys.executable).with_name("rvforge"))
-VSETVLI_C = r"""
-#include <stdio.h>
-int main(void) {
-    unsigned long vl;
-    __asm__ volatile ("vsetvli %0, zero, e32, m1, ta, ma" : "=r"(vl));
-    printf("vl=%lu\n", vl);
-    return 0;
-}
-"""
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300
@@ -193,7 +184,7 @@ def test_an_init_that_exits_is_a_kernel_panic_reported_with_exit_4(
 def test_vector_binary_audit_then_sigill_diagnosis_then_runs_on_a_vector_machine(
         images: Callable[..., Path], kernel: Path, riscv_cc: Callable[..., Path],
         alpine_tarball: Path, tmp_path: Path) -> None:
-    vsum = riscv_cc(VSETVLI_C, "vsum", "-static", "-O2", "-march=rv64gcv")
+    vsum = riscv_cc.program("vsetvli", "vsum", "-static", "-O2", "-march=rv64gcv")
     audited = cli("build", "--provider", "local", "--source", str(alpine_tarball),
                   "--machine", "qemu-virt", "--overlay", f"{vsum}:/usr/bin/vsum",
                   "-o", str(tmp_path / "audited.cpio.gz"))
@@ -244,7 +235,7 @@ def test_qemu_user_runs_one_program_of_the_image(alpine: Path) -> None:
 
 def test_qemu_user_runs_with_the_profiles_cpu(images: Callable[..., Path],
                                               riscv_cc: Callable[..., Path]) -> None:
-    vsum = riscv_cc(VSETVLI_C, "vsum", "-static", "-O2", "-march=rv64gcv")
+    vsum = riscv_cc.program("vsetvli", "vsum", "-static", "-O2", "-march=rv64gcv")
     image = images("vector.cpio.gz", "--no-audit", "--overlay", f"{vsum}:/usr/bin/vsum")
     vector = cli("run", "--launcher", "qemu-user", "--machine", "qemu-virt-v", str(image),
                  "--", "vsum")

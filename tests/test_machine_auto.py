@@ -19,15 +19,6 @@ from rvforge.tree import HostFile
 pytestmark = pytest.mark.qemu
 
 RVFORGE = str(Path(sys.executable).with_name("rvforge"))
-VSETVLI_C = r"""
-#include <stdio.h>
-int main(void) {
-    unsigned long vl;
-    __asm__ volatile ("vsetvli %0, zero, e32, m1, ta, ma" : "=r"(vl));
-    printf("vl=%lu\n", vl);
-    return 0;
-}
-"""
 MAIN_C = "int main(void) { return 0; }\n"
 
 
@@ -45,7 +36,7 @@ def build(alpine_tarball: Path, output: Path, *args: str,
 
 @pytest.fixture(scope="module")
 def vsum(riscv_cc: Callable[..., Path]) -> Path:
-    return riscv_cc(VSETVLI_C, "vsum", "-static", "-O2", "-march=rv64gcv")
+    return riscv_cc.program("vsetvli", "vsum", "-static", "-O2", "-march=rv64gcv")
 
 
 @pytest.fixture(scope="module")

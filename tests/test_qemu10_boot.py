@@ -24,15 +24,6 @@ from rvforge_qemu.virt import QemuVirt
 pytestmark = [pytest.mark.qemu, pytest.mark.network]
 
 RVFORGE = str(Path(sys.executable).with_name("rvforge"))
-VSETVLI_C = r"""
-#include <stdio.h>
-int main(void) {
-    unsigned long vl;
-    __asm__ volatile ("vsetvli %0, zero, e32, m1, ta, ma" : "=r"(vl));
-    printf("vl=%lu\n", vl);
-    return 0;
-}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +36,7 @@ def kernel() -> Path:
 def vector_image(tmp_path_factory: pytest.TempPathFactory, alpine_tarball: Path,
                  riscv_cc: Callable[..., Path]) -> Path:
     """The Alpine fixture with a static rv64gcv program that runs ``vsetvli`` at once."""
-    vsum = riscv_cc(VSETVLI_C, "vsum", "-static", "-O2", "-march=rv64gcv")
+    vsum = riscv_cc.program("vsetvli", "vsum", "-static", "-O2", "-march=rv64gcv")
     image = tmp_path_factory.mktemp("qemu10") / "vector.cpio.gz"
     built = subprocess.run([RVFORGE, "build", "--provider", "local", "--source",
                             str(alpine_tarball), "--no-audit", "--overlay",
