@@ -148,7 +148,8 @@ def test_the_pytest_plugins_qemu_option_reaches_the_machines(tmp_path: Path) -> 
         "        rvforge_boot('never-read.cpio', 'qemu-virt-rva23')\n")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
-         "rvforge_qemu.pytest_plugin", "--rootdir", str(tmp_path), "--rvforge-qemu", str(HOST_QEMU), str(tmp_path / "test_in_host.py")],
+         "rvforge_qemu.pytest_plugin", "--rootdir", str(tmp_path), "--rvforge-qemu",
+         str(HOST_QEMU), str(tmp_path / "test_in_host.py")],
         check=False, capture_output=True, text=True, cwd=tmp_path, timeout=300,
         env={**os.environ, qemubin.ENV_VAR: "/nonexistent/is-not-used"})
     assert result.returncode == 0, result.stdout + result.stderr
