@@ -1,8 +1,8 @@
 """Fixtures shared by every test directory of the workspace.
 
-The workspace's tests use rvforge-core's testing helpers as any plugin's tests would: by
-opting in (``pytest_plugins`` below), not through an entry point that would load them into
-every pytest session on the machine.
+The workspace's tests use rvforge-core's testing helpers and rvforge-qemu's boot fixtures
+as any plugin's tests would: by opting in (``pytest_plugins`` below), not through an entry
+point that would load them into every pytest session on the machine.
 
 * ``alpine_tarball``: the real Alpine 3.20.3 riscv64 minirootfs (tests/data/alpine).
 * ``riscv_cc``: compile C (or assembly) for riscv64 with ``riscv64-linux-gnu-gcc``.
@@ -40,9 +40,9 @@ RISCV_CC = "riscv64-linux-gnu-gcc"
 
 # A venv synced before rvforge-core 0.2 still loads the helpers through the old pytest11
 # entry point, and pytest refuses a plugin registered twice: `uv sync` makes this moot.
-if "rvforge.testing" not in {ep.value for ep in importlib.metadata.entry_points(
-        group="pytest11")}:
-    pytest_plugins = ["rvforge.testing"]
+_ENTRY_POINTS = {ep.value for ep in importlib.metadata.entry_points(group="pytest11")}
+pytest_plugins = [plugin for plugin in ("rvforge.testing", "rvforge_qemu.pytest_plugin")
+                  if plugin not in _ENTRY_POINTS]
 
 
 @pytest.fixture(autouse=True)
