@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -273,3 +274,15 @@ def test_a_missing_argument_is_one_line(rvforge_cli) -> None:
     result = rvforge_cli("inspect")
     assert_one_line_error(result, 2, "Missing argument")
     assert "rvforge inspect --help" in result.stderr
+
+
+def test_names_with_line_breaks_are_escaped_in_audit_text(
+        tmp_path: Path, riscv_cc: Callable[..., Path]) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    vector = riscv_cc.program("vsetvli", "vsum", "-static", "-march=rv64gcv")
+    shutil.copy(vector, root / "evil\nbin")  # V on qemu-virt: an error naming the file
+    result = invoke("audit", str(root))
+    assert result.returncode == 3, result.stderr
+    assert "/evil\\nbin" in result.stdout
+    assert "bin" not in result.stdout.splitlines()

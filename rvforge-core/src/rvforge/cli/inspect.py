@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from rvforge.cli.common import handle_errors, load_registry
+from rvforge.cli.reporting import escaped
 from rvforge.context import BuildContext
 from rvforge.errors import UsageError
 from rvforge.loading import load_path
@@ -68,27 +69,6 @@ def entry_line(tree: Tree, entry: Entry) -> str:
     elif entry.kind is EntryKind.HARDLINK:
         line += f" link to {escaped(entry.target or '')}"
     return line
-
-
-_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def escaped(name: str) -> str:
-    """``name`` with backslashes, control characters and undecodable bytes escaped as
-    ``ls -b`` does (``\\n``, ``\\x1b``), so a name cannot break or forge a line."""
-    if name.isprintable() and "\\" not in name:
-        return name
-    out = []
-    for char in name:
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif "\udc80" <= char <= "\udcff":  # a byte that was not UTF-8 (surrogateescape)
-            out.append(f"\\x{ord(char) - 0xDC00:02x}")
-        elif not char.isprintable():
-            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return "".join(out)
 
 
 def entry_json(tree: Tree, entry: Entry) -> dict[str, object]:

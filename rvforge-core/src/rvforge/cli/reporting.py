@@ -20,6 +20,27 @@ FILE_KEYS = ("path", "machine", "abi", "arch_attribute", "missing")
 _SARIF_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escaped(name: str) -> str:
+    """``name`` with backslashes, control characters and undecodable bytes escaped as
+    ``ls -b`` does (``\\n``, ``\\x1b``), so a name cannot break or forge a line."""
+    if name.isprintable() and "\\" not in name:
+        return name
+    out = []
+    for char in name:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif "\udc80" <= char <= "\udcff":  # a byte that was not UTF-8 (surrogateescape)
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        elif not char.isprintable():
+            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def render(report: AuditReport, fmt: str, *, deep: bool = False) -> str:
     if fmt == "json":
         return json.dumps(to_json(report, deep=deep), indent=2) + "\n"
@@ -53,13 +74,15 @@ def to_text(report: AuditReport) -> str:
     groups: dict[str, list[Finding]] = {}
     for finding in report.sorted_findings():
         if finding.severity is not Severity.INFO:
-            groups.setdefault(finding.path or "(whole tree)", []).append(finding)
+            groups.setdefault(escaped(finding.path) if finding.path else "(whole tree)",
+                              []).append(finding)
     order = sorted(groups, key=lambda p: (min(f.severity.rank for f in groups[p]), p))
     lines = []
     for path in order:
         lines.append(path)
         for finding in groups[path]:
-            lines.append(f"  {finding.severity.value}[{finding.code}] {finding.message}")
+            lines.append(f"  {finding.severity.value}[{finding.code}] "
+                         f"{escaped(finding.message)}")
     errors, warnings = len(report.errors), len(report.warnings)
     verdict = "FAIL" if errors else "ok"
     if lines:
