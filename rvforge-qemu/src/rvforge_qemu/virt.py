@@ -210,7 +210,7 @@ class QemuVirt(Launcher[LaunchOptions]):
         log = options.console_log or new_log_path(
             ctx.cache("qemu", "console"), f"{artifact.path.name}.{machine.name}")
         return _GuestContext(argv, Path(log), options.timeout, ctx, f"machine {machine.name!r}",
-                             echo=options.console)
+                             echo=options.console, watch_kernel=_kernel_speaks(argv))
 
     def _finish(self, result: ResultT, guest: Guest, artifact: Artifact, machine: Machine,
                 ctx: BuildContext) -> ResultT:
@@ -245,19 +245,20 @@ class _GuestContext:
     """``with`` block owning a started :class:`Guest` and its socket directory."""
 
     def __init__(self, argv: list[str], log: Path, timeout: float, ctx: BuildContext,
-                 label: str, *, echo: bool = False) -> None:
+                 label: str, *, echo: bool = False, watch_kernel: bool = True) -> None:
         self.argv, self.log, self.timeout, self.ctx, self.label = argv, log, timeout, ctx, label
-        self.echo = echo
+        self.echo, self.watch_kernel = echo, watch_kernel
         self._current: Guest | None = None
 
     def __enter__(self) -> tuple[Guest, float]:
         self._tmp = tempfile.TemporaryDirectory(prefix="rvforge-vm-")
         deadline = time.monotonic() + self.timeout
+        attempts = START_ATTEMPTS if self.watch_kernel else 1
         try:
-            for attempt in range(1, START_ATTEMPTS + 1):
+            for attempt in range(1, attempts + 1):
                 guest = self._start(deadline)
                 stall = min(deadline, time.monotonic() + KERNEL_START_SECONDS)
-                if attempt == START_ATTEMPTS or guest.wait_kernel(stall) \
+                if attempt == attempts or guest.wait_kernel(stall) \
                         or time.monotonic() >= deadline:
                     break
                 # QEMU 7.2 now and then spins after OpenSBI and never runs the kernel
@@ -282,6 +283,15 @@ class _GuestContext:
         if self._current is not None:
             self._current.kill()
         self._tmp.cleanup()
+
+
+def _kernel_speaks(argv: list[str]) -> bool:
+    """Whether the kernel's first line is something to wait for: not when the CPUs wait
+    for a debugger (``-S``) or the command line silences the kernel (``quiet``)."""
+    if "-S" in argv:
+        return False
+    words = argv[argv.index("-append") + 1].split() if "-append" in argv else []
+    return not any(w == "quiet" or w.startswith("loglevel=") for w in words)
 
 
 def _wait_ready(guest: Guest, deadline: float, artifact: Artifact, options: LaunchOptions,
