@@ -5,7 +5,6 @@ and the deep sweep's counts agree exactly with objdump's."""
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from rvforge import pipeline
 from rvforge.context import BuildContext
 from rvforge.findings import Severity
 from rvforge.machines import Machine
-from rvforge.registry import Registry, build_registry
 from rvforge.riscv.elf import read_elf, read_symbols
 from rvforge.riscv.insn import SweepResult, sweep
 from rvforge.tree import EntryKind, Tree
@@ -29,19 +27,6 @@ DISPATCHING = {  # package → the library that says v in its attribute but disp
 }
 RV64GC = Machine("rv64gc", "", "rv64gc")
 
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    return build_registry(load_entrypoints=False)
-
-
-@pytest.fixture(scope="module")
-def ctx(registry: Registry, tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[BuildContext]:
-    # the default cache: the .debs are fetched once and reused by later runs
-    with BuildContext(registry, scratch_dir=tmp_path_factory.mktemp("debian")) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

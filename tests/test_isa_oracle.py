@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
@@ -22,7 +21,7 @@ from rvforge.context import BuildContext
 from rvforge.findings import Severity
 from rvforge.machines import Machine
 from rvforge.pipeline import AuditReport
-from rvforge.registry import Registry, build_registry
+from rvforge.registry import Registry
 from rvforge.riscv.elf import EF_RISCV_RVC, read_elf
 from rvforge.riscv.insn import classify, providers
 from rvforge.riscv.isa import IMPLICATIONS, implied, missing, parse_isa, parse_target
@@ -93,19 +92,6 @@ def _load_toolchain_module() -> ModuleType:
 
 
 gnu = _load_toolchain_module()
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    return build_registry(load_entrypoints=False)
-
-
-@pytest.fixture(scope="module")
-def ctx(registry: Registry, tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[BuildContext]:
-    # the default cache: the toolchain's packages are fetched and unpacked once
-    with BuildContext(registry, scratch_dir=tmp_path_factory.mktemp("oracle")) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

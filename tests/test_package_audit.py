@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 
 from rvforge.cli import app
 from rvforge.context import BuildContext
-from rvforge.registry import Registry, build_registry
 
 pytestmark = pytest.mark.network
 
@@ -29,18 +28,6 @@ WHEELS = ("markupsafe==3.0.4", "msgpack==1.2.4", "charset-normalizer==3.5.3")
 PIP_TARGET = ("--platform", "manylinux_2_31_riscv64", "--python-version", "3.11",
               "--implementation", "cp", "--abi", "cp311")
 DEBS = ("libzstd1", "busybox-static")
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    return build_registry(load_entrypoints=False)
-
-
-@pytest.fixture(scope="module")
-def ctx(registry: Registry, tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[BuildContext]:
-    with BuildContext(registry, scratch_dir=tmp_path_factory.mktemp("packages")) as c:
-        yield c
 
 
 def pip() -> list[str]:

@@ -169,6 +169,7 @@ def read_package(path: Path, kind: str) -> Package:
         raise
 
 
+# zipfile raises NotImplementedError (unknown compression) and RuntimeError (encryption)
 _CORRUPT = (OSError, EOFError, ValueError, IndexError, OverflowError, UnicodeError,
             NotImplementedError, RuntimeError, struct.error, zlib.error, lzma.LZMAError,
             tarfile.TarError, zipfile.BadZipFile)

@@ -67,6 +67,8 @@ def read_zip(path: Path, *, wheel: bool) -> Package:
     except zipfile.BadZipFile as error:
         raise InputError(f"{path}: not a zip archive, or truncated or corrupt ({error})"
                          ) from None
+    # zipfile: NotImplementedError for an unknown compression method, RuntimeError for an
+    # encrypted member
     except (zlib.error, EOFError, NotImplementedError, RuntimeError) as error:
         raise InputError(f"{path}: cannot read a member ({error}); the archive is corrupt "
                          "or uses a compression rvforge cannot read") from None
