@@ -119,7 +119,7 @@ def prelaunch(ctx: BuildContext, kernel: Path, image: Path, **dev: Any) -> float
     artifact = Artifact(image, "initramfs", "cpio.gz", size=image.stat().st_size)
     options = LaunchOptions(kernel=str(kernel), **dev)
     launcher = QemuVirt()
-    launcher.command_line(artifact, machine, resolve_kernel(options.kernel, ctx), options, ctx)
+    launcher.prepare(artifact, machine, options, ctx)
     with tempfile.TemporaryDirectory(prefix="rvforge-vm-") as tmp:
         for name in ("console", "ctl", "out", "err"):
             listener = socket.socket(socket.AF_UNIX)

@@ -11,7 +11,7 @@ from rvforge import Machine, UsageError
 
 from rvforge_qemu.devices import Devices, parse_share
 from rvforge_qemu.options import LaunchOptions
-from rvforge_qemu.virt import QemuVirt
+from rvforge_qemu.prepared import devices_of
 
 
 def test_shares_become_9p_devices_and_kernel_words(tmp_path: Path) -> None:
@@ -69,11 +69,11 @@ def test_a_profile_carries_shares_net_and_forwards_and_flags_add_to_them(
         tmp_path: Path) -> None:
     machine = Machine("dev", "qemu-virt", "", options={
         "shares": [f"{tmp_path}:/mnt/profile"], "net": True, "forwards": ["8080:80"]})
-    devices = QemuVirt().devices(machine, LaunchOptions(share=[f"{tmp_path}:/mnt/flag:ro"],
-                                                        forward=["9090:90"]))
+    devices = devices_of(machine, LaunchOptions(share=[f"{tmp_path}:/mnt/flag:ro"],
+                                                forward=["9090:90"]))
     assert [(s.guest, s.readonly) for s in devices.shares] == [
         ("/mnt/profile", False), ("/mnt/flag", True)]
     assert devices.net and [f.host_port for f in devices.forwards] == [8080, 9090]
     bad = Machine("bad", "qemu-virt", "", options={"net": "yes"})
     with pytest.raises(UsageError, match="machine 'bad': net must be true or false"):
-        QemuVirt().devices(bad, LaunchOptions())
+        devices_of(bad, LaunchOptions())

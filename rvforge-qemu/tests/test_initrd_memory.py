@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rvforge_qemu.virt import INITRD_ADDRESS_MB, memory_for_initrd
+from rvforge_qemu.prepared import INITRD_ADDRESS_MB, memory_for_initrd
 
 MiB = 1 << 20
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rvforge_qemu.virt import _kernel_speaks
+from rvforge_qemu.prepared import kernel_speaks
 
 BASE = ["qemu-system-riscv64", "-kernel", "vmlinux"]
 
@@ -18,4 +18,4 @@ BASE = ["qemu-system-riscv64", "-kernel", "vmlinux"]
 ])
 def test_a_start_is_watched_only_where_the_kernel_speaks_at_once(
         argv: list[str], watched: bool) -> None:
-    assert _kernel_speaks(argv) is watched
+    assert kernel_speaks(argv) is watched

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "rvforge.artifacts": ("Artifact", "BootResult", "RunResult"),
     "rvforge.components": ("Auditor", "Component", "Kernel", "KernelSource", "Launcher",
-                           "NoOptions", "Overlay", "Packer", "Provider"),
+                           "LaunchSession", "NoOptions", "Overlay", "Packer", "Provider"),
     "rvforge.context": ("BuildContext", "default_cache_dir"),
     "rvforge.errors": ("AuditFailedError", "BootFailedError", "ChecksumMismatchError",
                        "ExitCode", "InputError", "PluginError", "RvforgeError",
@@ -27,9 +27,10 @@ _EXPORTS = {
                        "UsageError"),
     "rvforge.findings": ("FileRecord", "Finding", "FindingCode", "Severity"),
     "rvforge.hookspecs": ("hookimpl", "hookspec"),
+    "rvforge.launching": ("Launch", "prepare_launch"),
     "rvforge.loading": ("load_path",),
     "rvforge.machines": ("Machine",),
-    "rvforge.options": ("build_options",),
+    "rvforge.options": ("OptionSpec", "build_options", "declared_options", "option"),
     "rvforge.pipeline": ("pack",),
     "rvforge.progress": ("Progress", "Task"),
     "rvforge.protocol": ("CONTROL_PORT", "INIT_SCRIPT", "READY_MARKER", "STDERR_PORT",
@@ -69,9 +70,12 @@ __all__ = [
     "InputError",
     "Kernel",
     "KernelSource",
+    "Launch",
+    "LaunchSession",
     "Launcher",
     "Machine",
     "NoOptions",
+    "OptionSpec",
     "Overlay",
     "Packer",
     "PluginError",
@@ -94,12 +98,15 @@ __all__ = [
     "build_options",
     "build_registry",
     "check_symlink_target",
+    "declared_options",
     "default_cache_dir",
     "hookimpl",
     "hookspec",
     "load_path",
     "normalize",
+    "option",
     "pack",
+    "prepare_launch",
 ]
 
 
@@ -124,6 +131,7 @@ if TYPE_CHECKING:
         Kernel,
         KernelSource,
         Launcher,
+        LaunchSession,
         NoOptions,
         Overlay,
         Packer,
@@ -145,9 +153,10 @@ if TYPE_CHECKING:
     )
     from rvforge.findings import FileRecord, Finding, FindingCode, Severity
     from rvforge.hookspecs import hookimpl, hookspec
+    from rvforge.launching import Launch, prepare_launch
     from rvforge.loading import load_path
     from rvforge.machines import Machine
-    from rvforge.options import build_options
+    from rvforge.options import OptionSpec, build_options, declared_options, option
     from rvforge.pipeline import pack
     from rvforge.progress import Progress, Task
     from rvforge.protocol import (

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
+
+from rvforge.errors import UsageError
 
 if TYPE_CHECKING:
     from rvforge.artifacts import Artifact, BootResult, RunResult
@@ -111,15 +114,30 @@ class Packer(Component):
 class Launcher(Component, Generic[OptionsT]):
     """Boots an artifact on a machine and reports what happened.
 
-    ``rvforge boot`` and ``rvforge run`` build the launcher's ``Options`` from the fields
-    of these names that it declares, leaving out flags the user did not give (so the
-    dataclass's defaults apply): ``kernel`` (``--kernel``: a kernel image path or a kernel
-    source name), ``timeout`` (``--timeout``, seconds), ``console_log`` (``--console-log``,
-    a :class:`~pathlib.Path`), ``memory`` (``--memory``, MB) and ``cpus`` (``--cpus``)
-    overriding the machine profile's, ``interactive`` (``boot --interactive``: attach the
-    console to the terminal) and ``stream`` (always ``True`` for ``run``: copy the
-    command's output to rvforge's stdout/stderr as it arrives).
+    The launcher's ``Options`` dataclass declares every setting it takes, each field made
+    with :func:`rvforge.option` (help text, metavar, the commands it is a flag of):
+    ``rvforge boot``/``rvforge run`` derive their flags from the installed launchers'
+    declarations, the pytest plugin its ``--rvforge-*`` options, and a flag the chosen
+    launcher does not declare is exit 2 naming the flag and the launcher. Flags the user
+    did not give are left out, so the dataclass's defaults apply. Fields of these names
+    mean the same to every launcher: ``kernel`` (a kernel image path or kernel source
+    name), ``timeout`` (seconds), ``console_log`` (a :class:`~pathlib.Path`), ``memory``
+    (MB) and ``cpus`` overriding the machine profile's, ``interactive`` (``boot
+    --interactive``: attach the console to the terminal) and ``stream`` (set by rvforge,
+    ``True`` for ``run``: copy the command's output to rvforge's stdout/stderr as it
+    arrives).
     """
+
+    supports_session: ClassVar[bool] = False
+    """Whether :meth:`session` keeps a guest running for many commands (the pytest
+    plugin's fixtures need it)."""
+
+    def context_settings(self, options: OptionsT) -> Mapping[str, Mapping[str, object]]:
+        """``[plugin.NAME]`` settings ``options`` stand for (``--qemu PATH``: QEMU's
+        binary), laid over the config's before the machine is resolved, so that
+        :meth:`machine_isa` and :meth:`host_tool`, which see only the context, follow
+        them; default none."""
+        return {}
 
     def machine_isa(self, machine: Machine, ctx: BuildContext) -> str:
         """The ISA string ``machine``'s CPU implements (default: ``machine.isa``)."""
@@ -142,6 +160,24 @@ class Launcher(Component, Generic[OptionsT]):
             ctx: BuildContext) -> RunResult:
         """Boot ``artifact``, run ``argv`` in the guest and return its exit status and
         output (``status`` is ``None`` if it never finished)."""
+
+    def session(self, artifact: Artifact, machine: Machine, options: OptionsT,
+                ctx: BuildContext) -> AbstractContextManager[LaunchSession]:
+        """A ``with`` block holding ``artifact`` booted on ``machine``, yielding an object
+        whose ``run(argv, timeout=None)`` returns a :class:`~rvforge.RunResult` per
+        command; the guest powers off at the block's end. Launchers that can set
+        :attr:`supports_session`; the default refuses with a :class:`~rvforge.UsageError`.
+        """
+        raise UsageError(f"launcher {self.name!r} cannot keep a guest running for many "
+                         "commands; use a machine whose launcher can (qemu-virt)")
+
+
+class LaunchSession(Protocol):
+    """What :meth:`Launcher.session` yields: a running guest that takes commands."""
+
+    def run(self, argv: list[str] | str, *, timeout: float | None = None) -> RunResult:
+        """Run ``argv`` (words, or one shell script) and return its status and output."""
+        ...
 
 
 @dataclass(frozen=True)

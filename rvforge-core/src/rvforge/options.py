@@ -4,6 +4,10 @@ Values arrive as strings (CLI), or TOML scalars and lists; each dataclass field'
 says what it wants: ``str``, ``int``, ``float``, ``bool``, ``Path``, ``list[str]`` (a
 repeatable flag) or an optional of those. A key the dataclass lacks is an error naming the
 component and the keys it does take.
+
+A field says what it is for with :func:`option` (help text, metavar, the commands that
+take it as a flag); :func:`declared_options` reads those declarations back, and the CLI
+and the pytest plugin derive their flags from them.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,57 @@ from rvforge.errors import UsageError
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+
+
+LAUNCH_COMMANDS = ("boot", "run")
+"""The commands a launcher option is a flag of unless it says otherwise."""
+
+
+def option(help: str, *, default: Any = dataclasses.MISSING,
+           default_factory: Callable[[], Any] | Any = dataclasses.MISSING,
+           metavar: str = "", commands: tuple[str, ...] = LAUNCH_COMMANDS) -> Any:
+    """A dataclass field declaring one option of a component.
+
+    :param help: one line for ``--help``.
+    :param metavar: how ``--help`` names the value (``HOST:GUEST[:ro]``).
+    :param commands: the CLI commands that take it as a flag (``()``: set by rvforge
+        itself, never by a flag, as a launcher's ``stream``).
+    """
+    metadata = {"help": help, "metavar": metavar, "commands": commands}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option a component declares: what a flag derived from it needs.
+
+    :param name: the field's name (``gdb_port``; the flag is ``--gdb-port``).
+    :param kind: ``str``, ``int``, ``float``, ``bool``, ``Path`` or ``list`` (a repeatable
+        flag of strings).
+    :param help: the declared help text (``""`` for a plain field).
+    :param metavar: the declared value name, if any.
+    :param commands: the commands taking it as a flag.
+    """
+
+    name: str
+    kind: Any
+    help: str = ""
+    metavar: str = ""
+    commands: tuple[str, ...] = LAUNCH_COMMANDS
+
+    @property
+    def flag(self) -> str:
+        return flag_name(self.name)
+
+
+def declared_options(cls: type) -> list[OptionSpec]:
+    """The options the dataclass ``cls`` declares, in field order."""
+    return [OptionSpec(name, kind, fld.metadata.get("help", ""),
+                       fld.metadata.get("metavar", ""),
+                       tuple(fld.metadata.get("commands", LAUNCH_COMMANDS)))
+            for name, (kind, fld) in option_fields(cls).items()]
 
 
 def option_fields(cls: type) -> dict[str, tuple[type, dataclasses.Field[Any]]]:
@@ -164,11 +220,12 @@ def seconds(value: float | None, flag: str) -> float | None:
     return float(result)
 
 
-def launch_limits(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` (the CLI's ``boot``/``run`` options) with ``timeout`` checked by
+def launch_limits(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` (a launcher's raw option values) with ``timeout`` checked by
     :func:`seconds` and ``memory``/``cpus`` required to be whole numbers of at least 1."""
     checked = dict(values)
-    checked["timeout"] = seconds(values.get("timeout"), "--timeout")
+    if "timeout" in values:
+        checked["timeout"] = seconds(values["timeout"], "--timeout")
     for key in ("memory", "cpus"):
         if values.get(key) is not None and number(values[key], int, f"--{key}") < 1:
             raise UsageError(f"--{key} wants at least 1, not {values[key]!r}")

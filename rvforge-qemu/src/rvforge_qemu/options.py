@@ -1,56 +1,88 @@
-"""The options both QEMU launchers take (``rvforge boot``/``rvforge run`` flags)."""
+"""The options the QEMU launchers declare: the ``rvforge boot``/``rvforge run`` flags and
+the pytest plugin's ``--rvforge-*`` options are derived from these dataclasses."""
 
 from __future__ import annotations
 
 import shlex
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from rvforge import option
+
 DEFAULT_TIMEOUT = 300.0
+GDB_DEFAULT_PORT = 1234
+QEMU_HELP = ("The qemu-system-riscv64 binary (default: $RVFORGE_QEMU, else the one on PATH; "
+             "a machine profile's qemu = \"...\" wins).")
+
+_TIMEOUT_HELP = ("Seconds for the whole boot (to the ready marker) or run (to the "
+                 "command's exit).")
+_STREAM_HELP = ("Write the command's output to this process's stdout and stderr as it "
+                "arrives (set for `rvforge run`).")
 
 
 @dataclass
 class LaunchOptions:
-    """:param kernel: a kernel image path, a kernel source name, or ``auto`` (Debian's).
-    :param timeout: seconds for the whole boot (to the ready marker) or run (to the
-        command's exit).
-    :param console_log: keep the serial console here (default: rvforge's cache, one
-        file per image and machine, overwritten by the next boot).
-    :param interactive: attach the guest console to this terminal and give the user a
-        shell (``boot`` only).
-    :param memory: RAM in MB, overriding the machine profile's.
-    :param cpus: virtual CPUs, overriding the machine profile's.
-    :param stream: write the command's output to this process's stdout and stderr as it
-        arrives (``run``), besides returning it.
-    :param share: ``HOST:GUEST[:ro]`` host directories mounted in the guest (virtio-9p).
-    :param net: give the guest QEMU's user-mode network (10.0.2.15; the host's loopback
-        is 10.0.2.2).
-    :param forward: ``HOSTPORT:GUESTPORT`` TCP forwards from the host's 127.0.0.1 (imply
-        ``net``).
-    :param append: more kernel command-line words (one shell-quoted string).
-    :param qemu_arg: more QEMU arguments, each one word, after rvforge's.
-    :param gdb: start QEMU's gdbstub on this port of 127.0.0.1.
-    :param halted: with ``gdb``: the CPUs wait for the debugger's ``continue``.
-    :param console: copy the serial console to this process's stderr as it arrives.
-    """
+    """What the ``qemu-virt`` launcher takes (each field's ``help`` says what it does)."""
 
-    kernel: str = "auto"
-    timeout: float = DEFAULT_TIMEOUT
-    console_log: Path | None = None
-    interactive: bool = False
-    memory: int | None = None
-    cpus: int | None = None
-    stream: bool = False
-    share: list[str] = field(default_factory=list)
-    net: bool = False
-    forward: list[str] = field(default_factory=list)
-    append: str = ""
-    qemu_arg: list[str] = field(default_factory=list)
-    gdb: int | None = None
-    halted: bool = False
-    console: bool = False
+    kernel: str = option("Kernel image path or kernel source name (default: auto, "
+                         "Debian's).", default="auto", metavar="PATH|NAME")
+    timeout: float = option(_TIMEOUT_HELP, default=DEFAULT_TIMEOUT, metavar="SECONDS")
+    console_log: Path | None = option(
+        "Keep the serial console here (default: rvforge's cache, one file per image and "
+        "machine).", default=None, metavar="PATH")
+    interactive: bool = option("Attach the guest console to this terminal: a shell "
+                               "(Ctrl-] leaves).", default=False, commands=("boot",))
+    memory: int | None = option("RAM in MB (overrides the profile).", default=None,
+                                metavar="MB")
+    cpus: int | None = option("CPUs (overrides the profile).", default=None)
+    stream: bool = option(_STREAM_HELP, default=False, commands=())
+    share: list[str] = option(
+        "Mount host directory HOST at GUEST in the guest (virtio-9p; writes reach the "
+        "host; :ro refuses them). Repeatable.", default_factory=list,
+        metavar="HOST:GUEST[:ro]")
+    net: bool = option("User-mode networking: the guest is 10.0.2.15, the host's "
+                       "loopback is 10.0.2.2.", default=False)
+    forward: list[str] = option(
+        "Forward TCP port HOSTPORT of the host's 127.0.0.1 to GUESTPORT in the guest "
+        "(implies --net). Repeatable.", default_factory=list, metavar="HOSTPORT:GUESTPORT")
+    append: str = option("More kernel command-line words (one shell-quoted string).",
+                         default="", metavar="WORDS")
+    qemu_arg: list[str] = option("One more QEMU argument (repeat for each word).",
+                                 default_factory=list, metavar="ARG")
+    gdb: bool = option(f"QEMU's gdbstub on 127.0.0.1 (port {GDB_DEFAULT_PORT}, or "
+                       "--gdb-port).", default=False)
+    gdb_port: int | None = option("The gdbstub's port (implies --gdb).", default=None,
+                                  metavar="PORT")
+    halted: bool = option("With --gdb: the CPUs wait for the debugger's 'continue'.",
+                          default=False)
+    console: bool = option("Show the serial console while it runs (on stderr).",
+                           default=False)
+    qemu: Path | None = option(QEMU_HELP, default=None, metavar="PATH",
+                               commands=("boot", "run", "build", "machines"))
+
+    @property
+    def gdb_listen(self) -> int | None:
+        """The gdbstub's port, or ``None`` for no gdbstub."""
+        if self.gdb_port is not None:
+            return self.gdb_port
+        return GDB_DEFAULT_PORT if self.gdb else None
+
+
+@dataclass
+class UserOptions:
+    """What the ``qemu-user`` launcher takes: it runs one program, with no kernel, console
+    or devices, so the ``qemu-virt`` flags are not among them."""
+
+    timeout: float = option(_TIMEOUT_HELP, default=DEFAULT_TIMEOUT, metavar="SECONDS")
+    stream: bool = option(_STREAM_HELP, default=False, commands=())
+
+
+def qemu_settings(binary: Path | None) -> dict[str, dict[str, object]]:
+    """The ``[plugin.qemu]`` settings ``--qemu PATH`` stands for (see
+    :mod:`rvforge_qemu.qemubin`)."""
+    return {"qemu": {"binary": str(binary)}} if binary is not None else {}
 
 
 def command_script(argv: list[str]) -> str:
@@ -70,4 +102,3 @@ def sink(buffer: bytearray, stream: bool, err: bool) -> Callable[[bytes], None]:
             target.flush()
 
     return write
-

@@ -16,21 +16,26 @@ Fixtures (both session-scoped):
 
 ``rvforge_guest``
     A :class:`~rvforge_qemu.session.Session` on the image given by ``--rvforge-image``
-    (machine ``--rvforge-machine``, kernel ``--rvforge-kernel``, QEMU ``--rvforge-qemu``,
-    default ``$RVFORGE_QEMU`` or the one on PATH; host directories
-    ``--rvforge-share HOST:GUEST[:ro]``, networking ``--rvforge-net``, port forwards
-    ``--rvforge-forward HOSTPORT:GUESTPORT``, the first and last repeatable).
-    ``run(argv or script, timeout=...)`` returns a :class:`rvforge.RunResult`: ``status``,
-    ``stdout``, ``stderr`` (bytes), and ``diagnosis`` (explanations of illegal
-    instructions).
+    (machine ``--rvforge-machine``). Every option the ``qemu-virt`` launcher declares for
+    ``rvforge run`` is an option here too, named ``--rvforge-`` and the flag's name, with
+    the same meaning: kernel ``--rvforge-kernel``, QEMU ``--rvforge-qemu`` (default
+    ``$RVFORGE_QEMU`` or the one on PATH), host directories ``--rvforge-share
+    HOST:GUEST[:ro]``, networking ``--rvforge-net``, port forwards ``--rvforge-forward
+    HOSTPORT:GUESTPORT``, ``--rvforge-timeout``, ``--rvforge-memory``,
+    ``--rvforge-append``... (``pytest --help`` lists them; the repeatable ones may be
+    given many times). ``run(argv or script, timeout=...)`` returns a
+    :class:`rvforge.RunResult`: ``status``, ``stdout``, ``stderr`` (bytes), and
+    ``diagnosis`` (explanations of illegal instructions).
 ``rvforge_boot``
-    ``rvforge_boot(image, machine=None, kernel=None, qemu=None, share=(), net=False,
-    forward=())`` boots another image (once per image and settings) and returns its
-    session.
+    ``rvforge_boot(image, machine=None, **options)`` boots another image (once per image,
+    machine and options; ``options`` by field name: ``kernel=``, ``qemu=``, ``share=[...]``,
+    ``net=True``, ``forward=[...]``...) and returns its session. ``--rvforge-timeout`` and
+    ``--rvforge-qemu`` are its defaults.
 
-The ini file takes the same settings: ``rvforge_share`` and ``rvforge_forward`` one per
-line, ``rvforge_net = true``. ``--rvforge-offline`` boots the cached kernel without
-touching the network.
+The ini file takes the same settings (``rvforge_share = ...`` one per line, ``rvforge_net =
+true``). ``--rvforge-offline`` boots the cached kernel without touching the network. Both
+fixtures start guests as ``rvforge boot``/``run`` do (:func:`rvforge.prepare_launch`): the
+same checks, the same errors.
 
 Every guest is powered off (or killed) when the session ends.
 """
@@ -40,15 +45,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from rvforge import Artifact, BuildContext, UsageError
+from rvforge import BuildContext, LaunchSession, OptionSpec, declared_options, prepare_launch
 
-from rvforge_qemu.options import DEFAULT_TIMEOUT, LaunchOptions
-from rvforge_qemu.session import Session
+from rvforge_qemu.options import LaunchOptions
 
-Boot = Callable[..., Session]
+Boot = Callable[..., LaunchSession]
+SESSION_DEFAULTS = ("timeout", "qemu")
+"""Options whose pytest setting is the default of every ``rvforge_boot`` call."""
+
+
+def guest_options() -> list[OptionSpec]:
+    """The ``qemu-virt`` options the fixtures take: those it declares for ``rvforge run``."""
+    return [spec for spec in declared_options(LaunchOptions) if "run" in spec.commands]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -56,85 +68,72 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for name, help_text in (
         ("image", "image (initramfs or ext4) the rvforge_guest fixture boots"),
         ("machine", "machine profile for rvforge_guest (default: qemu-virt)"),
-        ("kernel", "kernel path or source for rvforge_guest (default: auto)"),
-        ("timeout", f"seconds per boot and per command (default: {DEFAULT_TIMEOUT:g})"),
-        ("qemu", "qemu-system-riscv64 binary (default: $RVFORGE_QEMU, else PATH)"),
     ):
         group.addoption(f"--rvforge-{name}", dest=f"rvforge_{name}", help=help_text)
         parser.addini(f"rvforge_{name}", help_text)
-    for name, help_text in (
-        ("share", "HOST:GUEST[:ro]: mount a host directory in rvforge_guest (repeatable)"),
-        ("forward", "HOSTPORT:GUESTPORT: forward a port of 127.0.0.1 to rvforge_guest "
-                    "(repeatable; implies --rvforge-net)"),
-    ):
-        group.addoption(f"--rvforge-{name}", dest=f"rvforge_{name}", action="append",
-                        default=[], help=help_text)
-        parser.addini(f"rvforge_{name}", help_text, type="linelist")
-    group.addoption("--rvforge-net", dest="rvforge_net", action="store_true",
-                    help="user-mode networking for rvforge_guest (host loopback: 10.0.2.2)")
-    parser.addini("rvforge_net", "user-mode networking for rvforge_guest", type="bool",
-                  default=False)
+    for spec in guest_options():
+        flag, dest = f"--rvforge-{spec.flag[2:]}", f"rvforge_{spec.name}"
+        help_text = spec.help.replace("%", "%%")
+        if spec.kind is list:
+            group.addoption(flag, dest=dest, action="append", default=[],
+                            metavar=spec.metavar or None, help=help_text)
+            parser.addini(dest, spec.help, type="linelist")
+        elif spec.kind is bool:
+            group.addoption(flag, dest=dest, action="store_true", default=None,
+                            help=help_text)
+            parser.addini(dest, spec.help, type="bool", default=False)
+        else:
+            group.addoption(flag, dest=dest, metavar=spec.metavar or None, help=help_text)
+            parser.addini(dest, spec.help)
     group.addoption("--rvforge-offline", dest="rvforge_offline", action="store_true",
                     help="never touch the network: boot the cached kernel")
 
 
-def _setting(config: pytest.Config, name: str) -> str | None:
+def _setting(config: pytest.Config, name: str) -> Any:
+    """The command line's value of ``name``, else the ini file's; ``None`` when neither
+    gives one."""
     return config.getoption(f"rvforge_{name}") or config.getini(f"rvforge_{name}") or None
-
-
-def _settings(config: pytest.Config, name: str) -> tuple[str, ...]:
-    return tuple(config.getoption(f"rvforge_{name}") or config.getini(f"rvforge_{name}"))
 
 
 @pytest.fixture(scope="session")
 def rvforge_boot(pytestconfig: pytest.Config) -> Iterator[Boot]:
-    """Boot an image once per (image, machine, kernel, QEMU, shares, network) for the
-    whole session."""
+    """Boot an image once per (image, machine, options) for the whole session."""
     from rvforge import build_registry
 
-    timeout = float(_setting(pytestconfig, "timeout") or DEFAULT_TIMEOUT)
-    sessions: dict[tuple[object, ...], Session] = {}
-    contexts: dict[str | None, BuildContext] = {}
+    defaults = {name: _setting(pytestconfig, name) for name in SESSION_DEFAULTS}
+    sessions: dict[tuple[object, ...], LaunchSession] = {}
+    contexts: dict[object, BuildContext] = {}
     registry = build_registry()
     with ExitStack() as stack:
 
-        def boot(image: str | Path, machine: str | None = None, kernel: str | None = None,
-                 qemu: str | Path | None = None, share: tuple[str, ...] = (),
-                 net: bool = False, forward: tuple[str, ...] = ()) -> Session:
-            binary = str(qemu or _setting(pytestconfig, "qemu") or "") or None
-            key = (str(Path(image).resolve()), machine, kernel, binary, tuple(share), net,
-                   tuple(forward))
-            if binary not in contexts:
-                settings = {"qemu": {"binary": binary}} if binary else {}
-                contexts[binary] = stack.enter_context(BuildContext(
-                    registry, settings=settings,
-                    offline=bool(pytestconfig.getoption("rvforge_offline"))))
-            ctx = contexts[binary]
-            if key not in sessions:
-                target = ctx.registry.resolve_machine(machine, None, ctx)
-                launcher = ctx.registry.launchers.get(target.launcher or "qemu-virt")()
-                if not hasattr(launcher, "session"):
-                    raise UsageError(f"launcher {target.launcher!r} cannot keep a guest "
-                                     "running; use a qemu-virt machine")
-                options = LaunchOptions(kernel=kernel or "auto", timeout=timeout,
-                                        share=list(share), net=net, forward=list(forward))
-                sessions[key] = stack.enter_context(
-                    launcher.session(Artifact.of_image(Path(image)), target, options, ctx))
+        def boot(image: str | Path, machine: str | None = None,
+                 **options: Any) -> LaunchSession:
+            values = {**defaults, **{k: v for k, v in options.items() if v is not None}}
+            key = (str(Path(image).resolve()), machine,
+                   tuple(sorted((k, repr(v)) for k, v in values.items())))
+            if key in sessions:
+                return sessions[key]
+            # a context per QEMU binary: --qemu is laid over its settings
+            qemu = str(values.get("qemu") or "")
+            if qemu not in contexts:
+                contexts[qemu] = stack.enter_context(BuildContext(
+                    registry, offline=bool(pytestconfig.getoption("rvforge_offline"))))
+            ctx = contexts[qemu]
+            launch = prepare_launch(image, ctx, machine=machine, values=values,
+                                    command="session")
+            sessions[key] = stack.enter_context(launch.session(ctx))
             return sessions[key]
 
         yield boot
 
 
 @pytest.fixture(scope="session")
-def rvforge_guest(pytestconfig: pytest.Config, rvforge_boot: Boot) -> Session:
+def rvforge_guest(pytestconfig: pytest.Config, rvforge_boot: Boot) -> LaunchSession:
     """The guest booted from ``--rvforge-image`` (or the ``rvforge_image`` ini value)."""
     image = _setting(pytestconfig, "image")
     if not image:
         pytest.fail("rvforge_guest needs an image: pass --rvforge-image PATH or set "
                     "rvforge_image in the pytest configuration")
     return rvforge_boot(image, _setting(pytestconfig, "machine"),
-                        _setting(pytestconfig, "kernel"),
-                        share=_settings(pytestconfig, "share"),
-                        net=bool(pytestconfig.getoption("rvforge_net")
-                                 or pytestconfig.getini("rvforge_net")),
-                        forward=_settings(pytestconfig, "forward"))
+                        **{spec.name: _setting(pytestconfig, spec.name)
+                           for spec in guest_options()})

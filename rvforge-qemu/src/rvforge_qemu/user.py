@@ -3,7 +3,8 @@
 The image is unpacked to a scratch directory and the program runs with
 ``qemu-riscv64 -L <root> -cpu <the profile's CPU>``: its dynamic loader and libraries come
 from the image, no binfmt handler and no root needed. It runs with this process's
-environment and working directory; there is no kernel and no ``/init``.
+environment and working directory; there is no kernel and no ``/init``, so it takes none of
+``qemu-virt``'s kernel, console and device options (:class:`~rvforge_qemu.options.UserOptions`).
 """
 
 from __future__ import annotations
@@ -29,17 +30,17 @@ from rvforge import (
 
 from rvforge_qemu.cpuisa import cpu_isa
 from rvforge_qemu.image import unpack_image
-from rvforge_qemu.options import LaunchOptions, sink
+from rvforge_qemu.options import UserOptions, sink
 from rvforge_qemu.profiles import settings_of
 from rvforge_qemu.tools import QEMU_USER, find_tool
 
 SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 
-class QemuUser(Launcher[LaunchOptions]):
+class QemuUser(Launcher[UserOptions]):
     name = "qemu-user"
     summary = "runs one program of an image with qemu-riscv64 -L <unpacked image>"
-    Options = LaunchOptions
+    Options = UserOptions
     cache_entries = {"qemu/isa/*": "qemu-probes", "qemu/binaries/*": "qemu-probes"}
 
     def machine_isa(self, machine: Machine, ctx: BuildContext) -> str:
@@ -47,13 +48,13 @@ class QemuUser(Launcher[LaunchOptions]):
             return machine.isa
         return cpu_isa(settings_of(machine).cpu, ctx, machine=machine.name)
 
-    def boot(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
+    def boot(self, artifact: Artifact, machine: Machine, options: UserOptions,
              ctx: BuildContext) -> BootResult:
         raise UsageError("the qemu-user launcher runs single programs and boots nothing: "
                          "use `rvforge run --launcher qemu-user IMAGE -- PROGRAM [ARGS]`")
 
     def run(self, artifact: Artifact, machine: Machine, argv: list[str],
-            options: LaunchOptions, ctx: BuildContext) -> RunResult:
+            options: UserOptions, ctx: BuildContext) -> RunResult:
         qemu = find_tool(QEMU_USER)
         root = unpack_image(artifact, ctx.scratch("qemu-user", artifact.path.name), ctx)
         program = host_program(root, argv[0])

@@ -18,9 +18,8 @@ from typing import Annotated, Any
 import typer
 
 from rvforge import pipeline
-from rvforge.cli.common import handle_errors, load_registry
+from rvforge.cli.common import command_context, handle_errors
 from rvforge.cli.reporting import FORMATS, render, to_json, to_sarif, to_text
-from rvforge.config import load_config
 from rvforge.context import BuildContext
 from rvforge.errors import ExitCode, UsageError
 from rvforge.formats.packages import Package
@@ -102,11 +101,8 @@ def audit(
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
     if machine and isa:
         raise UsageError("--machine and --isa exclude each other")
-    settings = load_config(config)
-    registry = load_registry()
-    for profile in settings.machines:
-        registry.add_machine(profile)
-    with BuildContext(registry, deep=deep, settings=settings.plugins) as ctx:
+    with command_context(config, deep=deep) as (_, ctx):
+        registry = ctx.registry
         chosen = registry.resolve_machine(machine, isa, ctx) if machine or isa else None
         inputs = [_audit_one(registry, path, chosen, ctx, auditor) for path in paths]
         if any(i.package is not None for i in inputs) or len(inputs) > 1:

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from rvforge import pipeline
-from rvforge.cli.common import QEMU_HELP, handle_errors, load_registry, with_qemu
-from rvforge.config import load_config
-from rvforge.context import BuildContext
+from rvforge.cli.common import command_context, handle_errors, with_launcher_flags
 from rvforge.errors import UsageError
+from rvforge.launching import apply_launcher_settings
+from rvforge.registry import Registry
 from rvforge.spec import BuildFlags, resolve_spec
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, launchers: Registry | None) -> None:
     app.command(
         "build",
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
@@ -27,10 +27,9 @@ def register(app: typer.Typer) -> None:
             "'--variant minbase' for debootstrap, '--sha256 HEX' for alpine "
             "('rvforge plugins' lists each provider's options)."
         ),
-    )(build)
+    )(handle_errors(with_launcher_flags(build, launchers, "build")))
 
 
-@handle_errors
 def build(
     ctx: typer.Context,
     provider: Annotated[str | None, typer.Option(help="Base rootfs provider (alpine, "
@@ -65,11 +64,11 @@ def build(
         "--init/--no-init", help="Write rvforge's /init (default: for initramfs images "
         "that lack one).")] = None,
     offline: Annotated[bool, typer.Option(help="Use only the download cache.")] = False,
-    qemu: Annotated[Path | None, typer.Option(help=QEMU_HELP)] = None,
     config: Annotated[Path | None, typer.Option(help="Config file (default: "
                                                 "./rvforge.toml if present).")] = None,
     format: Annotated[str, typer.Option("--format", help="Report format: text or json.")]
     = "text",
+    launcher_values: dict[str, Any] | None = None,
 ) -> None:
     if format not in ("text", "json"):
         raise UsageError(f"--format must be text or json, not {format!r}")
@@ -78,10 +77,6 @@ def build(
     if machine and isa:
         raise UsageError("--machine and --isa exclude each other; --isa already names the "
                          "target CPU")
-    settings = load_config(config)
-    registry = load_registry()
-    for profile in settings.machines:
-        registry.add_machine(profile)
     flags = BuildFlags(
         provider=provider, output=output, packer=packer, machine=machine, isa=isa,
         deep=deep or None, init=init,
@@ -89,10 +84,10 @@ def build(
         provider_values={"source": source, "release": release, "mirror": mirror,
                          "package": package or None},
         extra_args=list(ctx.args), overlays=overlay or [])
-    with BuildContext(registry, offline=offline,
-                      settings=with_qemu(settings.plugins, qemu)) as bctx:
-        spec = resolve_spec(registry, settings, flags, bctx)
-        report = pipeline.build(registry, spec, bctx)
+    with command_context(config, offline=offline) as (settings, bctx):
+        apply_launcher_settings(bctx, launcher_values or {}, "build")
+        spec = resolve_spec(bctx.registry, settings, flags, bctx)
+        report = pipeline.build(bctx.registry, spec, bctx)
     if format == "json":
         typer.echo(json.dumps(report.to_json(), indent=2))
         return

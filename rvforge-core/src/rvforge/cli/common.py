@@ -1,18 +1,25 @@
-"""What every command shares: error reporting, the registry, machine resolution."""
+"""What every command shares: error reporting, the config, registry and context every
+command starts from, the flags derived from the installed launchers' declarations."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
+from rvforge.config import Config, load_config
+from rvforge.context import BuildContext
 from rvforge.errors import ExitCode, RvforgeError
+from rvforge.launching import launcher_flags
+from rvforge.options import OptionSpec
 from rvforge.registry import Registry, build_registry
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,16 +66,59 @@ def load_registry() -> Registry:
     return build_registry()
 
 
-def with_qemu(plugin_settings: dict[str, Any], qemu: Path | None) -> dict[str, Any]:
-    """The config's ``[plugin.*]`` settings with ``--qemu PATH`` as ``[plugin.qemu] binary``
-    (rvforge-qemu reads it from ``ctx.settings``)."""
-    if qemu is None:
-        return plugin_settings
-    table = plugin_settings.get("qemu")
-    return {**plugin_settings, "qemu": {**(table if isinstance(table, dict) else {}),
-                                        "binary": str(qemu)}}
+@contextmanager
+def command_context(config: Path | None = None, *, offline: bool = False,
+                    deep: bool = False) -> Iterator[tuple[Config, BuildContext]]:
+    """What most commands start with: the config (``--config``, else ``./rvforge.toml``),
+    the registry with the config's machine profiles added, and a context for the work."""
+    settings = load_config(config)
+    registry = load_registry()
+    for profile in settings.machines:
+        registry.add_machine(profile)
+    with BuildContext(registry, offline=offline, deep=deep,
+                      settings=dict(settings.plugins)) as ctx:
+        yield settings, ctx
 
 
-QEMU_HELP = ("The qemu-system-riscv64 binary (default: $RVFORGE_QEMU, else the one on PATH; "
-             "a machine profile's qemu = \"...\" wins).")
+def launcher_declarations() -> Registry | None:
+    """The installed plugins' registry, to derive launcher flags from when the commands
+    are built; ``None`` when loading fails (the command then reports why)."""
+    try:
+        return load_registry()
+    except RvforgeError:
+        return None
 
+
+def with_launcher_flags(func: F, registry: Registry | None, command: str) -> F:
+    """``func`` taking, besides its own parameters, one flag per option the installed
+    launchers declare for ``command`` (:func:`rvforge.launching.launcher_flags`); their
+    values reach it as ``launcher_values`` (field name → value, ``None``: not given)."""
+    specs = launcher_flags(registry, command) if registry is not None else []
+    signature = inspect.signature(func, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "launcher_values"]
+    taken = {p.name for p in own}
+    specs = [s for s in specs if s.name not in taken]
+    derived = [inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                 annotation=_flag_annotation(s)) for s in specs]
+    names = [s.name for s in specs]
+
+    def command_function(**kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in names}
+        return func(**kwargs, launcher_values=values)
+
+    command_function.__name__ = func.__name__
+    command_function.__doc__ = func.__doc__
+    command_function.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own),
+                    *derived])
+    return command_function  # type: ignore[return-value]
+
+
+_FLAG_TYPES: dict[Any, Any] = {list: list[str] | None, bool: bool | None, int: int | None,
+                               float: float | None, Path: Path | None}
+
+
+def _flag_annotation(spec: OptionSpec) -> Any:
+    option = typer.Option(spec.flag, help=spec.help or None, metavar=spec.metavar or None,
+                          show_default=False)
+    return Annotated[_FLAG_TYPES.get(spec.kind, str | None), option]

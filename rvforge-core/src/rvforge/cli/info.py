@@ -8,17 +8,23 @@ from typing import Annotated, Any
 
 import typer
 
-from rvforge.cli.common import QEMU_HELP, handle_errors, load_registry, with_qemu
-from rvforge.config import load_config
+from rvforge.cli.common import (
+    command_context,
+    handle_errors,
+    load_registry,
+    with_launcher_flags,
+)
 from rvforge.errors import RvforgeError, ToolMissingError, UsageError
+from rvforge.launching import apply_launcher_settings
 from rvforge.machines import AUTO_MACHINE
 from rvforge.options import flag_name, option_fields
 from rvforge.registry import Registry
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, launchers: Registry | None) -> None:
     app.command("plugins")(plugins)
-    app.command("machines")(machines)
+    app.command("machines")(handle_errors(with_launcher_flags(machines, launchers,
+                                                              "machines")))
 
 
 @handle_errors
@@ -84,24 +90,19 @@ def describe(registry: Registry, family: str, name: str) -> dict[str, Any]:
     return data
 
 
-@handle_errors
 def machines(
     format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
     resolve: Annotated[bool, typer.Option(help="Ask each launcher for the ISA its CPU "
                                           "implements (may run QEMU).")] = True,
     config: Annotated[Any, typer.Option(help="Config file with [machines.*] tables.")]
     = None,
-    qemu: Annotated[Path | None, typer.Option(help=QEMU_HELP)] = None,
+    launcher_values: dict[str, Any] | None = None,
 ) -> None:
     """List machine profiles: launcher, ISA, memory and CPUs, for the QEMU named first."""
-    from rvforge.context import BuildContext
-
-    registry = load_registry()
-    settings = load_config(Path(config) if config else None)
-    for profile in settings.machines:
-        registry.add_machine(profile)
     rows = []
-    with BuildContext(registry, settings=with_qemu(settings.plugins, qemu)) as ctx:
+    with command_context(Path(config) if config else None) as (_, ctx):
+        apply_launcher_settings(ctx, launcher_values or {}, "machines")
+        registry = ctx.registry
         try:
             runs_on = _host_tool(registry, registry.default_machine(), ctx)
         except ToolMissingError:

@@ -1,0 +1,65 @@
+"""Starting a prepared ``qemu-virt`` launch: a ``with`` block owning the running
+:class:`~rvforge_qemu.guest.Guest`, restarting QEMU when the kernel stays silent."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rvforge import BuildContext
+
+from rvforge_qemu.guest import Guest, channel_args
+from rvforge_qemu.prepared import PreparedLaunch
+
+KERNEL_START_SECONDS = 90.0
+"""A QEMU whose kernel has printed nothing this long after starting is restarted (the kernel
+prints within seconds even on a loaded machine)."""
+START_ATTEMPTS = 3
+
+
+class StartedGuest:
+    """``with`` block owning a started :class:`Guest` and its socket directory; yields the
+    guest and the deadline ``timeout`` seconds from the start."""
+
+    def __init__(self, prepared: PreparedLaunch, timeout: float, ctx: BuildContext, *,
+                 echo: bool = False) -> None:
+        self.prepared, self.timeout, self.ctx, self.echo = prepared, timeout, ctx, echo
+        self._current: Guest | None = None
+
+    def __enter__(self) -> tuple[Guest, float]:
+        self._tmp = tempfile.TemporaryDirectory(prefix="rvforge-vm-")
+        deadline = time.monotonic() + self.timeout
+        attempts = START_ATTEMPTS if self.prepared.kernel_speaks else 1
+        try:
+            for attempt in range(1, attempts + 1):
+                guest = self._start(deadline)
+                stall = min(deadline, time.monotonic() + KERNEL_START_SECONDS)
+                if attempt == attempts or guest.wait_kernel(stall) \
+                        or time.monotonic() >= deadline:
+                    break
+                # QEMU 7.2 now and then spins after OpenSBI and never runs the kernel
+                self.ctx.log.warning("the kernel printed nothing; restarting QEMU",
+                                     seconds=KERNEL_START_SECONDS, attempt=attempt)
+                guest.kill()
+        except BaseException:
+            self.__exit__()
+            raise
+        return guest, deadline
+
+    def _start(self, deadline: float) -> Guest:
+        socket_dir = Path(self._tmp.name)
+        argv = list(self.prepared.argv)
+        guest = Guest([*argv, *channel_args(socket_dir)], socket_dir,
+                      self.prepared.console_log, self.prepared.label,
+                      echo=sys.stderr.buffer if self.echo else None)
+        self._current = guest
+        self.ctx.log.debug("starting QEMU", argv=" ".join(argv))
+        guest.start(deadline)
+        return guest
+
+    def __exit__(self, *exc: object) -> None:
+        if self._current is not None:
+            self._current.kill()
+        self._tmp.cleanup()
