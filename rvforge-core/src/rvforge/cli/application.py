@@ -13,7 +13,6 @@ from rvforge.cli import cache as cache_cmd
 from rvforge.cli import info as info_cmd
 from rvforge.cli import inspect as inspect_cmd
 from rvforge.cli import launch as launch_cmd
-from rvforge.cli.common import launcher_declarations
 from rvforge.cli.version import version_text
 from rvforge.log import LOG_FORMATS, configure_logging
 
@@ -61,10 +60,5 @@ def callback(
         os.environ["RVFORGE_DEBUG"] = "1"
 
 
-_launchers = launcher_declarations()  # their options are flags of boot, run, build, machines
-build_cmd.register(app, _launchers)
-audit_cmd.register(app)
-inspect_cmd.register(app)
-launch_cmd.register(app, _launchers)
-info_cmd.register(app, _launchers)
-cache_cmd.register(app)
+for module in (build_cmd, audit_cmd, inspect_cmd, launch_cmd, info_cmd, cache_cmd):
+    module.register(app)

@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from rvforge import pipeline
-from rvforge.cli.common import command_context, handle_errors, with_launcher_flags
+from rvforge.cli.common import (
+    command_context,
+    handle_errors,
+    launcher_flags_command,
+    launcher_values,
+)
 from rvforge.errors import UsageError
 from rvforge.launching import apply_launcher_settings
-from rvforge.registry import Registry
 from rvforge.spec import BuildFlags, resolve_spec
 
 
-def register(app: typer.Typer, launchers: Registry | None) -> None:
+def register(app: typer.Typer) -> None:
     app.command(
         "build",
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
@@ -27,9 +31,11 @@ def register(app: typer.Typer, launchers: Registry | None) -> None:
             "'--variant minbase' for debootstrap, '--sha256 HEX' for alpine "
             "('rvforge plugins' lists each provider's options)."
         ),
-    )(handle_errors(with_launcher_flags(build, launchers, "build")))
+        cls=launcher_flags_command("build"),
+    )(build)
 
 
+@handle_errors
 def build(
     ctx: typer.Context,
     provider: Annotated[str | None, typer.Option(help="Base rootfs provider (alpine, "
@@ -68,7 +74,6 @@ def build(
                                                 "./rvforge.toml if present).")] = None,
     format: Annotated[str, typer.Option("--format", help="Report format: text or json.")]
     = "text",
-    launcher_values: dict[str, Any] | None = None,
 ) -> None:
     if format not in ("text", "json"):
         raise UsageError(f"--format must be text or json, not {format!r}")
@@ -84,8 +89,8 @@ def build(
         provider_values={"source": source, "release": release, "mirror": mirror,
                          "package": package or None},
         extra_args=list(ctx.args), overlays=overlay or [])
-    with command_context(config, offline=offline) as (settings, bctx):
-        apply_launcher_settings(bctx, launcher_values or {}, "build")
+    with command_context(config, offline=offline, cli=ctx) as (settings, bctx):
+        apply_launcher_settings(bctx, launcher_values(ctx), "build")
         spec = resolve_spec(bctx.registry, settings, flags, bctx)
         report = pipeline.build(bctx.registry, spec, bctx)
     if format == "json":

@@ -11,9 +11,11 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import typer
+import typer.main
+from typer.core import TyperCommand
 
 from rvforge.config import Config, load_config
 from rvforge.context import BuildContext
@@ -68,11 +70,15 @@ def load_registry() -> Registry:
 
 @contextmanager
 def command_context(config: Path | None = None, *, offline: bool = False,
-                    deep: bool = False) -> Iterator[tuple[Config, BuildContext]]:
+                    deep: bool = False, cli: typer.Context | None = None
+                    ) -> Iterator[tuple[Config, BuildContext]]:
     """What most commands start with: the config (``--config``, else ``./rvforge.toml``),
-    the registry with the config's machine profiles added, and a context for the work."""
+    the registry (the one the launcher flags of ``cli`` came from, if any) with the
+    config's machine profiles added, and a context for the work."""
     settings = load_config(config)
-    registry = load_registry()
+    registry = cli.meta.get(REGISTRY_KEY) if cli is not None else None
+    if registry is None:
+        registry = load_registry()
     for profile in settings.machines:
         registry.add_machine(profile)
     with BuildContext(registry, offline=offline, deep=deep,
@@ -80,41 +86,75 @@ def command_context(config: Path | None = None, *, offline: bool = False,
         yield settings, ctx
 
 
-def launcher_declarations() -> Registry | None:
-    """The installed plugins' registry, to derive launcher flags from when the commands
-    are built; ``None`` when loading fails (the command then reports why)."""
-    try:
-        return load_registry()
-    except RvforgeError:
-        return None
+REGISTRY_KEY = "rvforge.registry"
+VALUES_KEY = "rvforge.launcher-values"
 
 
-def with_launcher_flags(func: F, registry: Registry | None, command: str) -> F:
-    """``func`` taking, besides its own parameters, one flag per option the installed
-    launchers declare for ``command`` (:func:`rvforge.launching.launcher_flags`); their
-    values reach it as ``launcher_values`` (field name → value, ``None``: not given)."""
-    specs = launcher_flags(registry, command) if registry is not None else []
-    signature = inspect.signature(func, eval_str=True)
-    own = [p for p in signature.parameters.values() if p.name != "launcher_values"]
-    taken = {p.name for p in own}
-    specs = [s for s in specs if s.name not in taken]
-    derived = [inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                 annotation=_flag_annotation(s)) for s in specs]
-    names = [s.name for s in specs]
+class LauncherFlagsCommand(TyperCommand):
+    """A command taking, besides its own parameters, one flag per option the installed
+    launchers declare for it (:func:`rvforge.launching.launcher_flags`). The flags are
+    derived when the command line is parsed, after the global options set up logging, from
+    the registry the command then uses; their values reach the function through
+    :func:`launcher_values`."""
 
-    def command_function(**kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in names}
-        return func(**kwargs, launcher_values=values)
+    launch_command: ClassVar[str]
 
-    command_function.__name__ = func.__name__
-    command_function.__doc__ = func.__doc__
-    command_function.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own),
-                    *derived])
-    return command_function  # type: ignore[return-value]
+    def get_params(self, ctx: Any) -> list[Any]:
+        own = super().get_params(ctx)
+        count = len(self.params)
+        return [*own[:count], *self._derived(ctx), *own[count:]]
+
+    def invoke(self, ctx: Any) -> Any:
+        names = [param.name for param in self._derived(ctx)]
+        ctx.meta[VALUES_KEY] = {name: ctx.params.pop(name, None) for name in names}
+        return super().invoke(ctx)
+
+    def _derived(self, ctx: Any) -> list[Any]:
+        key = f"rvforge.flags.{self.launch_command}"
+        if key not in ctx.meta:
+            try:
+                ctx.meta[REGISTRY_KEY] = load_registry()
+            except RvforgeError:  # the command loads the plugins again and reports why
+                ctx.meta[REGISTRY_KEY] = None
+            registry = ctx.meta[REGISTRY_KEY]
+            taken = {param.name for param in self.params}
+            specs = [s for s in launcher_flags(registry, self.launch_command)
+                     if s.name not in taken] if registry is not None else []
+            ctx.meta[key] = _flag_params(specs)
+        return list(ctx.meta[key])
 
 
-_FLAG_TYPES: dict[Any, Any] = {list: list[str] | None, bool: bool | None, int: int | None,
+def launcher_flags_command(command: str) -> type[TyperCommand]:
+    """The :class:`LauncherFlagsCommand` class of ``command`` (``run``), for
+    ``app.command(cls=...)``."""
+    return type(f"{command.title()}Command", (LauncherFlagsCommand,),
+                {"launch_command": command})
+
+
+def launcher_values(cli: typer.Context) -> dict[str, Any]:
+    """The values of a :class:`LauncherFlagsCommand`'s derived flags, by field name
+    (``None``: not given)."""
+    values = dict(cli.meta.get(VALUES_KEY, {}))
+    return {k: (None if v is False or v == () else v) for k, v in values.items()}
+
+
+def _flag_params(specs: list[OptionSpec]) -> list[Any]:
+    """Click parameters for ``specs``, made by typer from a signature as for any command."""
+    if not specs:
+        return []
+    probe = typer.Typer(add_completion=False)
+
+    def flags(**values: Any) -> None:
+        """Only its parameters are used."""
+
+    flags.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                          annotation=_flag_annotation(s)) for s in specs])
+    probe.command()(flags)
+    return list(typer.main.get_command(probe).params)
+
+
+_FLAG_TYPES: dict[Any, Any] = {list: list[str] | None, bool: bool, int: int | None,
                                float: float | None, Path: Path | None}
 
 

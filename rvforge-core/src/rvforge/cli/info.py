@@ -11,8 +11,9 @@ import typer
 from rvforge.cli.common import (
     command_context,
     handle_errors,
+    launcher_flags_command,
+    launcher_values,
     load_registry,
-    with_launcher_flags,
 )
 from rvforge.errors import RvforgeError, ToolMissingError, UsageError
 from rvforge.launching import apply_launcher_settings
@@ -21,10 +22,9 @@ from rvforge.options import flag_name, option_fields
 from rvforge.registry import Registry
 
 
-def register(app: typer.Typer, launchers: Registry | None) -> None:
+def register(app: typer.Typer) -> None:
     app.command("plugins")(plugins)
-    app.command("machines")(handle_errors(with_launcher_flags(machines, launchers,
-                                                              "machines")))
+    app.command("machines", cls=launcher_flags_command("machines"))(machines)
 
 
 @handle_errors
@@ -90,18 +90,19 @@ def describe(registry: Registry, family: str, name: str) -> dict[str, Any]:
     return data
 
 
+@handle_errors
 def machines(
+    cli: typer.Context,
     format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
     resolve: Annotated[bool, typer.Option(help="Ask each launcher for the ISA its CPU "
                                           "implements (may run QEMU).")] = True,
     config: Annotated[Any, typer.Option(help="Config file with [machines.*] tables.")]
     = None,
-    launcher_values: dict[str, Any] | None = None,
 ) -> None:
     """List machine profiles: launcher, ISA, memory and CPUs, for the QEMU named first."""
     rows = []
-    with command_context(Path(config) if config else None) as (_, ctx):
-        apply_launcher_settings(ctx, launcher_values or {}, "machines")
+    with command_context(Path(config) if config else None, cli=cli) as (_, ctx):
+        apply_launcher_settings(ctx, launcher_values(cli), "machines")
         registry = ctx.registry
         try:
             runs_on = _host_tool(registry, registry.default_machine(), ctx)

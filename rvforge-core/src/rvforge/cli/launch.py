@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
 from rvforge.artifacts import BootResult
-from rvforge.cli.common import command_context, handle_errors, with_launcher_flags
+from rvforge.cli.common import (
+    command_context,
+    handle_errors,
+    launcher_flags_command,
+    launcher_values,
+)
 from rvforge.errors import BootFailedError, UsageError
 from rvforge.launching import prepare_launch
-from rvforge.registry import Registry
 
 Machine = Annotated[str | None, typer.Option(help="Machine profile, or auto: the smallest "
                                              "whose CPU has what the image needs.")]
@@ -27,10 +31,9 @@ Offline = Annotated[bool, typer.Option(help="Never touch the network: the cached
 Config = Annotated[Path | None, typer.Option(help="Config file.")]
 
 
-def register(app: typer.Typer, launchers: Registry | None) -> None:
-    """Add ``boot`` and ``run`` with the flags ``launchers`` declare for them."""
-    app.command("boot")(handle_errors(with_launcher_flags(boot, launchers, "boot")))
-    app.command("run")(handle_errors(with_launcher_flags(run, launchers, "run")))
+def register(app: typer.Typer) -> None:
+    app.command("boot", cls=launcher_flags_command("boot"))(boot)
+    app.command("run", cls=launcher_flags_command("run"))(run)
 
 
 def _report_failure(result: BootResult) -> NoReturn:
@@ -42,26 +45,29 @@ def _report_failure(result: BootResult) -> NoReturn:
     raise BootFailedError(f"boot failed: {result.reason}{where}")
 
 
+@handle_errors
 def boot(
+    cli: typer.Context,
     image: Annotated[Path, typer.Argument(help="An initramfs or ext4 image rvforge built.")],
     machine: Machine = None,
     launcher: Launcher = None,
     offline: Offline = False,
     config: Config = None,
-    launcher_values: dict[str, Any] | None = None,
 ) -> None:
     """Boot IMAGE, wait for rvforge's ready marker, shut down; exit 4 if it never came.
     With --interactive: a shell on the guest's console (Ctrl-] leaves)."""
-    with command_context(config, offline=offline) as (_, ctx):
+    with command_context(config, offline=offline, cli=cli) as (_, ctx):
         launch = prepare_launch(image, ctx, machine=machine, launcher=launcher,
-                                values=launcher_values, command="boot")
+                                values=launcher_values(cli), command="boot")
         result = launch.boot(ctx)
     if not result.ok:
         _report_failure(result)
     typer.echo(f"booted {image} on {launch.machine.name} in {result.seconds:.1f} s")
 
 
+@handle_errors
 def run(
+    cli: typer.Context,
     image: Annotated[Path, typer.Argument(help="An image rvforge built.")],
     command: Annotated[list[str], typer.Argument(help="Command and arguments to run in the "
                                                  "guest (after --).")],
@@ -69,16 +75,15 @@ def run(
     launcher: Launcher = None,
     offline: Offline = False,
     config: Config = None,
-    launcher_values: dict[str, Any] | None = None,
 ) -> None:
     """Boot IMAGE, run COMMAND in the guest, print its output (as it comes; the kernel's
     console is kept apart) and exit with its status. A command that did not finish (timeout,
     panic) exits 4."""
     if not command:
         raise UsageError("no command: rvforge run IMAGE -- CMD [ARGS...]")
-    with command_context(config, offline=offline) as (_, ctx):
+    with command_context(config, offline=offline, cli=cli) as (_, ctx):
         launch = prepare_launch(image, ctx, machine=machine, launcher=launcher,
-                                values=launcher_values, command="run")
+                                values=launcher_values(cli), command="run")
         result = launch.run(list(command), ctx)
     sys.stdout.flush()
     for line in result.diagnosis:
