@@ -246,6 +246,37 @@ def test_qemu_user_runs_with_the_profiles_cpu(images: Callable[..., Path],
     assert "rvforge: illegal instruction in vsum" in plain.stderr
 
 
+QEMU_VIRT_ONLY = [
+    ["--share", "/tmp:/mnt"], ["--net"], ["--forward", "8080:80"], ["--append", "quiet"],
+    ["--qemu-arg=-foo"], ["--gdb"], ["--gdb-port", "4321"], ["--halted"], ["--console"],
+    ["--qemu", "/usr/bin/qemu-system-riscv64"], ["--kernel", "auto"], ["--memory", "512"],
+    ["--cpus", "2"], ["--console-log", "/tmp/never-written.log"],
+]
+
+
+def test_qemu_user_refuses_the_issues_qemu_only_flags(alpine: Path) -> None:
+    """The command that used to print ``hi`` and exit 0, ignoring four flags."""
+    command = ["--", "/bin/echo", "hi"]
+    plain = cli("run", "--launcher", "qemu-user", str(alpine), *command)
+    assert (plain.returncode, plain.stdout) == (0, "hi\n"), plain.stderr
+    result = cli("run", "--launcher", "qemu-user", "--share", "/tmp:/mnt", "--gdb", "--net",
+                 "--qemu-arg=-foo", str(alpine), *command)
+    assert_one_line_error(result, 2, "launcher 'qemu-user' does not take --share "
+                                     "(it takes: --timeout)")
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("flags", QEMU_VIRT_ONLY, ids=lambda flags: flags[0])
+def test_each_qemu_virt_option_is_exit_2_naming_it_and_qemu_user(
+        alpine: Path, flags: list[str]) -> None:
+    ran = CliRunner().invoke(app, ["run", "--launcher", "qemu-user", *flags, str(alpine),
+                                   "--", "/bin/echo", "hi"])
+    result = subprocess.CompletedProcess(flags, ran.exit_code, ran.stdout, ran.stderr)
+    flag = flags[0].partition("=")[0]
+    assert_one_line_error(result, 2, f"launcher 'qemu-user' does not take {flag} ")
+    assert "hi" not in ran.stdout
+
+
 def test_missing_qemu_exits_125_with_the_apt_line(alpine: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty-path"
     empty.mkdir()

@@ -111,3 +111,36 @@ def test_version_imports_no_plugin_and_no_cli_framework(tmp_path) -> None:
     assert lines[0] == f"rvforge {importlib.metadata.version('rvforge-core')}"
     assert "  plugin qemu: rvforge-qemu 0.1.0" in lines
     assert lines[-1] == "loaded: []"
+
+
+def test_launch_help_lists_every_flag_the_installed_launchers_declare() -> None:
+    """``boot``/``run``/``machines``/``build`` spell none of the launchers' flags: each comes
+    from a launcher's ``Options`` declaration, with its help text."""
+    from rvforge.launching import launcher_flags
+    from rvforge.registry import build_registry
+
+    registry = build_registry()
+    for command in ("boot", "run", "build", "machines"):
+        specs = launcher_flags(registry, command)
+        result = runner.invoke(app, [command, "--help"], terminal_width=400,
+                               env={"COLUMNS": "400"})
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        for spec in specs:
+            assert spec.flag in text, (command, spec.flag)
+            assert " ".join(spec.help.split())[:40] in text, (command, spec.flag)
+    run_flags = {s.flag for s in launcher_flags(registry, "run")}
+    assert {"--share", "--net", "--forward", "--append", "--qemu-arg", "--gdb", "--gdb-port",
+            "--halted", "--console", "--qemu", "--kernel", "--timeout", "--memory", "--cpus",
+            "--console-log"} <= run_flags
+    assert "--interactive" in {s.flag for s in launcher_flags(registry, "boot")}
+    assert "--interactive" not in run_flags and "--stream" not in run_flags
+
+
+def test_the_launch_commands_spell_no_launcher_option() -> None:
+    source = (Path(__file__).parents[1] / "src/rvforge/cli/launch.py").read_text()
+    for flag in ("share", "net", "forward", "append", "qemu_arg", "gdb", "halted", "console",
+                 "qemu", "kernel", "timeout", "memory", "cpus", "console_log", "interactive"):
+        assert f"    {flag}:" not in source, flag
+    common = (Path(__file__).parents[1] / "src/rvforge/cli/common.py").read_text()
+    assert '"binary"' not in common
