@@ -9,7 +9,14 @@ import pytest
 
 from rvforge import UsageError
 from rvforge.config import load_config
-from rvforge.options import build_options, parse_extra_args
+from rvforge.options import (
+    OptionSpec,
+    build_options,
+    declared_options,
+    launch_limits,
+    option,
+    parse_extra_args,
+)
 
 BAD = Path(__file__).resolve().parents[2] / "tests" / "bad_inputs"
 
@@ -21,6 +28,42 @@ class Opts:
     jobs: int = 4
     verify: bool = True
     keyring: Path | None = None
+
+
+@dataclass
+class Declared:
+    port: str = option("The serial port.", default="/dev/ttyUSB0", metavar="DEVICE")
+    share: list[str] = option("A share. Repeatable.", default_factory=list)
+    stream: bool = option("Set by rvforge.", default=False, commands=())
+    plain: int = 3
+
+
+def test_declared_options_read_back_help_metavar_and_commands() -> None:
+    assert declared_options(Declared) == [
+        OptionSpec("port", str, "The serial port.", "DEVICE", ("boot", "run")),
+        OptionSpec("share", list, "A share. Repeatable.", "", ("boot", "run")),
+        OptionSpec("stream", bool, "Set by rvforge.", "", ()),
+        OptionSpec("plain", int, "", "", ("boot", "run")),
+    ]
+    assert Declared().share == [] and Declared().share is not Declared().share
+    assert build_options(Declared, {"share": ("a", "b")}, owner="x").share == ["a", "b"]
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"timeout": "0"}, "--timeout wants a number of seconds above 0"),
+    ({"timeout": "nan"}, "--timeout wants a finite number"),
+    ({"memory": 0}, "--memory wants at least 1"),
+    ({"cpus": 1.5}, "--cpus wants a whole number"),
+])
+def test_launch_limits_refuse_what_no_launcher_can_use(values: dict[str, object],
+                                                       message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        launch_limits(values)
+
+
+def test_launch_limits_leave_what_was_not_given_out() -> None:
+    assert launch_limits({"memory": 512}) == {"memory": 512}
+    assert launch_limits({"timeout": "2.5"}) == {"timeout": 2.5}
 
 
 def test_extra_flags_follow_the_dataclass() -> None:

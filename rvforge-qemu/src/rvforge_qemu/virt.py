@@ -1,9 +1,11 @@
 """The ``qemu-virt`` launcher: ``qemu-system-riscv64 -machine virt``.
 
-Each call works its launch out once
-(:mod:`rvforge_qemu.prepared`) and starts it (:mod:`rvforge_qemu.starting`); the guest
-speaks rvforge's init protocol (:mod:`rvforge.builtin.init_overlay`) over virtio-serial ports; see
-:mod:`rvforge_qemu.guest`.
+Boot, run, session and the interactive console each work their launch out once
+(:mod:`rvforge_qemu.prepared`: devices, kernel, command line, console log) and start it
+(:mod:`rvforge_qemu.starting`); the guest speaks rvforge's init protocol
+(:mod:`rvforge.builtin.init_overlay`) over virtio-serial ports, see :mod:`rvforge_qemu.guest`.
+``--qemu`` reaches QEMU through :meth:`QemuVirt.context_settings`, which
+:func:`rvforge.prepare_launch` applies.
 """
 
 from __future__ import annotations
