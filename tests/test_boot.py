@@ -586,9 +586,9 @@ def test_a_kernel_that_never_prints_is_restarted_then_reported(
     subprocess.run(["riscv64-linux-gnu-as", "-o", str(obj), str(source)], check=True)
     subprocess.run(["riscv64-linux-gnu-objcopy", "-O", "binary", str(obj), str(spin)],
                    check=True)
-    from rvforge_qemu import virt
+    from rvforge_qemu import starting
 
-    monkeypatch.setattr(virt, "KERNEL_START_SECONDS", 3.0)
+    monkeypatch.setattr(starting, "KERNEL_START_SECONDS", 3.0)
     result = CliRunner().invoke(app, ["--log-format", "json", "boot", str(alpine),
                                       "--kernel", str(spin), "--timeout", "30"])
     assert result.exit_code == 4, result.output

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from rvforge import option
 
+from rvforge_qemu.devices import GDB_DEFAULT_PORT
+
 DEFAULT_TIMEOUT = 300.0
-GDB_DEFAULT_PORT = 1234
 QEMU_HELP = ("The qemu-system-riscv64 binary (default: $RVFORGE_QEMU, else the one on PATH; "
              "a machine profile's qemu = \"...\" wins).")
 
