@@ -84,8 +84,9 @@ class Guest:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self, deadline: float) -> None:
-        """Launch QEMU and accept its four connections."""
+    def start(self, deadline: float, *, restored: bool = False) -> None:
+        """Launch QEMU and accept its four connections. ``restored``: QEMU loads a saved
+        ready state (``-incoming``), whose init said its hello before the save."""
         listeners = {}
         for name in CHANNELS:
             path = self.socket_dir / name
@@ -111,6 +112,8 @@ class Guest:
         for name, conn in self._conns.items():
             conn.setblocking(False)
             self._selector.register(conn, selectors.EVENT_READ, name)
+        if restored:
+            self._hello = self.console.ready = self.console.kernel_started = True
 
     def _accept(self, listener: socket.socket, deadline: float) -> socket.socket:
         while True:

@@ -18,6 +18,9 @@ the kernel turns into a panic the launcher reports with the console's last lines
 
 :func:`assemble_setup` is the same module loading and network setup as a program that
 exits: an initramfs boot's ``/init`` runs it (see :mod:`rvforge_qemu.modules`).
+:func:`assemble_fresh` is the program a restored guest runs first: it carries fresh host
+entropy and the host's time in its data (a new program per restore, see
+:mod:`rvforge_qemu.fresh`).
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ AT_FDCWD = -100
 MS_MOVE = 8192
 EEXIST = 17
 SYS = {"ioctl": 29, "mkdirat": 34, "mount": 40, "chdir": 49, "chroot": 51, "openat": 56,
-       "close": 57, "write": 64, "exit": 93, "nanosleep": 101, "socket": 198, "execve": 221,
-       "finit_module": 273}
+       "close": 57, "write": 64, "exit": 93, "nanosleep": 101, "clock_settime": 112,
+       "socket": 198, "execve": 221, "finit_module": 273}
 ZERO, T0, S1, A0, A7, S2, S3 = 0, 5, 9, 10, 17, 18, 19
 ARG_REGS = (10, 11, 12, 13, 14)
 
@@ -212,6 +215,44 @@ def assemble_setup(modules: list[str], *, net: bool) -> bytes:
         _configure_net(p)
     p.syscall("exit", 0)
     _fail_block(p, "rvforge-setup")
+    return _elf(*p.link())
+
+
+RNDADDENTROPY = 0x40085203
+"""``_IOW('R', 0x03, int[2])``: mix bytes into the pool and credit their entropy."""
+RNDRESEEDCRNG = 0x5207
+"""``_IO('R', 0x07)``: reseed the kernel's CRNG from the pool now."""
+CLOCK_REALTIME = 0
+O_WRONLY = 1
+
+
+def assemble_fresh(seed: bytes, seconds: int, nanoseconds: int) -> bytes:
+    """A program making a restored guest a new machine: it adds ``seed`` to the kernel's
+    entropy pool with ``RNDADDENTROPY`` (credited in full), reseeds the CRNG
+    (``RNDRESEEDCRNG``: what the kernel hands out from now on differs from every sibling
+    restored from the same snapshot), and sets ``CLOCK_REALTIME`` to the host's time;
+    exit 0 (1 after printing the failed step). Needs root in the guest."""
+    if not 0 < len(seed) <= 512:
+        raise ValueError("the seed must be 1 to 512 bytes")
+    p = _Program()
+    pool = p.blob(struct.pack("<ii", 8 * len(seed), len(seed)) + seed, align=8)
+    now = p.blob(struct.pack("<qq", seconds, nanoseconds), align=8)
+    _on_failure(p, "opening /dev/urandom")
+    p.syscall("openat", AT_FDCWD, p.string("/dev/urandom"), O_WRONLY)
+    p.emit("blt", A0, ZERO, "fail")
+    p.emit("addi", S1, A0, 0)
+    _on_failure(p, "adding entropy (RNDADDENTROPY)")
+    p.syscall("ioctl", Reg(S1), RNDADDENTROPY, pool)
+    p.emit("blt", A0, ZERO, "fail")
+    _on_failure(p, "reseeding the CRNG (RNDRESEEDCRNG)")
+    p.syscall("ioctl", Reg(S1), RNDRESEEDCRNG, 0)
+    p.emit("blt", A0, ZERO, "fail")
+    p.syscall("close", Reg(S1))
+    _on_failure(p, "setting the clock")
+    p.syscall("clock_settime", CLOCK_REALTIME, now)
+    p.emit("blt", A0, ZERO, "fail")
+    p.syscall("exit", 0)
+    _fail_block(p, "rvforge-fresh")
     return _elf(*p.link())
 
 

@@ -1,0 +1,150 @@
+"""Warm starts: a guest restored from its saved ready state instead of booted.
+
+The life cycle (see docs/qemu.md, "Snapshots"):
+
+1. a snapshot-capable boot leaves the shares off the kernel command line (the 9p devices
+   are there, unmounted) and opens a QMP socket;
+2. at the ready marker, the first such boot of a configuration saves the VM
+   (:meth:`Qmp.save`) and resumes it; the store publishes the file under the key
+   (:mod:`rvforge_qemu.snapshots`);
+3. a later start with the same key runs QEMU with the same command line plus
+   ``-incoming``; the VM is resumed once loaded. A snapshot QEMU refuses (damaged,
+   foreign) is removed and the start falls back to a cold boot, with one log line;
+4. every snapshot-capable start, cold or warm, is then refreshed before its first
+   command (:mod:`rvforge_qemu.fresh`: entropy, clock, shares), so what a command sees
+   does not depend on whether the guest was restored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rvforge import BuildContext
+
+from rvforge_qemu.devices import Share
+from rvforge_qemu.fresh import fresh_script
+from rvforge_qemu.guest import Guest, GuestFailure
+from rvforge_qemu.qmp import Qmp, QmpError, incoming_args, qmp_args
+from rvforge_qemu.snapshots import Snapshot, SnapshotKey, SnapshotStore
+
+QMP_SOCKET = "qmp"
+SAVE_SECONDS = 120.0
+"""A save taking longer than this is abandoned (the guest goes on unsaved)."""
+
+
+@dataclass
+class SnapshotPlan:
+    """How one start uses the snapshot store.
+
+    :param restore: start from the snapshot when there is one (``run``); ``boot`` boots
+        cold.
+    :param save: save the ready state when no snapshot exists yet.
+    """
+
+    store: SnapshotStore
+    key: SnapshotKey
+    shares: tuple[Share, ...] = ()
+    restore: bool = True
+    save: bool = True
+    restored: bool = False
+    """Set once the guest came from a snapshot."""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def start_args(socket_dir: Path) -> list[str]:
+    """QEMU arguments every snapshot-capable start adds (the QMP socket)."""
+    return qmp_args(socket_dir / QMP_SOCKET)
+
+
+def try_restore(make_guest: Callable[[list[str]], Guest], plan: SnapshotPlan,
+                deadline: float, ctx: BuildContext) -> Guest | None:
+    """A guest restored from ``plan``'s snapshot and running, or ``None`` (no snapshot,
+    or it could not be restored: then it is removed and the reason logged).
+
+    :param make_guest: builds the :class:`Guest` for QEMU arguments added to the boot's.
+    """
+    if not plan.restore:
+        return None
+    snapshot = plan.store.find(plan.key)
+    if snapshot is None:
+        return None
+    started = time.monotonic()
+    guest = make_guest(incoming_args(snapshot.state))
+    try:
+        guest.start(deadline, restored=True)
+        _resume(guest, deadline)
+    except (GuestFailure, QmpError) as failure:
+        guest.kill()
+        ctx.log.warning(f"snapshot not restored ({_first_line(failure)}); booting cold",
+                        snapshot=str(snapshot.directory))
+        plan.store.discard(snapshot.directory)
+        return None
+    plan.restored = True
+    plan.timings["restore"] = time.monotonic() - started
+    ctx.log.info("restored the guest from its snapshot",
+                 seconds=round(plan.timings["restore"], 2))
+    return guest
+
+
+def _resume(guest: Guest, deadline: float) -> None:
+    """Wait for QEMU to load the state, then let the guest run."""
+    with Qmp(guest.socket_dir / QMP_SOCKET, deadline) as qmp:
+        while (status := qmp.status(deadline)) == "inmigrate":
+            if guest.process is not None and guest.process.poll() is not None:
+                raise GuestFailure("QEMU exited while loading the snapshot")
+            time.sleep(0.01)
+        if status in ("paused", "postmigrate", "prelaunch"):
+            qmp.command("cont", deadline=deadline)
+        elif status != "running":
+            raise GuestFailure(f"the restored VM is {status!r}, not running")
+
+
+def save_ready(guest: Guest, plan: SnapshotPlan, image: str, ctx: BuildContext) -> Snapshot | None:
+    """Save the ready guest's state into the store (when ``plan`` asks and none exists),
+    then let it run on. A failed save is a warning: the run goes on unsaved."""
+    if not plan.save or plan.restored or (plan.store.root / plan.key.digest).is_dir():
+        return None
+    started = time.monotonic()
+    deadline = started + SAVE_SECONDS
+    state = plan.store.new_state(plan.key)
+    try:
+        with Qmp(guest.socket_dir / QMP_SOCKET, deadline) as qmp:
+            try:
+                qmp.save(state, deadline)
+            finally:
+                qmp.command("cont", deadline=deadline)
+    except QmpError as error:
+        ctx.log.warning(f"could not save the guest's ready state ({error})")
+        plan.store.discard(state.parent)
+        return None
+    seconds = time.monotonic() - started
+    final = plan.store.commit(plan.key, state, image=image, save_seconds=round(seconds, 3))
+    if final is None:
+        return None
+    plan.timings["save"] = seconds
+    size = (final / "state.zst").stat().st_size
+    ctx.log.info("saved the guest's ready state", seconds=round(seconds, 2),
+                 mb=round(size / 1e6, 1), snapshot=str(final))
+    return Snapshot(final, {})
+
+
+def freshen(guest: Guest, plan: SnapshotPlan, deadline: float) -> None:
+    """Reseed the guest's randomness, set its clock and mount this run's shares.
+
+    :raises GuestFailure: naming the step that failed.
+    """
+    started = time.monotonic()
+    errors = bytearray()
+    status = guest.execute(fresh_script(plan.shares), deadline, lambda _: None,
+                           errors.extend)
+    if status != 0:
+        text = errors.decode("utf-8", "replace").strip() or f"status {status}"
+        raise GuestFailure(f"the guest could not set up the boot: {text}")
+    plan.timings["fresh"] = time.monotonic() - started
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
