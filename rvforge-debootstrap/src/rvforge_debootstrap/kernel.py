@@ -7,9 +7,9 @@ The metapackage names the real image package (``linux-image-6.12.*-riscv64``); t
 modules directory holds ``lib/modules/<version>``.
 
 The lookup (the suite's signed Release, which names the index the kernel came from) is
-cached with the Release itself: within :data:`RELEASE_RECHECK_SECONDS` of the last check,
-and always with ``--offline``, the cached Release is verified again locally and no network
-is touched. If the lookup fails (no network, a mirror that serves garbage), the newest
+cached with the Release itself: within :data:`RELEASE_RECHECK_SECONDS` (a day, like apt's
+lists) of the last check, and always with ``--offline``, the cached Release is verified
+again locally and no network is touched; ``refresh`` (``--refresh``) asks the mirror now. If the lookup fails (no network, a mirror that serves garbage), the newest
 cached kernel (one that was verified and unpacked completely) boots, with a warning.
 """
 
@@ -34,15 +34,18 @@ from rvforge_debootstrap.index import Package
 class DebianKernelOptions:
     """:param release: suite or codename. :param mirror: mirror URL or path (default: see
     ``rvforge_debootstrap.mirror``). :param package: the image package or metapackage.
-    :param keyring: keyring that signs the suite."""
+    :param keyring: keyring that signs the suite. :param refresh: ask the mirror for the
+    newest kernel now, even if the lookup was checked within
+    :data:`RELEASE_RECHECK_SECONDS` (``--refresh``)."""
 
     release: str = "trixie"
     mirror: str | None = None
     package: str = "linux-image-riscv64"
     keyring: Path | None = None
+    refresh: bool = False
 
 
-RELEASE_RECHECK_SECONDS = 12 * 3600.0
+RELEASE_RECHECK_SECONDS = 24 * 3600.0
 """How long a verified Release stands for the kernel lookup before it is fetched again."""
 
 
@@ -55,7 +58,7 @@ class DebianKernelSource(KernelSource[DebianKernelOptions]):
 
     def fetch(self, options: DebianKernelOptions, ctx: BuildContext) -> Kernel:
         try:
-            if not ctx.offline and _recently_checked(ctx, options):
+            if not ctx.offline and not options.refresh and _recently_checked(ctx, options):
                 try:
                     return self._lookup(options, dataclasses.replace(ctx, offline=True))
                 except InputError as error:  # the cache lacks a piece: ask the mirror
