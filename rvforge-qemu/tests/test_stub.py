@@ -5,10 +5,11 @@ in tests/test_boot.py)."""
 from __future__ import annotations
 
 import re
+import struct
 import subprocess
 from pathlib import Path
 
-from rvforge_qemu.stub import BASE, SYS, assemble_setup, assemble_stub
+from rvforge_qemu.stub import BASE, SYS, assemble_fresh, assemble_setup, assemble_stub
 
 SCRIPT = "echo from-the-disk-root"
 
@@ -65,3 +66,16 @@ def test_setup_program_loads_modules_then_configures_the_network(tmp_path: Path)
     assert b"eth0" in setup.read_bytes() and b"rvforge-setup: " in setup.read_bytes()
     setup.write_bytes(assemble_setup(["/.rvforge/modules/a.ko"], net=False))
     assert "socket" not in syscalls(setup)
+
+
+def test_fresh_program_adds_entropy_reseeds_and_sets_the_clock(tmp_path: Path) -> None:
+    seed = bytes(range(64))
+    fresh = tmp_path / "fresh"
+    fresh.write_bytes(assemble_fresh(seed, 1_800_000_000, 123))
+    assert syscalls(fresh) == ["openat", "ioctl", "ioctl", "close", "clock_settime", "exit",
+                               "write", "write", "exit"]
+    image = fresh.read_bytes()
+    # struct rand_pool_info: entropy in bits, then the buffer's size and bytes
+    assert struct.pack("<ii", 512, 64) + seed in image
+    assert struct.pack("<qq", 1_800_000_000, 123) in image
+    assert assemble_fresh(seed, 1, 0) != assemble_fresh(bytes(64), 1, 0)
