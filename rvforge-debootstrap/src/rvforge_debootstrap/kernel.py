@@ -10,7 +10,8 @@ The lookup (the suite's signed Release, which names the index the kernel came fr
 cached with the Release itself: within :data:`RELEASE_RECHECK_SECONDS` (a day, like apt's
 lists) of the last check, and always with ``--offline``, the cached Release is verified
 again locally and no network is touched; ``refresh`` (``--refresh``) asks the mirror now.
-If the lookup fails (no network, a mirror that serves garbage), the newest cached kernel (one that was verified and unpacked completely) boots, with a warning.
+If the lookup fails (no network, a mirror that serves garbage), the newest cached kernel
+(one that was verified and unpacked completely) boots, with a warning.
 """
 
 from __future__ import annotations
