@@ -49,10 +49,12 @@ def test_stub_code_makes_the_syscalls_in_order(tmp_path: Path) -> None:
     assert syscalls(stub) == [
         "mkdirat", "mount",
         "openat", "finit_module", "close", "openat", "finit_module", "close",
-        "mkdirat", "mount", "nanosleep",
+        "mkdirat", "mkdirat", "mkdirat", "mount", "nanosleep",
+        "mount", "mkdirat", "mkdirat", "mount",
         "chdir", "mount", "chroot", "chdir", "execve", "write", "write", "exit",
     ]
     assert SCRIPT.encode() in stub.read_bytes()
+    assert b"lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work" in stub.read_bytes()
 
 
 def test_setup_program_loads_modules_then_configures_the_network(tmp_path: Path) -> None:

@@ -22,9 +22,9 @@ from rvforge_qemu.kernels import modules_dir
 from rvforge_qemu.modules import guest_module_path, module_bytes, module_order
 from rvforge_qemu.stub import assemble_stub
 
-ROOT_MODULES = ("virtio_blk", "ext4")
-"""What a virtio ext4 root needs (plus their dependencies)."""
-BOOTINIT_VERSION = "2"
+ROOT_MODULES = ("virtio_blk", "ext4", "overlay")
+"""What a read-only virtio ext4 root under a RAM overlay needs (plus their dependencies)."""
+BOOTINIT_VERSION = "3"
 
 
 def boot_initramfs(kernel: Kernel, ctx: BuildContext, extra: tuple[str, ...] = (),

@@ -2,9 +2,10 @@
 command line and where the console goes. Boot, run, session and the interactive console
 all start from one :class:`PreparedLaunch`.
 
-An initramfs artifact is passed with ``-initrd``; a disk image (ext4) becomes a
-``virtio-blk-pci`` device in snapshot mode (the image file is never written) and boots
-through a small boot initramfs (:mod:`rvforge_qemu.diskboot`).
+An initramfs artifact is passed with ``-initrd``; a disk image (ext4) becomes a read-only
+``virtio-blk-pci`` device (the guest writes to a RAM overlay over it, so the image file is
+never written and a RAM snapshot holds everything) and boots through a small boot
+initramfs (:mod:`rvforge_qemu.diskboot`).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def command_line(artifact: Artifact, machine: Machine, kernel: Kernel, devices: 
     elif artifact.kind == "disk":
         boot = ["-initrd", str(boot_initramfs(kernel, ctx, devices.modules, devices.net)),
                 "-drive", (f"file={artifact.path},format=raw,if=none,id=rvforge-disk,"
-                           "snapshot=on"),
+                           "readonly=on"),
                 "-device", "virtio-blk-pci,drive=rvforge-disk"]
         size = 0
     else:

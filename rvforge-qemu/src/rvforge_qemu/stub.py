@@ -7,9 +7,11 @@ riscv64 ELF (about 1 KB), assembled here from the listing in :func:`assemble_stu
 1. mounts ``devtmpfs`` on ``/dev``;
 2. loads each module file it was given, in order (``finit_module``; ``EEXIST`` is fine);
    with networking on, configures ``eth0`` as QEMU's user-mode network expects;
-3. mounts the disk (``/dev/vda``, ext4) on ``/root``, retrying for up to 5 s while the
-   device appears;
-4. moves that mount to ``/``, ``chroot``s into it and ``exec``s
+3. mounts the disk (``/dev/vda``, ext4) read-only on ``/lower``, retrying for up to 5 s
+   while the device appears, a tmpfs on ``/upper``, and an overlay of the two on ``/root``:
+   what the guest writes lives in its RAM, so a snapshot of the RAM holds all of it and
+   the disk is never written (QEMU opens it read-only);
+4. moves the overlay to ``/``, ``chroot``s into it and ``exec``s
    ``/bin/sh -c <script> sh`` (the launcher passes rvforge's init script), so the disk
    runs the init protocol whether or not it has rvforge's ``/init``.
 
@@ -33,6 +35,7 @@ BASE = 0x10000
 EHDR, PHDR = 64, 56
 AT_FDCWD = -100
 MS_MOVE = 8192
+MS_RDONLY = 1
 EEXIST = 17
 SYS = {"ioctl": 29, "mkdirat": 34, "mount": 40, "chdir": 49, "chroot": 51, "openat": 56,
        "close": 57, "write": 64, "exit": 93, "nanosleep": 101, "clock_settime": 112,
@@ -170,26 +173,39 @@ RTF_UP, RTF_GATEWAY = 0x1, 0x2
 
 def assemble_stub(modules: list[str], script: str, device: str = "/dev/vda",
                   fstype: str = "ext4", *, net: bool = False) -> bytes:
-    """The stub ELF: load ``modules`` (paths in the boot initramfs), configure the network
-    if ``net``, mount ``device`` as ``fstype`` on ``/root``, switch into it and run
-    ``script`` with ``/bin/sh -c``."""
+    """The stub ELF: load ``modules`` (paths in the boot initramfs; they must include
+    ``overlay``), configure the network if ``net``, mount ``device`` as ``fstype``
+    read-only under a RAM overlay on ``/root``, switch into it and run ``script`` with
+    ``/bin/sh -c``."""
     p = _Program()
     p.syscall("mkdirat", AT_FDCWD, p.string("/dev"), 0o755)
     p.syscall("mount", p.string("devtmpfs"), p.string("/dev"), p.string("devtmpfs"), 0, 0)
     _load_modules(p, modules)
     if net:
         _configure_net(p)
-    p.syscall("mkdirat", AT_FDCWD, p.string("/root"), 0o755)
+    for directory in ("/lower", "/upper", "/root"):
+        p.syscall("mkdirat", AT_FDCWD, p.string(directory), 0o755)
     _on_failure(p, f"mounting {device} ({fstype})")
     p.emit("li", S1, 100)
     p.label("retry")
-    p.syscall("mount", p.string(device), p.string("/root"), p.string(fstype), 0, 0)
+    p.syscall("mount", p.string(device), p.string("/lower"), p.string(fstype), MS_RDONLY,
+              p.string("noload"))
     p.emit("bge", A0, ZERO, "mounted")
     p.syscall("nanosleep", p.blob(struct.pack("<qq", 0, 50_000_000), align=8), 0)
     p.emit("addi", S1, S1, -1)
     p.emit("bne", S1, ZERO, "retry")
     p.emit("j", "fail")
     p.label("mounted")
+    _on_failure(p, "mounting the overlay on the disk root")
+    p.syscall("mount", p.string("tmpfs"), p.string("/upper"), p.string("tmpfs"), 0,
+              p.string("mode=0755"))
+    p.emit("blt", A0, ZERO, "fail")
+    for directory in ("/upper/data", "/upper/work"):
+        p.syscall("mkdirat", AT_FDCWD, p.string(directory), 0o755)
+        p.emit("blt", A0, ZERO, "fail")
+    p.syscall("mount", p.string("overlay"), p.string("/root"), p.string("overlay"), 0,
+              p.string("lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work"))
+    p.emit("blt", A0, ZERO, "fail")
     _on_failure(p, "switching to the disk root")
     for name, *args in (("chdir", p.string("/root")),
                         ("mount", p.string("."), p.string("/"), 0, MS_MOVE, 0),
