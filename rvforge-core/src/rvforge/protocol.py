@@ -33,6 +33,17 @@ The init protocol (version 1), which rvforge's launchers rely on:
 
 The command's output never touches the serial console, so kernel messages (which go
 there) cannot mix with it.
+
+Saved and restored guests (snapshots) need nothing more from the guest, so the version
+stays 1 and every image that speaks it can be restored:
+
+- a launcher may save the whole VM once the hello has come (the loop of step 5 is then
+  waiting for a request) and later restore it any number of times; a restored guest says
+  no new hello, its loop simply reads the next request from the new host connection;
+- a boot meant to be saved has no :data:`SHARE_ARGUMENT` words (a mounted 9p export cannot
+  be saved, and which directory a share shows is chosen per run): the launcher mounts the
+  shares, reseeds the kernel's random state and sets the clock with an ordinary ``RUN``
+  request after each restore (and after the save of a cold boot), before the first command.
 """
 
 from __future__ import annotations
