@@ -4,6 +4,7 @@ source) or ``auto`` (the default: Debian's riscv64 kernel, through the kernel so
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from rvforge import BuildContext, Kernel, UsageError
@@ -12,8 +13,10 @@ AUTO = "auto"
 AUTO_SOURCE = "debian"
 
 
-def resolve_kernel(spec: str | Path | None, ctx: BuildContext) -> Kernel:
-    """The kernel ``spec`` names (see the module docstring)."""
+def resolve_kernel(spec: str | Path | None, ctx: BuildContext, *,
+                   refresh: bool = False) -> Kernel:
+    """The kernel ``spec`` names (see the module docstring); ``refresh`` asks a source that
+    caches its lookup (``refresh`` option) to look again now."""
     text = str(spec or AUTO)
     name = AUTO_SOURCE if text == AUTO else text
     if "/" in text or Path(text).exists():
@@ -26,7 +29,9 @@ def resolve_kernel(spec: str | Path | None, ctx: BuildContext) -> Kernel:
         raise UsageError(f"no kernel source {name!r} for --kernel {text}: {hint}")
     source = ctx.registry.kernels.get(name)
     ctx.log.info("kernel", source=name)
-    return source().fetch(source.Options(), ctx)
+    takes_refresh = "refresh" in {f.name for f in dataclasses.fields(source.Options)}
+    options = source.Options(refresh=True) if refresh and takes_refresh else source.Options()
+    return source().fetch(options, ctx)
 
 
 def kernel_from_path(path: Path) -> Kernel:

@@ -62,6 +62,13 @@ class LaunchOptions:
                            default=False)
     qemu: Path | None = option(QEMU_HELP, default=None, metavar="PATH",
                                commands=("boot", "run", "build", "machines"))
+    no_snapshot: bool = option(
+        "Boot cold and save no snapshot (by default run restores the guest's saved ready "
+        "state when one matches, and saves it the first time).", default=False,
+        commands=("boot", "run", "up"))
+    refresh: bool = option("Ask the mirror for the newest kernel now (the kernel lookup "
+                           "is otherwise reused for a day).", default=False,
+                           commands=("boot", "run", "up"))
 
     @property
     def gdb_listen(self) -> int | None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import secrets
 import shlex
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from rvforge import Artifact, BuildContext, Kernel, Machine, UsageError
+from rvforge.protocol import SHARE_ARGUMENT
 
 from rvforge_qemu.console import new_log_path
 from rvforge_qemu.devices import Devices
@@ -26,6 +28,8 @@ from rvforge_qemu.modules import concatenated_initrd, modules_cpio
 from rvforge_qemu.options import LaunchOptions
 from rvforge_qemu.profiles import settings_of
 from rvforge_qemu.qemubin import system_qemu
+from rvforge_qemu.snapshots import SnapshotStore, snapshot_key
+from rvforge_qemu.warm import SnapshotPlan
 
 KERNEL_ARGS = ("console=ttyS0", "rdinit=/init", "panic=-1")
 """Every boot's kernel command line starts with these (the machine's ``append`` follows)."""
@@ -53,6 +57,8 @@ class PreparedLaunch:
     argv: tuple[str, ...]
     console_log: Path
     label: str
+    snapshot: SnapshotPlan | None = None
+    """How this launch uses the snapshot store (``None``: it boots cold, saves nothing)."""
 
     @property
     def kernel_speaks(self) -> bool:
@@ -75,18 +81,39 @@ def prepare(artifact: Artifact, machine: Machine, options: LaunchOptions,
     build the command line and pick the console log."""
     devices = devices_of(machine, options)
     extra_words = _append_words(options.append)
-    kernel = resolve_kernel(options.kernel, ctx)
-    argv = command_line(artifact, machine, kernel, devices, extra_words, options, ctx)
+    kernel = resolve_kernel(options.kernel, ctx, refresh=options.refresh)
+    warm = snapshot_capable(devices, options, ctx)
+    argv = command_line(artifact, machine, kernel, devices, extra_words, options, ctx,
+                        shares_on_cmdline=not warm)
     log = options.console_log or new_log_path(
         ctx.cache("qemu", "console"), f"{artifact.path.name}.{machine.name}")
+    plan = None
+    if warm:
+        store = SnapshotStore(ctx)
+        key = snapshot_key(system_qemu(machine.options, ctx), argv, machine.name,
+                           store.digests)
+        plan = SnapshotPlan(store, key, devices.shares)
     return PreparedLaunch(kernel, devices, tuple(argv), Path(log),
-                          f"machine {machine.name!r}")
+                          f"machine {machine.name!r}", plan)
+
+
+def snapshot_capable(devices: Devices, options: LaunchOptions, ctx: BuildContext) -> bool:
+    """Whether this launch restores and saves snapshots: not with ``--no-snapshot``, an
+    interactive console or a debugger (those want the boot itself), nor without ``zstd``."""
+    if options.no_snapshot or options.interactive or devices.gdb_port is not None:
+        return False
+    if shutil.which("zstd") is None:
+        ctx.log.debug("no zstd on PATH: booting without snapshots")
+        return False
+    return True
 
 
 def command_line(artifact: Artifact, machine: Machine, kernel: Kernel, devices: Devices,
                  extra_words: list[str], options: LaunchOptions,
-                 ctx: BuildContext) -> list[str]:
-    """The QEMU command line booting ``artifact`` (without rvforge's channels)."""
+                 ctx: BuildContext, *, shares_on_cmdline: bool = True) -> list[str]:
+    """The QEMU command line booting ``artifact`` (without rvforge's channels). Without
+    ``shares_on_cmdline`` the shares' devices are there but the guest does not mount them
+    at boot (a boot to be saved: see :mod:`rvforge_qemu.warm`)."""
     settings = settings_of(machine)
     if artifact.kind == "initramfs":
         initrd = _initrd(artifact, kernel, devices, ctx)
@@ -112,7 +139,9 @@ def command_line(artifact: Artifact, machine: Machine, kernel: Kernel, devices: 
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-bios", settings.bios, "-kernel", str(kernel.image), *boot,
     ]
-    append = [*KERNEL_ARGS, *settings.append, *devices.kernel_words(), *extra_words]
+    device_words = [w for w in devices.kernel_words()
+                    if shares_on_cmdline or not w.startswith(SHARE_ARGUMENT)]
+    append = [*KERNEL_ARGS, *settings.append, *device_words, *extra_words]
     if options.interactive:
         append += interactive_words()
     if devices.gdb_port is not None:

@@ -1,5 +1,6 @@
 """Starting a prepared ``qemu-virt`` launch: a ``with`` block owning the running
-:class:`~rvforge_qemu.guest.Guest`, restarting QEMU when the kernel stays silent."""
+:class:`~rvforge_qemu.guest.Guest`, restored from its snapshot when the launch has one
+(:mod:`rvforge_qemu.warm`), else booted, restarting QEMU when the kernel stays silent."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rvforge import BuildContext
 
 from rvforge_qemu.guest import Guest, channel_args
 from rvforge_qemu.prepared import PreparedLaunch
+from rvforge_qemu.warm import start_args, try_restore
 
 KERNEL_START_SECONDS = 90.0
 """A QEMU whose kernel has printed nothing this long after starting is restarted (the kernel
@@ -32,7 +34,11 @@ class StartedGuest:
         self._tmp = tempfile.TemporaryDirectory(prefix="rvforge-vm-")
         deadline = time.monotonic() + self.timeout
         attempts = START_ATTEMPTS if self.prepared.kernel_speaks else 1
+        plan = self.prepared.snapshot
         try:
+            restored = try_restore(self._make, plan, deadline, self.ctx) if plan else None
+            if restored is not None:
+                return restored, deadline
             for attempt in range(1, attempts + 1):
                 guest = self._start(deadline)
                 stall = min(deadline, time.monotonic() + KERNEL_START_SECONDS)
@@ -49,14 +55,20 @@ class StartedGuest:
         return guest, deadline
 
     def _start(self, deadline: float) -> Guest:
+        guest = self._make([])
+        self.ctx.log.debug("starting QEMU", argv=" ".join(self.prepared.argv))
+        guest.start(deadline)
+        return guest
+
+    def _make(self, extra: list[str]) -> Guest:
+        """A :class:`Guest` for the prepared command line plus rvforge's channels, the
+        QMP socket of a snapshot-capable launch and ``extra``."""
         socket_dir = Path(self._tmp.name)
-        argv = list(self.prepared.argv)
-        guest = Guest([*argv, *channel_args(socket_dir)], socket_dir,
-                      self.prepared.console_log, self.prepared.label,
+        qmp = start_args(socket_dir) if self.prepared.snapshot is not None else []
+        guest = Guest([*self.prepared.argv, *channel_args(socket_dir), *qmp, *extra],
+                      socket_dir, self.prepared.console_log, self.prepared.label,
                       echo=sys.stderr.buffer if self.echo else None)
         self._current = guest
-        self.ctx.log.debug("starting QEMU", argv=" ".join(argv))
-        guest.start(deadline)
         return guest
 
     def __exit__(self, *exc: object) -> None:

@@ -20,9 +20,8 @@ the kernel turns into a panic the launcher reports with the console's last lines
 
 :func:`assemble_setup` is the same module loading and network setup as a program that
 exits: an initramfs boot's ``/init`` runs it (see :mod:`rvforge_qemu.modules`).
-:func:`assemble_fresh` is the program a restored guest runs first: it carries fresh host
-entropy and the host's time in its data (a new program per restore, see
-:mod:`rvforge_qemu.fresh`).
+:func:`assemble_fresh` is the program a restored guest runs first: it reads fresh host
+entropy and the host's time on stdin (see :mod:`rvforge_qemu.fresh`).
 """
 
 from __future__ import annotations
@@ -38,9 +37,9 @@ MS_MOVE = 8192
 MS_RDONLY = 1
 EEXIST = 17
 SYS = {"ioctl": 29, "mkdirat": 34, "mount": 40, "chdir": 49, "chroot": 51, "openat": 56,
-       "close": 57, "write": 64, "exit": 93, "nanosleep": 101, "clock_settime": 112,
+       "close": 57, "read": 63, "write": 64, "exit": 93, "nanosleep": 101, "clock_settime": 112,
        "socket": 198, "execve": 221, "finit_module": 273}
-ZERO, T0, S1, A0, A7, S2, S3 = 0, 5, 9, 10, 17, 18, 19
+ZERO, T0, T1, T2, S1, A0, A7, S2, S3, S4, S5 = 0, 5, 6, 7, 9, 10, 17, 18, 19, 20, 21
 ARG_REGS = (10, 11, 12, 13, 14)
 
 Value = int | str
@@ -126,6 +125,9 @@ class _Program:
             upper = (value + 0x800) >> 12
             lower = value - (upper << 12)
             return [((upper & 0xFFFFF) << 12) | (rd << 7) | 0x37, _i_type(rd, rd, lower)]
+        if op in ("add", "sub"):
+            rd, rs1, rs2 = (int(a) for a in args)  # type: ignore[call-overload]
+            return [(0x20 << 25 if op == "sub" else 0) | rs2 << 20 | rs1 << 15 | rd << 7 | 0x33]
         if op == "ecall":
             return [0x00000073]
         if op == "addi":
@@ -242,17 +244,37 @@ CLOCK_REALTIME = 0
 O_WRONLY = 1
 
 
-def assemble_fresh(seed: bytes, seconds: int, nanoseconds: int) -> bytes:
-    """A program making a restored guest a new machine: it adds ``seed`` to the kernel's
-    entropy pool with ``RNDADDENTROPY`` (credited in full), reseeds the CRNG
-    (``RNDRESEEDCRNG``: what the kernel hands out from now on differs from every sibling
-    restored from the same snapshot), and sets ``CLOCK_REALTIME`` to the host's time;
-    exit 0 (1 after printing the failed step). Needs root in the guest."""
-    if not 0 < len(seed) <= 512:
-        raise ValueError("the seed must be 1 to 512 bytes")
+FRESH_INPUT = 80
+"""What :func:`assemble_fresh`'s program reads on stdin: 64 bytes of host randomness, then
+the host's time as ``struct timespec`` (two little-endian 64-bit integers)."""
+SEED_BYTES = 64
+
+
+def assemble_fresh() -> bytes:
+    """A program making a restored guest a new machine: it reads :data:`FRESH_INPUT`
+    bytes on stdin, adds the first 64 to the kernel's entropy pool with ``RNDADDENTROPY``
+    (credited in full), reseeds the CRNG (``RNDRESEEDCRNG``: what the kernel hands out from
+    now on differs from every sibling restored from the same snapshot), and sets
+    ``CLOCK_REALTIME`` to the ``timespec`` that follows; exit 0 (1 after printing the
+    failed step). Needs root in the guest."""
     p = _Program()
-    pool = p.blob(struct.pack("<ii", 8 * len(seed), len(seed)) + seed, align=8)
-    now = p.blob(struct.pack("<qq", seconds, nanoseconds), align=8)
+    # struct rand_pool_info {int entropy_count (bits); int buf_size; u32 buf[]}; the time after
+    pool = p.blob(struct.pack("<ii", 8 * SEED_BYTES, SEED_BYTES)
+                  + b"\0" * (FRESH_INPUT), align=8)
+    data = f"@{int(pool[1:]) + 8}"
+    now = f"@{int(pool[1:]) + 8 + SEED_BYTES}"
+    _on_failure(p, "reading the seed and time on stdin")
+    p.emit("li", S5, data)
+    p.emit("li", S4, 0)
+    p.label("read")
+    p.emit("add", T1, S5, S4)
+    p.emit("li", T2, FRESH_INPUT)
+    p.emit("sub", T2, T2, S4)
+    p.syscall("read", 0, Reg(T1), Reg(T2))
+    p.emit("bge", ZERO, A0, "fail")  # an error, or stdin ended early
+    p.emit("add", S4, S4, A0)
+    p.emit("li", T0, FRESH_INPUT)
+    p.emit("blt", S4, T0, "read")
     _on_failure(p, "opening /dev/urandom")
     p.syscall("openat", AT_FDCWD, p.string("/dev/urandom"), O_WRONLY)
     p.emit("blt", A0, ZERO, "fail")

@@ -36,6 +36,7 @@ from rvforge_qemu.prepared import PreparedLaunch, prepare
 from rvforge_qemu.qemubin import system_qemu
 from rvforge_qemu.session import Session
 from rvforge_qemu.starting import StartedGuest
+from rvforge_qemu.warm import freshen, install, save_ready
 
 ResultT = TypeVar("ResultT", bound=BootResult)
 
@@ -47,7 +48,8 @@ class QemuVirt(Launcher[LaunchOptions]):
     supports_session = True
     cache_entries = {"qemu/isa/*": "qemu-probes", "qemu/binaries/*": "qemu-probes",
                      "qemu/bootinit/*": "boot-modules", "qemu/modules/*": "boot-modules",
-                     "qemu/console/*": "console-logs"}
+                     "qemu/console/*": "console-logs", "qemu/snapshots/*": "snapshots",
+                     "qemu/digests/*": "snapshots"}
 
     def machine_isa(self, machine: Machine, ctx: BuildContext) -> str:
         """The profile's ``isa`` if set, else what the installed QEMU reports for its CPU."""
@@ -74,6 +76,8 @@ class QemuVirt(Launcher[LaunchOptions]):
                          "'exit' powers the guest off", console_log=str(prepared.console_log))
             return run_console(list(prepared.argv), prepared.console_log, prepared.label)
         result = BootResult(ok=False)
+        if prepared.snapshot is not None:
+            prepared.snapshot.restore = False  # a boot check boots; it may save for run
         with StartedGuest(prepared, options.timeout, ctx, echo=options.console) as (
                 guest, deadline):
             try:
@@ -81,6 +85,9 @@ class QemuVirt(Launcher[LaunchOptions]):
                 result.seconds = _wait_ready(guest, deadline, artifact, options, ctx) \
                     + guest.started - called
                 ctx.log.info("guest ready", seconds=round(result.seconds, 2))
+                if prepared.snapshot is not None and not prepared.snapshot.exists():
+                    install(guest, prepared.snapshot, deadline)
+                    save_ready(guest, prepared.snapshot, str(artifact.path), ctx)
                 guest.shutdown()
                 result.ok = True
             except GuestFailure as failure:
@@ -96,7 +103,7 @@ class QemuVirt(Launcher[LaunchOptions]):
         with StartedGuest(prepared, options.timeout, ctx, echo=options.console) as (
                 guest, deadline):
             try:
-                _wait_ready(guest, deadline, artifact, options, ctx)
+                _ready(guest, deadline, artifact, options, prepared, ctx)
                 result.status = guest.execute(
                     command_script(argv), deadline, sink(stdout, options.stream, err=False),
                     sink(stderr, options.stream, err=True))
@@ -118,7 +125,7 @@ class QemuVirt(Launcher[LaunchOptions]):
         with StartedGuest(prepared, options.timeout, ctx, echo=options.console) as (
                 guest, deadline):
             try:
-                _wait_ready(guest, deadline, artifact, options, ctx)
+                _ready(guest, deadline, artifact, options, prepared, ctx)
             except GuestFailure as failure:
                 tail = "\n".join(f"  | {line}" for line in guest.console.lines())
                 raise BootFailedError(
@@ -147,6 +154,19 @@ class QemuVirt(Launcher[LaunchOptions]):
         resolved = dataclasses.replace(machine, isa=self.machine_isa(machine, ctx))
         return diagnose(events, resolved, image_file_finder(artifact, ctx),
                         lambda: _bootable_machines(self, ctx))
+
+
+def _ready(guest: Guest, deadline: float, artifact: Artifact, options: LaunchOptions,
+           prepared: PreparedLaunch, ctx: BuildContext) -> None:
+    """The guest ready for commands: booted (or restored), its ready state saved the first
+    time, then refreshed (randomness, clock, shares) when it is snapshot-capable."""
+    plan = prepared.snapshot
+    if plan is None or not plan.restored:
+        _wait_ready(guest, deadline, artifact, options, ctx)
+    if plan is not None:
+        install(guest, plan, deadline)
+        save_ready(guest, plan, str(artifact.path), ctx)
+        freshen(guest, plan, deadline)
 
 
 def _wait_ready(guest: Guest, deadline: float, artifact: Artifact, options: LaunchOptions,

@@ -25,7 +25,7 @@ from pathlib import Path
 from rvforge import BuildContext
 
 from rvforge_qemu.devices import Share
-from rvforge_qemu.fresh import fresh_script
+from rvforge_qemu.fresh import fresh_script, install_script
 from rvforge_qemu.guest import Guest, GuestFailure
 from rvforge_qemu.qmp import Qmp, QmpError, incoming_args, qmp_args
 from rvforge_qemu.snapshots import Snapshot, SnapshotKey, SnapshotStore
@@ -52,6 +52,10 @@ class SnapshotPlan:
     restored: bool = False
     """Set once the guest came from a snapshot."""
     timings: dict[str, float] = field(default_factory=dict)
+
+    def exists(self) -> bool:
+        """Whether the store has a snapshot under this key (not yet validated)."""
+        return (self.store.root / self.key.digest).is_dir()
 
 
 def start_args(socket_dir: Path) -> list[str]:
@@ -105,7 +109,7 @@ def _resume(guest: Guest, deadline: float) -> None:
 def save_ready(guest: Guest, plan: SnapshotPlan, image: str, ctx: BuildContext) -> Snapshot | None:
     """Save the ready guest's state into the store (when ``plan`` asks and none exists),
     then let it run on. A failed save is a warning: the run goes on unsaved."""
-    if not plan.save or plan.restored or (plan.store.root / plan.key.digest).is_dir():
+    if not plan.save or plan.restored or plan.exists():
         return None
     started = time.monotonic()
     deadline = started + SAVE_SECONDS
@@ -131,19 +135,28 @@ def save_ready(guest: Guest, plan: SnapshotPlan, image: str, ctx: BuildContext) 
     return Snapshot(final, {})
 
 
+def install(guest: Guest, plan: SnapshotPlan, deadline: float) -> None:
+    """Put the refresh program into a cold-booted guest (before its state is saved)."""
+    if not plan.restored:
+        _request(guest, install_script(), deadline)
+
+
 def freshen(guest: Guest, plan: SnapshotPlan, deadline: float) -> None:
     """Reseed the guest's randomness, set its clock and mount this run's shares.
 
     :raises GuestFailure: naming the step that failed.
     """
     started = time.monotonic()
+    _request(guest, fresh_script(plan.shares), deadline)
+    plan.timings["fresh"] = time.monotonic() - started
+
+
+def _request(guest: Guest, script: str, deadline: float) -> None:
     errors = bytearray()
-    status = guest.execute(fresh_script(plan.shares), deadline, lambda _: None,
-                           errors.extend)
+    status = guest.execute(script, deadline, lambda _: None, errors.extend)
     if status != 0:
         text = errors.decode("utf-8", "replace").strip() or f"status {status}"
         raise GuestFailure(f"the guest could not set up the boot: {text}")
-    plan.timings["fresh"] = time.monotonic() - started
 
 
 def _first_line(error: Exception) -> str:
