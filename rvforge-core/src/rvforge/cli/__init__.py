@@ -24,6 +24,11 @@ def main() -> None:
 
         print(version_text())
         return
+    if sys.argv[1:2] == ["exec"]:  # a kept guest's command: the round trip, not the CLI
+        from rvforge.cli.quickexec import quick_exec
+
+        if (status := quick_exec(sys.argv[2:])) is not None:
+            sys.exit(status)
     from rvforge.cli.signals import terminate_like_interrupt
 
     with terminate_like_interrupt() as received:

@@ -10,6 +10,7 @@ import typer
 from rvforge.cli import audit as audit_cmd
 from rvforge.cli import build as build_cmd
 from rvforge.cli import cache as cache_cmd
+from rvforge.cli import guests as guests_cmd
 from rvforge.cli import info as info_cmd
 from rvforge.cli import inspect as inspect_cmd
 from rvforge.cli import launch as launch_cmd
@@ -19,7 +20,7 @@ from rvforge.log import LOG_FORMATS, configure_logging
 EPILOG = (
     "Exit status: 0 success; 2 usage error or bad input; 3 the audit found errors; "
     "4 the image did not boot; 125 a host tool rvforge needs is missing; "
-    "'rvforge run' exits with the guest command's status."
+    "'rvforge run' and 'rvforge exec' exit with the guest command's status."
 )
 
 app = typer.Typer(
@@ -60,5 +61,6 @@ def callback(
         os.environ["RVFORGE_DEBUG"] = "1"
 
 
-for module in (build_cmd, audit_cmd, inspect_cmd, launch_cmd, info_cmd, cache_cmd):
+for module in (build_cmd, audit_cmd, inspect_cmd, launch_cmd, guests_cmd, info_cmd,
+               cache_cmd):
     module.register(app)
