@@ -12,7 +12,7 @@ test session and run commands in it::
         assert result.status == 0
         assert result.stdout == b"riscv64\\n"
 
-Fixtures (both session-scoped):
+Fixtures:
 
 ``rvforge_guest``
     A :class:`~rvforge_qemu.session.Session` on the image given by ``--rvforge-image``
@@ -26,7 +26,12 @@ Fixtures (both session-scoped):
     given many times). ``run(argv or script, timeout=...)`` returns a
     :class:`rvforge.RunResult`: ``status``, ``stdout``, ``stderr`` (bytes), and
     ``diagnosis`` (explanations of illegal instructions).
-``rvforge_boot``
+``rvforge_vm`` (function-scoped)
+    A guest of its own for each test, on the same image and options as ``rvforge_guest``,
+    restored from the image's snapshot (the first one boots and saves it): what one test
+    writes in its guest, the next test does not see. A restore costs well under a second
+    where a boot costs many; each pytest-xdist worker restores its own guests.
+``rvforge_boot`` (session-scoped)
     ``rvforge_boot(image, machine=None, **options)`` boots another image (once per image,
     machine and options; ``options`` by field name: ``kernel=``, ``qemu=``, ``share=[...]``,
     ``net=True``, ``forward=[...]``...) and returns its session. ``--rvforge-timeout`` and
@@ -130,10 +135,40 @@ def rvforge_boot(pytestconfig: pytest.Config) -> Iterator[Boot]:
 @pytest.fixture(scope="session")
 def rvforge_guest(pytestconfig: pytest.Config, rvforge_boot: Boot) -> LaunchSession:
     """The guest booted from ``--rvforge-image`` (or the ``rvforge_image`` ini value)."""
-    image = _setting(pytestconfig, "image")
+    return rvforge_boot(_image(pytestconfig, "rvforge_guest"),
+                        _setting(pytestconfig, "machine"), **_guest_values(pytestconfig))
+
+
+@pytest.fixture(scope="session")
+def _rvforge_vm_context(pytestconfig: pytest.Config) -> Iterator[BuildContext]:
+    """The build context every ``rvforge_vm`` of this session (or xdist worker) uses."""
+    from rvforge import build_registry
+
+    with BuildContext(build_registry(),
+                      offline=bool(pytestconfig.getoption("rvforge_offline"))) as ctx:
+        yield ctx
+
+
+@pytest.fixture
+def rvforge_vm(pytestconfig: pytest.Config,
+               _rvforge_vm_context: BuildContext) -> Iterator[LaunchSession]:
+    """A guest of this test's own, restored from the image's snapshot."""
+    ctx = _rvforge_vm_context
+    values = _guest_values(pytestconfig)
+    launch = prepare_launch(_image(pytestconfig, "rvforge_vm"), ctx,
+                            machine=_setting(pytestconfig, "machine"), values=values,
+                            command="session")
+    with launch.session(ctx) as session:
+        yield session
+
+
+def _image(config: pytest.Config, fixture: str) -> str:
+    image = _setting(config, "image")
     if not image:
-        pytest.fail("rvforge_guest needs an image: pass --rvforge-image PATH or set "
+        pytest.fail(f"{fixture} needs an image: pass --rvforge-image PATH or set "
                     "rvforge_image in the pytest configuration")
-    return rvforge_boot(image, _setting(pytestconfig, "machine"),
-                        **{spec.name: _setting(pytestconfig, spec.name)
-                           for spec in guest_options()})
+    return str(image)
+
+
+def _guest_values(config: pytest.Config) -> dict[str, Any]:
+    return {spec.name: _setting(config, spec.name) for spec in guest_options()}
