@@ -32,8 +32,18 @@ building one). From each console log: when the kernel
 started and finished unpacking the initramfs and when it ran ``/init`` (guest clock).
 It prints the ratio to Alpine and the load average before and after.
 
+With ``--warm`` it measures snapshots (docs/qemu.md, "Snapshots"): for the Alpine
+initramfs, the Alpine image as ext4, and the default Debian image (``--debian-image PATH``,
+else built first), in the same run, ``rvforge run IMG -- true`` cold (``--no-snapshot``)
+and warm (restored), rounds alternating, each whole command's wall time; the snapshot's
+size and save time; where a warm run's time goes (interpreter start and imports, the
+restore, the refresh and first command); and ``rvforge exec GUEST -- true`` against a
+guest kept by ``rvforge up``. It runs with a private cache (``RVFORGE_CACHE_DIR``) so the
+first run of each image is the one that saves.
+
 Usage: ``uv run python benchmarks/boot.py [--rounds 5]``, ``uv run python
-benchmarks/boot.py --debian [--rounds 5]`` (a Debian build first: a few minutes)
+benchmarks/boot.py --debian [--rounds 5]`` (a Debian build first: a few minutes),
+``uv run python benchmarks/boot.py --warm [--rounds 5] [--debian-image PATH]``
 """
 
 from __future__ import annotations
@@ -242,6 +252,112 @@ def debian_against_alpine(rounds: int, given: Path | None) -> None:
             if name != "alpine .cpio.gz" and w))
 
 
+RESTORED = re.compile(r"restored the guest from its snapshot +seconds=([\d.]+)")
+
+
+def warm_run(image: Path, kernel: Path, env: dict[str, str], *flags: str
+             ) -> tuple[float, float | None]:
+    """Wall seconds of ``rvforge run IMAGE -- true`` and the restore's seconds (``None``:
+    it booted)."""
+    start = time.monotonic()
+    result = subprocess.run([RVFORGE, "run", str(image), "--kernel", str(kernel), *flags,
+                             "--", "true"], capture_output=True, text=True, check=False,
+                            env=env)
+    wall = time.monotonic() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{image.name}: exit {result.returncode}: {result.stderr[-500:]}")
+    restored = RESTORED.search(result.stderr)
+    return wall, float(restored.group(1)) if restored else None
+
+
+def snapshot_facts(cache: Path) -> dict[str, tuple[int, float]]:
+    """Image path → (snapshot bytes, save seconds) of the snapshots in ``cache``."""
+    import json
+
+    facts = {}
+    for meta in (cache / "qemu" / "snapshots").glob("*/meta.json"):
+        data = json.loads(meta.read_text())
+        facts[data.get("image", "?")] = (data["state_bytes"], data.get("save_seconds", 0.0))
+    return facts
+
+
+def interpreter_start() -> float:
+    """Seconds to start Python and import rvforge's command line (what every command
+    pays before it does anything)."""
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import rvforge.cli.application"], check=True)
+    return time.monotonic() - start
+
+
+def exec_rounds(image: Path, kernel: Path, env: dict[str, str], rounds: int) -> list[float]:
+    """``rvforge exec bench -- true`` wall seconds against a guest kept by ``rvforge up``."""
+    subprocess.run([RVFORGE, "-q", "up", str(image), "--kernel", str(kernel), "--name",
+                    "bench"], check=True, env=env, capture_output=True)
+    try:
+        times = []
+        for _ in range(rounds):
+            start = time.monotonic()
+            subprocess.run([RVFORGE, "exec", "bench", "--", "true"], check=True, env=env)
+            times.append(time.monotonic() - start)
+        return times
+    finally:
+        subprocess.run([RVFORGE, "down", "bench"], check=True, env=env, capture_output=True)
+
+
+def warm_against_cold(rounds: int, given: Path | None) -> None:
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="rvforge-bench-") as tmp, \
+            BuildContext(build_registry()) as ctx:
+        work = Path(tmp)
+        runtime = work / "run"
+        runtime.mkdir(mode=0o700)
+        env = {**os.environ, "RVFORGE_CACHE_DIR": str(work / "cache"),
+               "XDG_RUNTIME_DIR": str(runtime)}
+        images = {}
+        for name in ("alpine.cpio.gz", "alpine.ext4"):
+            subprocess.run([RVFORGE, "-q", "build", "--provider", "local", "--source",
+                            str(ALPINE), "-o", str(work / name)], check=True,
+                           stdout=subprocess.DEVNULL)
+            images[name] = work / name
+        debian = given or work / "debian.cpio.gz"
+        origin = f"given ({given})" if given else build_debian(debian)
+        images["debian.cpio.gz"] = debian
+        kernel = resolve_kernel("auto", ctx).image
+        cold: dict[str, list[float]] = {name: [] for name in images}
+        warm: dict[str, list[float]] = {name: [] for name in images}
+        restore: dict[str, list[float]] = {name: [] for name in images}
+        for image in images.values():  # the first run of each saves its snapshot
+            warm_run(image, kernel, env)
+        for round_ in range(rounds):
+            for name, image in images.items():
+                cold[name].append(warm_run(image, kernel, env, "--no-snapshot")[0])
+                wall, restored = warm_run(image, kernel, env)
+                warm[name].append(wall)
+                if restored is not None:
+                    restore[name].append(restored)
+            print(f"round {round_ + 1}: " + ", ".join(
+                f"{name} {cold[name][-1]:.2f}/{warm[name][-1]:.2f} s" for name in images),
+                file=sys.stderr)
+        starts = [interpreter_start() for _ in range(rounds)]
+        execs = exec_rounds(images["alpine.cpio.gz"], kernel, env, rounds)
+        facts = snapshot_facts(work / "cache")
+    load_after = os.getloadavg()
+    print(f"Debian image: {origin}; load average before {load_before[0]:.1f}/"
+          f"{load_before[1]:.1f}, after {load_after[0]:.1f}/{load_after[1]:.1f} (1/5 min)\n")
+    print(f"| `rvforge run IMG -- true`, {rounds} rounds | cold median s | warm median s | "
+          "warm min–max s | cold / warm | restore s | snapshot MB | save s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, image in images.items():
+        size, save = facts.get(str(image), (0, 0.0))
+        c, w = statistics.median(cold[name]), statistics.median(warm[name])
+        r = f"{statistics.median(restore[name]):.2f}" if restore[name] else "–"
+        print(f"| {name} | {c:.2f} | {w:.2f} | {min(warm[name]):.2f}–{max(warm[name]):.2f} "
+              f"| {c / w:.1f}× | {r} | {size / 1e6:.1f} | {save:.2f} |")
+    print(f"\ninterpreter start + CLI imports: median {statistics.median(starts):.2f} s; "
+          f"`rvforge exec bench -- true` (kept Alpine guest): median "
+          f"{statistics.median(execs):.2f} s, min {min(execs):.2f}, max {max(execs):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -249,10 +365,16 @@ def main() -> None:
                         help="time `rvforge run IMG -- true` for the default Debian image "
                         "against Alpine's instead")
     parser.add_argument("--debian-image", type=Path,
-                        help="with --debian: this image (built by the one-liner) instead of "
-                        "building one")
+                        help="with --debian or --warm: this image (built by the one-liner) "
+                        "instead of building one")
+    parser.add_argument("--warm", action="store_true",
+                        help="time warm runs (restored snapshots) against cold ones for "
+                        "Alpine (initramfs and ext4) and the default Debian image")
     args = parser.parse_args()
     configure_logging(quiet=True)
+    if args.warm:
+        warm_against_cold(args.rounds, args.debian_image)
+        return
     if args.debian:
         debian_against_alpine(args.rounds, args.debian_image)
         return
