@@ -98,6 +98,17 @@ class ConsoleWatch:
         if READY_MARKER.encode() in self._partial:  # the marker line may lack its newline
             self.ready = True
 
+    def replay(self, earlier: bytes, note: str) -> None:
+        """Start the log and the tail with ``earlier`` console output (a restored guest's
+        boot, kept with its snapshot) and a ``note`` line, without finding events in it:
+        its faults and panics belong to that boot, not to this run."""
+        text = earlier if earlier.endswith(b"\n") or not earlier else earlier + b"\n"
+        self._log.write(text + note.encode() + b"\n")
+        self._log.flush()
+        for raw in text.split(b"\n")[:-1]:
+            self.tail.append(raw.decode("utf-8", "replace").rstrip("\r"))
+        self.tail.append(note)
+
     def close(self) -> None:
         if self._partial:
             self._line(self._partial.decode("utf-8", "replace"))

@@ -48,6 +48,8 @@ DEFAULT_CAP_BYTES = 4 << 30
 CAP_VARIABLE = "RVFORGE_SNAPSHOT_CACHE_MB"
 STATE = "state.zst"
 META = "meta.json"
+CONSOLE = "console.log"
+"""The boot's console up to the save: a restored run's log starts with it."""
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 PATH_OPTIONS = ("-kernel", "-initrd", "-bios")
 """QEMU options whose value is a file the guest's memory is made from."""
@@ -143,6 +145,13 @@ class Snapshot:
     def state(self) -> Path:
         return self.directory / STATE
 
+    def console(self) -> bytes:
+        """The boot's console up to the save (empty if it was not kept)."""
+        try:
+            return (self.directory / CONSOLE).read_bytes()
+        except OSError:
+            return b""
+
 
 class SnapshotStore:
     """The snapshots under ``<cache>/qemu/snapshots`` (see the module docstring)."""
@@ -181,13 +190,17 @@ class SnapshotStore:
         temp.mkdir()
         return temp / STATE
 
-    def commit(self, key: SnapshotKey, state: Path, **facts: Any) -> Path | None:
-        """Publish the snapshot written to ``state`` (from :meth:`new_state`); another
-        process that published the same key first wins. Then enforce the size cap."""
+    def commit(self, key: SnapshotKey, state: Path, console: Path | None = None,
+               **facts: Any) -> Path | None:
+        """Publish the snapshot written to ``state`` (from :meth:`new_state`) with the boot's
+        ``console`` log; another process that published the same key first wins. Then
+        enforce the size cap."""
         temp = state.parent
         if not state.is_file() or state.read_bytes()[:4] != ZSTD_MAGIC:
             shutil.rmtree(temp, ignore_errors=True)
             return None
+        if console is not None and console.is_file():
+            shutil.copyfile(console, temp / CONSOLE)
         meta = {"format": FORMAT, "key": key.digest, "fields": key.fields,
                 "state_bytes": state.stat().st_size, "created": time.time(), **facts}
         (temp / META).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")

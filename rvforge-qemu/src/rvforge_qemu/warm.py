@@ -77,6 +77,9 @@ def try_restore(make_guest: Callable[[list[str]], Guest], plan: SnapshotPlan,
         return None
     started = time.monotonic()
     guest = make_guest(incoming_args(snapshot.state))
+    saved = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.meta.get("created", 0)))
+    guest.console.replay(snapshot.console(), f"[rvforge] restored from the snapshot saved "
+                                             f"{saved} ({snapshot.directory})")
     try:
         guest.start(deadline, restored=True)
         _resume(guest, deadline)
@@ -125,7 +128,8 @@ def save_ready(guest: Guest, plan: SnapshotPlan, image: str, ctx: BuildContext) 
         plan.store.discard(state.parent)
         return None
     seconds = time.monotonic() - started
-    final = plan.store.commit(plan.key, state, image=image, save_seconds=round(seconds, 3))
+    final = plan.store.commit(plan.key, state, guest.console.log_path, image=image,
+                              save_seconds=round(seconds, 3))
     if final is None:
         return None
     plan.timings["save"] = seconds
