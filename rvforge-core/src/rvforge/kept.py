@@ -74,13 +74,15 @@ def runtime_dir(*, create: bool = True) -> Path:
     base = os.environ.get("XDG_RUNTIME_DIR")
     path = Path(base) / "rvforge" if base else Path(f"/tmp/rvforge-{os.getuid()}")
     if create:
-        with contextlib.suppress(FileExistsError):
+        # another user's directory (EACCES) is refused below, with its owner named
+        with contextlib.suppress(FileExistsError, PermissionError):
             path.mkdir(mode=0o700, parents=False)
     try:
         info = path.lstat()
     except FileNotFoundError:
         if create:
-            raise
+            raise UsageError(f"{path}: cannot create it; set XDG_RUNTIME_DIR to a directory "
+                             "of your own") from None
         return path
     except PermissionError:
         raise UsageError(f"{path}: not reachable by this user (uid {os.getuid()}); kept "
