@@ -142,6 +142,11 @@ def test_a_damaged_or_foreign_snapshot_means_a_cold_boot_and_exit_0(
     assert (refused.returncode, refused.stdout) == (0, "ok\n"), refused.stderr
     assert "snapshot not restored (" in refused.stderr and "booting cold" in refused.stderr
 
+    assert snapshots(rv)  # the cold boot saved a good one again
+    cleaned = rv("cache", "clean", "--kind", "snapshots")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert snapshots(rv) == []
+
 
 def test_up_exec_ps_down_keep_state_and_stop_every_vm(
         rv: Callable[..., subprocess.CompletedProcess[str]], images: Callable[[str], Path],
