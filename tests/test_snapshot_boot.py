@@ -1,4 +1,5 @@
-"""Warm runs on real QEMU (7.2, and 10.x when ``RVFORGE_TEST_QEMU10`` names it): the saved
+"""Warm runs on real QEMU (7.2, and 10.x when ``RVFORGE_TEST_QEMU10`` names it, for the
+restore itself and its fallbacks): the saved
 ready state restored, refreshed and used as a cold boot would be; damaged snapshots fall
 back to a cold boot; kept guests (up/exec/ps/down); a guest per test (``rvforge_vm``).
 
@@ -53,14 +54,13 @@ def images(tmp_path_factory: pytest.TempPathFactory, alpine_tarball: Path
     return build
 
 
-@pytest.fixture(params=QEMUS)
-def rv(request: pytest.FixtureRequest, tmp_path: Path, kernel: Path
-       ) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """``rv(command, *args)``: rvforge with this test's cache, runtime dir, QEMU and the
-    kernel by path (for boot, run and up)."""
-    cache, runtime = tmp_path / "cache", tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    qemu = ["--qemu", os.environ["RVFORGE_TEST_QEMU10"]] if request.param == "qemu10" else []
+Rvforge = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def rvforge(cache: Path, runtime: Path, kernel: Path, qemu: list[str]) -> Rvforge:
+    """``call(command, *args)``: rvforge with this cache, runtime dir, QEMU and the kernel
+    by path (for boot, run and up)."""
+    runtime.mkdir(mode=0o700, exist_ok=True)
 
     def call(command: str, *args: str, timeout: float = 600,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -73,7 +73,29 @@ def rv(request: pytest.FixtureRequest, tmp_path: Path, kernel: Path
     return call
 
 
-def snapshots(rv: Callable[..., subprocess.CompletedProcess[str]]) -> list[Path]:
+@pytest.fixture
+def rv(request: pytest.FixtureRequest, tmp_path: Path, kernel: Path) -> Rvforge:
+    """rvforge with a cache of this test's own (which run boots and which restores is
+    known), on the system's QEMU or QEMU 10 where a test is parametrized ``qemu10``."""
+    which = getattr(request, "param", "system")
+    qemu = ["--qemu", os.environ["RVFORGE_TEST_QEMU10"]] if which == "qemu10" else []
+    return rvforge(tmp_path / "cache", tmp_path / "run", kernel, qemu)
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the tests that do not care whether their guest booted or was
+    restored: one cold boot for all of them."""
+    return tmp_path_factory.mktemp("shared-cache")
+
+
+@pytest.fixture
+def kept_rv(shared_cache: Path, tmp_path: Path, kernel: Path) -> Rvforge:
+    """rvforge with the module's shared cache and a runtime dir of this test's own."""
+    return rvforge(shared_cache, tmp_path / "run", kernel, [])
+
+
+def snapshots(rv: Rvforge) -> list[Path]:
     listed = rv("cache", "list", "--kind", "snapshots", "-l", "--format", "json")
     assert listed.returncode == 0, listed.stderr
     data = json.loads(listed.stdout)
@@ -85,8 +107,9 @@ PROBE = ("cat /proc/sys/kernel/random/uuid; head -c 16 /dev/urandom | od -An -tx
          "tr -d ' \\n'; echo; date +%s; cat /mnt/s/f")
 
 
+@pytest.mark.parametrize("rv", QEMUS, indirect=True)
 def test_a_warm_run_restores_fresh_and_prints_what_a_cold_one_does(
-        rv: Callable[..., subprocess.CompletedProcess[str]], images: Callable[[str], Path],
+        rv: Rvforge, images: Callable[[str], Path],
         tmp_path: Path) -> None:
     image = images("alpine.cpio.gz")
     for name in ("one", "two"):
@@ -116,8 +139,9 @@ def test_a_warm_run_restores_fresh_and_prints_what_a_cold_one_does(
     assert len(snapshots(rv)) == 2  # without and with one share: two device shapes
 
 
+@pytest.mark.parametrize("rv", QEMUS, indirect=True)
 def test_a_damaged_or_foreign_snapshot_means_a_cold_boot_and_exit_0(
-        rv: Callable[..., subprocess.CompletedProcess[str]],
+        rv: Rvforge,
         images: Callable[[str], Path]) -> None:
     image = images("alpine.cpio.gz")
     assert rv("boot", str(image)).returncode == 0  # a boot check boots, and saves
@@ -149,8 +173,8 @@ def test_a_damaged_or_foreign_snapshot_means_a_cold_boot_and_exit_0(
 
 
 def test_up_exec_ps_down_keep_state_and_stop_every_vm(
-        rv: Callable[..., subprocess.CompletedProcess[str]], images: Callable[[str], Path],
-        tmp_path: Path) -> None:
+        kept_rv: Rvforge, images: Callable[[str], Path], tmp_path: Path) -> None:
+    rv = kept_rv
     image = images("alpine.cpio.gz")
     (tmp_path / "host").mkdir()
     up = rv("up", str(image), "--name", "box", "--share", f"{tmp_path / 'host'}:/mnt/h",
@@ -179,8 +203,8 @@ def test_up_exec_ps_down_keep_state_and_stop_every_vm(
 
 
 def test_a_dead_keeper_is_noticed_and_cleaned(
-        rv: Callable[..., subprocess.CompletedProcess[str]],
-        images: Callable[[str], Path], tmp_path: Path) -> None:
+        kept_rv: Rvforge, images: Callable[[str], Path], tmp_path: Path) -> None:
+    rv = kept_rv
     image = images("alpine.cpio.gz")
     assert rv("up", str(image), "--name", "gone").returncode == 0
     record = json.loads((tmp_path / "run" / "rvforge" / "gone.json").read_text())
@@ -194,8 +218,8 @@ def test_a_dead_keeper_is_noticed_and_cleaned(
     assert rv("exec", "gone", "--", "true").returncode == 2
 
 
-def test_kept_guests_are_the_owners_only(
-        rv: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+def test_kept_guests_are_the_owners_only(kept_rv: Rvforge, tmp_path: Path) -> None:
+    rv = kept_rv
     runtime = tmp_path / "run" / "rvforge"
     runtime.mkdir(mode=0o700)
     runtime.chmod(0o755)
@@ -218,7 +242,8 @@ def test_kept_guests_are_the_owners_only(
 
 
 def test_rvforge_vm_gives_each_test_its_own_restored_guest(
-        images: Callable[[str], Path], kernel: Path, tmp_path: Path) -> None:
+        images: Callable[[str], Path], kernel: Path, tmp_path: Path,
+        shared_cache: Path) -> None:
     image = images("alpine.cpio.gz")
     (tmp_path / "test_vm.py").write_text(textwrap.dedent("""
         def test_writes(rvforge_vm):
@@ -236,14 +261,14 @@ def test_rvforge_vm_gives_each_test_its_own_restored_guest(
          "rvforge_qemu.pytest_plugin", "--rootdir", str(tmp_path), "--rvforge-image",
          str(image), "--rvforge-kernel", str(kernel), str(tmp_path / "test_vm.py")],
         check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600,
-        env={**os.environ, "RVFORGE_CACHE_DIR": str(tmp_path / "cache")})
+        env={**os.environ, "RVFORGE_CACHE_DIR": str(shared_cache)})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
     assert not qemu_running_with(image)
 
 
 def test_an_ext4_image_restores_what_the_guest_wrote_and_stays_clean(
-        rv: Callable[..., subprocess.CompletedProcess[str]],
+        rv: Rvforge,
         images: Callable[[str], Path]) -> None:
     """The PyTorch image's kind of workload: files written, the guest restored many times,
     each restore reads back the same bytes; the image file is never written."""
