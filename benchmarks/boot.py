@@ -34,8 +34,8 @@ It prints the ratio to Alpine and the load average before and after.
 
 With ``--warm`` it measures snapshots (docs/qemu.md, "Snapshots"): for the Alpine
 initramfs, the Alpine image as ext4, and the default Debian image (``--debian-image PATH``,
-else built first), in the same run, ``rvforge run IMG -- true`` cold (``--no-snapshot``)
-and warm (restored), rounds alternating, each whole command's wall time; the snapshot's
+else built first), in the same run, ``rvforge run IMG -- true`` cold (no flag)
+and warm (``--snapshot``, restored), rounds alternating, each whole command's wall time; the snapshot's
 size and save time; where a warm run's time goes (interpreter start and imports, the
 restore, the refresh and first command); and ``rvforge exec GUEST -- true`` against a
 guest kept by ``rvforge up``. It runs with a private cache (``RVFORGE_CACHE_DIR``) so the
@@ -291,8 +291,8 @@ def interpreter_start() -> float:
 
 def exec_rounds(image: Path, kernel: Path, env: dict[str, str], rounds: int) -> list[float]:
     """``rvforge exec bench -- true`` wall seconds against a guest kept by ``rvforge up``."""
-    subprocess.run([RVFORGE, "-q", "up", str(image), "--kernel", str(kernel), "--name",
-                    "bench"], check=True, env=env, capture_output=True)
+    subprocess.run([RVFORGE, "-q", "up", str(image), "--kernel", str(kernel), "--snapshot",
+                    "--name", "bench"], check=True, env=env, capture_output=True)
     try:
         times = []
         for _ in range(rounds):
@@ -327,11 +327,11 @@ def warm_against_cold(rounds: int, given: Path | None) -> None:
         warm: dict[str, list[float]] = {name: [] for name in images}
         restore: dict[str, list[float]] = {name: [] for name in images}
         for image in images.values():  # the first run of each saves its snapshot
-            warm_run(image, kernel, env)
+            warm_run(image, kernel, env, "--snapshot")
         for round_ in range(rounds):
             for name, image in images.items():
-                cold[name].append(warm_run(image, kernel, env, "--no-snapshot")[0])
-                wall, restored = warm_run(image, kernel, env)
+                cold[name].append(warm_run(image, kernel, env)[0])
+                wall, restored = warm_run(image, kernel, env, "--snapshot")
                 warm[name].append(wall)
                 if restored is not None:
                     restore[name].append(restored)

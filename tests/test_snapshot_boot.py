@@ -59,12 +59,13 @@ Rvforge = Callable[..., subprocess.CompletedProcess[str]]
 
 def rvforge(cache: Path, runtime: Path, kernel: Path, qemu: list[str]) -> Rvforge:
     """``call(command, *args)``: rvforge with this cache, runtime dir, QEMU and the kernel
-    by path (for boot, run and up)."""
+    by path, and ``--snapshot`` unless ``cold`` (for boot, run and up)."""
     runtime.mkdir(mode=0o700, exist_ok=True)
 
-    def call(command: str, *args: str, timeout: float = 600,
+    def call(command: str, *args: str, timeout: float = 600, cold: bool = False,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        extra = ["--kernel", str(kernel), *qemu] if command in ("boot", "run", "up") else []
+        launch = ["--kernel", str(kernel), *qemu, *([] if cold else ["--snapshot"])]
+        extra = launch if command in ("boot", "run", "up") else []
         return subprocess.run(
             [RVFORGE, command, *extra, *args], capture_output=True, text=True, check=False,
             timeout=timeout, env={**os.environ, "RVFORGE_CACHE_DIR": str(cache),
@@ -116,7 +117,7 @@ def test_a_warm_run_restores_fresh_and_prints_what_a_cold_one_does(
         (tmp_path / name).mkdir()
         (tmp_path / name / "f").write_text(f"{name}\n")
     script = "cat /etc/alpine-release; echo out; echo err >&2; ls /; exit 3"
-    cold = rv("run", "--no-snapshot", str(image), "--", "sh", "-c", script)
+    cold = rv("run", str(image), "--", "sh", "-c", script, cold=True)
     first = rv("run", str(image), "--", "sh", "-c", script)  # boots, saves
     assert "saved the guest's ready state" in first.stderr
     warm = rv("run", str(image), "--", "sh", "-c", script)

@@ -2,12 +2,10 @@
 cold boot, right after its ready state was saved): fresh randomness and the host's time,
 then the shares of this run mounted.
 
-Both travel as ``RUN`` requests of the init protocol (:mod:`rvforge.protocol`), so the
-guest needs nothing it did not have at boot. Before the ready state is saved,
-:func:`install_script` writes a small static program
-(:func:`rvforge_qemu.stub.assemble_fresh`) to the guest's ``/run`` (a tmpfs: it is in the
-snapshot); after each restore, :func:`fresh_script` pipes it 64 bytes of the host's
-randomness and the host's time, and mounts each share (the 9p device was present but
+It travels as one ``RUN`` request of the init protocol (:mod:`rvforge.protocol`), so the
+guest needs nothing it did not have at boot: :func:`fresh_script` writes a small static
+program (:func:`rvforge_qemu.stub.assemble_fresh`) to the guest's ``/run``, pipes it 64
+bytes of the host's randomness and the host's time, removes it, and mounts each share (the 9p device was present but
 unmounted when the state was saved: QEMU cannot migrate a mounted 9p export, and the host
 directory behind it is chosen per run).
 """
@@ -28,7 +26,7 @@ SHARE_OPTIONS = "trans=virtio,version=9p2000.L,msize=262144"
 
 
 def install_script() -> str:
-    """The shell script writing the refresh program into the guest."""
+    """The shell line writing the refresh program into the guest."""
     return f"printf '{_octal(assemble_fresh())}' > {PROGRAM} && chmod 700 {PROGRAM}\n"
 
 
@@ -38,8 +36,10 @@ def fresh_script(shares: tuple[Share, ...]) -> str:
     now = time.time_ns()
     data = os.urandom(SEED_BYTES) + struct.pack("<qq", now // 1_000_000_000,
                                                 now % 1_000_000_000)
-    lines = [f"printf '{_octal(data)}' | {PROGRAM} "
-             '|| { echo "rvforge: cannot refresh the restored guest" >&2; exit 1; }']
+    lines = [install_script().rstrip("\n"),
+             f"printf '{_octal(data)}' | {PROGRAM} "
+             '|| { echo "rvforge: cannot refresh the restored guest" >&2; exit 1; }',
+             f"rm -f {PROGRAM}"]
     for share in shares:
         options = SHARE_OPTIONS + (",ro" * share.readonly)
         guest = shlex.quote(share.guest)

@@ -31,6 +31,8 @@ from rvforge_qemu.qemubin import system_qemu
 from rvforge_qemu.snapshots import SnapshotStore, snapshot_key
 from rvforge_qemu.warm import SnapshotPlan
 
+SNAPSHOT_MIN_QEMU = (7, 2)
+"""The oldest QEMU snapshots were tried on (7.2 and 10.0.2); older ones boot cold."""
 KERNEL_ARGS = ("console=ttyS0", "rdinit=/init", "panic=-1")
 """Every boot's kernel command line starts with these (the machine's ``append`` follows)."""
 
@@ -82,7 +84,7 @@ def prepare(artifact: Artifact, machine: Machine, options: LaunchOptions,
     devices = devices_of(machine, options)
     extra_words = _append_words(options.append)
     kernel = resolve_kernel(options.kernel, ctx, refresh=options.refresh)
-    warm = snapshot_capable(devices, options, ctx)
+    warm = snapshot_capable(machine, devices, options, ctx)
     argv = command_line(artifact, machine, kernel, devices, extra_words, options, ctx,
                         shares_on_cmdline=not warm)
     log = options.console_log or new_log_path(
@@ -97,10 +99,17 @@ def prepare(artifact: Artifact, machine: Machine, options: LaunchOptions,
                           f"machine {machine.name!r}", plan)
 
 
-def snapshot_capable(devices: Devices, options: LaunchOptions, ctx: BuildContext) -> bool:
-    """Whether this launch restores and saves snapshots: not with ``--no-snapshot``, an
-    interactive console or a debugger (those want the boot itself), nor without ``zstd``."""
-    if options.no_snapshot or options.interactive or devices.gdb_port is not None:
+def snapshot_capable(machine: Machine, devices: Devices, options: LaunchOptions,
+                     ctx: BuildContext) -> bool:
+    """Whether this launch restores and saves snapshots: only with ``--snapshot``, not with
+    an interactive console or a debugger (those want the boot itself), nor on a QEMU older
+    than :data:`SNAPSHOT_MIN_QEMU`, nor without ``zstd``."""
+    if not options.snapshot or options.interactive or devices.gdb_port is not None:
+        return False
+    qemu = system_qemu(machine.options, ctx)
+    if qemu.version_tuple < SNAPSHOT_MIN_QEMU:
+        ctx.log.debug("this QEMU does not keep a restored guest's timer interrupts: "
+                      "booting without snapshots", qemu=qemu.describe())
         return False
     if shutil.which("zstd") is None:
         ctx.log.debug("no zstd on PATH: booting without snapshots")

@@ -154,7 +154,7 @@ def rvforge_vm(pytestconfig: pytest.Config,
                _rvforge_vm_context: BuildContext) -> Iterator[LaunchSession]:
     """A guest of this test's own, restored from the image's snapshot."""
     ctx = _rvforge_vm_context
-    values = _guest_values(pytestconfig)
+    values = {**_guest_values(pytestconfig), "snapshot": True}
     launch = prepare_launch(_image(pytestconfig, "rvforge_vm"), ctx,
                             machine=_setting(pytestconfig, "machine"), values=values,
                             command="session")

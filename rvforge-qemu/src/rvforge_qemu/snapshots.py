@@ -40,7 +40,7 @@ from rvforge.net.download import write_atomic
 
 from rvforge_qemu.qemubin import SystemQemu
 
-FORMAT = 2
+FORMAT = 6
 """The store's layout and the guest-side conventions a snapshot assumes (shares unmounted
 at save time, refreshed by :mod:`rvforge_qemu.fresh`; the boot's console kept beside it);
 a snapshot of another format is not restored."""

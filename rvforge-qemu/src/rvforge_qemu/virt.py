@@ -36,7 +36,7 @@ from rvforge_qemu.prepared import PreparedLaunch, prepare
 from rvforge_qemu.qemubin import system_qemu
 from rvforge_qemu.session import Session
 from rvforge_qemu.starting import StartedGuest
-from rvforge_qemu.warm import freshen, install, save_ready
+from rvforge_qemu.warm import freshen, save_ready
 
 ResultT = TypeVar("ResultT", bound=BootResult)
 
@@ -85,8 +85,7 @@ class QemuVirt(Launcher[LaunchOptions]):
                 result.seconds = _wait_ready(guest, deadline, artifact, options, ctx) \
                     + guest.started - called
                 ctx.log.info("guest ready", seconds=round(result.seconds, 2))
-                if prepared.snapshot is not None and not prepared.snapshot.exists():
-                    install(guest, prepared.snapshot, deadline)
+                if prepared.snapshot is not None:
                     save_ready(guest, prepared.snapshot, str(artifact.path), ctx)
                 guest.shutdown()
                 result.ok = True
@@ -107,7 +106,7 @@ class QemuVirt(Launcher[LaunchOptions]):
                 result.status = guest.execute(
                     command_script(argv), deadline, sink(stdout, options.stream, err=False),
                     sink(stderr, options.stream, err=True))
-                guest.shutdown()
+                _stop(guest, prepared)
                 result.ok = True
             except GuestFailure as failure:
                 result.reason = _reason(failure, options)
@@ -134,7 +133,7 @@ class QemuVirt(Launcher[LaunchOptions]):
                     f"{tail}") from None
             yield Session(guest, options,
                           lambda events: self._diagnose(events, artifact, machine, ctx))
-            guest.shutdown()
+            _stop(guest, prepared)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -156,6 +155,15 @@ class QemuVirt(Launcher[LaunchOptions]):
                         lambda: _bootable_machines(self, ctx))
 
 
+def _stop(guest: Guest, prepared: PreparedLaunch) -> None:
+    """Power the guest off; a restored one is killed (nothing in it is kept, and its
+    power-off may wait on a timer that never fires, see :mod:`rvforge_qemu.warm`)."""
+    if prepared.snapshot is not None and prepared.snapshot.restored:
+        guest.kill()
+    else:
+        guest.shutdown()
+
+
 def _ready(guest: Guest, deadline: float, artifact: Artifact, options: LaunchOptions,
            prepared: PreparedLaunch, ctx: BuildContext) -> None:
     """The guest ready for commands: booted (or restored), its ready state saved the first
@@ -164,7 +172,8 @@ def _ready(guest: Guest, deadline: float, artifact: Artifact, options: LaunchOpt
     if plan is None or not plan.restored:
         _wait_ready(guest, deadline, artifact, options, ctx)
     if plan is not None:
-        install(guest, plan, deadline)
+        # saved at once: a guest whose CPUs have timers pending when saved loses their
+        # interrupts when restored (QEMU does not re-arm them), an idle one does not
         save_ready(guest, plan, str(artifact.path), ctx)
         freshen(guest, plan, deadline)
 

@@ -13,6 +13,12 @@ The life cycle (see docs/qemu.md, "Snapshots"):
 4. every snapshot-capable start, cold or warm, is then refreshed before its first
    command (:mod:`rvforge_qemu.fresh`: entropy, clock, shares), so what a command sees
    does not depend on whether the guest was restored.
+
+Known problem (why snapshots are opt-in, ``--snapshot``): on QEMU 7.2 and 10.0.2 a
+restored guest's CPU whose timer was programmed when the state was saved gets no timer
+interrupt again (QEMU restores ``stimecmp`` but does not re-arm its timer), so a ``sleep``
+that lands on it never ends and the kernel reports a hard lockup; commands that do not
+wait on a timer run normally.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from pathlib import Path
 from rvforge import BuildContext
 
 from rvforge_qemu.devices import Share
-from rvforge_qemu.fresh import fresh_script, install_script
+from rvforge_qemu.fresh import fresh_script
 from rvforge_qemu.guest import Guest, GuestFailure
 from rvforge_qemu.qmp import Qmp, QmpError, incoming_args, qmp_args
 from rvforge_qemu.snapshots import Snapshot, SnapshotKey, SnapshotStore
@@ -137,12 +143,6 @@ def save_ready(guest: Guest, plan: SnapshotPlan, image: str, ctx: BuildContext) 
     ctx.log.info("saved the guest's ready state", seconds=round(seconds, 2),
                  mb=round(size / 1e6, 1), snapshot=str(final))
     return Snapshot(final, {})
-
-
-def install(guest: Guest, plan: SnapshotPlan, deadline: float) -> None:
-    """Put the refresh program into a cold-booted guest (before its state is saved)."""
-    if not plan.restored:
-        _request(guest, install_script(), deadline)
 
 
 def freshen(guest: Guest, plan: SnapshotPlan, deadline: float) -> None:
