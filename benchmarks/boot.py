@@ -34,9 +34,9 @@ It prints the ratio to Alpine and the load average before and after.
 
 With ``--warm`` it measures snapshots (docs/qemu.md, "Snapshots"): for the Alpine
 initramfs, the Alpine image as ext4, and the default Debian image (``--debian-image PATH``,
-else built first), in the same run, ``rvforge run IMG -- true`` cold (no flag)
-and warm (``--snapshot``, restored), rounds alternating, each whole command's wall time; the snapshot's
-size and save time; where a warm run's time goes (interpreter start and imports, the
+else built first), in the same run, ``rvforge run IMG -- true`` cold (no flag) and warm
+(``--snapshot``, restored), rounds alternating, each whole command's wall time; the
+snapshot's size and save time; where a warm run's time goes (interpreter start and imports, the
 restore, the refresh and first command); and ``rvforge exec GUEST -- true`` against a
 guest kept by ``rvforge up``. It runs with a private cache (``RVFORGE_CACHE_DIR``) so the
 first run of each image is the one that saves.

@@ -5,9 +5,9 @@ then the shares of this run mounted.
 It travels as one ``RUN`` request of the init protocol (:mod:`rvforge.protocol`), so the
 guest needs nothing it did not have at boot: :func:`fresh_script` writes a small static
 program (:func:`rvforge_qemu.stub.assemble_fresh`) to the guest's ``/run``, pipes it 64
-bytes of the host's randomness and the host's time, removes it, and mounts each share (the 9p device was present but
-unmounted when the state was saved: QEMU cannot migrate a mounted 9p export, and the host
-directory behind it is chosen per run).
+bytes of the host's randomness and the host's time, removes it, and mounts each share
+(the 9p device was present but unmounted when the state was saved: QEMU cannot migrate a
+mounted 9p export, and the host directory behind it is chosen per run).
 """
 
 from __future__ import annotations
