@@ -49,7 +49,7 @@ CONFIG_NAME = "rvforge.toml"
 _TOP_KEYS = {"build", "provider", "overlay", "machines", "plugin"}
 _BUILD_KEYS = {"provider", "output", "packer", "machine", "isa", "audit", "auditors", "deep",
                "init"}
-_MACHINE_KEYS = {"launcher", "isa", "memory", "cpus", "summary"}
+_MACHINE_KEYS = {"launcher", "isa", "memory", "cpus", "summary", "source"}
 AUDIT_MODES = ("enforce", "warn-only", "off")
 
 
@@ -152,7 +152,8 @@ def _machine(name: str, table: Any, where: str) -> Machine:
         raise UsageError(f"{where}: [machines.{name}] must be a table")
     options = {k: v for k, v in table.items() if k not in _MACHINE_KEYS}
     here = f"{where}: [machines.{name}]"
-    texts = {key: table[key] for key in ("launcher", "isa", "summary") if key in table}
+    texts = {key: table[key] for key in ("launcher", "isa", "summary", "source")
+             if key in table}
     for key, value in texts.items():
         if not isinstance(value, str):
             raise UsageError(f"{here} {key} must be a string, not {value!r}")
@@ -164,6 +165,7 @@ def _machine(name: str, table: Any, where: str) -> Machine:
         cpus=_count(table, "cpus" if "cpus" in table else "smp", 2, here, "CPUs"),
         summary=texts.get("summary", f"user-defined in {where}"),
         options=options,
+        source=texts.get("source", ""),
     )
 
 

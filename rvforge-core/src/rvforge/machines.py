@@ -33,6 +33,8 @@ class Machine:
     :param cpus: number of virtual CPUs.
     :param summary: one line for ``rvforge machines``.
     :param options: launcher-specific settings (``cpu``, ``bios``, ``extra_args``...).
+    :param source: where the ISA string comes from, for a profile of real hardware (a
+        device tree in Linux's tree, a vendor manual); ``""`` for emulated CPUs.
     """
 
     name: str
@@ -42,6 +44,7 @@ class Machine:
     cpus: int = 2
     summary: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
 
 
 AUTO_MACHINE = "auto"
@@ -67,7 +70,8 @@ def pick_machine(needs: Mapping[str, Needs], registry: Registry, ctx: BuildConte
     unavailable: list[str] = []
     closest: tuple[list[str], Isa] | None = None
     for reg in registry.machines:
-        if reg.name == AUTO_MACHINE or reg.component.launcher not in registry.launchers:
+        if (reg.name == AUTO_MACHINE or reg.component.launcher not in registry.launchers
+                or reg.component.source):  # a board is a target one names, not a pick
             continue
         try:
             resolved = registry.resolve_machine(reg.name, None, ctx)

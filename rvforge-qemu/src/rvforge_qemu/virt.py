@@ -27,12 +27,13 @@ from rvforge import (
 )
 
 from rvforge_qemu.console import IllegalInstruction
-from rvforge_qemu.cpuisa import machine_isa
+from rvforge_qemu.cpuisa import cpu_isa, machine_isa, with_vlen
 from rvforge_qemu.guest import Guest, GuestFailure
 from rvforge_qemu.image import image_file_finder
 from rvforge_qemu.interactive import ESCAPE_NAME, run_console
 from rvforge_qemu.options import LaunchOptions, command_script, qemu_settings, sink
 from rvforge_qemu.prepared import PreparedLaunch, prepare
+from rvforge_qemu.profiles import settings_of
 from rvforge_qemu.qemubin import system_qemu
 from rvforge_qemu.session import Session
 from rvforge_qemu.starting import StartedGuest
@@ -50,11 +51,21 @@ class QemuVirt(Launcher[LaunchOptions]):
                      "qemu/console/*": "console-logs"}
 
     def machine_isa(self, machine: Machine, ctx: BuildContext) -> str:
-        """The profile's ``isa`` if set, else what the installed QEMU reports for its CPU."""
-        return machine.isa or machine_isa(machine, ctx)
+        """The profile's ``isa`` if set (with the ``zvl<N>b`` of a ``vlen`` setting), else
+        what the installed QEMU reports for its CPU."""
+        if machine.isa:
+            return with_vlen(machine.isa, settings_of(machine).cpu)
+        return machine_isa(machine, ctx)
 
     def host_tool(self, machine: Machine, ctx: BuildContext) -> str:
-        return system_qemu(machine.options, ctx).describe()
+        """The QEMU that boots ``machine``; for a board profile (its ``isa`` given) this
+        QEMU must also take its CPU string, else why not (exit 2) is raised."""
+        qemu = system_qemu(machine.options, ctx)
+        if machine.isa:
+            settings = settings_of(machine)
+            qemu.require_model(settings.model, machine.name)
+            cpu_isa(settings.cpu, ctx, machine=machine.name, qemu=qemu)
+        return qemu.describe()
 
     def context_settings(self, options: LaunchOptions) -> Mapping[str, Mapping[str, object]]:
         """``--qemu PATH``: the binary every QEMU call of this context uses."""

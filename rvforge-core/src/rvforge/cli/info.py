@@ -113,13 +113,15 @@ def machines(
             row = {"name": machine.name, "launcher": machine.launcher, "isa": machine.isa,
                    "memory_mb": machine.memory_mb, "cpus": machine.cpus,
                    "summary": machine.summary, "plugin": reg.plugin,
-                   "options": dict(machine.options), "runs_on": ""}
+                   "options": dict(machine.options), "runs_on": "",
+                   "source": machine.source}
             try:
                 row["runs_on"] = _host_tool(registry, machine.name, ctx)
                 if resolve:
                     row["isa"] = registry.resolve_machine(machine.name, None, ctx).isa
-            except RvforgeError as error:
-                row.update(isa=None, error=str(error))
+            except RvforgeError as error:  # a board's own ISA stays known (audits use it)
+                row.update(isa=machine.isa or None, error=str(error))
+            row["bootable"] = bool(row["runs_on"]) and "error" not in row
             rows.append(row)
     if format == "json":
         typer.echo(json.dumps(rows, indent=2))
@@ -136,6 +138,10 @@ def machines(
                    f"{row['memory_mb']:>6} MB {row['cpus']} cpus  {isa}")
         if row.get("summary"):
             typer.echo(f"    {row['summary']}")
+        if row["source"]:
+            typer.echo(f"    ISA from {row['source']}")
+        if row.get("error") and row["isa"] is not None:
+            typer.echo(f"    cannot boot here: {row['error']}")
         if row["runs_on"] and row["runs_on"] != runs_on:
             typer.echo(f"    runs on {row['runs_on']}")
 
