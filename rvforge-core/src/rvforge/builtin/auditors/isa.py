@@ -93,6 +93,10 @@ class IsaAuditor(Auditor):
                     "the CPU (-march=rv64gc)"),
         FindingCode("isa-instructions", "The code holds instructions of an extension the CPU lacks",
                     "check the file selects code at run time, or rebuild it without the extension"),
+        FindingCode("isa-vector-ambiguous",
+                    "Vector code that is valid RVV 1.0 and XTheadVector alike, on a CPU with "
+                    "one of them",
+                    "build with an ISA attribute naming v or xtheadvector, or test on the CPU"),
         FindingCode("isa-unknown", "The ELF's ISA attribute cannot be read"),
         FindingCode("abi-mismatch",
                     "The ELF's ABI (float ABI, XLEN) differs from the root's C library",
@@ -198,10 +202,9 @@ class IsaAuditor(Auditor):
                           ) -> Finding:
         top = ", ".join(top_level(lacking))
         holders = self._machines_with(lacking, ctx)
-        where = (f"; machines that have it: {', '.join(holders)} (--machine NAME)" if holders
-                 else "; no known machine profile has it")
-        needed = (f"; it needs {profile}" if profile else
-                  f"; no profile up to {U64_PROFILES[-1]} has it")
+        where = (f". Machines that have it: {', '.join(holders)} (--machine NAME)" if holders
+                 else ". No known machine profile has it")
+        needed = profile_clause(profile, "it")
         details = {"missing": lacking, "machines": holders, "profile": profile}
         if dispatch:
             return Finding(
@@ -212,7 +215,7 @@ class IsaAuditor(Auditor):
         return Finding(
             Severity.ERROR, "isa-required", path,
             f"{path} requires {top}, which {machine.name} ({machine.isa}) lacks: it will "
-            f"die with 'illegal instruction'{needed}{where}; or rebuild it for the CPU "
+            f"die with 'illegal instruction'{where}{needed}; or rebuild it for the CPU "
             "(-march)", details=details)
 
     def _requirement(self, info: ElfInfo, target: Isa) -> _Requirement:
@@ -255,6 +258,17 @@ class IsaAuditor(Auditor):
         """One finding per file for instructions of extensions the CPU lacks and the
         attribute does not claim (those claimed are already ``isa-required``)."""
         real, stray = unclaimed_instructions(result, required, target)
+        doubtful = ambiguous_vector(result, required, target)
+        if doubtful:
+            has = "XTheadVector (RVV 0.7.1)" if "xtheadvector" in target.abilities() \
+                else "RVV 1.0 (v)"
+            yield Finding(Severity.WARNING, "isa-vector-ambiguous", path,
+                          f"{path}: its {doubtful} vector instructions are all valid both as "
+                          f"RVV 1.0 (v) and as XTheadVector (RVV 0.7.1), which mean different "
+                          f"things, and its attribute names neither: {machine.name} has only "
+                          f"{has}, so whether it runs there cannot be told; rebuild with the "
+                          "attribute (-march=..._v or ..._xtheadvector) or check it on the "
+                          "CPU", details={"instructions": doubtful})
         if stray:
             listed = ", ".join(f"{_spoken(ext)} ×{n}" for ext, n in stray.items())
             yield Finding(Severity.INFO, "isa-instructions", path,
@@ -279,11 +293,10 @@ class IsaAuditor(Auditor):
                 "no known machine profile has them all"
             profile = minimal_profile(Needs(info.elf_class, required.closure(), frozenset(
                 providers(name) for name in real)))
-            needed = f"it needs {profile}" if profile else \
-                f"no profile up to {U64_PROFILES[-1]} has them"
             yield Finding(Severity.ERROR, "isa-instructions", path,
                           f"{path} executes instructions of {listed} (its attribute does not "
-                          f"say so) and {machine.name} lacks them; {needed}; {where}",
+                          f"say so) and {machine.name} lacks them; {where}"
+                          f"{profile_clause(profile, 'them')}",
                           details={**details, "profile": profile})
 
     def _machines_with(self, extensions: list[str], ctx: BuildContext) -> list[str]:
@@ -301,19 +314,66 @@ class IsaAuditor(Auditor):
         return self._holders[key]
 
 
+VECTORS = ("v", "xtheadvector")
+"""RVV 1.0 and T-Head's RVV 0.7.1: many words are instructions of both, with other
+meanings (``vtype``'s layout, load widths), so a CPU with one does not run the other."""
+
+
+def vector_kind(result: SweepResult, required: Isa) -> str:
+    """Which vector extension the code's vector words are: the one the attribute names,
+    else the one whose own encodings appear (:func:`rvforge.riscv.insn.vector_only`, the
+    ``xtheadvector`` class); ``ambiguous`` when every word is both, ``""`` for none."""
+    closure = required.closure()
+    named = [ext for ext in VECTORS if ext in closure or (ext == "v" and "zve32x" in closure)]
+    if len(named) == 1:
+        return named[0]
+    thead = result.instructions.get("xtheadvector", 0) >= STRAY_THRESHOLD
+    if thead and not result.vector_only:
+        return "xtheadvector"
+    if result.vector_only and not thead:
+        return "v"
+    if result.instructions.get("v", 0) >= STRAY_THRESHOLD and result.has_vsetvl and not thead:
+        return "ambiguous"
+    return ""
+
+
+def _read_as(result: SweepResult, required: Isa) -> dict[str, int]:
+    """The instruction counts with the vector words given to the extension they are
+    (:func:`vector_kind`): in 0.7.1 code the words both share are XTheadVector's."""
+    counts = dict(result.instructions)
+    if vector_kind(result, required) == "xtheadvector" and "v" in counts:
+        counts["xtheadvector"] = counts.get("xtheadvector", 0) + counts.pop("v")
+    return counts
+
+
+def ambiguous_vector(result: SweepResult, required: Isa, cpu: Isa) -> int:
+    """The vector words of code that is only ambiguous (every word RVV 1.0 and XTheadVector
+    alike) when ``cpu`` has just one of the two: whether it runs cannot be told (0: no
+    such doubt)."""
+    have = cpu.abilities()
+    if vector_kind(result, required) != "ambiguous" or ("v" in have) == (
+            "xtheadvector" in have):
+        return 0
+    return result.instructions.get("v", 0)
+
+
 def unclaimed_instructions(result: SweepResult, required: Isa, cpu: Isa | None = None
                            ) -> tuple[dict[str, int], dict[str, int]]:
     """The instruction classes of ``result`` that neither the attribute (``required``) nor
-    ``cpu`` provides, split into real code and stray matches (data words in the code)."""
+    ``cpu`` provides, split into real code and stray matches (data words in the code).
+    Ambiguous vector code on a CPU with XTheadVector is left to :func:`ambiguous_vector`."""
     from rvforge.riscv.insn import providers
 
     have = required.closure() | (cpu.abilities() if cpu is not None else frozenset())
+    if cpu is not None and ambiguous_vector(result, required, cpu):
+        have |= {"v"}
     real: dict[str, int] = {}
     stray: dict[str, int] = {}
-    for name, count in sorted(result.instructions.items(), key=lambda kv: sort_key(kv[0])):
+    for name, count in sorted(_read_as(result, required).items(),
+                              key=lambda kv: sort_key(kv[0])):
         if any(ext in have for ext in providers(name)):
             continue  # an instruction two extensions define runs on a CPU with either
-        is_stray = count < STRAY_THRESHOLD or (name == "v" and not result.has_vsetvl)
+        is_stray = count < STRAY_THRESHOLD or (name in VECTORS and not result.has_vsetvl)
         (stray if is_stray else real)[name] = count
     return real, stray
 
@@ -372,6 +432,14 @@ def tree_needs(tree: Tree, ctx: BuildContext | None = None, *, deep: bool = Fals
         if needs is not None:
             found[path] = needs
     return found
+
+
+def profile_clause(profile: str | None, it: str) -> str:
+    """The RVA profile part of a message, after the machines: ``; of the RVA profiles,
+    rva23u64 is the first with it`` (a CPU need not meet a whole profile to run it)."""
+    if profile is None:
+        return f"; no RVA profile up to {U64_PROFILES[-1]} includes {it}"
+    return f"; of the RVA profiles, {profile} is the first with {it}"
 
 
 def _spoken(name: str) -> str:
