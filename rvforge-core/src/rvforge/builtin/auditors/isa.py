@@ -450,7 +450,8 @@ def _spoken(name: str) -> str:
 def machine_isas(ctx: BuildContext, *, bootable: bool = False) -> list[tuple[str, Isa]]:
     """Every registered machine profile's name and CPU ISA (its launcher says which, for
     profiles that have one); profiles whose ISA cannot be worked out (a QEMU here lacks
-    the CPU) are left out, and with ``bootable`` those without a launcher here."""
+    the CPU) are left out, and with ``bootable`` those without a launcher here or whose
+    CPU the launcher's tool here cannot run."""
     result = []
     for reg in ctx.registry.machines:
         machine = reg.component
@@ -459,7 +460,10 @@ def machine_isas(ctx: BuildContext, *, bootable: bool = False) -> list[tuple[str
             continue
         try:
             if machine.launcher and machine.launcher in ctx.registry.launchers:
-                text = ctx.registry.launchers.get(machine.launcher)().machine_isa(machine, ctx)
+                launcher = ctx.registry.launchers.get(machine.launcher)()
+                text = launcher.machine_isa(machine, ctx)
+                if bootable:  # a board's CPU string may be more than this QEMU takes
+                    launcher.host_tool(machine, ctx)
             result.append((reg.name, parse_target(text)))
         except Exception:
             continue
