@@ -206,3 +206,13 @@ def test_thead_scalar_objects_pass_on_sg2042_and_fail_on_jh7110(registry, ctx, c
         assert problems(audit(registry, ctx, obj, SG2042, deep=True)) == []
         [error] = audit(registry, ctx, obj, jh7110, deep=True).errors
         assert extension in error.message, error.message
+
+
+def test_the_json_entry_says_which_vector_extension_the_code_is(registry, ctx, chain,
+                                                                 tmp_path) -> None:
+    cases = {"th": (THEAD_VECTOR, "rv64gc_xtheadvector", "xtheadvector"),
+             "rvv": (RVV, "rv64gcv", "v"), "shared": (SHARED_VECTOR, "rv64gcv", "ambiguous")}
+    for name, (lines, march, kind) in cases.items():
+        obj = assemble(chain, tmp_path, name, list(lines), march, stripped=True)
+        report = audit(registry, ctx, obj, "rv64gcv", deep=True)
+        assert report.files[f"/{obj.name}"]["vector_code"] == kind, name

@@ -172,6 +172,8 @@ class IsaAuditor(Auditor):
             facts["instructions"] = dict(sorted(result.instructions.items(),
                                                 key=lambda kv: sort_key(kv[0])))
             facts["undecodable"] = result.undecodable
+            if (kind := vector_kind(result, required)):
+                facts["vector_code"] = kind
             needs |= instruction_needs(info, symbols, result, required)
             yield from self._instructions(path, info, symbols, result, required, target,
                                           machine, ctx)
@@ -314,6 +316,10 @@ class IsaAuditor(Auditor):
         return self._holders[key]
 
 
+DOMINANCE = 4
+"""Words of one vector extension's own encodings must outnumber the other's this many
+times for the code to be taken as that extension's (else both classes are reported)."""
+
 VECTORS = ("v", "xtheadvector")
 """RVV 1.0 and T-Head's RVV 0.7.1: many words are instructions of both, with other
 meanings (``vtype``'s layout, load widths), so a CPU with one does not run the other."""
@@ -327,10 +333,11 @@ def vector_kind(result: SweepResult, required: Isa) -> str:
     named = [ext for ext in VECTORS if ext in closure or (ext == "v" and "zve32x" in closure)]
     if len(named) == 1:
         return named[0]
-    thead = result.instructions.get("xtheadvector", 0) >= STRAY_THRESHOLD
-    if thead and not result.vector_only:
+    thead, only = result.instructions.get("xtheadvector", 0), result.vector_only
+    # no real instruction of one is the other's own: a few of the other's are data words
+    if thead >= STRAY_THRESHOLD and thead >= DOMINANCE * only:
         return "xtheadvector"
-    if result.vector_only and not thead:
+    if only and (thead < STRAY_THRESHOLD or only >= DOMINANCE * thead):
         return "v"
     if result.instructions.get("v", 0) >= STRAY_THRESHOLD and result.has_vsetvl and not thead:
         return "ambiguous"
