@@ -141,3 +141,14 @@ def test_audit_across_machines_gives_a_row_each_and_fails_if_any_fails(vsum: Pat
     assert cli("audit", str(vsum), "--machine", "qemu-virt-v,spacemit-k1").returncode == 0
     unknown = cli("audit", str(vsum), "--machine", "qemu-virt,nonesuch")
     assert unknown.returncode == 2 and "nonesuch" in unknown.stderr
+
+
+def test_booting_a_board_this_qemu_cannot_run_is_refused_with_the_reason(tmp_path: Path
+                                                                         ) -> None:
+    image = tmp_path / "image.cpio"
+    image.write_bytes(b"070701" + b"0" * 504)  # refused before QEMU would read it
+    result = cli("boot", str(image), "--machine", "thead-c906", "--kernel", str(image),
+                 env={"RVFORGE_QEMU": "qemu-system-riscv64"})  # QEMU 7.2, on PATH
+    assert result.returncode == 2, result.stderr
+    assert ("rvforge: error: machine 'thead-c906' needs QEMU's CPU model 'thead-c906', which "
+            "QEMU 7.2") in result.stderr

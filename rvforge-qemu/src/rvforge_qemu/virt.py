@@ -73,7 +73,10 @@ class QemuVirt(Launcher[LaunchOptions]):
 
     def prepare(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
                 ctx: BuildContext) -> PreparedLaunch:
-        """The launch worked out once (:func:`rvforge_qemu.prepared.prepare`)."""
+        """The launch worked out once (:func:`rvforge_qemu.prepared.prepare`); a board whose
+        CPU this QEMU lacks is refused first, with the reason (:meth:`host_tool`)."""
+        if machine.isa:
+            self.host_tool(machine, ctx)
         return prepare(artifact, machine, options, ctx)
 
     def boot(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
