@@ -65,6 +65,19 @@ THEAD: dict[str, tuple[str, ...]] = {
 }
 """Instructions of each T-Head scalar extension, as binutils 2.44 spells them."""
 
+OTHER_VENDORS: dict[str, tuple[str, ...]] = {
+    "xventanacondops": ("vt.maskc a0,a1,a2", "vt.maskcn a0,a1,a2"),
+    "xsfvcp": ("sf.vc.x 0x3,0xf,0x1f,a1", "sf.vc.v.vv 0x3,v1,v2,v3",
+               "sf.vc.ivv 0x3,v1,v2,0xf", "sf.vc.v.fvv 0x1,v1,v2,fa1", "sf.vc.v.x 0x3,0xf,v1,a1"),
+    "xsfvqmaccdod": ("sf.vqmacc.2x8x2 v8,v4,v16", "sf.vqmaccu.2x8x2 v8,v4,v16",
+                     "sf.vqmaccsu.2x8x2 v8,v4,v16", "sf.vqmaccus.2x8x2 v8,v4,v16"),
+    "xsfvqmaccqoq": ("sf.vqmacc.4x8x4 v8,v4,v16", "sf.vqmaccu.4x8x4 v8,v4,v16",
+                     "sf.vqmaccsu.4x8x4 v8,v4,v16", "sf.vqmaccus.4x8x4 v8,v4,v16"),
+    "xsfvfnrclipxfqf": ("sf.vfnrclip.x.f.qf v1,v2,fa0", "sf.vfnrclip.xu.f.qf v1,v2,fa0"),
+}
+"""Instructions of Ventana's and SiFive's extensions that binutils 2.44 assembles for RV64
+(SiFive's vector ones on top of V)."""
+
 THEAD_VECTOR = ("th.vsetvli t0,a0,e32,m1", "th.vlb.v v1,(a0)", "th.vlsb.v v1,(a0),a1",
                 "th.vlxh.v v1,(a0),v2", "th.vsb.v v1,(a0)", "th.vadd.vv v1,v2,v3",
                 "th.vfmv.f.s fa0,v1", "th.vmpopc.m a0,v1", "th.vmsbf.m v1,v2")
@@ -133,6 +146,20 @@ def test_each_thead_instruction_is_classified_as_objdump_names_it(chain, tmp_pat
     assert len(decoded) == len(THEAD[extension])
     for word, mnemonic in decoded:
         assert mnemonic.startswith("th."), (hex(word), mnemonic)  # the oracle decodes it
+        counts, _, _ = classify(np.array([word], dtype=np.uint32))
+        assert dict(counts) == {extension: 1}, (mnemonic, hex(word), dict(counts))
+
+
+@pytest.mark.parametrize("extension", sorted(OTHER_VENDORS))
+def test_each_ventana_and_sifive_instruction_is_classified_as_objdump_names_it(
+        chain, tmp_path, extension) -> None:
+    base = "rv64gcv" if extension.startswith("xsf") else "rv64gc"
+    obj = assemble(chain, tmp_path, extension, list(OTHER_VENDORS[extension]),
+                   f"{base}_{extension}", repeat=1)
+    decoded = objdump(chain, obj)
+    assert len(decoded) == len(OTHER_VENDORS[extension])
+    for word, mnemonic in decoded:
+        assert mnemonic.startswith(("vt.", "sf.")), (hex(word), mnemonic)
         counts, _, _ = classify(np.array([word], dtype=np.uint32))
         assert dict(counts) == {extension: 1}, (mnemonic, hex(word), dict(counts))
 

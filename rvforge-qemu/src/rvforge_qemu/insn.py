@@ -44,6 +44,9 @@ EXTENSION_NAMES = {
     "xtheadsync": "XTheadSync (T-Head synchronisation)",
     "xventanacondops": "XVentanaCondOps (Ventana conditional zero)",
     "xsfvcp": "XSfVcp (SiFive vector coprocessor interface)",
+    "xsfvqmaccdod": "XSfVqmaccdod (SiFive int8 matrix multiply-accumulate)",
+    "xsfvqmaccqoq": "XSfVqmaccqoq (SiFive int8 matrix multiply-accumulate)",
+    "xsfvfnrclipxfqf": "XSfVfnrclipxfqf (SiFive FP32-to-int8 clip)",
 }
 VENDORS = {"xthead": "T-Head", "xventana": "Ventana", "xsf": "SiFive"}
 VECTOR_EEW = {0: 8, 5: 16, 6: 32, 7: 64}

@@ -23,8 +23,9 @@ LOAD-FP/STORE-FP by width, CSR accesses to ``vl``/``vtype``/``vlenb``/``vstart``
 vector crypto extensions (OP-VE; ``zvknha|zvknhb`` for ``vsha2*``), ``zba``, ``zbb``,
 ``zbb|zbkb``, ``zbkb``, ``zbc``, ``zbc|zbkc``, ``zbkx``, ``zbs``, ``zfh``/``zfhmin``, ``zicond``,
 ``zacas``, ``zicbom``/``zicboz``, ``xtheadvector`` (the RVV 0.7.1 words 1.0 reserves),
-T-Head's scalar extensions (``xtheadba``...), ``xventanacondops`` and ``xsfvcp`` by
-their custom opcodes. HINT encodings (``pause``, ``prefetch.*``) are not
+T-Head's scalar extensions (``xtheadba``...), ``xventanacondops`` and SiFive's
+``xsfvcp``, ``xsfvqmaccdod``, ``xsfvqmaccqoq`` and ``xsfvfnrclipxfqf`` by their custom
+opcodes. HINT encodings (``pause``, ``prefetch.*``) are not
 counted: they execute as no-ops everywhere.
 """
 
@@ -379,7 +380,8 @@ def _vendor(w: np.ndarray, op: np.ndarray, f3: np.ndarray, f7: np.ndarray, rs2: 
             add: Callable[[str, np.ndarray], None]) -> np.ndarray:
     """Count the custom-opcode words of the vendor extensions binutils 2.44 decodes for
     RV64 (T-Head's scalar extensions in custom-0, Ventana's condops in custom-3, SiFive's
-    VCIX in custom-2) and return which words were so classified."""
+    VCIX, int8 matrix multiply-accumulate and FP32-to-int8 clip in custom-2) and return
+    which words were so classified."""
     f5 = w >> 27
     th = op == 0x0B
     one = th & (f3 == 1)
@@ -387,6 +389,10 @@ def _vendor(w: np.ndarray, op: np.ndarray, f3: np.ndarray, f7: np.ndarray, rs2: 
                              | (f7 == 0b0000010))
     cmo = th & (f3 == 0) & ((f7 == 0) | (f7 == 1)) & ~sync
     pair = (f5 == 0b11100) | (f5 == 0b11110) | (f5 == 0b11111)
+    sifive, f4 = op == 0x5B, w >> 28  # SiFive's vector extensions share custom-2
+    sifive_dod = sifive & (f3 == 2) & (f4 == 0b1011)
+    sifive_qoq = sifive & (f3 == 2) & (f4 == 0b1111)
+    sifive_clip = sifive & (f3 == 5) & ((w >> 27) == 0b10001)
     found = {
         "xtheadba": one & (f5 == 0),
         "xtheadbb": (one & (((w >> 26) == 0b000100) | (f7 == 0b0001010)
@@ -402,7 +408,10 @@ def _vendor(w: np.ndarray, op: np.ndarray, f3: np.ndarray, f7: np.ndarray, rs2: 
         "xtheadmemidx": th & ((f3 == 4) | (f3 == 5)) & ~pair,
         "xtheadfmemidx": th & ((f3 == 6) | (f3 == 7)),
         "xventanacondops": (op == 0x7B) & (f7 == 0) & ((f3 == 6) | (f3 == 7)),
-        "xsfvcp": op == 0x5B,
+        "xsfvqmaccdod": sifive_dod,
+        "xsfvqmaccqoq": sifive_qoq,
+        "xsfvfnrclipxfqf": sifive_clip,
+        "xsfvcp": sifive & ~sifive_dod & ~sifive_qoq & ~sifive_clip,
     }
     seen = np.zeros(len(w), dtype=bool)
     for name, mask in found.items():
