@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["SweepResult", "classify", "providers", "sweep"]
+__all__ = ["SweepResult", "classify", "providers", "sweep", "vector_only"]
 
 CHUNK_HALFWORDS = 1 << 16
 """Halfwords decoded per numpy pass (128 KiB of code): positions fit in ``uint16``, the
