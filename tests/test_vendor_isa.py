@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import re
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -243,3 +244,30 @@ def test_the_json_entry_says_which_vector_extension_the_code_is(registry, ctx, c
         obj = assemble(chain, tmp_path, name, list(lines), march, stripped=True)
         report = audit(registry, ctx, obj, "rv64gcv", deep=True)
         assert report.files[f"/{obj.name}"]["vector_code"] == kind, name
+
+
+def test_audit_machine_and_isa_through_the_cli_in_both_directions(chain, tmp_path) -> None:
+    rvforge = str(Path(sys.executable).with_name("rvforge"))
+
+    def code(*args: str) -> int:
+        done = subprocess.run([rvforge, "--quiet", "audit", *args], capture_output=True,
+                              text=True, check=False, timeout=300)
+        assert done.returncode in (0, 3), done.stderr
+        return done.returncode
+
+    thead = assemble(chain, tmp_path, "th", list(THEAD_VECTOR), "rv64gc_xtheadvector",
+                     stripped=True)
+    rvv = assemble(chain, tmp_path, "rvv", list(RVV), "rv64gcv", stripped=True)
+    for obj, good, bad in ((thead, "sophgo-sg2042", "qemu-virt-v"),
+                           (rvv, "qemu-virt-v", "sophgo-sg2042")):
+        assert code("--deep", "--machine", good, str(obj)) == 0, obj.name
+        assert code("--deep", "--machine", bad, str(obj)) == 3, obj.name
+        assert code(str(obj), "--machine", bad) == 0  # stripped: only --deep sees it
+    assert code("--deep", "--isa", "rv64gc_xtheadvector", str(thead)) == 0
+    assert code("--deep", "--isa", "rv64gcv", str(thead)) == 3
+    matrix = subprocess.run([rvforge, "audit", "--deep", str(thead), "--machine",
+                             "qemu-virt-v,sophgo-sg2042"], capture_output=True, text=True,
+                            check=False, timeout=300)
+    assert matrix.returncode == 3
+    assert "xtheadvector" in matrix.stdout.splitlines()[1]  # qemu-virt-v's row
+    assert matrix.stdout.splitlines()[2].split()[1:3] == ["ok", "0"]
