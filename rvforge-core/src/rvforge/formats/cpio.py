@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypedDict
@@ -36,9 +37,9 @@ from rvforge.formats.entries import (
     write_scratch,
 )
 from rvforge.progress import Task
-from rvforge.tree import EMPTY, Attributes, Entry, EntryKind, HostFile, Tree
+from rvforge.tree import EMPTY, Attributes, Entry, EntryKind, HostFile, Tree, normalize
 
-__all__ = ["read_cpio", "write_cpio"]
+__all__ = ["ScannedMember", "read_cpio", "scan_cpio", "write_cpio"]
 
 MAGIC = b"070701"
 CRC_MAGIC = b"070702"
@@ -197,6 +198,51 @@ def read_cpio(path: Path, scratch: Path, *, label: str | None = None) -> Tree:
         raise
     tree.check_links(label=label)
     return tree
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedMember:
+    """One member as :func:`scan_cpio` reports it.
+
+    :param path: its normalised absolute path (``/`` for ``.``).
+    :param mode: type and permission bits (``st_mode``).
+    :param inode: ``(dev major, dev minor, inode)`` when it is one of several names of a
+        file (link count above 1; the data comes with the last name), else ``None``.
+    :param size: bytes of data this member carries.
+    :param target: a symlink's target (empty for other kinds).
+    :param head: the first bytes of a file's data (as many as asked for).
+    """
+
+    path: str
+    mode: int
+    inode: tuple[int, int, int] | None
+    size: int
+    target: str
+    head: bytes
+
+
+def scan_cpio(path: Path, *, head: Callable[[str, int], int] = lambda path, mode: 0,
+              label: str | None = None) -> Iterator[ScannedMember]:
+    """Each member of the newc archive at ``path`` (any compression :func:`read_cpio`
+    reads), in archive order, reading no more than it must: file data is skipped but for
+    the first ``head(path, mode)`` bytes. Stopping early stops the decompression too.
+
+    :raises InputError: a truncated or corrupt archive.
+    :raises UnsafePathError: a ``..`` member.
+    """
+    label = label or str(path)
+    try:
+        with open_decompressed(path) as stream:
+            yield from _Scanner(stream, label).members(head)
+    except RvforgeError:
+        raise
+    except FileNotFoundError:
+        raise InputError(f"{label}: no such file") from None
+    except Exception as error:
+        if is_corrupt_stream_error(error):
+            raise InputError(f"{label}: truncated or corrupt compressed data ({error})"
+                             ) from None
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,3 +427,36 @@ class _Reader:
     def _skip(self, size: int) -> None:
         if size:
             self._exact(size, "padding")
+
+
+class _Scanner(_Reader):
+    """Parses a decompressed newc stream into :class:`ScannedMember`s, skipping data."""
+
+    def __init__(self, stream: BinaryIO, label: str) -> None:
+        super().__init__(stream, Tree(), Path(), label)
+
+    def members(self, head: Callable[[str, int], int]) -> Iterator[ScannedMember]:
+        while True:
+            m = self._header()
+            if m.name == TRAILER:
+                if not self._more_archives():
+                    return
+                continue
+            path = normalize(m.name, member=f"{self.label}: member {m.name!r}")
+            data = b""
+            if stat.S_ISLNK(m.mode):
+                if m.size > MAX_NAME:
+                    raise InputError(f"{self.label}: member {m.name!r}: symlink target of "
+                                     f"{m.size} bytes; the archive is corrupt")
+                data = self._exact(m.size, "a symlink target")
+            elif stat.S_ISREG(m.mode) and m.size:
+                data = self._exact(min(m.size, max(0, head(path, m.mode))), "file data")
+            self._discard(m.size - len(data) + (-m.size % 4))
+            target = data.decode("utf-8", "surrogateescape") if stat.S_ISLNK(m.mode) else ""
+            first = b"" if stat.S_ISLNK(m.mode) else data
+            inode = (m.dev[0], m.dev[1], m.ino) if m.nlink > 1 else None
+            yield ScannedMember(path, m.mode, inode, m.size, target, first)
+
+    def _discard(self, size: int) -> None:
+        while size > 0:
+            size -= len(self._exact(min(BLOCK, size), "file data"))
