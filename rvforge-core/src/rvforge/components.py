@@ -202,3 +202,10 @@ class KernelSource(Component, Generic[OptionsT]):
         """Return the kernel ``options`` describe, downloading it into the cache if
         needed."""
 
+    def debug_symbols(self, kernel: Kernel, options: OptionsT, ctx: BuildContext
+                      ) -> Path | None:
+        """The ELF ``vmlinux`` with symbols of ``kernel`` (one this source fetched), for
+        gdb (``--gdb-symbols``), downloading it if needed; ``None`` when the source has
+        none (the default)."""
+        return None
+

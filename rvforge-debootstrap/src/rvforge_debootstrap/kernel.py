@@ -28,6 +28,7 @@ from rvforge import BuildContext, InputError, Kernel, KernelSource, UsageError
 from rvforge_debootstrap.archive import DebianArchive
 from rvforge_debootstrap.deb import extract_deb_to_dir
 from rvforge_debootstrap.index import Package
+from rvforge_debootstrap.kernel_symbols import kernel_symbols
 
 
 @dataclass
@@ -77,6 +78,12 @@ class DebianKernelSource(KernelSource[DebianKernelOptions]):
                 ctx.log.warning("kernel lookup failed; booting the newest cached kernel",
                                 error=str(error), kernel=str(cached.image))
             return cached
+
+    def debug_symbols(self, kernel: Kernel, options: DebianKernelOptions,
+                      ctx: BuildContext) -> Path:
+        """The ``linux-image-VERSION-dbg`` package's vmlinux (:mod:`.kernel_symbols`)."""
+        return kernel_symbols(kernel, DebianArchive(ctx, options.mirror, options.release,
+                                                    "riscv64", options.keyring), ctx)
 
     def _lookup(self, options: DebianKernelOptions, ctx: BuildContext) -> Kernel:
         archive = DebianArchive(ctx, options.mirror, options.release, "riscv64",
