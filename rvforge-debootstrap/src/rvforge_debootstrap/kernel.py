@@ -52,7 +52,7 @@ class DebianKernelSource(KernelSource[DebianKernelOptions]):
     summary = "Debian's linux-image-riscv64 from the Debian mirror (downloaded once, cached)"
     Options = DebianKernelOptions
     cache_entries = {"debian/kernels/*": "kernels", "debian/debs/*": "downloads",
-                     "debian/dists/*/*": "indexes"}
+                     "debian/dists/*/*": "indexes", "debian/kernel-symbols/*": "kernels"}
 
     def fetch(self, options: DebianKernelOptions, ctx: BuildContext) -> Kernel:
         try:

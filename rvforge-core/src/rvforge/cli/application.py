@@ -13,6 +13,7 @@ from rvforge.cli import cache as cache_cmd
 from rvforge.cli import info as info_cmd
 from rvforge.cli import inspect as inspect_cmd
 from rvforge.cli import launch as launch_cmd
+from rvforge.cli.layout import RvforgeGroup
 from rvforge.cli.version import version_text
 from rvforge.log import LOG_FORMATS, configure_logging
 
@@ -28,6 +29,8 @@ app = typer.Typer(
     epilog=EPILOG,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=RvforgeGroup,
+    rich_markup_mode=None,  # click's plain layout: docstrings are text, not rich markup
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -31,6 +31,7 @@ from typing import Annotated, Any
 import typer
 
 from rvforge.cli.common import handle_errors, load_registry
+from rvforge.cli.layout import output_width, table_lines
 from rvforge.errors import UsageError
 from rvforge.registry import Registry
 
@@ -337,12 +338,8 @@ def _areas_json(found: list[CacheEntry], now: float) -> list[dict[str, Any]]:
 
 
 def _table(header: list[str], rows: Iterable[list[str]], right: set[int]) -> None:
-    rows = [header, *rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        cells = [cell.rjust(w) if i in right else cell.ljust(w)
-                 for i, (cell, w) in enumerate(zip(row, widths))]
-        typer.echo("  ".join(cells).rstrip())
+    for line in table_lines(header, rows, right=right, width=output_width()):
+        typer.echo(line)
 
 
 @handle_errors
