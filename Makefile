@@ -10,7 +10,7 @@ IMAGE := build/alpine-3.20.3-riscv64.cpio.gz
 DEBIAN_IMAGE := build/debian-trixie-riscv64.cpio.gz
 QEMU10_DIR := build/qemu-10
 
-.PHONY: setup setup-system setup-python setup-qemu10 demo lint test bench wheels clean
+.PHONY: setup setup-system setup-python setup-qemu10 demo install lint test bench wheels clean
 
 setup: setup-system setup-python
 
@@ -42,6 +42,12 @@ demo: setup
 	$(UV) run rvforge run $(IMAGE) -- cat /etc/alpine-release
 	$(UV) run rvforge build --provider debootstrap -o $(DEBIAN_IMAGE)
 	$(UV) run rvforge run $(DEBIAN_IMAGE) -- cat /etc/os-release
+
+# `rvforge` on PATH for every shell: the checkout (core and plugins, editable) as a uv tool
+# in ~/.local/bin.
+install: setup-python
+	$(UV) tool install --reinstall --editable ./rvforge-core --with-editable ./rvforge-alpine \
+		--with-editable ./rvforge-debootstrap --with-editable ./rvforge-qemu
 
 # The lint and type gates (configured in pyproject.toml): ruff over the workspace, mypy
 # over the four packages' sources.
