@@ -66,6 +66,9 @@ class BuildContext:
     :param settings: free-form settings from the config for plugins (``[plugin.NAME]``).
     :param http: the HTTP client downloads use (one connection pool per build; contexts
         copied with :func:`dataclasses.replace` share it). Closed with the context.
+    :param flag_prefix: how the front end that asks spells its options, for the fixes
+        messages suggest (:meth:`flag`): ``--`` on the command line, ``--rvforge-`` in the
+        pytest plugin.
     """
 
     registry: Registry
@@ -80,6 +83,7 @@ class BuildContext:
     settings: dict[str, Any] = field(default_factory=dict)
     artifact_kind: str | None = None
     http: HttpClient = field(default_factory=_http_client, repr=False)
+    flag_prefix: str = "--"
     _own_scratch: bool = field(default=False, repr=False)
 
     def cache(self, *parts: str) -> Path:
@@ -91,6 +95,11 @@ class BuildContext:
         path = self.cache_dir.joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def flag(self, name: str) -> str:
+        """Option ``name`` (``machine``) as the asking front end spells it in a hint:
+        ``--machine``, or ``--rvforge-machine`` in the pytest plugin."""
+        return self.flag_prefix + name
 
     def scratch(self, *parts: str) -> Path:
         """A directory under the scratch space (created); gone when the context closes."""

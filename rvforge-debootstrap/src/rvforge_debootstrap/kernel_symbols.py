@@ -38,8 +38,8 @@ def symbols_path(kernel: Kernel, ctx: BuildContext) -> Path:
     """Where the symbols of ``kernel`` (unpacked from the Debian cache) are kept."""
     package_version = kernel.image.parent.parent.name.split("_")[1:2]
     if not package_version or not kernel.version:
-        raise UsageError(f"{kernel.image}: not a kernel unpacked from a Debian package; pass "
-                         "--kernel with an ELF vmlinux that has symbols")
+        raise UsageError(f"{kernel.image}: not a kernel unpacked from a Debian package; give "
+                         "gdb your own kernel build's vmlinux")
     return (ctx.cache("debian", "kernel-symbols")
             / f"{debug_package_name(kernel)}_{package_version[0]}"
             / f"vmlinux-{kernel.version}")
@@ -57,7 +57,8 @@ def kernel_symbols(kernel: Kernel, archive: DebianArchive, ctx: BuildContext) ->
         return dest
     name, version = debug_package_name(kernel), dest.parent.name.split("_")[1]
     if ctx.offline:
-        raise UsageError(f"--offline: the symbols of kernel {kernel.version} are not in the "
+        raise UsageError(f"{ctx.flag('offline')}: the symbols of kernel {kernel.version} are "
+                         "not in the "
                          f"cache ({dest.parent}); run once with the network to download "
                          f"{name}")
     try:

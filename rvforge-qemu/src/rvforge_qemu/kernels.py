@@ -19,11 +19,12 @@ def resolve_kernel(spec: str | Path | None, ctx: BuildContext) -> Kernel:
     if "/" in text or Path(text).exists():
         return kernel_from_path(Path(text))
     if name not in ctx.registry.kernels:
-        hint = ("install rvforge-debootstrap (it provides Debian's kernel) or pass "
-                "--kernel PATH" if text == AUTO else
+        flag = ctx.flag("kernel")
+        hint = (f"install rvforge-debootstrap (it provides Debian's kernel) or pass {flag} "
+                "PATH" if text == AUTO else
                 f"known sources: {', '.join(ctx.registry.kernels.names()) or 'none'}; or pass "
-                "--kernel PATH")
-        raise UsageError(f"no kernel source {name!r} for --kernel {text}: {hint}")
+                f"{flag} PATH")
+        raise UsageError(f"no kernel source {name!r} for {flag} {text}: {hint}")
     source = ctx.registry.kernels.get(name)
     ctx.log.info("kernel", source=name)
     return source().fetch(source.Options(), ctx)

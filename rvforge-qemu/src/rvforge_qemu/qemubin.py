@@ -91,7 +91,7 @@ def chosen_path(options: Mapping[str, Any], ctx: BuildContext | None
         return str(options["qemu"]), "the machine's qemu"
     settings = ctx.settings.get("qemu") if ctx is not None else None
     if isinstance(settings, Mapping) and settings.get("binary"):
-        return str(settings["binary"]), "--qemu"
+        return str(settings["binary"]), ctx.flag("qemu") if ctx is not None else "--qemu"
     if os.environ.get(ENV_VAR):
         return os.environ[ENV_VAR], f"${ENV_VAR}"
     return None

@@ -225,8 +225,8 @@ def fetch(url: str, dest: Path, ctx: BuildContext, *, digests: Mapping[str, str]
                             error=str(error))
             dest.unlink()
     if ctx.offline:
-        raise InputError(f"{label}: not in the cache ({dest}) and --offline forbids "
-                         "downloading it; run once without --offline")
+        raise InputError(f"{label}: not in the cache ({dest}) and {ctx.flag('offline')} "
+                         f"forbids downloading it; run once without {ctx.flag('offline')}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_parts(dest.parent)
     part = dest.with_name(f".{dest.name}.{os.getpid()}.part")
@@ -254,7 +254,7 @@ def fetch_bytes(url: str, ctx: BuildContext, *, label: str | None = None,
     label = label or url
     limit = INDEX_CAP if limit is None else limit
     if ctx.offline:
-        raise InputError(f"{label}: needs the network and --offline was given")
+        raise InputError(f"{label}: needs the network and {ctx.flag('offline')} was given")
     if not is_remote(url):
         path = local_path(url)
         with _open_local(path, label, limit) as stream:
