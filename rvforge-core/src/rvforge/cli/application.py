@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,13 +24,64 @@ EPILOG = (
     "'rvforge run' exits with the guest command's status."
 )
 
+COMMAND_OUTPUT = frozenset({"run", "exec"})
+"""Commands whose stdout and stderr carry a guest command's: rvforge's own log there is
+warnings and errors only, unless ``-v``."""
+LOGGING_OPTIONS = {"verbose": "verbose", "quiet": "quiet", "log_format": "fmt"}
+"""The global options accepted after the command too, and their ``configure_logging``
+names (``--debug`` is accepted there as well)."""
+_LOGGING = "rvforge.logging"
+"""``ctx.meta`` key of the logging settings the command line gave so far."""
+
+
+class _Group(RvforgeGroup):
+    """The ``rvforge`` group: ``-v``/``-q``/``--log-format``/``--debug`` work after the
+    command too (``rvforge run -q IMAGE -- CMD``), as the same options."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        shared = [p for p in self.params if p.name in (*LOGGING_OPTIONS, "debug")]
+        for command in self.commands.values():
+            _accept(command, shared)
+
+
+def _accept(command: Any, shared: list[Any]) -> None:
+    """Give ``command`` (and its subcommands) copies of the ``shared`` options that
+    update the logging set up by the group's callback."""
+    for option in shared:
+        late = copy.copy(option)
+        late.expose_value, late.callback = False, _late_option
+        command.params.append(late)
+    for sub in getattr(command, "commands", {}).values():
+        _accept(sub, shared)
+
+
+def _late_option(ctx: typer.Context, param: Any, value: Any) -> Any:
+    """A global option given after the command: update and reapply the logging."""
+    if not value or value == param.default:
+        return value
+    if param.name == "debug":
+        os.environ["RVFORGE_DEBUG"] = "1"
+        return value
+    _check_format(ctx.meta[_LOGGING]["fmt"] if param.name != "log_format" else value)
+    ctx.meta[_LOGGING][LOGGING_OPTIONS[param.name]] = value
+    configure_logging(**ctx.meta[_LOGGING])
+    return value
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in LOG_FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(LOG_FORMATS)}",
+                                 param_hint="--log-format")
+
+
 app = typer.Typer(
     name="rvforge",
     help="Build, audit and boot riscv64 root filesystems for QEMU.",
     epilog=EPILOG,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    cls=RvforgeGroup,
+    cls=_Group,
     rich_markup_mode=None,  # click's plain layout: docstrings are text, not rich markup
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -44,8 +96,10 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def callback(
+    ctx: typer.Context,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
-                                         help="More log output (debug).")] = 0,
+                                         help="More log output: debug lines (and, for "
+                                              "run, the info lines it hides).")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")]
     = False,
     log_format: Annotated[str, typer.Option(
@@ -55,10 +109,10 @@ def callback(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show rvforge's version and plugins.")] = False,
 ) -> None:
-    if log_format not in LOG_FORMATS:
-        raise typer.BadParameter(f"must be one of {', '.join(LOG_FORMATS)}",
-                                 param_hint="--log-format")
-    configure_logging(verbose=verbose, quiet=quiet, fmt=log_format)
+    _check_format(log_format)
+    ctx.meta[_LOGGING] = {"verbose": verbose, "quiet": quiet, "fmt": log_format,
+                          "command_output": ctx.invoked_subcommand in COMMAND_OUTPUT}
+    configure_logging(**ctx.meta[_LOGGING])
     if debug:
         os.environ["RVFORGE_DEBUG"] = "1"
 
