@@ -93,11 +93,14 @@ class RunResult(BootResult):
         the guest's shell reports a command killed by signal N as 128 + N.
     :param stdout: what the command wrote to its standard output.
     :param stderr: what it wrote to its standard error.
+    :param booted: the guest reached the ready marker: a failure after it (``reason``) is
+        the command's, not the boot's.
     """
 
     status: int | None = None
     stdout: bytes = b""
     stderr: bytes = b""
+    booted: bool = False
 
     @property
     def finished(self) -> bool:

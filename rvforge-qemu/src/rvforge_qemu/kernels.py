@@ -30,6 +30,22 @@ def resolve_kernel(spec: str | Path | None, ctx: BuildContext) -> Kernel:
     return source().fetch(source.Options(), ctx)
 
 
+def kernel_symbols(spec: str | Path | None, kernel: Kernel, ctx: BuildContext
+                   ) -> Path | None:
+    """The ELF file with symbols for gdb of ``kernel``, which ``spec`` named: the image
+    itself when it is an ELF (a kernel build's ``vmlinux``), else what its kernel source
+    provides (:meth:`rvforge.KernelSource.debug_symbols`, downloading it if needed);
+    ``None`` when there are none."""
+    with open(kernel.image, "rb") as image:
+        if image.read(4) == b"\x7fELF":
+            return kernel.image
+    text = str(spec or AUTO)
+    if "/" in text or Path(text).exists():
+        return None
+    source = ctx.registry.kernels.get(AUTO_SOURCE if text == AUTO else text)
+    return source().debug_symbols(kernel, source.Options(), ctx)
+
+
 def kernel_from_path(path: Path) -> Kernel:
     """A kernel image file given by path. If it sits in an unpacked distribution kernel
     package (``ROOT/boot/vmlinux-VERSION`` with ``ROOT/[usr/]lib/modules/VERSION``), its
