@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from rvforge.cli import app
 from rvforge.cli.layout import fit_row, table_lines, wrap_words
+from rvforge.launching import launcher_flags
+from rvforge.registry import build_registry
 
 runner = CliRunner()
 
@@ -38,6 +40,9 @@ def test_every_help_text_reads_whole(path: tuple[str, ...], columns: int) -> Non
     shown = words(result.output)
     command = dict(COMMANDS)[path]
     texts = [p.help for p in command.params if getattr(p, "help", None)]  # type: ignore[attr-defined]
+    if launch_command := getattr(command, "launch_command", None):  # flags launchers declare
+        texts += [spec.help for spec in launcher_flags(build_registry(), launch_command)
+                  if spec.help]
     texts += [sub.get_short_help_str(1000) for sub in getattr(command, "commands", {}).values()]
     assert texts
     for text in texts:
@@ -67,7 +72,8 @@ def test_brackets_in_help_are_text_not_markup() -> None:
 def test_usage_names_arguments_as_people_write_them() -> None:
     result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "80"})
     assert "Usage: rvforge run [OPTIONS] IMAGE COMMAND..." in result.output
-    assert "  --timeout SECONDS " in result.output and "  --gdb / --no-gdb " in result.output
+    assert "  --timeout SECONDS " in result.output and "  --cpus N " in result.output
+    assert "  --gdb  " in result.output
 
 
 def test_a_long_default_is_wrapped_at_words_not_cut() -> None:

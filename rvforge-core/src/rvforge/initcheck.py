@@ -53,13 +53,14 @@ def boot_program(artifact: Artifact) -> str:
     return "/bin/sh" if artifact.kind == "disk" else "/init"
 
 
-def check_image(artifact: Artifact) -> None:
+def check_image(artifact: Artifact, *, hint: str = "") -> None:
     """Raise :class:`~rvforge.errors.UnbootableImageError` (exit 2) naming the problem
-    and its fix when ``artifact``'s first program cannot start."""
+    and its fix when ``artifact``'s first program cannot start; ``hint`` is added in
+    parentheses (how to skip the check)."""
     files = image_files(artifact)
     found = init_problem(files, boot_program(artifact))
     if found is not None:
-        raise UnbootableImageError(f"{files.label}: {found}")
+        raise UnbootableImageError(f"{files.label}: {found}" + (f" ({hint})" if hint else ""))
 
 
 def init_problem(files: ImageFiles, program: str = "/init") -> InitProblem | None:

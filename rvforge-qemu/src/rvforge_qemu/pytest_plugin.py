@@ -116,8 +116,9 @@ def rvforge_boot(pytestconfig: pytest.Config) -> Iterator[Boot]:
             # a context per QEMU binary: --qemu is laid over its settings
             qemu = str(values.get("qemu") or "")
             if qemu not in contexts:
-                contexts[qemu] = stack.enter_context(BuildContext(
-                    registry, offline=bool(pytestconfig.getoption("rvforge_offline"))))
+                contexts[qemu] = stack.enter_context(BuildContext(  # fixes name our options
+                    registry, offline=bool(pytestconfig.getoption("rvforge_offline")),
+                    flag_prefix="--rvforge-"))
             ctx = contexts[qemu]
             launch = prepare_launch(image, ctx, machine=machine, values=values,
                                     command="session")

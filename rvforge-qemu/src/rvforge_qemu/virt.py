@@ -28,7 +28,7 @@ from rvforge import (
 
 from rvforge_qemu.console import IllegalInstruction
 from rvforge_qemu.cpuisa import cpu_isa, machine_isa, with_vlen
-from rvforge_qemu.guest import Guest, GuestFailure
+from rvforge_qemu.guest import CommandTimedOut, Guest, GuestFailure
 from rvforge_qemu.image import image_file_finder
 from rvforge_qemu.interactive import ESCAPE_NAME, run_console
 from rvforge_qemu.options import LaunchOptions, command_script, qemu_settings, sink
@@ -98,7 +98,7 @@ class QemuVirt(Launcher[LaunchOptions]):
                 guest.shutdown()
                 result.ok = True
             except GuestFailure as failure:
-                result.reason = _reason(failure, options)
+                result.reason = _reason(failure, guest, options)
                 result.seconds = time.monotonic() - called
         return self._finish(result, guest, artifact, machine, ctx)
 
@@ -111,13 +111,14 @@ class QemuVirt(Launcher[LaunchOptions]):
                 guest, deadline):
             try:
                 _wait_ready(guest, deadline, artifact, options, ctx)
+                result.booted = True
                 result.status = guest.execute(
                     command_script(argv), deadline, sink(stdout, options.stream, err=False),
                     sink(stderr, options.stream, err=True))
                 guest.shutdown()
                 result.ok = True
             except GuestFailure as failure:
-                result.reason = _reason(failure, options)
+                result.reason = _reason(failure, guest, options)
             result.seconds = time.monotonic() - guest.started
         result.stdout, result.stderr = bytes(stdout), bytes(stderr)
         return self._finish(result, guest, artifact, machine, ctx)
@@ -137,7 +138,8 @@ class QemuVirt(Launcher[LaunchOptions]):
                 tail = "\n".join(f"  | {line}" for line in guest.console.lines())
                 raise BootFailedError(
                     f"{artifact.path} did not boot on {machine.name}: "
-                    f"{_reason(failure, options)}; console log: {guest.console.log_path}\n"
+                    f"{_reason(failure, guest, options)}; console log: "
+                    f"{guest.console.log_path}\n"
                     f"{tail}") from None
             yield Session(guest, options,
                           lambda events: self._diagnose(events, artifact, machine, ctx))
@@ -160,7 +162,7 @@ class QemuVirt(Launcher[LaunchOptions]):
 
         resolved = dataclasses.replace(machine, isa=self.machine_isa(machine, ctx))
         return diagnose(events, resolved, image_file_finder(artifact, ctx),
-                        lambda: _bootable_machines(self, ctx))
+                        lambda: _bootable_machines(self, ctx), ctx.flag)
 
 
 def _wait_ready(guest: Guest, deadline: float, artifact: Artifact, options: LaunchOptions,
@@ -179,9 +181,19 @@ def _wait_ready(guest: Guest, deadline: float, artifact: Artifact, options: Laun
     return seconds
 
 
-def _reason(failure: GuestFailure, options: LaunchOptions) -> str:
-    text = str(failure)
-    return f"{text} (--timeout {options.timeout:g} s)" if text.startswith("timed out") else text
+def _reason(failure: GuestFailure, guest: Guest, options: LaunchOptions) -> str:
+    """One sentence saying what happened: a command that outlived the timeout, CPUs that
+    waited for a debugger that never came, or the guest's own failure."""
+    text, limit = str(failure), f"--timeout {options.timeout:g} s"
+    if isinstance(failure, CommandTimedOut):
+        return f"{text} ({limit})"
+    if not text.startswith("timed out"):
+        return text
+    if options.halted and not guest.console.seen_output:
+        return (f"the CPUs were still waiting for a debugger (--halted) when {limit} ran "
+                f"out: attach one (gdb-multiarch -ex 'target remote :{options.gdb_listen}') "
+                "or boot without --halted")
+    return f"{text} ({limit})"
 
 
 def _bootable_machines(launcher: QemuVirt, ctx: BuildContext) -> Iterator[Machine]:

@@ -14,6 +14,7 @@ from rvforge.cli import cache as cache_cmd
 from rvforge.cli import info as info_cmd
 from rvforge.cli import inspect as inspect_cmd
 from rvforge.cli import launch as launch_cmd
+from rvforge.cli.common import LOGGING_KEY
 from rvforge.cli.layout import RvforgeGroup
 from rvforge.cli.version import version_text
 from rvforge.log import LOG_FORMATS, configure_logging
@@ -30,8 +31,6 @@ warnings and errors only, unless ``-v``."""
 LOGGING_OPTIONS = {"verbose": "verbose", "quiet": "quiet", "log_format": "fmt"}
 """The global options accepted after the command too, and their ``configure_logging``
 names (``--debug`` is accepted there as well)."""
-_LOGGING = "rvforge.logging"
-"""``ctx.meta`` key of the logging settings the command line gave so far."""
 
 
 class _Group(RvforgeGroup):
@@ -63,9 +62,9 @@ def _late_option(ctx: typer.Context, param: Any, value: Any) -> Any:
     if param.name == "debug":
         os.environ["RVFORGE_DEBUG"] = "1"
         return value
-    _check_format(ctx.meta[_LOGGING]["fmt"] if param.name != "log_format" else value)
-    ctx.meta[_LOGGING][LOGGING_OPTIONS[param.name]] = value
-    configure_logging(**ctx.meta[_LOGGING])
+    _check_format(ctx.meta[LOGGING_KEY]["fmt"] if param.name != "log_format" else value)
+    ctx.meta[LOGGING_KEY][LOGGING_OPTIONS[param.name]] = value
+    configure_logging(**ctx.meta[LOGGING_KEY])
     return value
 
 
@@ -110,9 +109,9 @@ def callback(
                                           help="Show rvforge's version and plugins.")] = False,
 ) -> None:
     _check_format(log_format)
-    ctx.meta[_LOGGING] = {"verbose": verbose, "quiet": quiet, "fmt": log_format,
+    ctx.meta[LOGGING_KEY] = {"verbose": verbose, "quiet": quiet, "fmt": log_format,
                           "command_output": ctx.invoked_subcommand in COMMAND_OUTPUT}
-    configure_logging(**ctx.meta[_LOGGING])
+    configure_logging(**ctx.meta[LOGGING_KEY])
     if debug:
         os.environ["RVFORGE_DEBUG"] = "1"
 

@@ -17,6 +17,7 @@ import typer
 import typer.main
 from typer.core import TyperCommand
 
+from rvforge.cli.layout import fit_params
 from rvforge.config import Config, load_config
 from rvforge.context import BuildContext
 from rvforge.errors import ExitCode, RvforgeError
@@ -86,6 +87,15 @@ def command_context(config: Path | None = None, *, offline: bool = False,
         yield settings, ctx
 
 
+LOGGING_KEY = "rvforge.logging"
+"""``ctx.meta`` key of the logging settings the command line gave (``verbose``...)."""
+
+
+def verbose(cli: typer.Context) -> bool:
+    """Whether ``-v`` was given (before or after the command)."""
+    return bool(cli.meta.get(LOGGING_KEY, {}).get("verbose"))
+
+
 REGISTRY_KEY = "rvforge.registry"
 VALUES_KEY = "rvforge.launcher-values"
 
@@ -151,7 +161,7 @@ def _flag_params(specs: list[OptionSpec]) -> list[Any]:
         inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=None,
                           annotation=_flag_annotation(s)) for s in specs])
     probe.command()(flags)
-    return list(typer.main.get_command(probe).params)
+    return fit_params(list(typer.main.get_command(probe).params))
 
 
 _FLAG_TYPES: dict[Any, Any] = {list: list[str] | None, bool: bool, int: int | None,

@@ -13,12 +13,13 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from rvforge.artifacts import BootResult
+from rvforge.artifacts import BootResult, RunResult
 from rvforge.cli.common import (
     command_context,
     handle_errors,
     launcher_flags_command,
     launcher_values,
+    verbose,
 )
 from rvforge.errors import BootFailedError, UsageError
 from rvforge.launching import prepare_launch
@@ -36,13 +37,17 @@ def register(app: typer.Typer) -> None:
     app.command("run", cls=launcher_flags_command("run"))(run)
 
 
-def _report_failure(result: BootResult) -> NoReturn:
-    for line in result.console_tail:
-        typer.echo(f"  | {line}", err=True)
+def _report_failure(result: BootResult, cli: typer.Context) -> NoReturn:
+    """Exit 4 with the reason; the console's last lines when the boot itself failed (or
+    with -v), not when the guest ran and the command outlived --timeout."""
+    command_failed = isinstance(result, RunResult) and result.booted
+    if not command_failed or verbose(cli):
+        for line in result.console_tail:
+            typer.echo(f"  | {line}", err=True)
     for line in result.diagnosis:
         typer.echo(f"rvforge: {line}", err=True)
     where = f"; full console log: {result.console_log}" if result.console_log else ""
-    raise BootFailedError(f"boot failed: {result.reason}{where}")
+    raise BootFailedError(f"{'' if command_failed else 'boot failed: '}{result.reason}{where}")
 
 
 @handle_errors
@@ -61,7 +66,7 @@ def boot(
                                 values=launcher_values(cli), command="boot")
         result = launch.boot(ctx)
     if not result.ok:
-        _report_failure(result)
+        _report_failure(result, cli)
     typer.echo(f"booted {image} on {launch.machine.name} in {result.seconds:.1f} s")
 
 
@@ -89,5 +94,5 @@ def run(
     for line in result.diagnosis:
         typer.echo(f"rvforge: {line}", err=True)
     if result.status is None:
-        _report_failure(result)
+        _report_failure(result, cli)
     raise typer.Exit(result.status)

@@ -21,8 +21,8 @@ from typing import Any
 import typer
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
-__all__ = ["HelpFormatter", "RvforgeGroup", "fit_help", "fit_row", "output_width", "table_lines",
-           "wrap_words"]
+__all__ = ["HelpFormatter", "RvforgeGroup", "fit_help", "fit_params", "fit_row", "output_width",
+           "table_lines", "wrap_words"]
 
 MIN_COLUMN = 40
 """A last column narrower than this goes on lines of its own."""
@@ -168,15 +168,21 @@ class _Argument(TyperArgument):
         return None
 
 
-def fit_help(command: Any) -> None:
-    """Apply the module docstring's layout to ``command`` and its subcommands."""
-    command.context_class = _Context
-    for param in command.params:
+def fit_params(params: list[Any]) -> list[Any]:
+    """``params`` named as the module docstring says (metavars, arguments); returned."""
+    for param in params:
         if isinstance(param, TyperOption) and param.metavar is None:
             param.metavar = _metavar(param)
         elif isinstance(param, TyperArgument):
             param.metavar = param.metavar or (param.name or "arg").upper()
             param.__class__ = _Argument  # the same object, named differently in help
+    return params
+
+
+def fit_help(command: Any) -> None:
+    """Apply the module docstring's layout to ``command`` and its subcommands."""
+    command.context_class = _Context
+    fit_params(command.params)
     if isinstance(command, TyperGroup):
         command.__class__ = RvforgeGroup  # nested groups list their commands whole too
         for sub in command.commands.values():
