@@ -23,10 +23,11 @@ _EXPORTS = {
     "rvforge.context": ("BuildContext", "default_cache_dir"),
     "rvforge.errors": ("AuditFailedError", "BootFailedError", "ChecksumMismatchError",
                        "ExitCode", "InputError", "PluginError", "RvforgeError",
-                       "ToolMissingError", "UnknownComponentError", "UnsafePathError",
-                       "UsageError"),
+                       "ToolMissingError", "UnbootableImageError", "UnknownComponentError",
+                       "UnsafePathError", "UsageError"),
     "rvforge.findings": ("FileRecord", "Finding", "FindingCode", "Severity"),
     "rvforge.hookspecs": ("hookimpl", "hookspec"),
+    "rvforge.initcheck": ("InitProblem", "check_image", "init_problem"),
     "rvforge.launching": ("Launch", "prepare_launch"),
     "rvforge.loading": ("load_path",),
     "rvforge.machines": ("Machine",),
@@ -66,6 +67,7 @@ __all__ = [
     "FindingCode",
     "HostFile",
     "INIT_SCRIPT",
+    "InitProblem",
     "InlineBytes",
     "InputError",
     "Kernel",
@@ -92,16 +94,19 @@ __all__ = [
     "Task",
     "ToolMissingError",
     "Tree",
+    "UnbootableImageError",
     "UnknownComponentError",
     "UnsafePathError",
     "UsageError",
     "build_options",
     "build_registry",
+    "check_image",
     "check_symlink_target",
     "declared_options",
     "default_cache_dir",
     "hookimpl",
     "hookspec",
+    "init_problem",
     "load_path",
     "normalize",
     "option",
@@ -147,12 +152,14 @@ if TYPE_CHECKING:
         PluginError,
         RvforgeError,
         ToolMissingError,
+        UnbootableImageError,
         UnknownComponentError,
         UnsafePathError,
         UsageError,
     )
     from rvforge.findings import FileRecord, Finding, FindingCode, Severity
     from rvforge.hookspecs import hookimpl, hookspec
+    from rvforge.initcheck import InitProblem, check_image, init_problem
     from rvforge.launching import Launch, prepare_launch
     from rvforge.loading import load_path
     from rvforge.machines import Machine

@@ -17,9 +17,8 @@ import stat
 import tempfile
 from pathlib import Path
 
-from rvforge import BuildContext, InputError, Kernel, UsageError
+from rvforge import BuildContext, InputError, Kernel, UsageError, normalize
 from rvforge.riscv.elf import EM_RISCV
-from rvforge.tree import normalize
 
 from rvforge_debootstrap.archive import DebianArchive, UnknownPackageError
 from rvforge_debootstrap.deb import open_tar

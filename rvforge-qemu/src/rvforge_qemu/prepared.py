@@ -14,8 +14,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from rvforge import Artifact, BuildContext, Kernel, Machine, UsageError
-from rvforge.initcheck import check_image
+from rvforge import Artifact, BuildContext, Kernel, Machine, UsageError, check_image
 
 from rvforge_qemu.console import new_log_path
 from rvforge_qemu.devices import Devices

@@ -36,8 +36,8 @@ from rvforge.errors import InputError
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["CodeRange", "ElfInfo", "ElfSymbols", "ElfUnreadableError", "is_elf", "parse_attributes",
-           "read_elf", "read_symbols"]
+__all__ = ["EM_RISCV", "CodeRange", "ElfInfo", "ElfSymbols", "ElfUnreadableError", "is_elf",
+           "parse_attributes", "read_elf", "read_symbols"]
 
 ELF_MAGIC = b"\x7fELF"
 EM_RISCV = 243
