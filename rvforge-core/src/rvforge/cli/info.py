@@ -146,7 +146,7 @@ def machines(
         if row["runs_on"] and row["runs_on"] != runs_on:
             notes.append(f"runs on {row['runs_on']}")
         for line in fit_row(lead, str(isa), width, breaks="_ ") + [
-                line for note in notes for line in fit_row("    ", note, width)]:
+                line for note in notes for line in fit_row("    ", note, width, breaks=" ,")]:
             typer.echo(line)
 
 
