@@ -117,3 +117,22 @@ def test_a_missing_init_is_refused_and_no_check_boots_it_anyway(alpine_tarball: 
     booted = cli("-q", "boot", str(image), "--no-check", "--timeout", "200")
     assert booted.returncode == 4, booted.stderr
     assert "boot failed: kernel panic: " in booted.stderr, booted.stderr
+
+
+def test_gdb_symbols_for_a_flat_kernel_image_says_plainly_there_are_none(alpine: Path
+                                                                         ) -> None:
+    """Debian's boot/vmlinux-* given by path is a PE32+ image, not an ELF gdb reads."""
+    from rvforge import BuildContext
+    from rvforge.registry import build_registry
+
+    from rvforge_qemu.kernels import resolve_kernel
+
+    with BuildContext(build_registry()) as ctx:
+        flat = resolve_kernel("auto", ctx).image
+    port = free_port()
+    result = cli("-q", "boot", str(alpine), "--kernel", str(flat), "--gdb-symbols",
+                 "--gdb-port", str(port), "--halted", "--timeout", "10")
+    assert result.returncode == 4, result.stderr
+    assert (f"--gdb-symbols: kernel {flat} is not an ELF file and its source has no debug "
+            "symbols; gdb gets none") in result.stderr, result.stderr
+    assert "the CPUs were still waiting for a debugger" in result.stderr
