@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import stat
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypedDict
@@ -184,9 +185,19 @@ def read_cpio(path: Path, scratch: Path, *, label: str | None = None) -> Tree:
     """
     label = label or str(path)
     tree = Tree()
+    with _decompressed(path, label) as stream:
+        _Reader(stream, tree, scratch, label).read()
+    tree.check_links(label=label)
+    return tree
+
+
+@contextmanager
+def _decompressed(path: Path, label: str) -> Iterator[BinaryIO]:
+    """The archive's bytes, decompressed; what goes wrong reading them is one
+    :class:`InputError` naming ``label``."""
     try:
         with open_decompressed(path) as stream:
-            _Reader(stream, tree, scratch, label).read()
+            yield stream
     except RvforgeError:
         raise
     except FileNotFoundError:
@@ -196,8 +207,6 @@ def read_cpio(path: Path, scratch: Path, *, label: str | None = None) -> Tree:
             raise InputError(f"{label}: truncated or corrupt compressed data ({error})"
                              ) from None
         raise
-    tree.check_links(label=label)
-    return tree
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,18 +240,8 @@ def scan_cpio(path: Path, *, head: Callable[[str, int], int] = lambda path, mode
     :raises UnsafePathError: a ``..`` member.
     """
     label = label or str(path)
-    try:
-        with open_decompressed(path) as stream:
-            yield from _Scanner(stream, label).members(head)
-    except RvforgeError:
-        raise
-    except FileNotFoundError:
-        raise InputError(f"{label}: no such file") from None
-    except Exception as error:
-        if is_corrupt_stream_error(error):
-            raise InputError(f"{label}: truncated or corrupt compressed data ({error})"
-                             ) from None
-        raise
+    with _decompressed(path, label) as stream:
+        yield from _Scanner(stream, label).members(head)
 
 
 @dataclass(frozen=True, slots=True)
