@@ -152,3 +152,14 @@ def test_booting_a_board_this_qemu_cannot_run_is_refused_with_the_reason(tmp_pat
     assert result.returncode == 2, result.stderr
     assert ("rvforge: error: machine 'thead-c906' needs QEMU's CPU model 'thead-c906', which "
             "QEMU 7.2") in result.stderr
+
+
+def test_running_on_an_audit_only_board_says_why_it_cannot_boot(tmp_path: Path) -> None:
+    image = tmp_path / "image.cpio"
+    image.write_bytes(b"070701" + b"0" * 504)  # refused before anything reads it
+    result = cli("run", str(image), "--machine", "sophgo-sg2042", "--", "true")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("rvforge: error: machine 'sophgo-sg2042' cannot boot: "
+                                    "Sophgo SG2042"), result.stderr
+    assert "no QEMU CPU model implements XTheadVector" in result.stderr
+    assert len(result.stderr.splitlines()) == 1

@@ -132,6 +132,9 @@ def _profile_launcher(registry: Registry, machine: str | None) -> str:
     if profile.name == AUTO_MACHINE:
         profile = registry.machines.get(registry.default_machine())
     if not profile.launcher:
+        if profile.summary:  # an audit-only profile (a board no QEMU models) says why
+            raise UsageError(f"machine {profile.name!r} cannot boot: {profile.summary}; "
+                             "pick another --machine ('rvforge machines' lists them)")
         raise UsageError(f"machine {profile.name!r} has no launcher; install rvforge-qemu, "
                          "pick another --machine or pass --launcher")
     return profile.launcher
