@@ -37,6 +37,7 @@ _EXPORTS = {
     "rvforge.protocol": ("CONTROL_PORT", "INIT_SCRIPT", "READY_MARKER", "STDERR_PORT",
                          "STDOUT_PORT"),
     "rvforge.registry": ("Registry", "build_registry"),
+    "rvforge.shared_files": ("SharedDirectory",),
     "rvforge.spec": ("AuditReport", "BuildReport", "BuildSpec", "Step"),
     "rvforge.tree": ("Content", "Entry", "EntryKind", "FileIdentity", "FileWindow", "HostFile",
                      "InlineBytes", "Tree", "check_symlink_target", "normalize"),
@@ -90,6 +91,7 @@ __all__ = [
     "STDERR_PORT",
     "STDOUT_PORT",
     "Severity",
+    "SharedDirectory",
     "Step",
     "Task",
     "ToolMissingError",
@@ -174,6 +176,7 @@ if TYPE_CHECKING:
         STDOUT_PORT,
     )
     from rvforge.registry import Registry, build_registry
+    from rvforge.shared_files import SharedDirectory
     from rvforge.spec import AuditReport, BuildReport, BuildSpec, Step
     from rvforge.tree import (
         Content,

@@ -16,7 +16,7 @@ their type, so ``class MyProvider(Provider[MyOptions])`` type-checks
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from rvforge.context import BuildContext
     from rvforge.findings import FileRecord, Finding, FindingCode
     from rvforge.machines import Machine
+    from rvforge.shared_files import SharedDirectory
     from rvforge.tree import Tree
 
 
@@ -147,6 +148,12 @@ class Launcher(Component, Generic[OptionsT]):
         """What would run ``machine`` here (``QEMU 10.0.2 (/usr/bin/qemu-system-riscv64)``),
         for ``rvforge machines``; ``""`` when there is nothing to say."""
         return ""
+
+    def shared_directories(self, machine: Machine, options: OptionsT
+                           ) -> Sequence[SharedDirectory]:
+        """The host directories the guest will see (``--share``, the profile's), so
+        ``--machine auto`` counts the ELF files the command runs from them; default none."""
+        return ()
 
     @abstractmethod
     def boot(self, artifact: Artifact, machine: Machine, options: OptionsT,

@@ -95,24 +95,27 @@ def pick_machine(needs: Mapping[str, Needs], registry: Registry, ctx: BuildConte
                      f"{', '.join(top_level(lacking, total.xlen))} (needed by {shown}){where}")
 
 
-def machine_for_tree(tree: Tree, registry: Registry, ctx: BuildContext) -> Machine:
+def machine_for_tree(tree: Tree, registry: Registry, ctx: BuildContext,
+                     also: Mapping[str, Needs] | None = None) -> Machine:
     """``--machine auto`` for ``tree``: :func:`pick_machine` of what its ELF files need
-    (with ``ctx.deep``, their instructions too)."""
+    (with ``ctx.deep``, their instructions too) and of ``also`` (files outside it: the
+    shared directories' ELF files, by host path)."""
     from functools import reduce
 
     from rvforge.builtin.auditors.isa import tree_needs
     from rvforge.riscv.isa import Needs
 
-    needs = tree_needs(tree, ctx, deep=ctx.deep)
+    needs = {**tree_needs(tree, ctx, deep=ctx.deep), **(also or {})}
     machine = pick_machine(needs, registry, ctx)
     total = reduce(lambda a, b: a | b, needs.values(), Needs(64))
     ctx.log.info("machine picked", machine=machine.name, needs=" ".join(total.names()))
     return machine
 
 
-def machine_for_image(image: Path, registry: Registry, ctx: BuildContext) -> Machine:
+def machine_for_image(image: Path, registry: Registry, ctx: BuildContext,
+                      also: Mapping[str, Needs] | None = None) -> Machine:
     """``--machine auto`` for an image file (an initramfs or tar; an ext4 image's files are
-    not read on the host)."""
+    not read on the host), counting ``also`` too (:func:`machine_for_tree`)."""
     from rvforge.artifacts import Artifact
     from rvforge.errors import UsageError
     from rvforge.loading import load_path
@@ -120,4 +123,4 @@ def machine_for_image(image: Path, registry: Registry, ctx: BuildContext) -> Mac
     if Artifact.of_image(image).kind == "disk":
         raise UsageError(f"--machine auto reads the image's files, which rvforge cannot do "
                          f"for the ext4 image {image}: pass --machine NAME")
-    return machine_for_tree(load_path(image, ctx), registry, ctx)
+    return machine_for_tree(load_path(image, ctx), registry, ctx, also)

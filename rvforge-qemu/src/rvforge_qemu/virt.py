@@ -24,6 +24,7 @@ from rvforge import (
     Launcher,
     Machine,
     RunResult,
+    SharedDirectory,
 )
 
 from rvforge_qemu.console import IllegalInstruction
@@ -32,7 +33,7 @@ from rvforge_qemu.guest import CommandTimedOut, Guest, GuestFailure
 from rvforge_qemu.image import image_file_finder
 from rvforge_qemu.interactive import ESCAPE_NAME, run_console
 from rvforge_qemu.options import LaunchOptions, command_script, qemu_settings, sink
-from rvforge_qemu.prepared import PreparedLaunch, prepare
+from rvforge_qemu.prepared import PreparedLaunch, devices_of, prepare
 from rvforge_qemu.profiles import settings_of
 from rvforge_qemu.qemubin import system_qemu
 from rvforge_qemu.session import Session
@@ -71,6 +72,11 @@ class QemuVirt(Launcher[LaunchOptions]):
         """``--qemu PATH``: the binary every QEMU call of this context uses."""
         return qemu_settings(options.qemu)
 
+    def shared_directories(self, machine: Machine, options: LaunchOptions
+                           ) -> list[SharedDirectory]:
+        """The profile's shares, then ``--share``'s (checked as a boot checks them)."""
+        return [SharedDirectory(s.host, s.guest) for s in devices_of(machine, options).shares]
+
     def prepare(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
                 ctx: BuildContext) -> PreparedLaunch:
         """The launch worked out once (:func:`rvforge_qemu.prepared.prepare`); a board whose
@@ -100,7 +106,7 @@ class QemuVirt(Launcher[LaunchOptions]):
             except GuestFailure as failure:
                 result.reason = _reason(failure, guest, options)
                 result.seconds = time.monotonic() - called
-        return self._finish(result, guest, artifact, machine, ctx)
+        return self._finish(result, guest, artifact, machine, ctx, prepared)
 
     def run(self, artifact: Artifact, machine: Machine, argv: list[str],
             options: LaunchOptions, ctx: BuildContext) -> RunResult:
@@ -121,7 +127,7 @@ class QemuVirt(Launcher[LaunchOptions]):
                 result.reason = _reason(failure, guest, options)
             result.seconds = time.monotonic() - guest.started
         result.stdout, result.stderr = bytes(stdout), bytes(stderr)
-        return self._finish(result, guest, artifact, machine, ctx)
+        return self._finish(result, guest, artifact, machine, ctx, prepared)
 
     @contextmanager
     def session(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
@@ -142,26 +148,29 @@ class QemuVirt(Launcher[LaunchOptions]):
                     f"{guest.console.log_path}\n"
                     f"{tail}") from None
             yield Session(guest, options,
-                          lambda events: self._diagnose(events, artifact, machine, ctx))
+                          lambda events: self._diagnose(events, artifact, machine, ctx,
+                                                        prepared))
             guest.shutdown()
 
     # -- helpers -----------------------------------------------------------------------
 
     def _finish(self, result: ResultT, guest: Guest, artifact: Artifact, machine: Machine,
-                ctx: BuildContext) -> ResultT:
+                ctx: BuildContext, prepared: PreparedLaunch) -> ResultT:
         result.console_log = guest.console.log_path
         result.console_tail = guest.console.lines()
-        result.diagnosis = self._diagnose(guest.console.sigills, artifact, machine, ctx)
+        result.diagnosis = self._diagnose(guest.console.sigills, artifact, machine, ctx,
+                                          prepared)
         return result
 
     def _diagnose(self, events: list[IllegalInstruction], artifact: Artifact,
-                  machine: Machine, ctx: BuildContext) -> list[str]:
+                  machine: Machine, ctx: BuildContext, prepared: PreparedLaunch) -> list[str]:
         if not events:
             return []
         from rvforge_qemu.sigill import diagnose  # numpy: only when there is a fault
 
         resolved = dataclasses.replace(machine, isa=self.machine_isa(machine, ctx))
-        return diagnose(events, resolved, image_file_finder(artifact, ctx),
+        shares = [SharedDirectory(s.host, s.guest) for s in prepared.devices.shares]
+        return diagnose(events, resolved, image_file_finder(artifact, ctx, shares),
                         lambda: _bootable_machines(self, ctx), ctx.flag)
 
 

@@ -7,6 +7,7 @@ dataclasses, :func:`rvforge.option`); the chosen launcher must declare every fla
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -23,6 +24,7 @@ from rvforge.cli.common import (
 )
 from rvforge.errors import BootFailedError, UsageError
 from rvforge.launching import prepare_launch
+from rvforge.machine_matrix import is_matrix
 
 Machine = Annotated[str | None, typer.Option(help="Machine profile, or auto: the smallest "
                                              "whose CPU has what the image needs.")]
@@ -80,15 +82,22 @@ def run(
     launcher: Launcher = None,
     offline: Offline = False,
     config: Config = None,
+    format: Annotated[str, typer.Option(
+        "--format", help="With several machines: text (a row each) or json (a record "
+        "each).")] = "text",
 ) -> None:
     """Boot IMAGE, run COMMAND in the guest, print its output (as it comes; the kernel's
     console is kept apart) and exit with its status. A command that did not finish (timeout,
-    panic) exits 4."""
+    panic) exits 4. With --machine A,B,C (or all): a row per machine; exit 0 when the
+    command gave 0 on each, 1 when it gave another status on some, 4 when on some it did
+    not finish."""
     if not command:
         raise UsageError("no command: rvforge run IMAGE -- CMD [ARGS...]")
+    if is_matrix(machine) or format != "text":
+        run_on_machines(cli, image, command, machine, launcher, offline, config, format)
     with command_context(config, offline=offline, cli=cli) as (_, ctx):
         launch = prepare_launch(image, ctx, machine=machine, launcher=launcher,
-                                values=launcher_values(cli), command="run")
+                                values=launcher_values(cli), command="run", argv=command)
         result = launch.run(list(command), ctx)
     sys.stdout.flush()
     for line in result.diagnosis:
@@ -96,3 +105,34 @@ def run(
     if result.status is None:
         _report_failure(result, cli)
     raise typer.Exit(result.status)
+
+
+def run_on_machines(cli: typer.Context, image: Path, command: list[str], machine: str | None,
+                    launcher: str | None, offline: bool, config: Path | None,
+                    fmt: str) -> NoReturn:
+    """``run`` on each machine of ``--machine A,B,C`` (:mod:`rvforge.machine_matrix`)."""
+    from rvforge.cli.reporting import escaped
+    from rvforge.machine_matrix import (
+        matrix_exit_status,
+        matrix_json,
+        matrix_machines,
+        matrix_table,
+        run_matrix,
+    )
+
+    if fmt not in ("text", "json"):
+        raise UsageError(f"--format {fmt!r}: run gives text or json")
+    with command_context(config, offline=offline, cli=cli) as (_, ctx):
+        names, left_out = matrix_machines(machine or ctx.registry.default_machine(), ctx)
+        for item in left_out:
+            ctx.log.info("machine left out", machine=item.machine, reason=item.reason)
+        runs = run_matrix(image, command, names, ctx, launcher=launcher,
+                          values=launcher_values(cli))
+    if fmt == "json":
+        typer.echo(json.dumps(matrix_json(runs, left_out), indent=2))
+    else:
+        typer.echo(matrix_table(runs, escaped), nl=False)
+        if left_out:
+            typer.echo("left out: " + "; ".join(f"{item.machine} ({item.reason})"
+                                                 for item in left_out))
+    raise typer.Exit(matrix_exit_status(runs))
