@@ -30,6 +30,7 @@ _EXPORTS = {
     "rvforge.initcheck": ("InitProblem", "check_image", "init_problem"),
     "rvforge.launching": ("Launch", "prepare_launch"),
     "rvforge.loading": ("load_path",),
+    "rvforge.machine_matrix": ("MachineRun", "is_matrix", "matrix_machines", "run_matrix"),
     "rvforge.machines": ("Machine",),
     "rvforge.options": ("OptionSpec", "build_options", "declared_options", "option"),
     "rvforge.pipeline": ("pack",),
@@ -77,6 +78,7 @@ __all__ = [
     "LaunchSession",
     "Launcher",
     "Machine",
+    "MachineRun",
     "NoOptions",
     "OptionSpec",
     "Overlay",
@@ -109,11 +111,14 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "init_problem",
+    "is_matrix",
     "load_path",
+    "matrix_machines",
     "normalize",
     "option",
     "pack",
     "prepare_launch",
+    "run_matrix",
 ]
 
 
@@ -164,6 +169,7 @@ if TYPE_CHECKING:
     from rvforge.initcheck import InitProblem, check_image, init_problem
     from rvforge.launching import Launch, prepare_launch
     from rvforge.loading import load_path
+    from rvforge.machine_matrix import MachineRun, is_matrix, matrix_machines, run_matrix
     from rvforge.machines import Machine
     from rvforge.options import OptionSpec, build_options, declared_options, option
     from rvforge.pipeline import pack

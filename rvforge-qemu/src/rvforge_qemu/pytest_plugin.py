@@ -16,7 +16,9 @@ Fixtures (both session-scoped):
 
 ``rvforge_guest``
     A :class:`~rvforge_qemu.session.Session` on the image given by ``--rvforge-image``
-    (machine ``--rvforge-machine``). Every option the ``qemu-virt`` launcher declares for
+    (machine ``--rvforge-machine``; ``--rvforge-machine A,B`` or ``all`` runs each test
+    using it once per machine, its id naming the machine, as ``rvforge run --machine
+    A,B`` does). Every option the ``qemu-virt`` launcher declares for
     ``rvforge run`` is an option here too, named ``--rvforge-`` and the flag's name, with
     the same meaning: kernel ``--rvforge-kernel``, QEMU ``--rvforge-qemu`` (default
     ``$RVFORGE_QEMU`` or the one on PATH), host directories ``--rvforge-share
@@ -49,9 +51,17 @@ from typing import Any
 
 import pytest
 
-from rvforge import BuildContext, LaunchSession, OptionSpec, declared_options, prepare_launch
+from rvforge import (
+    BuildContext,
+    LaunchSession,
+    OptionSpec,
+    declared_options,
+    is_matrix,
+    matrix_machines,
+    prepare_launch,
+)
 
-from rvforge_qemu.options import LaunchOptions
+from rvforge_qemu.options import LaunchOptions, qemu_settings
 
 Boot = Callable[..., LaunchSession]
 SESSION_DEFAULTS = ("timeout", "qemu")
@@ -67,7 +77,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("rvforge-qemu", "boot riscv64 images with rvforge")
     for name, help_text in (
         ("image", "image (initramfs or ext4) the rvforge_guest fixture boots"),
-        ("machine", "machine profile for rvforge_guest (default: qemu-virt)"),
+        ("machine", "machine profile for rvforge_guest (default: qemu-virt); A,B or all: "
+                    "each test using it once per machine"),
     ):
         group.addoption(f"--rvforge-{name}", dest=f"rvforge_{name}", help=help_text)
         parser.addini(f"rvforge_{name}", help_text)
@@ -128,13 +139,53 @@ def rvforge_boot(pytestconfig: pytest.Config) -> Iterator[Boot]:
         yield boot
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``--rvforge-machine A,B`` (or ``all``): each test using ``rvforge_guest`` once per
+    machine, its id naming the machine."""
+    spec = _setting(metafunc.config, "machine")
+    if "rvforge_machine" not in metafunc.fixturenames or not is_matrix(spec):
+        return
+    names = metafunc.config.stash.get(_MACHINES, None)
+    if names is None:
+        names = _matrix_names(metafunc.config, spec)
+        metafunc.config.stash[_MACHINES] = names
+    metafunc.parametrize("rvforge_machine", names, ids=names, indirect=True,
+                         scope="session")
+
+
+_MACHINES = pytest.StashKey[list[str]]()
+
+
+def _matrix_names(config: pytest.Config, spec: str) -> list[str]:
+    """The profiles ``spec`` stands for (``all``: those this QEMU boots, as ``rvforge
+    run --machine all`` picks them)."""
+    from rvforge import build_registry
+
+    qemu = _setting(config, "qemu")
+    with BuildContext(build_registry(),
+                      settings=qemu_settings(Path(qemu) if qemu else None)) as ctx:
+        names, left_out = matrix_machines(spec, ctx)
+    for item in left_out:
+        config.issue_config_time_warning(pytest.PytestConfigWarning(
+            f"--rvforge-machine all: left out {item.machine}: {item.reason}"), stacklevel=2)
+    return names
+
+
 @pytest.fixture(scope="session")
-def rvforge_guest(pytestconfig: pytest.Config, rvforge_boot: Boot) -> LaunchSession:
+def rvforge_machine(request: pytest.FixtureRequest) -> str | None:
+    """The machine profile ``rvforge_guest`` boots: ``--rvforge-machine``, or with
+    ``A,B`` each in turn."""
+    return getattr(request, "param", None) or _setting(request.config, "machine")
+
+
+@pytest.fixture(scope="session")
+def rvforge_guest(pytestconfig: pytest.Config, rvforge_boot: Boot,
+                  rvforge_machine: str | None) -> LaunchSession:
     """The guest booted from ``--rvforge-image`` (or the ``rvforge_image`` ini value)."""
     image = _setting(pytestconfig, "image")
     if not image:
         pytest.fail("rvforge_guest needs an image: pass --rvforge-image PATH or set "
                     "rvforge_image in the pytest configuration")
-    return rvforge_boot(image, _setting(pytestconfig, "machine"),
+    return rvforge_boot(image, rvforge_machine,
                         **{spec.name: _setting(pytestconfig, spec.name)
                            for spec in guest_options()})
