@@ -151,7 +151,8 @@ class CpuBudget:
         """Wait until ``cpus`` cores are free and hold them for the block."""
         taken = min(max(1, cpus), self.total)
         with self._changed:
-            self._changed.wait_for(lambda: self._free >= taken)
+            while not self._changed.wait_for(lambda: self._free >= taken, timeout=0.5):
+                pass  # wakes to let an interrupt (interrupt_threads) in
             self._free -= taken
         try:
             yield
@@ -173,7 +174,8 @@ def run_matrix(image: Path | str, argv: Sequence[str], machines: Sequence[str],
                values: Mapping[str, Any] | None = None,
                budget: CpuBudget | None = None) -> list[MachineRun]:
     """Run ``argv`` in ``image`` booted on each of ``machines`` (profile names); a
-    :class:`MachineRun` per machine, in the order given.
+    :class:`MachineRun` per machine, in the order given. ``values`` apply to every machine
+    (:func:`per_machine`).
 
     Every launch is prepared first, in this thread (:func:`rvforge.prepare_launch`, with
     the command's output collected, not streamed): an option a launcher refuses raises
@@ -191,26 +193,60 @@ def run_matrix(image: Path | str, argv: Sequence[str], machines: Sequence[str],
             items.append(MachineRun(name, None, 0.0, reason=why))
             continue
         items.append(prepare_launch(image, ctx, machine=name, launcher=launcher,
-                                    values=given, command="run", argv=argv))
+                                    values=per_machine(given, name), command="run",
+                                    argv=argv))
+
+    running: dict[int, None] = {}  # worker threads inside a launch, by ident
 
     def one(item: Launch | MachineRun) -> MachineRun:
         if isinstance(item, MachineRun):
             return item
         with budget.hold(guest_cpus(item)):
-            return _run_one(item, list(argv), ctx)
+            running[threading.get_ident()] = None
+            try:
+                return _run_one(item, list(argv), ctx)
+            finally:
+                running.pop(threading.get_ident(), None)
 
     outer = ctx.progress
     with outer.task(f"running on {len(items)} machines", total=len(items)) as task:
         ctx.progress = Progress(enabled=False)  # one live display: this one
+        pool = ThreadPoolExecutor(max_workers=len(items) or 1)
         try:
-            with ThreadPoolExecutor(max_workers=len(items) or 1) as pool:
-                futures = [pool.submit(one, item) for item in items]
-                for future in as_completed(futures):
-                    future.result()
-                    task.advance()
+            futures = [pool.submit(one, item) for item in items]
+            for future in as_completed(futures):
+                future.result()
+                task.advance()
+        except BaseException:  # Ctrl-C, SIGTERM: every guest stops as a single run's does
+            pool.shutdown(wait=False, cancel_futures=True)
+            interrupt_threads(list(running))
+            raise
         finally:
+            pool.shutdown(wait=True)
             ctx.progress = outer
     return [future.result() for future in futures]
+
+
+def interrupt_threads(idents: Sequence[int]) -> None:
+    """Raise :class:`KeyboardInterrupt` in the threads ``idents`` (at their next bytecode:
+    the guests' waits wake at least twice a second), so each launch's ``with`` blocks kill
+    their QEMU and clean up as after Ctrl-C in a single run."""
+    import ctypes
+
+    for ident in idents:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
+                                                   ctypes.py_object(KeyboardInterrupt))
+
+
+def per_machine(values: Mapping[str, Any], machine: str) -> dict[str, Any]:
+    """``values`` for one machine of several: a ``console_log`` path gets the machine's
+    name before its suffix (``console.log`` → ``console.qemu-virt.log``), so the guests do
+    not write one file."""
+    log = values.get("console_log")
+    if not log:
+        return dict(values)
+    path = Path(log)
+    return {**values, "console_log": path.with_name(f"{path.stem}.{machine}{path.suffix}")}
 
 
 def unavailable(name: str, ctx: BuildContext) -> str:
