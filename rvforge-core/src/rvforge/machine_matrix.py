@@ -196,17 +196,20 @@ def run_matrix(image: Path | str, argv: Sequence[str], machines: Sequence[str],
                                     values=per_machine(given, name), command="run",
                                     argv=argv))
 
-    running: dict[int, None] = {}  # worker threads inside a launch, by ident
+    running: dict[int, None] = {}  # worker threads, by ident: those to interrupt
+    stopping = threading.Event()
 
     def one(item: Launch | MachineRun) -> MachineRun:
         if isinstance(item, MachineRun):
             return item
-        with budget.hold(guest_cpus(item)):
-            running[threading.get_ident()] = None
-            try:
+        running[threading.get_ident()] = None
+        try:
+            with budget.hold(guest_cpus(item)):
+                if stopping.is_set():  # interrupted while it waited for cores
+                    return MachineRun(item.machine.name, None, 0.0, reason="interrupted")
                 return _run_one(item, list(argv), ctx)
-            finally:
-                running.pop(threading.get_ident(), None)
+        finally:
+            running.pop(threading.get_ident(), None)
 
     outer = ctx.progress
     with outer.task(f"running on {len(items)} machines", total=len(items)) as task:
@@ -218,6 +221,7 @@ def run_matrix(image: Path | str, argv: Sequence[str], machines: Sequence[str],
                 future.result()
                 task.advance()
         except BaseException:  # Ctrl-C, SIGTERM: every guest stops as a single run's does
+            stopping.set()
             pool.shutdown(wait=False, cancel_futures=True)
             interrupt_threads(list(running))
             raise
