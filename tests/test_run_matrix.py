@@ -318,7 +318,8 @@ def qemu_running_with(path: Path) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes() if proc.name.isdigit() else b""
         except OSError:
             continue
-        if b"qemu" in cmdline and str(path).encode() in cmdline:
+        program = cmdline.split(b"\0", 1)[0]  # not rvforge, whose --machine says qemu-virt
+        if b"qemu-system" in program and str(path).encode() in cmdline:
             pids.append(int(proc.name))
     return pids
 

@@ -28,6 +28,10 @@ from rvforge.machine_matrix import is_matrix
 
 Machine = Annotated[str | None, typer.Option(help="Machine profile, or auto: the smallest "
                                              "whose CPU has what the image needs.")]
+RunMachines = Annotated[str | None, typer.Option(
+    "--machine", help="Machine profile, or auto: the smallest whose CPU has what the image "
+    "(and the shared files the command runs) needs; A,B,C or all (every profile this QEMU "
+    "boots): the command on each, a row each.")]
 Launcher = Annotated[str | None, typer.Option(help="Launcher overriding the profile's "
                                               "(e.g. qemu-user).")]
 Offline = Annotated[bool, typer.Option(help="Never touch the network: the cached kernel.")]
@@ -78,7 +82,7 @@ def run(
     image: Annotated[Path, typer.Argument(help="An image rvforge built.")],
     command: Annotated[list[str], typer.Argument(help="Command and arguments to run in the "
                                                  "guest (after --).")],
-    machine: Machine = None,
+    machine: RunMachines = None,
     launcher: Launcher = None,
     offline: Offline = False,
     config: Config = None,
