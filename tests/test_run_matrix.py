@@ -122,11 +122,12 @@ def test_all_is_every_profile_this_qemu_boots_and_says_why_the_others_are_left_o
     assert not set(names) & set(reasons)
 
 
-def test_all_on_qemu_10_takes_its_rva23_and_max_profiles(qemu10: Path) -> None:
-    with BuildContext(build_registry(), settings=qemu_settings(qemu10)) as ctx:
-        names, left = matrix_machines("all", ctx)
-    assert {"qemu-virt", "qemu-virt-v", "qemu-virt-rva23", "qemu-virt-max"} <= set(names)
-    assert "qemu-virt-rva23" not in {item.machine for item in left}
+def test_all_with_qemu_10_takes_its_rva23_and_max_profiles(qemu10: Path) -> None:
+    for settings, values in ((qemu_settings(qemu10), None), ({}, {"qemu": qemu10})):
+        with BuildContext(build_registry(), settings=settings) as ctx:
+            names, left = matrix_machines("all", ctx, values)  # values: --qemu PATH
+        assert {"qemu-virt", "qemu-virt-v", "qemu-virt-rva23", "qemu-virt-max"} <= set(names)
+        assert "qemu-virt-rva23" not in {item.machine for item in left}
 
 
 def test_a_row_per_machine_with_the_first_line_of_the_diagnosis_and_the_exit_status() -> None:
@@ -349,12 +350,27 @@ def test_sigterm_stops_the_running_guest_and_starts_none_of_those_waiting_for_co
 
 
 PLUGIN_TESTS = """
+import os
+
 def test_vsum(rvforge_guest):
     result = rvforge_guest.run(["vsum"])
     assert result.status == 0, "\\n".join(result.diagnosis)
 
+def test_one_guest_at_a_time(rvforge_guest, pytestconfig):
+    image = pytestconfig.getoption("rvforge_image").encode()
+    qemus = [p for p in os.listdir("/proc") if p.isdigit() and _is_qemu_of(p, image)]
+    assert len(qemus) == 1, qemus
+
 def test_without_a_guest():
     pass
+
+def _is_qemu_of(pid, image):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return False
+    return b"qemu-system" in cmdline.split(b"\\0", 1)[0] and image in cmdline
 """
 
 
@@ -374,7 +390,9 @@ def test_the_pytest_plugin_names_each_machine_in_the_test_ids(tmp_path: Path) ->
     assert result.returncode == 0, result.stdout + result.stderr
     ids = [line for line in result.stdout.splitlines() if "::" in line]
     assert ids == ["test_in_guest.py::test_vsum[qemu-virt]",
+                   "test_in_guest.py::test_one_guest_at_a_time[qemu-virt]",
                    "test_in_guest.py::test_vsum[qemu-virt-v]",
+                   "test_in_guest.py::test_one_guest_at_a_time[qemu-virt-v]",
                    "test_in_guest.py::test_without_a_guest"], result.stdout
 
 
@@ -389,4 +407,4 @@ def test_the_pytest_plugin_runs_a_test_once_per_machine(images: dict[str, Path],
     assert "FAILED test_in_guest.py::test_vsum[qemu-virt] " in result.stdout, result.stdout
     assert "AssertionError: illegal instruction in /usr/bin/vsum" in result.stdout, \
         result.stdout
-    assert "1 failed, 2 passed" in result.stdout, result.stdout
+    assert "1 failed, 4 passed" in result.stdout, result.stdout

@@ -98,14 +98,20 @@ def is_matrix(machine: str | None) -> bool:
     return machine is not None and ("," in machine or machine.strip() == ALL_MACHINES)
 
 
-def matrix_machines(spec: str, ctx: BuildContext) -> tuple[list[str], list[LeftOut]]:
+def matrix_machines(spec: str, ctx: BuildContext, values: Mapping[str, Any] | None = None
+                    ) -> tuple[list[str], list[LeftOut]]:
     """The profile names ``spec`` stands for (``A,B,C`` in order, each once; ``all``:
-    :func:`bootable_machines`) and, for ``all``, the profiles left out with why.
+    :func:`bootable_machines`, after laying over ``ctx`` the settings the launcher option
+    ``values`` stand for: ``--qemu`` decides what boots) and, for ``all``, the profiles
+    left out with why.
 
     :raises UsageError: an empty list, or a name no plugin or ``rvforge.toml`` defines
         (the registry's message lists the known ones).
     """
     if spec.strip() == ALL_MACHINES:
+        from rvforge.launching import apply_launcher_settings
+
+        apply_launcher_settings(ctx, values or {}, "run")
         return bootable_machines(ctx)
     names = list(dict.fromkeys(n.strip() for n in spec.split(",") if n.strip()))
     if not names:

@@ -17,17 +17,17 @@ Fixtures (both session-scoped):
 ``rvforge_guest``
     A :class:`~rvforge_qemu.session.Session` on the image given by ``--rvforge-image``
     (machine ``--rvforge-machine``; ``--rvforge-machine A,B`` or ``all`` runs each test
-    using it once per machine, its id naming the machine, as ``rvforge run --machine
-    A,B`` does). Every option the ``qemu-virt`` launcher declares for
-    ``rvforge run`` is an option here too, named ``--rvforge-`` and the flag's name, with
-    the same meaning: kernel ``--rvforge-kernel``, QEMU ``--rvforge-qemu`` (default
-    ``$RVFORGE_QEMU`` or the one on PATH), host directories ``--rvforge-share
-    HOST:GUEST[:ro]``, networking ``--rvforge-net``, port forwards ``--rvforge-forward
-    HOSTPORT:GUESTPORT``, ``--rvforge-timeout``, ``--rvforge-memory``,
-    ``--rvforge-append``... (``pytest --help`` lists them; the repeatable ones may be
-    given many times). ``run(argv or script, timeout=...)`` returns a
-    :class:`rvforge.RunResult`: ``status``, ``stdout``, ``stderr`` (bytes), and
-    ``diagnosis`` (explanations of illegal instructions).
+    using it once per machine, its id naming the machine, as ``rvforge run --machine A,B``
+    does; each machine's guest powers off before the next one boots). Every option the
+    ``qemu-virt`` launcher declares for ``rvforge run`` is an option here too, named
+    ``--rvforge-`` and the flag's name, with the same meaning: kernel ``--rvforge-kernel``,
+    QEMU ``--rvforge-qemu`` (default ``$RVFORGE_QEMU`` or the one on PATH), host directories
+    ``--rvforge-share HOST:GUEST[:ro]``, networking ``--rvforge-net``, port forwards
+    ``--rvforge-forward HOSTPORT:GUESTPORT``, ``--rvforge-timeout``, ``--rvforge-memory``,
+    ``--rvforge-append``... (``pytest --help`` lists them; the repeatable ones may be given
+    many times). ``run(argv or script, timeout=...)`` returns a :class:`rvforge.RunResult`:
+    ``status``, ``stdout``, ``stderr`` (bytes), and ``diagnosis`` (explanations of illegal
+    instructions).
 ``rvforge_boot``
     ``rvforge_boot(image, machine=None, **options)`` boots another image (once per image,
     machine and options; ``options`` by field name: ``kernel=``, ``qemu=``, ``share=[...]``,
@@ -180,12 +180,22 @@ def rvforge_machine(request: pytest.FixtureRequest) -> str | None:
 
 @pytest.fixture(scope="session")
 def rvforge_guest(pytestconfig: pytest.Config, rvforge_boot: Boot,
-                  rvforge_machine: str | None) -> LaunchSession:
-    """The guest booted from ``--rvforge-image`` (or the ``rvforge_image`` ini value)."""
+                  rvforge_machine: str | None) -> Iterator[LaunchSession]:
+    """The guest booted from ``--rvforge-image`` (or the ``rvforge_image`` ini value); with
+    several machines, each machine's guest powers off when its tests are done."""
     image = _setting(pytestconfig, "image")
     if not image:
         pytest.fail("rvforge_guest needs an image: pass --rvforge-image PATH or set "
                     "rvforge_image in the pytest configuration")
-    return rvforge_boot(image, rvforge_machine,
-                        **{spec.name: _setting(pytestconfig, spec.name)
-                           for spec in guest_options()})
+    values = {spec.name: _setting(pytestconfig, spec.name) for spec in guest_options()}
+    if not is_matrix(_setting(pytestconfig, "machine")):
+        yield rvforge_boot(image, rvforge_machine, **values)
+        return
+    from rvforge import build_registry
+
+    with BuildContext(build_registry(),
+                      offline=bool(pytestconfig.getoption("rvforge_offline"))) as ctx:
+        launch = prepare_launch(image, ctx, machine=rvforge_machine, values=values,
+                                command="session")
+        with launch.session(ctx) as session:
+            yield session

@@ -127,11 +127,12 @@ def run_on_machines(cli: typer.Context, image: Path, command: list[str], machine
     if fmt not in ("text", "json"):
         raise UsageError(f"--format {fmt!r}: run gives text or json")
     with command_context(config, offline=offline, cli=cli) as (_, ctx):
-        names, left_out = matrix_machines(machine or ctx.registry.default_machine(), ctx)
+        values = launcher_values(cli)
+        names, left_out = matrix_machines(machine or ctx.registry.default_machine(), ctx,
+                                          values)
         for item in left_out:
             ctx.log.info("machine left out", machine=item.machine, reason=item.reason)
-        runs = run_matrix(image, command, names, ctx, launcher=launcher,
-                          values=launcher_values(cli))
+        runs = run_matrix(image, command, names, ctx, launcher=launcher, values=values)
     if fmt == "json":
         typer.echo(json.dumps(matrix_json(runs, left_out), indent=2))
     else:
