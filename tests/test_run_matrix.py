@@ -225,6 +225,18 @@ def test_a_flag_the_launcher_refuses_fails_the_matrix_before_any_guest_starts(
     assert bad.returncode == 2 and "run gives text or json" in bad.stderr
 
 
+def test_machines_this_qemu_cannot_start_are_rows_that_did_not_finish_exit_4(
+        tmp_path: Path) -> None:
+    result = cli("run", str(tiny_image(tmp_path)), "--machine",
+                 "qemu-virt-rva23,qemu-virt-max", "--qemu", "/usr/bin/qemu-system-riscv64",
+                 "--format", "json", "--", "true", timeout=120)
+    assert result.returncode == 4, result.stderr
+    rows = records(result)
+    assert [row["status"] for row in rows.values()] == [None, None]
+    assert "needs QEMU's CPU model 'rva23s64'" in str(rows["qemu-virt-rva23"]["reason"])
+    assert "needs QEMU's CPU model 'max'" in str(rows["qemu-virt-max"]["reason"])
+
+
 # -- real boots ------------------------------------------------------------------------
 
 

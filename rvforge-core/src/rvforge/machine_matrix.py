@@ -185,8 +185,8 @@ def run_matrix(image: Path | str, argv: Sequence[str], machines: Sequence[str],
 
     Every launch is prepared first, in this thread (:func:`rvforge.prepare_launch`, with
     the command's output collected, not streamed): an option a launcher refuses raises
-    before any guest starts. A machine that cannot start here (its CPU needs another QEMU)
-    is a run that did not finish, with the reason.
+    before any guest starts. A machine whose own launcher cannot start it here (its CPU
+    needs another QEMU) is a run that did not finish, with the reason.
     """
     from rvforge.launching import prepare_launch
 
@@ -194,7 +194,7 @@ def run_matrix(image: Path | str, argv: Sequence[str], machines: Sequence[str],
     budget = budget or CpuBudget()
     items: list[Launch | MachineRun] = []
     for name in machines:
-        why = unavailable(name, ctx)
+        why = "" if launcher else unavailable(name, ctx)  # --launcher: its own checks
         if why:
             items.append(MachineRun(name, None, 0.0, reason=why))
             continue
