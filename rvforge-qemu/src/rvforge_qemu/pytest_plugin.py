@@ -193,8 +193,9 @@ def rvforge_guest(pytestconfig: pytest.Config, rvforge_boot: Boot,
         return
     from rvforge import build_registry
 
-    with BuildContext(build_registry(),
-                      offline=bool(pytestconfig.getoption("rvforge_offline"))) as ctx:
+    with BuildContext(build_registry(),  # fixes name our options, as rvforge_boot's do
+                      offline=bool(pytestconfig.getoption("rvforge_offline")),
+                      flag_prefix="--rvforge-") as ctx:
         launch = prepare_launch(image, ctx, machine=rvforge_machine, values=values,
                                 command="session")
         with launch.session(ctx) as session:
