@@ -13,6 +13,8 @@ Hooks are grouped by phase:
   with the same name are an error naming both plugins.
 * **build** (``rvforge_build_*``): called around each build, in registration order; they
   observe and may adjust, never replace, the pipeline's steps.
+* **command line** (``rvforge_add_commands``): called once when the ``rvforge`` command
+  line is built.
 
 Implementations may accept fewer arguments than a spec lists (pluggy passes only the names
 they ask for); new arguments are only ever added, so existing plugins keep working.
@@ -26,6 +28,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import typer
+
     from rvforge.components import Auditor, KernelSource, Launcher, Overlay, Packer, Provider
     from rvforge.context import BuildContext
     from rvforge.machines import Machine
@@ -184,6 +188,29 @@ def rvforge_build_finish(report: BuildReport, ctx: BuildContext) -> None:
     :param ctx: the build's context.
 
     Results: return values are ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+# -- command line ----------------------------------------------------------------------
+
+
+@hookspec
+def rvforge_add_commands(app: typer.Typer) -> None:
+    """Add commands or command groups to the ``rvforge`` command line (rvforge-qemu adds
+    ``rvforge lava``).
+
+    Called once when the command line is built, after rvforge's own commands. Import
+    what the commands need inside the implementation or the commands, so that building
+    the command line stays fast.
+
+    :param app: the ``rvforge`` application; call ``app.command("NAME")(function)`` or
+        ``app.add_typer(group, name="NAME")``.
+
+    Results: return values are ignored. A name rvforge or an earlier plugin already uses
+    is not added (a warning names the plugin); an implementation that raises is skipped
+    with a warning, and the other commands keep working.
 
     .. versionadded:: 0.1
     """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -17,6 +18,7 @@ from rvforge.cli import launch as launch_cmd
 from rvforge.cli.common import LOGGING_KEY
 from rvforge.cli.layout import RvforgeGroup
 from rvforge.cli.version import version_text
+from rvforge.errors import RvforgeError
 from rvforge.log import LOG_FORMATS, configure_logging
 
 EPILOG = (
@@ -118,3 +120,48 @@ def callback(
 
 for module in (build_cmd, audit_cmd, inspect_cmd, launch_cmd, info_cmd, cache_cmd):
     module.register(app)
+
+
+def _plugin_commands(app: typer.Typer) -> None:
+    """Commands the plugins add (``rvforge_add_commands``); one that fails or takes a name
+    already used is reported and left out, so the rest of the CLI keeps working."""
+    import structlog
+
+    from rvforge.plugins import get_plugin_manager
+
+    log = structlog.get_logger("rvforge.cli")
+    try:
+        hook = get_plugin_manager().hook.rvforge_add_commands
+    except RvforgeError as error:  # RVFORGE_STRICT_PLUGINS: the command run reports it
+        log.debug("no plugin commands", error=str(error))
+        return
+    for impl in reversed(hook.get_hookimpls()):  # pluggy lists them last-registered first
+        taken = _command_names([*app.registered_commands, *app.registered_groups])
+        commands, groups = len(app.registered_commands), len(app.registered_groups)
+        try:
+            impl.function(app=app)
+            clashes = _command_names(app.registered_commands[commands:]
+                                     + app.registered_groups[groups:]) & taken
+        except Exception as error:
+            log.warning("plugin commands not added", plugin=impl.plugin_name, error=str(error))
+            clashes = set()
+        if clashes:
+            log.warning("plugin command names already used; not added",
+                        plugin=impl.plugin_name, names=sorted(clashes))
+        if clashes or len(app.registered_commands) < commands:
+            del app.registered_commands[commands:]
+            del app.registered_groups[groups:]
+
+
+def _command_names(infos: Sequence[Any]) -> set[str]:
+    """The command-line names of typer's command and group records."""
+    names = set()
+    for info in infos:
+        group = getattr(info, "typer_instance", None)
+        name = info.name or (group.info.name if group is not None else None) \
+            or getattr(info.callback, "__name__", "")
+        names.add(str(name).replace("_", "-"))
+    return names
+
+
+_plugin_commands(app)
