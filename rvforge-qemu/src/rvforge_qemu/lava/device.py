@@ -43,5 +43,6 @@ def device_dictionary(spec: JobSpec, qemu: SystemQemu) -> dict[str, Any]:
                          "extra": spec.qemu_options,
                      }}}},
         },
+        "parameters": {},
         "timeouts": {"actions": {}, "connections": {}},
     }

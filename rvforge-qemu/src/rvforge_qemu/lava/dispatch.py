@@ -22,11 +22,10 @@ from rvforge import BuildContext, ToolMissingError
 
 from rvforge_qemu.lava.device import device_dictionary
 from rvforge_qemu.lava.job import (
-    BEGIN_MARKER,
-    DEPLOY_SECONDS,
-    STATUS_PATTERN,
     JobSpec,
+    Markers,
     job_document,
+    job_seconds,
     render,
 )
 from rvforge_qemu.lava.results import LavaRun, parse, record_of
@@ -38,6 +37,8 @@ INSTALL_HINT = "sudo apt-get install --no-install-recommends lava-dispatcher"
 JOB_FILE, DEVICE_FILE, LOG_FILE, RESULT_FILE = "job.yaml", "device.yaml", "lava.log", \
     "result.json"
 GRACE_SECONDS = 60.0
+WORK_DIR = Path("/var/lib/lava/dispatcher/tmp")
+"""Where lava-run downloads a job's files (fixed in lava-dispatcher 2023.01)."""
 
 
 def find_lava_run() -> str:
@@ -49,6 +50,10 @@ def find_lava_run() -> str:
     if found is None:
         raise ToolMissingError(f"{LAVA_RUN} is not installed (not on PATH): install LAVA's "
                                f"dispatcher with `{INSTALL_HINT}`")
+    if WORK_DIR.is_dir() and not os.access(WORK_DIR, os.W_OK | os.X_OK):
+        raise ToolMissingError(f"{LAVA_RUN} keeps each job's files in {WORK_DIR}, which this "
+                               "user cannot write: run as root, as LAVA's workers do, or "
+                               f"make it writable (sudo chmod 1777 {WORK_DIR})")
     return found
 
 
@@ -69,14 +74,14 @@ def dispatch(spec: JobSpec, qemu: SystemQemu, directory: Path, ctx: BuildContext
             "--output-dir", str(directory / "lava"), "--device", str(device), str(job)]
     ctx.log.info("lava-run", machine=spec.machine, directory=str(directory))
     log_path = directory / LOG_FILE
-    echo = _output_echo(stream or sys.stdout.buffer)
+    echo = _output_echo(stream or sys.stdout.buffer, spec.markers)
     with open(log_path, "w", encoding="utf-8") as log:
 
         def each_line(line: str) -> None:
             log.write(line)
             echo(line)
 
-        _run(argv, each_line, 2 * spec.timeout + DEPLOY_SECONDS + GRACE_SECONDS, directory)
+        _run(argv, each_line, job_seconds(spec) + GRACE_SECONDS, directory)
     text = log_path.read_text(encoding="utf-8")
     result = parse(text, spec.machine, str(log_path)) if text.strip() else \
         LavaRun(spec.machine, "incomplete", None, None)
@@ -131,7 +136,7 @@ def _end_group(process: subprocess.Popen[str]) -> None:
             continue
 
 
-def _output_echo(stream: IO[bytes]) -> Callable[[str], None]:
+def _output_echo(stream: IO[bytes], markers: Markers) -> Callable[[str], None]:
     """A callback copying the command's output lines (between the markers) of the log."""
     inside = False
 
@@ -141,9 +146,9 @@ def _output_echo(stream: IO[bytes]) -> Callable[[str], None]:
         message = record.get("msg")
         if record.get("lvl") != "target" or not isinstance(message, str):
             return
-        if message.strip() == BEGIN_MARKER:
+        if message.strip() == markers.begin:
             inside = True
-        elif inside and STATUS_PATTERN.match(message):
+        elif inside and markers.status.match(message):
             inside = False
         elif inside:
             stream.write(message.encode() + b"\n")

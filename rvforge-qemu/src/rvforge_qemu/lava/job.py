@@ -12,6 +12,7 @@ initramfs, and a userland with its runner's tools).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -24,15 +25,47 @@ PROMPT = "rvforge-lava#"
 PROMPT_PATTERN = f"(?<!=){PROMPT}"
 """What LAVA waits for: the prompt, but not the kernel printing its command line's
 ``PS1=rvforge-lava#`` (LAVA's prompts are regular expressions)."""
-BEGIN_MARKER = "RVFORGE-BEGIN"
-END_MARKER = "RVFORGE-STATUS"
-"""``RVFORGE-STATUS <n>`` follows the command's output; it is printed by ``printf`` from two
-halves so the echoed command line never matches it."""
 CASE = "command"
 """The LAVA test case of the command (in the suite ``0_rvforge-<machine>``)."""
 SUITE_PREFIX = "rvforge-"
-STATUS_PATTERN = re.compile(rf"^{END_MARKER} (\d+)\s*$")
+TOKEN_PATTERN = re.compile(r"RVFORGE STATUS-([0-9a-f]{12}) ")
+"""Finds a job's marker token in the line LAVA typed (see :class:`Markers`)."""
 DEPLOY_SECONDS = 300
+FINALIZE_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Markers:
+    """The lines around the command's output: ``RVFORGE-BEGIN-<token>`` before it and
+    ``RVFORGE-STATUS-<token> <status>`` after it.
+
+    The token is derived from the job, so output that happens to hold rvforge's markers
+    (a log, a test of rvforge) cannot end the command early; ``printf`` writes each marker
+    from two words, so the echo of the typed line never matches one.
+    """
+
+    token: str
+
+    @property
+    def begin(self) -> str:
+        return f"RVFORGE-BEGIN-{self.token}"
+
+    @property
+    def status(self) -> re.Pattern[str]:
+        """Matches the status line; group 1 is the status."""
+        return re.compile(rf"^RVFORGE-STATUS-{self.token} (\d+)\s*$")
+
+    def line(self, argv: tuple[str, ...]) -> str:
+        """The one line typed at the guest's prompt: the markers around ``argv`` (stdin
+        from ``/dev/null``, as ``rvforge run`` does) and its status."""
+        return (f"printf '%s-%s\\n' RVFORGE BEGIN-{self.token}; {shlex.join(argv)} "
+                f"</dev/null; printf '%s-%s %s\\n' RVFORGE STATUS-{self.token} $?")
+
+    @classmethod
+    def of_typed(cls, typed: str) -> Markers | None:
+        """The markers of the line LAVA typed (from a log), if it is rvforge's."""
+        found = TOKEN_PATTERN.search(typed)
+        return cls(found.group(1)) if found else None
 
 
 @dataclass(frozen=True)
@@ -81,6 +114,14 @@ class JobSpec:
         return f"{SUITE_PREFIX}{self.machine}"
 
     @property
+    def markers(self) -> Markers:
+        """This job's output markers (the token: a digest of what the job runs)."""
+        digest = hashlib.sha256("\0".join((
+            self.machine, self.cpu, self.kernel.sha256, self.initramfs.sha256,
+            *self.append, *self.argv)).encode())
+        return Markers(digest.hexdigest()[:12])
+
+    @property
     def qemu_options(self) -> list[str]:
         """QEMU options besides ``-cpu``, ``-machine``, ``-m`` (the device type's)."""
         return [f"-smp {self.cpus}", "-no-reboot", *self.extra_options]
@@ -91,18 +132,11 @@ def kernel_words(base: tuple[str, ...]) -> tuple[str, ...]:
     return (*base, SHELL_ARGUMENT, f"PS1={PROMPT}")
 
 
-def guest_command(argv: tuple[str, ...]) -> str:
-    """The one line typed at the guest's prompt: markers around ``argv`` (stdin from
-    ``/dev/null``, as ``rvforge run`` does), then the status line."""
-    begin = " ".join(BEGIN_MARKER.split("-", 1))
-    end = " ".join(END_MARKER.split("-", 1))
-    return (f"printf '%s-%s\\n' {begin}; {shlex.join(argv)} </dev/null; "
-            f"printf '%s-%s %s\\n' {end} $?")
-
-
 def job_document(spec: JobSpec) -> dict[str, Any]:
     """The job as LAVA's YAML holds it (a plain dict; ``render`` writes it)."""
-    boot = {"minutes": _minutes(spec.timeout)}
+    boot = {"seconds": int(spec.timeout)}
+    markers = spec.markers
+    status = f"RVFORGE-STATUS-{markers.token}"
     return {
         "job_name": f"rvforge: {spec.image_name} on {spec.machine}: {shlex.join(spec.argv)}"
                     [:200],
@@ -114,13 +148,13 @@ def job_document(spec: JobSpec) -> dict[str, Any]:
         "metadata": {"rvforge.machine": spec.machine, "rvforge.qemu_min": spec.qemu_since,
                      "rvforge.command": shlex.join(spec.argv)},
         "timeouts": {
-            "job": {"minutes": 2 * _minutes(spec.timeout) + DEPLOY_SECONDS // 60 + 1},
+            "job": {"seconds": job_seconds(spec)},
             "action": boot,
             "connections": {"lava-test-interactive": {"seconds": int(spec.timeout)}},
         },
         "actions": [
             {"deploy": {
-                "to": "tmpfs", "timeout": {"minutes": DEPLOY_SECONDS // 60},
+                "to": "tmpfs", "timeout": {"seconds": DEPLOY_SECONDS},
                 "images": {
                     "kernel": {"url": spec.kernel.url, "sha256sum": spec.kernel.sha256,
                                "image_arg": spec.kernel.image_arg},
@@ -131,9 +165,9 @@ def job_document(spec: JobSpec) -> dict[str, Any]:
                       "prompts": [PROMPT_PATTERN]}},
             {"test": {"timeout": boot, "interactive": [{
                 "name": spec.suite, "prompts": [PROMPT_PATTERN],
-                "script": [{"command": guest_command(spec.argv), "name": CASE,
-                            "successes": [{"message": f"{END_MARKER} 0\\b"}],
-                            "failures": [{"message": f"{END_MARKER} [1-9][0-9]*"}]}],
+                "script": [{"command": markers.line(spec.argv), "name": CASE,
+                            "successes": [{"message": f"{status} 0\\b"}],
+                            "failures": [{"message": f"{status} [1-9][0-9]*"}]}],
             }]}},
         ],
     }
@@ -144,8 +178,9 @@ def kernel_arg(append: tuple[str, ...]) -> str:
     return f'-kernel {{kernel}} -append "{" ".join(append)}"'
 
 
-def _minutes(seconds: float) -> int:
-    return max(1, -(-int(seconds) // 60))
+def job_seconds(spec: JobSpec) -> int:
+    """The whole job's limit: the download, the boot, the command and LAVA's cleanup."""
+    return DEPLOY_SECONDS + 2 * int(spec.timeout) + FINALIZE_SECONDS
 
 
 def render(documents: list[dict[str, Any]]) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 from rvforge import InputError
 
-from rvforge_qemu.lava.job import BEGIN_MARKER, CASE, STATUS_PATTERN, SUITE_PREFIX
+from rvforge_qemu.lava.job import CASE, SUITE_PREFIX, Markers
 
 SUITE = re.compile(rf"^\d+_{re.escape(SUITE_PREFIX)}(.+)$")
 BOOT_CASES = ("login-action", "auto-login-action")
@@ -163,15 +163,21 @@ def _from_log(records: list[dict[str, Any]], machine_hint: str) -> LavaRun:
 
 
 def _console(records: list[dict[str, Any]]) -> tuple[tuple[str, ...], int | None]:
-    """The lines between the begin marker and the status line, and the status."""
+    """The lines between the begin marker and the status line, and the status (the
+    markers are those of the line LAVA typed)."""
+    markers: Markers | None = None
     lines: list[str] | None = None
     for record in records:
         message = record.get("msg")
-        if record.get("lvl") != "target" or not isinstance(message, str):
+        if not isinstance(message, str):
             continue
-        if message.strip() == BEGIN_MARKER:
+        if record.get("lvl") == "input" and markers is None:
+            markers = Markers.of_typed(message)
+        if record.get("lvl") != "target" or markers is None:
+            continue
+        if message.strip() == markers.begin:
             lines = []
-        elif lines is not None and (found := STATUS_PATTERN.match(message)):
+        elif lines is not None and (found := markers.status.match(message)):
             return tuple(lines), int(found.group(1))
         elif lines is not None:
             lines.append(message)
