@@ -169,6 +169,8 @@ def _console(records: list[dict[str, Any]]) -> tuple[tuple[str, ...], int | None
     lines: list[str] | None = None
     for record in records:
         message = record.get("msg")
+        if isinstance(message, dict) and "sending" in message:  # older servers' input lines
+            message = str(message["sending"])
         if not isinstance(message, str):
             continue
         if record.get("lvl") == "input" and markers is None:
