@@ -199,3 +199,30 @@ def test_lava_run_without_lava_run_exits_125_with_the_install_line(
     assert_one_line_error(result, 125, "lava-run is not installed (not on PATH): install "
                           "LAVA's dispatcher with `sudo apt-get install "
                           "--no-install-recommends lava-dispatcher`")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--machine", "qemu-virt,qemu-vrit"], "unknown machine 'qemu-vrit'"),
+    (["--machine", "generic-rv64gc"], "is not a qemu-virt profile"),
+    (["--append", 'x="a b"'], "a kernel command-line word with a quote, a brace or a space"),
+])
+def test_lava_job_refuses_what_a_job_cannot_carry(image: Path, tmp_path: Path,
+                                                  args: list[str], message: str) -> None:
+    kernel = tmp_path / "vmlinux-test"  # never booted: the job only names and hashes it
+    kernel.write_bytes(b"not booted")
+    result = cli("lava", "job", str(image), "--kernel", str(kernel), *args, "--", "true")
+    assert_one_line_error(result, 2, message)
+
+
+def test_lava_job_takes_an_initramfs_only(alpine_tarball: Path, tmp_path: Path) -> None:
+    result = cli("lava", "job", str(alpine_tarball), "--", "true")
+    assert_one_line_error(result, 2, "a LAVA job boots an initramfs, not a tar image")
+
+
+def test_lava_results_refuses_what_is_not_lavas_output(tmp_path: Path) -> None:
+    junk = tmp_path / "qemu-virt.yaml"
+    junk.write_text("garbage\n")
+    assert_one_line_error(cli("lava", "results", str(junk)), 2,
+                          f"{junk}: not a list of LAVA records")
+    assert_one_line_error(cli("lava", "results", str(tmp_path / "none")), 2,
+                          "no such file or directory")

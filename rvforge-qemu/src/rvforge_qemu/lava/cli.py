@@ -20,7 +20,7 @@ from rvforge.machines import AUTO_MACHINE, machine_for_image
 
 from rvforge_qemu.lava.dispatch import dispatch, find_lava_run, write_text
 from rvforge_qemu.lava.job import job_document, render
-from rvforge_qemu.lava.plan import JobOptions, plan_job
+from rvforge_qemu.lava.plan import JobOptions, initramfs_of, job_kernel, plan_job
 from rvforge_qemu.lava.results import LavaRun, parse
 from rvforge_qemu.lava.schema import validate_job
 from rvforge_qemu.options import DEFAULT_TIMEOUT
@@ -75,11 +75,14 @@ def job(
 ) -> None:
     """Write a LAVA job that boots IMAGE on LAVA's qemu device type with each machine's
     CPU, memory and kernel and runs COMMAND, reporting its exit status as a test case."""
+    argv = _argv(command)
+    initramfs_of(image)  # before a kernel download
     options = JobOptions(kernel, timeout, memory, cpus, append, artifact_url)
     with _context(config, offline, None) as (registry, ctx):
-        jobs = [plan_job(image, target, _argv(command), options, ctx)
-                for target in _machines(machine, image, registry, ctx)]
-        texts = {p.spec.machine: render([job_document(p.spec)]) for p in jobs}
+        targets = _machines(machine, image, registry, ctx)
+        kernel_image = job_kernel(options, ctx)
+        jobs = [plan_job(image, target, argv, options, kernel_image) for target in targets]
+        texts = {spec.machine: render([job_document(spec)]) for spec in jobs}
         if validate:
             _validate(texts, ctx)
     if output is not None and (output.endswith("/") or Path(output).is_dir()):
@@ -88,7 +91,7 @@ def job(
             write_text(Path(output, f"{name}.yaml"), text)
         typer.echo(f"wrote {len(texts)} job(s) in {output}", err=True)
         return
-    text = render([job_document(p.spec) for p in jobs])
+    text = render([job_document(spec) for spec in jobs])
     if output is None:
         sys.stdout.write(text)
     else:
@@ -117,6 +120,8 @@ def run(
     command's output and exit with its status (4 when the boot failed; with several
     machines, the first machine's that did not pass)."""
     find_lava_run()
+    argv = _argv(command)
+    initramfs_of(image)
     options = JobOptions(kernel, timeout, memory, cpus, append)
     runs = []
     with _context(config, offline, qemu) as (registry, ctx):
@@ -124,10 +129,10 @@ def run(
         base = output_dir or ctx.cache("lava", "runs") / \
             f"{image.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
         typer.echo(f"rvforge: LAVA jobs, logs and results in {base}", err=True)
+        kernel_image = job_kernel(options, ctx)
         for target in targets:
-            planned = plan_job(image, target, _argv(command), options, ctx)
-            runs.append(dispatch(planned.spec, _qemu_for(target, ctx),
-                                 base / target.name, ctx))
+            spec = plan_job(image, target, argv, options, kernel_image)
+            runs.append(dispatch(spec, _qemu_for(target, ctx), base / target.name, ctx))
     write_text(base / "results.json", json.dumps([r.to_json() for r in runs], indent=2) + "\n")
     for done in runs:
         typer.echo(f"rvforge: {_describe(done)}", err=True)

@@ -48,26 +48,15 @@ class JobOptions:
     artifact_url: str | None = None
 
 
-@dataclass(frozen=True)
-class PlannedJob:
-    """A job and the local files it names."""
-
-    spec: JobSpec
-    image: Path
-    kernel: Kernel
-
-
 def plan_job(image: Path, machine: Machine, argv: list[str], options: JobOptions,
-             ctx: BuildContext) -> PlannedJob:
-    """The job booting ``image`` on ``machine`` and running ``argv``.
+             kernel: Kernel) -> JobSpec:
+    """The job booting ``image`` with ``kernel`` (:func:`job_kernel`) on ``machine`` and
+    running ``argv``.
 
     :raises UsageError: not an initramfs, a profile with shares or networking (a LAVA
         worker has neither), or kernel words LAVA's command line cannot carry.
     """
-    artifact = Artifact.of_image(image)
-    if artifact.kind != "initramfs":
-        raise UsageError(f"{image}: a LAVA job boots an initramfs; build one with "
-                         "-o NAME.cpio.gz (disk images need rvforge's own boot initramfs)")
+    artifact = initramfs_of(image)
     settings = settings_of(machine)
     if settings.shares or settings.net or settings.forwards:
         raise UsageError(f"machine {machine.name!r} has shares or networking, which a LAVA "
@@ -77,13 +66,12 @@ def plan_job(image: Path, machine: Machine, argv: list[str], options: JobOptions
     except ValueError as error:
         raise UsageError(f"--append {options.append!r}: {error}") from None
     append = kernel_words((*KERNEL_ARGS, *settings.append, *extra))
-    if any('"' in word or "{" in word for word in append):
-        raise UsageError("a kernel command-line word with '\"' or '{' cannot go into a LAVA "
-                         "job (LAVA quotes and substitutes the command line)")
-    kernel = resolve_kernel(options.kernel, ctx)
+    if any(set(word) & set('"{} \t\n') for word in append):
+        raise UsageError("a kernel command-line word with a quote, a brace or a space cannot "
+                         "go into a LAVA job (LAVA quotes and substitutes the command line)")
     memory = memory_for_initrd(options.memory or machine.memory_mb, artifact.size)
     since = MODEL_SINCE.get(settings.model)
-    spec = JobSpec(
+    return JobSpec(
         machine=machine.name, cpu=settings.cpu, memory_mb=memory,
         cpus=options.cpus or machine.cpus,
         kernel=Image(_url(kernel.image, options.artifact_url), _sha256(kernel.image),
@@ -95,7 +83,20 @@ def plan_job(image: Path, machine: Machine, argv: list[str], options: JobOptions
         extra_options=(f"-bios {shlex.quote(settings.bios)}",
                        *(shlex.quote(word) for word in settings.extra_args)),
         image_name=image.name)
-    return PlannedJob(spec, image.resolve(), kernel)
+
+
+def initramfs_of(image: Path) -> Artifact:
+    """``image`` as an artifact, refused unless it is an initramfs."""
+    artifact = Artifact.of_image(image)
+    if artifact.kind != "initramfs":
+        raise UsageError(f"{image}: a LAVA job boots an initramfs, not a {artifact.kind} "
+                         "image; build one with -o NAME.cpio.gz")
+    return artifact
+
+
+def job_kernel(options: JobOptions, ctx: BuildContext) -> Kernel:
+    """The kernel ``rvforge run`` would boot with ``--kernel options.kernel``."""
+    return resolve_kernel(options.kernel, ctx)
 
 
 def _url(path: Path, base: str | None) -> str:
