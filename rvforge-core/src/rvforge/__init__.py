@@ -20,6 +20,7 @@ _EXPORTS = {
     "rvforge.artifacts": ("Artifact", "BootResult", "RunResult"),
     "rvforge.components": ("Auditor", "Component", "Kernel", "KernelSource", "Launcher",
                            "LaunchSession", "NoOptions", "Overlay", "Packer", "Provider"),
+    "rvforge.config": ("load_config",),
     "rvforge.context": ("BuildContext", "default_cache_dir"),
     "rvforge.errors": ("AuditFailedError", "BootFailedError", "ChecksumMismatchError",
                        "ExitCode", "InputError", "PluginError", "RvforgeError",
@@ -31,7 +32,7 @@ _EXPORTS = {
     "rvforge.launching": ("Launch", "prepare_launch"),
     "rvforge.loading": ("load_path",),
     "rvforge.machine_matrix": ("MachineRun", "is_matrix", "matrix_machines", "run_matrix"),
-    "rvforge.machines": ("Machine",),
+    "rvforge.machines": ("Machine", "machine_for_image"),
     "rvforge.options": ("OptionSpec", "build_options", "declared_options", "option"),
     "rvforge.pipeline": ("pack",),
     "rvforge.progress": ("Progress", "Task"),
@@ -112,7 +113,9 @@ __all__ = [
     "hookspec",
     "init_problem",
     "is_matrix",
+    "load_config",
     "load_path",
+    "machine_for_image",
     "matrix_machines",
     "normalize",
     "option",
@@ -149,6 +152,7 @@ if TYPE_CHECKING:
         Packer,
         Provider,
     )
+    from rvforge.config import load_config
     from rvforge.context import BuildContext, default_cache_dir
     from rvforge.errors import (
         AuditFailedError,
@@ -170,7 +174,7 @@ if TYPE_CHECKING:
     from rvforge.launching import Launch, prepare_launch
     from rvforge.loading import load_path
     from rvforge.machine_matrix import MachineRun, is_matrix, matrix_machines, run_matrix
-    from rvforge.machines import Machine
+    from rvforge.machines import Machine, machine_for_image
     from rvforge.options import OptionSpec, build_options, declared_options, option
     from rvforge.pipeline import pack
     from rvforge.progress import Progress, Task

@@ -208,9 +208,11 @@ def rvforge_add_commands(app: typer.Typer) -> None:
     :param app: the ``rvforge`` application; call ``app.command("NAME")(function)`` or
         ``app.add_typer(group, name="NAME")``.
 
-    Results: return values are ignored. A name rvforge or an earlier plugin already uses
-    is not added (a warning names the plugin); an implementation that raises is skipped
-    with a warning, and the other commands keep working.
+    Results: return values are ignored. The commands added report an
+    :class:`~rvforge.RvforgeError` they raise as rvforge's own do (one line, its exit
+    code). A name rvforge or an earlier plugin already uses is not added (a warning names
+    the plugin); an implementation that raises is skipped with a warning, and the other
+    commands keep working.
 
     .. versionadded:: 0.1
     """

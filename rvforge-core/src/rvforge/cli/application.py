@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -15,7 +16,7 @@ from rvforge.cli import cache as cache_cmd
 from rvforge.cli import info as info_cmd
 from rvforge.cli import inspect as inspect_cmd
 from rvforge.cli import launch as launch_cmd
-from rvforge.cli.common import LOGGING_KEY
+from rvforge.cli.common import LOGGING_KEY, handle_errors
 from rvforge.cli.layout import RvforgeGroup
 from rvforge.cli.version import version_text
 from rvforge.errors import RvforgeError
@@ -129,29 +130,45 @@ def _plugin_commands(app: typer.Typer) -> None:
 
     from rvforge.plugins import get_plugin_manager
 
-    log = structlog.get_logger("rvforge.cli")
+    # a plugin that fails to import is reported by the command's own registry, once
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
     try:
         hook = get_plugin_manager().hook.rvforge_add_commands
-    except RvforgeError as error:  # RVFORGE_STRICT_PLUGINS: the command run reports it
-        log.debug("no plugin commands", error=str(error))
+    except RvforgeError:  # RVFORGE_STRICT_PLUGINS: the command's registry reports it
         return
-    for impl in reversed(hook.get_hookimpls()):  # pluggy lists them last-registered first
+    finally:
+        configure_logging(quiet=True)  # until the global options are read: warnings, stderr
+    log = structlog.get_logger("rvforge.cli")
+    for impl in hook.get_hookimpls():  # in registration order: earlier plugins keep names
         taken = _command_names([*app.registered_commands, *app.registered_groups])
         commands, groups = len(app.registered_commands), len(app.registered_groups)
         try:
             impl.function(app=app)
             clashes = _command_names(app.registered_commands[commands:]
                                      + app.registered_groups[groups:]) & taken
+            if clashes:
+                log.warning("plugin command names already used; not added",
+                            plugin=impl.plugin_name, names=sorted(clashes))
         except Exception as error:
             log.warning("plugin commands not added", plugin=impl.plugin_name, error=str(error))
-            clashes = set()
-        if clashes:
-            log.warning("plugin command names already used; not added",
-                        plugin=impl.plugin_name, names=sorted(clashes))
-        if clashes or len(app.registered_commands) < commands:
+            clashes = {"(failed)"}
+        if clashes:  # all of this plugin's commands or none
             del app.registered_commands[commands:]
             del app.registered_groups[groups:]
+        else:
+            _report_errors(app.registered_commands[commands:], app.registered_groups[groups:])
 
+
+def _report_errors(commands: Sequence[Any], groups: Sequence[Any]) -> None:
+    """Give plugin commands (and their groups' commands) rvforge's error reporting: an
+    :class:`RvforgeError` is one line and its exit code, as for rvforge's own."""
+    for info in commands:
+        if info.callback is not None and not hasattr(info.callback, "__wrapped__"):
+            info.callback = handle_errors(info.callback)
+    for group in groups:
+        if group.typer_instance is not None:
+            _report_errors(group.typer_instance.registered_commands,
+                           group.typer_instance.registered_groups)
 
 def _command_names(infos: Sequence[Any]) -> set[str]:
     """The command-line names of typer's command and group records."""

@@ -1,5 +1,5 @@
 """``rvforge lava job|run|results``: added to the command line by rvforge-qemu's
-``rvforge_add_commands`` hook."""
+``rvforge_add_commands`` hook (which also gives them rvforge's one-line errors)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,16 @@ from typing import Annotated
 
 import typer
 
-from rvforge import BuildContext, Machine, Registry, ToolMissingError, UsageError
-from rvforge.cli.common import QEMU_HELP, handle_errors, load_registry, with_qemu
-from rvforge.config import load_config
-from rvforge.machines import AUTO_MACHINE, machine_for_image
+from rvforge import (
+    BuildContext,
+    Machine,
+    Registry,
+    ToolMissingError,
+    UsageError,
+    build_registry,
+    load_config,
+    machine_for_image,
+)
 
 from rvforge_qemu.lava.dispatch import dispatch, find_lava_run, write_text
 from rvforge_qemu.lava.job import job_document, render
@@ -28,6 +34,10 @@ from rvforge_qemu.profiles import settings_of
 from rvforge_qemu.qemubin import SystemQemu, system_qemu
 
 LAUNCHER = "qemu-virt"
+AUTO_MACHINE = "auto"
+"""``--machine auto``: the smallest profile whose CPU has what the image needs (core's)."""
+QEMU_HELP = ("The qemu-system-riscv64 binary for lava-run (default: $RVFORGE_QEMU, else the "
+             "one on PATH; a machine profile's qemu = \"...\" wins).")
 RESULT_SUFFIXES = (".log", ".yaml", ".yml", ".json", ".xml")
 UNKNOWN_FAILURE = 1
 """The exit status of a failed command whose status the input does not hold."""
@@ -52,7 +62,6 @@ Offline = Annotated[bool, typer.Option(help="Never touch the network: the cached
 
 
 @lava_app.command("job")
-@handle_errors
 def job(
     image: Image,
     command: Command,
@@ -99,7 +108,6 @@ def job(
 
 
 @lava_app.command("run")
-@handle_errors
 def run(
     image: Image,
     command: Command,
@@ -140,7 +148,6 @@ def run(
 
 
 @lava_app.command("results")
-@handle_errors
 def results(
     source: Annotated[Path, typer.Argument(
         metavar="FILE|DIR", help="A LAVA log or results file (lava-run's log, `lavacli jobs "
@@ -183,12 +190,15 @@ def _argv(command: list[str]) -> list[str]:
 def _context(config: Path | None, offline: bool, qemu: Path | None
              ) -> Iterator[tuple[Registry, BuildContext]]:
     """The registry (with the config's machines) and a build context."""
-    registry = load_registry()
+    registry = build_registry()
     settings = load_config(config)
     for profile in settings.machines:
         registry.add_machine(profile)
-    with BuildContext(registry, offline=offline,
-                      settings=with_qemu(settings.plugins, qemu)) as ctx:
+    plugins = dict(settings.plugins)
+    if qemu is not None:  # rvforge-qemu's own setting (rvforge_qemu.qemubin reads it)
+        table = plugins.get("qemu")
+        plugins["qemu"] = {**(table if isinstance(table, dict) else {}), "binary": str(qemu)}
+    with BuildContext(registry, offline=offline, settings=plugins) as ctx:
         yield registry, ctx
 
 
