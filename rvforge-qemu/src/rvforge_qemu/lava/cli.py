@@ -29,15 +29,13 @@ from rvforge_qemu.lava.job import job_document, render
 from rvforge_qemu.lava.plan import JobOptions, initramfs_of, job_kernel, plan_job
 from rvforge_qemu.lava.results import LavaRun, parse
 from rvforge_qemu.lava.schema import validate_job
-from rvforge_qemu.options import DEFAULT_TIMEOUT
+from rvforge_qemu.options import DEFAULT_TIMEOUT, QEMU_HELP, qemu_settings
 from rvforge_qemu.profiles import settings_of
 from rvforge_qemu.qemubin import SystemQemu, system_qemu
 
 LAUNCHER = "qemu-virt"
 AUTO_MACHINE = "auto"
 """``--machine auto``: the smallest profile whose CPU has what the image needs (core's)."""
-QEMU_HELP = ("The qemu-system-riscv64 binary for lava-run (default: $RVFORGE_QEMU, else the "
-             "one on PATH; a machine profile's qemu = \"...\" wins).")
 RESULT_SUFFIXES = (".log", ".yaml", ".yml", ".json", ".xml")
 UNKNOWN_FAILURE = 1
 """The exit status of a failed command whose status the input does not hold."""
@@ -195,9 +193,9 @@ def _context(config: Path | None, offline: bool, qemu: Path | None
     for profile in settings.machines:
         registry.add_machine(profile)
     plugins = dict(settings.plugins)
-    if qemu is not None:  # rvforge-qemu's own setting (rvforge_qemu.qemubin reads it)
-        table = plugins.get("qemu")
-        plugins["qemu"] = {**(table if isinstance(table, dict) else {}), "binary": str(qemu)}
+    for plugin, table in qemu_settings(qemu).items():
+        current = plugins.get(plugin)
+        plugins[plugin] = {**(current if isinstance(current, dict) else {}), **table}
     with BuildContext(registry, offline=offline, settings=plugins) as ctx:
         yield registry, ctx
 

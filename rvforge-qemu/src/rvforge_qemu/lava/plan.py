@@ -19,9 +19,9 @@ from rvforge import Artifact, BuildContext, Kernel, Machine, UsageError
 from rvforge_qemu.kernels import resolve_kernel
 from rvforge_qemu.lava.job import Image, JobSpec, kernel_arg, kernel_words
 from rvforge_qemu.options import DEFAULT_TIMEOUT
+from rvforge_qemu.prepared import KERNEL_ARGS, memory_for_initrd
 from rvforge_qemu.profiles import settings_of
 from rvforge_qemu.qemubin import MODEL_SINCE
-from rvforge_qemu.virt import KERNEL_ARGS, memory_for_initrd
 
 OLDEST_QEMU = "7.2"
 """The oldest QEMU rvforge boots its base profiles with (Debian 12's)."""
