@@ -18,24 +18,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from rvforge import BuildContext, ToolMissingError
+from rvforge import BuildContext, InputError, ToolMissingError
 
 from rvforge_qemu.lava.device import device_dictionary
-from rvforge_qemu.lava.job import (
-    JobSpec,
-    Markers,
-    job_document,
-    job_seconds,
-    render,
-)
+from rvforge_qemu.lava.job import JobSpec, Markers, job_document, job_seconds, render
 from rvforge_qemu.lava.results import LavaRun, parse, record_of
 from rvforge_qemu.lava.schema import validate_job
 from rvforge_qemu.qemubin import SystemQemu
 
 LAVA_RUN = "lava-run"
 INSTALL_HINT = "sudo apt-get install --no-install-recommends lava-dispatcher"
-JOB_FILE, DEVICE_FILE, LOG_FILE, RESULT_FILE = "job.yaml", "device.yaml", "lava.log", \
-    "result.json"
+JOB_FILE = "job.yaml"
+DEVICE_FILE = "device.yaml"
+LOG_FILE = "lava.log"
+RESULT_FILE = "result.json"
 GRACE_SECONDS = 60.0
 WORK_DIR = Path("/var/lib/lava/dispatcher/tmp")
 """Where lava-run downloads a job's files (fixed in lava-dispatcher 2023.01)."""
@@ -82,9 +78,11 @@ def dispatch(spec: JobSpec, qemu: SystemQemu, directory: Path, ctx: BuildContext
             echo(line)
 
         _run(argv, each_line, job_seconds(spec) + GRACE_SECONDS, directory)
-    text = log_path.read_text(encoding="utf-8")
-    result = parse(text, spec.machine, str(log_path)) if text.strip() else \
-        LavaRun(spec.machine, "incomplete", None, None)
+    try:
+        result = parse(log_path.read_text(encoding="utf-8"), spec.machine, str(log_path))
+    except InputError:  # lava-run failed before it logged (a traceback, nothing)
+        result = LavaRun(spec.machine, "incomplete", None, None,
+                         reason=f"lava-run wrote no LAVA log; see {log_path}")
     write_text(directory / RESULT_FILE, json.dumps(result.to_json(), indent=2) + "\n")
     return result
 

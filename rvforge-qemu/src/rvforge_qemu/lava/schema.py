@@ -39,8 +39,9 @@ def lava_python() -> str:
     if found:
         with open(found, "rb") as script:
             first = script.readline().decode(errors="replace").strip()
-        if first.startswith("#!") and Path(first[2:].split()[0]).is_file():
-            return first[2:].split()[0]
+        words = first[2:].split() if first.startswith("#!") else []
+        if words and Path(words[0]).name.startswith("python") and Path(words[0]).is_file():
+            return words[0]
     return SYSTEM_PYTHON
 
 
