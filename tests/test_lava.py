@@ -226,3 +226,18 @@ def test_lava_results_refuses_what_is_not_lavas_output(tmp_path: Path) -> None:
                           f"{junk}: not a list of LAVA records")
     assert_one_line_error(cli("lava", "results", str(tmp_path / "none")), 2,
                           "no such file or directory")
+
+
+@pytest.mark.qemu
+@needs_lava
+def test_lava_run_refuses_a_board_cpu_this_qemu_lacks_before_any_work(
+        image: Path, tmp_path: Path) -> None:
+    version = subprocess.run(["qemu-system-riscv64", "--version"], capture_output=True,
+                             text=True, check=False).stdout
+    if "version 7." not in version:
+        pytest.skip("the QEMU on PATH may take the board's CPU")
+    out = tmp_path / "runs"
+    result = cli("lava", "run", str(image), "--machine", "qemu-virt,spacemit-k1",
+                 "--output-dir", str(out), "--", "true")
+    assert_one_line_error(result, 2, "machine 'spacemit-k1'")
+    assert "zicond" in result.stderr and not out.exists()

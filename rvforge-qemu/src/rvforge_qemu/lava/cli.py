@@ -32,6 +32,7 @@ from rvforge_qemu.lava.schema import validate_job
 from rvforge_qemu.options import DEFAULT_TIMEOUT, QEMU_HELP, qemu_settings
 from rvforge_qemu.profiles import settings_of
 from rvforge_qemu.qemubin import SystemQemu, system_qemu
+from rvforge_qemu.virt import QemuVirt
 
 LAUNCHER = "qemu-virt"
 AUTO_MACHINE = "auto"
@@ -132,13 +133,14 @@ def run(
     runs = []
     with _context(config, offline, qemu) as (registry, ctx):
         targets = _machines(machine, image, registry, ctx)
+        qemus = [_qemu_for(target, ctx) for target in targets]  # refusals before any work
         base = output_dir or ctx.cache("lava", "runs") / \
             f"{image.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
         typer.echo(f"rvforge: LAVA jobs, logs and results in {base}", err=True)
         kernel_image = job_kernel(options, ctx)
-        for target in targets:
+        for target, qemu_here in zip(targets, qemus):
             spec = plan_job(image, target, argv, options, kernel_image)
-            runs.append(dispatch(spec, _qemu_for(target, ctx), base / target.name, ctx))
+            runs.append(dispatch(spec, qemu_here, base / target.name, ctx))
     write_text(base / "results.json", json.dumps([r.to_json() for r in runs], indent=2) + "\n")
     for done in runs:
         typer.echo(f"rvforge: {_describe(done)}", err=True)
@@ -219,7 +221,9 @@ def _machines(names: str | None, image: Path, registry: Registry, ctx: BuildCont
 
 
 def _qemu_for(machine: Machine, ctx: BuildContext) -> SystemQemu:
-    """The QEMU ``rvforge run`` would use for ``machine``, refused if it lacks the CPU."""
+    """The QEMU ``rvforge run`` would use for ``machine``, refused (with the reason) if it
+    lacks the CPU model or, for a board, a property of its CPU string."""
+    QemuVirt().host_tool(machine, ctx)
     qemu = system_qemu(machine.options, ctx)
     qemu.require_model(settings_of(machine).model, machine.name)
     return qemu
