@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 
 from rvforge import pipeline
-from rvforge.builtin.auditors import facts_cache as elf_cache
-from rvforge.builtin.auditors.scan import elf_files
 from rvforge.context import BuildContext
 from rvforge.errors import InputError
 from rvforge.findings import Severity
@@ -23,6 +21,8 @@ from rvforge.formats.tar import read_tarball
 from rvforge.machines import Machine
 from rvforge.pipeline import AuditReport
 from rvforge.registry import Registry, build_registry
+from rvforge.riscv import facts_cache as elf_cache
+from rvforge.riscv.elf_files import elf_files
 from rvforge.tree import HostFile, InlineBytes, Tree
 
 GLIBC_SYSROOT = Path("/usr/riscv64-linux-gnu/lib")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rvforge.config import AUDIT_MODES, Config
 from rvforge.errors import UsageError
 from rvforge.findings import FindingCode, Severity
+from rvforge.machines import AUTO_MACHINE
 from rvforge.options import build_options, parse_extra_args
 
 if TYPE_CHECKING:
@@ -45,7 +46,10 @@ class BuildSpec:
     :param overlays: overlays in the order they run.
     :param packer: the packer and the format it writes (``cpio.gz``).
     :param output: the artifact's final path.
-    :param machine: the target machine (its ``isa`` already resolved).
+    :param machine: the target machine (its ``isa`` already resolved); ``None`` for
+        ``--machine auto``, which the pipeline picks from the final tree
+        (:mod:`rvforge.auto_machine`) before :func:`~rvforge.hookspecs.rvforge_build_tree_ready`
+        and the audit, and passes on in a copy of the spec.
     :param auditors: names of the auditors to run (default: all registered).
     :param audit: ``enforce`` (errors stop the build), ``warn-only`` (errors are reported
         but the build goes on) or ``off``.
@@ -59,7 +63,7 @@ class BuildSpec:
     packer: Step
     format: str
     output: Path
-    machine: Machine
+    machine: Machine | None
     auditors: list[str] | None = None
     audit: str = "enforce"
     deep: bool = False
@@ -114,8 +118,8 @@ class BuildReport:
             },
             "entries": self.stats.counts,
             "file_bytes": self.stats.file_bytes,
-            "machine": self.spec.machine.name,
-            "isa": self.spec.machine.isa,
+            "machine": self.audit.machine.name,
+            "isa": self.audit.machine.isa,
             "findings": [f.to_json() for f in self.audit.sorted_findings()],
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
@@ -204,9 +208,13 @@ def resolve_spec(registry: Registry, config: Config, flags: BuildFlags, ctx: Bui
 
 
 def resolve_build_machine(registry: Registry, name: str | None, isa: str | None,
-                          suggested: str | None, ctx: BuildContext) -> Machine:
+                          suggested: str | None, ctx: BuildContext) -> Machine | None:
     """The build's target: ``--machine``/``--isa``, else the machine the provider suggests
-    for its images (an RVA23 release: an RVA23 machine), else the registry's default."""
+    for its images (an RVA23 release: an RVA23 machine), else the registry's default;
+    ``None`` for ``--machine auto`` (the pipeline picks it from the tree)."""
+    if name == AUTO_MACHINE and not isa:
+        registry.machines.get(name)  # a registry without core's built-ins does not know it
+        return None
     if name or isa or not suggested:
         return registry.resolve_machine(name, isa, ctx)
     try:

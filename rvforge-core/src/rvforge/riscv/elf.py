@@ -128,7 +128,7 @@ class CodeRange(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class ElfInfo:
     """What rvforge knows about one ELF file (all fields from the file itself; small
-    enough to cache, see :mod:`rvforge.builtin.auditors.facts_cache`)."""
+    enough to cache, see :mod:`rvforge.riscv.facts_cache`)."""
 
     e_machine: int
     machine: str

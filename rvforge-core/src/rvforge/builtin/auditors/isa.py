@@ -4,14 +4,14 @@ Per ELF: the ``Tag_RISCV_arch`` attribute and what ``e_flags`` imply (RVC ⇒ zc
 float ABI ⇒ d, TSO ⇒ ztso), closed under the binutils implications, minus the CPU's
 closure (:func:`rvforge.riscv.isa.missing`). Anything left is an ``isa-required`` error naming
 the file, the extensions and the machine profiles that have them — or a warning when the
-object shows runtime dispatch (:func:`dispatch_evidence`). With ``--deep`` the executable
-code is swept too (:mod:`rvforge.riscv.insn`) and instructions of extensions the CPU lacks
+object shows runtime dispatch. What a file needs is :mod:`rvforge.riscv.needs`'s analysis,
+which ``--machine auto`` shares. With ``--deep`` the executable code is swept too
+(:mod:`rvforge.riscv.insn`) and instructions of extensions the CPU lacks
 become ``isa-instructions`` findings.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -21,40 +21,47 @@ from rvforge.context import BuildContext
 from rvforge.findings import FileRecord, Finding, FindingCode, Severity
 from rvforge.machines import Machine
 from rvforge.riscv.elf import (
-    SETJMP_IMPORTS,
-    SIGNAL_IMPORTS,
     ElfInfo,
     ElfSymbols,
     ElfUnreadableError,
 )
+from rvforge.riscv.elf_files import (
+    CACHE_ENTRIES,
+    ElfFile,
+    RootLibc,
+    elf_files,
+    is_firmware,
+    root_libc,
+)
 from rvforge.riscv.isa import (
     U64_PROFILES,
-    Extension,
     Isa,
-    IsaParseError,
     Needs,
     minimal_profile,
     missing,
-    parse_isa,
     parse_target,
     sort_key,
     top_level,
 )
+from rvforge.riscv.needs import (
+    ambiguous_vector,
+    attribute_needs,
+    dispatch_evidence,
+    instruction_needs,
+    required_isa,
+    sweep_file,
+    tree_needs,
+    unclaimed_instructions,
+    vector_kind,
+)
 from rvforge.tree import Tree
-
-from .scan import CACHE_ENTRIES, ElfFile, RootLibc, elf_files, is_firmware, root_libc
 
 if TYPE_CHECKING:
     from rvforge.riscv.insn import SweepResult
 
-STRAY_THRESHOLD = 8
-"""Fewer instructions of an extension than this, with no attribute claiming it, are more
-likely data words in the code (OpenSSL keeps constants in ``.text``) than code: a warning,
-never an error. Real vector code also always holds a ``vsetvl*``."""
+# the ISA-needs analysis moved to rvforge.riscv.needs in 0.3; importable from here for one release
+__all__ = ["IsaAuditor", "dispatch_evidence", "machine_isas", "sweep_file", "tree_needs"]
 
-VARIANT_SYMBOL = re.compile(r"rvv|zvl\d+b|_zv[a-z]+|riscv_?vector", re.IGNORECASE)
-"""Function names that mark a per-ISA variant (``idamin_k_RISCV64_ZVL128B``,
-``Sleef_sinfx_u10rvvm1``, ``foo_rvv``)."""
 
 ELF_MACHINES = {"EM_RISCV": "riscv", "EM_X86_64": "x86-64", "EM_386": "i386",
                 "EM_AARCH64": "aarch64", "EM_ARM": "arm"}
@@ -158,7 +165,7 @@ class IsaAuditor(Auditor):
                               f"{path}: {error}; reinstall the package it comes from")
                 return
         dispatch = dispatch_evidence(info, symbols) if symbols is not None else []
-        needs = _attribute_needs(info, required, bool(dispatch))
+        needs = attribute_needs(info, required, bool(dispatch))
         if lacking:
             yield self._required_finding(path, list(lacking), dispatch, machine, ctx,
                                          minimal_profile(needs))
@@ -181,23 +188,6 @@ class IsaAuditor(Auditor):
         facts["requires"] = needs.names()
         yield FileRecord(path, facts)
 
-    @staticmethod
-    def _required(info: ElfInfo) -> tuple[Isa, str | None]:
-        """The attribute's ISA plus what e_flags demand; and an attribute parse error."""
-        found = {"i": Extension("i", 2, 1)}  # flags alone imply no zicsr/zifencei
-        error = None
-        if info.arch:
-            try:
-                found = {e.name: e for e in parse_isa(info.arch).extensions}
-            except IsaParseError as exc:
-                error = str(exc)
-        flags = ["zca"] if info.rvc else []  # binutils sets EF_RISCV_RVC for Zca alone
-        flags += {"single": ["f"], "double": ["d"], "quad": ["q"]}.get(info.float_abi, [])
-        flags += ["ztso"] if info.tso else []
-        for name in flags:
-            found.setdefault(name, Extension(name))
-        exts = tuple(sorted(found.values(), key=lambda e: sort_key(e.name)))
-        return Isa(info.elf_class, exts), error
 
     def _required_finding(self, path: str, lacking: list[str], dispatch: list[str],
                           machine: Machine, ctx: BuildContext, profile: str | None
@@ -226,7 +216,7 @@ class IsaAuditor(Auditor):
         key = (info.arch, info.e_flags, info.elf_class)
         need = self._required_memo.get(key)
         if need is None:
-            required, unreadable = self._required(info)
+            required, unreadable = required_isa(info)
             need = _Requirement(required, unreadable, tuple(missing(required, target)),
                                 f"riscv{info.elf_class}", info.abi,
                                 bool(missing(required, parse_target(U64_PROFILES[0]))))
@@ -316,131 +306,6 @@ class IsaAuditor(Auditor):
         return self._holders[key]
 
 
-DOMINANCE = 4
-"""Words of one vector extension's own encodings must outnumber the other's this many
-times for the code to be taken as that extension's (else both classes are reported)."""
-
-VECTORS = ("v", "xtheadvector")
-"""RVV 1.0 and T-Head's RVV 0.7.1: many words are instructions of both, with other
-meanings (``vtype``'s layout, load widths), so a CPU with one does not run the other."""
-
-
-def vector_kind(result: SweepResult, required: Isa) -> str:
-    """Which vector extension the code's vector words are: the one the attribute names,
-    else the one whose own encodings appear (:func:`rvforge.riscv.insn.vector_only`, the
-    ``xtheadvector`` class); ``ambiguous`` when every word is both, ``""`` for none."""
-    closure = required.closure()
-    named = [ext for ext in VECTORS if ext in closure or (ext == "v" and "zve32x" in closure)]
-    if len(named) == 1:
-        return named[0]
-    thead, only = result.instructions.get("xtheadvector", 0), result.vector_only
-    # no real instruction of one is the other's own: a few of the other's are data words
-    if thead >= STRAY_THRESHOLD and thead >= DOMINANCE * only:
-        return "xtheadvector"
-    if only and (thead < STRAY_THRESHOLD or only >= DOMINANCE * thead):
-        return "v"
-    if result.instructions.get("v", 0) >= STRAY_THRESHOLD and result.has_vsetvl and not thead:
-        return "ambiguous"
-    return ""
-
-
-def _read_as(result: SweepResult, required: Isa) -> dict[str, int]:
-    """The instruction counts with the vector words given to the extension they are
-    (:func:`vector_kind`): in 0.7.1 code the words both share are XTheadVector's."""
-    counts = dict(result.instructions)
-    if vector_kind(result, required) == "xtheadvector" and "v" in counts:
-        counts["xtheadvector"] = counts.get("xtheadvector", 0) + counts.pop("v")
-    return counts
-
-
-def ambiguous_vector(result: SweepResult, required: Isa, cpu: Isa) -> int:
-    """The vector words of code that is only ambiguous (every word RVV 1.0 and XTheadVector
-    alike) when ``cpu`` has just one of the two: whether it runs cannot be told (0: no
-    such doubt)."""
-    have = cpu.abilities()
-    if vector_kind(result, required) != "ambiguous" or ("v" in have) == (
-            "xtheadvector" in have):
-        return 0
-    return result.instructions.get("v", 0)
-
-
-def unclaimed_instructions(result: SweepResult, required: Isa, cpu: Isa | None = None
-                           ) -> tuple[dict[str, int], dict[str, int]]:
-    """The instruction classes of ``result`` that neither the attribute (``required``) nor
-    ``cpu`` provides, split into real code and stray matches (data words in the code).
-    Ambiguous vector code on a CPU with XTheadVector is left to :func:`ambiguous_vector`."""
-    from rvforge.riscv.insn import providers
-
-    have = required.closure() | (cpu.abilities() if cpu is not None else frozenset())
-    if cpu is not None and ambiguous_vector(result, required, cpu):
-        have |= {"v"}
-    real: dict[str, int] = {}
-    stray: dict[str, int] = {}
-    for name, count in sorted(_read_as(result, required).items(),
-                              key=lambda kv: sort_key(kv[0])):
-        if any(ext in have for ext in providers(name)):
-            continue  # an instruction two extensions define runs on a CPU with either
-        is_stray = count < STRAY_THRESHOLD or (name in VECTORS and not result.has_vsetvl)
-        (stray if is_stray else real)[name] = count
-    return real, stray
-
-
-def instruction_needs(info: ElfInfo, symbols: ElfSymbols, result: SweepResult,
-                      required: Isa) -> Needs:
-    """What the code's instructions add to the attribute's needs: the real classes it
-    does not claim, unless the object selects code at run time."""
-    from rvforge.riscv.insn import providers
-
-    real, _ = unclaimed_instructions(result, required)
-    if not real or dispatch_evidence(info, symbols, instructions=True):
-        return Needs(info.elf_class)
-    return Needs(info.elf_class, any_of=frozenset(providers(name) for name in real))
-
-
-def _attribute_needs(info: ElfInfo, required: Isa, dispatches: bool) -> Needs:
-    """What the attribute and ``e_flags`` make an object need: all of it, or for one that
-    selects code at run time only what RVA20U64 has of it (its generic code paths)."""
-    closure = required.closure()
-    if dispatches:
-        closure &= parse_target(U64_PROFILES[0]).abilities()
-    return Needs(info.elf_class, closure)
-
-
-def elf_needs(elf: ElfFile, *, deep: bool = False) -> Needs | None:
-    """What one ELF file of a tree needs of the CPU (``None``: not a readable RISC-V ELF),
-    as the audit decides it: its attribute and ``e_flags`` (only what RVA20U64 has of them
-    when it selects code at run time) and, with ``deep``, the instructions its attribute
-    does not claim. Raises
-    :class:`~rvforge.riscv.elf.ElfUnreadableError` for corrupt symbol tables."""
-    if elf.info is None or not elf.info.is_riscv:
-        return None
-    required, _ = IsaAuditor._required(elf.info)
-    base = parse_target(U64_PROFILES[0])
-    symbols = elf.symbols() if deep or missing(required, base) else None
-    dispatch = dispatch_evidence(elf.info, symbols) if symbols is not None else []
-    needs = _attribute_needs(elf.info, required, bool(dispatch))
-    if deep:
-        assert symbols is not None
-        needs |= instruction_needs(elf.info, symbols, sweep_file(elf), required)
-    return needs
-
-
-def tree_needs(tree: Tree, ctx: BuildContext | None = None, *, deep: bool = False
-               ) -> dict[str, Needs]:
-    """:func:`elf_needs` of every readable RISC-V ELF file of ``tree``, by path. Union
-    them (``a | b``) for what the whole tree needs; :meth:`Needs.met_by` tells whether a
-    CPU runs it, :func:`~rvforge.riscv.isa.minimal_profile` the lowest profile that does."""
-    found = {}
-    for path, elf in elf_files(tree, ctx).items():
-        try:
-            needs = elf_needs(elf, deep=deep)
-        except ElfUnreadableError:
-            continue
-        if needs is not None:
-            found[path] = needs
-    return found
-
-
 def profile_clause(profile: str | None, it: str) -> str:
     """The RVA profile part of a message, after the machines: ``; of the RVA profiles,
     rva23u64 is the first with it`` (a CPU need not meet a whole profile to run it)."""
@@ -477,47 +342,3 @@ def machine_isas(ctx: BuildContext, *, bootable: bool = False) -> list[tuple[str
     return result
 
 
-def dispatch_evidence(info: ElfInfo, symbols: ElfSymbols, *, instructions: bool = False
-                      ) -> list[str]:
-    """Why the object (``info``, ``symbols``) looks like it picks code paths at run time
-    (empty: it does not).
-
-    Evidence is a way to ask the CPU — an import of ``getauxval`` or ``__riscv_hwprobe``,
-    or of ``signal``/``sigaction`` with ``sigsetjmp`` (probing by catching SIGILL, as
-    SLEEF does) — *and* per-ISA code paths: function names that mark variants, or, for a
-    shared library, whose attribute merges every object linked in (OpenBLAS, pixman),
-    the library itself. For instructions the attribute does not claim
-    (``instructions=True``; such code comes from assembly that enabled the extension for
-    itself, as OpenSSL's does) an import of ``syscall`` also counts as a way to ask:
-    OpenSSL calls the ``riscv_hwprobe`` system call through it.
-    """
-    asks = list(symbols.dispatch_imports)
-    if symbols.imports & SIGNAL_IMPORTS and symbols.imports & SETJMP_IMPORTS:
-        asks.append("SIGILL probing (signal, sigsetjmp)")
-    if instructions and "syscall" in symbols.imports:
-        asks.append("syscall (riscv_hwprobe)")
-    if not asks:
-        return []
-    variants = [name for name in symbols.symbol_names if VARIANT_SYMBOL.search(name)]
-    if variants:
-        return [*asks, f"per-ISA functions such as {variants[0]}"]
-    if instructions or (info.e_type == "ET_DYN" and info.soname and info.interp is None):
-        return asks
-    return []
-
-
-def sweep_file(elf: ElfFile) -> SweepResult:
-    """Sweep every executable section (or PF_X segment) of ``elf``; raises
-    :class:`~rvforge.riscv.elf.ElfUnreadableError` when its symbol tables are corrupt."""
-    from rvforge.riscv.insn import SweepResult, sweep  # numpy: only --deep pays for it
-
-    assert elf.info is not None and elf.entry.content is not None
-    symbols = elf.symbols()
-    total = SweepResult()
-    with elf.entry.content.open() as stream:
-        for code in elf.info.code:
-            stream.seek(code.offset)
-            data = stream.read(code.size)
-            total.merge(sweep(data, code.address, symbols.code_symbols,
-                              symbols.data_ranges))
-    return total

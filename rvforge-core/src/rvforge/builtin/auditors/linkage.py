@@ -21,9 +21,8 @@ from rvforge.context import BuildContext
 from rvforge.findings import Finding, FindingCode, Severity
 from rvforge.machines import Machine
 from rvforge.riscv.elf import ElfInfo
+from rvforge.riscv.elf_files import CACHE_ENTRIES, ElfFile, RootLibc, elf_files, root_libc
 from rvforge.tree import Tree
-
-from .scan import CACHE_ENTRIES, ElfFile, RootLibc, elf_files, root_libc
 
 GLIBC_DEFAULT_DIRS = ("/lib/riscv64-linux-gnu", "/usr/lib/riscv64-linux-gnu", "/lib64/lp64d",
                       "/usr/lib64/lp64d", "/lib", "/usr/lib")

@@ -9,7 +9,7 @@ message, keyed by the file's identity:
   A rewrite always sets a new ctime, so a rewritten file never matches an old key. A file
   carrying the identity its reader recorded is keyed by that, with no ``stat`` here; the
   audit then describes the tree as it was read, and whatever opens the file later
-  (:func:`~rvforge.builtin.auditors.scan.scan_content`, the packers) refuses it as
+  (:func:`~rvforge.riscv.elf_files.scan_content`, the packers) refuses it as
   "changed during the build" if its ``fstat`` differs. A file without one is ``stat``-ed.
   Facts are stored only for files unchanged while read and with a ctime older than
   :data:`RACY_SECONDS` (a write within the timestamp granularity could be followed by
