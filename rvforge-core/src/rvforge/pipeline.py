@@ -134,8 +134,7 @@ def build(registry: Registry, spec: BuildSpec, ctx: BuildContext) -> BuildReport
     artifact kind)."""
     hook = registry.pm.hook
     timings: dict[str, float] = {}
-    if spec.artifact_kind is None:
-        spec = dataclasses.replace(spec, artifact_kind=registry.packers.get(spec.packer.name).kind)
+    spec = dataclasses.replace(spec, artifact_kind=registry.packers.get(spec.packer.name).kind)
     ctx = ctx.for_build(spec)
     hook.rvforge_build_start(spec=spec, ctx=ctx)
 

@@ -55,7 +55,7 @@ class BuildSpec:
         but the build goes on) or ``off``.
     :param deep: auditors sweep instructions, not only ELF attributes.
     :param artifact_kind: what the packer writes (``initramfs``, ``disk``, ``tar``); the
-        pipeline takes it from the packer when ``None``.
+        pipeline fills it in from the packer (the hooks' spec has it).
     """
 
     provider: Step
@@ -204,7 +204,7 @@ def resolve_spec(registry: Registry, config: Config, flags: BuildFlags, ctx: Bui
             registry.auditors.get(name)
     return BuildSpec(Step(provider_name, provider_options), steps,
                      Step(packer_cls.name, None), fmt, output, machine, auditors, audit,
-                     deep=bool(settings.get("deep", False)), artifact_kind=packer_cls.kind)
+                     deep=bool(settings.get("deep", False)))
 
 
 def resolve_build_machine(registry: Registry, name: str | None, isa: str | None,

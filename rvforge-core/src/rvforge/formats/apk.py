@@ -17,7 +17,7 @@ import tarfile
 from pathlib import Path
 
 from rvforge.errors import InputError
-from rvforge.formats.packages import MemberSink, Package, read_tar_members
+from rvforge.formats.package import MemberSink, Package, read_tar_members
 
 __all__ = ["read_apk"]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from rvforge.errors import InputError
-from rvforge.formats.packages import CHUNK, MAX_RATIO, MAX_UNPACKED, MemberSink, Package
+from rvforge.formats.package import CHUNK, MAX_RATIO, MAX_UNPACKED, MemberSink, Package
 
 __all__ = ["read_zip", "wheel_platforms"]
 
