@@ -200,6 +200,47 @@ def test_strict_registration_failure_raises(monkeypatch, rvforge_plugin_manager)
             Registry(rvforge_plugin_manager)
 
 
+def test_registration_goes_through_pluggys_hook_caller(rvforge_plugin_manager) -> None:
+    """Hook-call monitors (and so RVFORGE_TRACE_PLUGINS' tracing) see every registration
+    call, one per implementing plugin, with the plugin's implementation."""
+    calls: list[tuple[str, list[str]]] = []
+    undo = rvforge_plugin_manager.add_hookcall_monitoring(
+        lambda name, impls, kwargs: calls.append((name, [i.plugin_name for i in impls])),
+        lambda outcome, name, impls, kwargs: None)
+    try:
+        registry = Registry(rvforge_plugin_manager)
+    finally:
+        undo()
+    assert ("rvforge_register_packers", ["rvforge.builtin.packers"]) in calls
+    assert ("rvforge_register_auditors", ["rvforge.builtin.auditors"]) in calls
+    implementing = sum(len(getattr(rvforge_plugin_manager.hook, name).get_hookimpls())
+                       for name in {name for name, _ in calls})
+    assert len(calls) == implementing and len(registry.packers) >= 3
+
+
+def test_tracing_shows_registration_calls(monkeypatch) -> None:
+    from structlog.testing import capture_logs
+
+    monkeypatch.setenv("RVFORGE_TRACE_PLUGINS", "1")
+    with capture_logs() as logs:
+        Registry(get_plugin_manager(load_entrypoints=False))
+    traced = [entry["trace"] for entry in logs if entry.get("event") == "hook"]
+    assert any("rvforge_register_packers" in line for line in traced), traced
+
+
+def test_the_manager_records_a_plugin_whose_registration_failed(rvforge_plugin_manager
+                                                                ) -> None:
+    plugin = types.SimpleNamespace(rvforge_register_kernels=rvforge.hookimpl(
+        lambda register: 1 / 0))
+    with registered_plugin(rvforge_plugin_manager, plugin, "kaput"):
+        Registry(rvforge_plugin_manager)
+        assert not rvforge_plugin_manager.has_plugin("kaput")
+        assert "kaput" not in rvforge_plugin_manager.infos
+        [failure] = rvforge_plugin_manager.failures
+        assert (failure.name, failure.error) == (
+            "kaput", "rvforge_register_kernels: ZeroDivisionError: division by zero")
+
+
 def test_example_plugin_builds_through_the_real_cli(rvforge_cli, tmp_path: Path) -> None:
     """The example third-party provider, installed as a distribution, drives a build."""
     out = tmp_path / "skeleton.tar"
