@@ -14,6 +14,16 @@ point that would load them into every pytest session on the machine.
   unless the variable names it.
 * ``objdump_counts``: instructions per extension as ``riscv64-linux-gnu-objdump -d``
   decodes them — the reference the deep sweep is tested against.
+* ``registry`` (the installed plugins, once per session) and ``ctx``: the one build context
+  fixture, on the tests' own cache (below) with a scratch directory of its own; a module or
+  directory that needs other components overrides ``registry`` (session-scoped too).
+
+The tests have a cache of their own, never the user's ``~/.cache/rvforge``: the session
+points ``$XDG_CACHE_HOME`` at ``build/test-cache`` (``$RVFORGE_TEST_CACHE`` to put it
+elsewhere) and drops ``$RVFORGE_CACHE_DIR``, so in-process code and every ``rvforge`` the
+tests start use ``build/test-cache/rvforge``. ``make test-cache`` (``.ci/seed_test_cache.py``)
+fills it with what the tests download before they run; a test that sets its own
+``XDG_CACHE_HOME`` or ``RVFORGE_CACHE_DIR`` still gets that.
 """
 
 from __future__ import annotations
@@ -31,6 +41,9 @@ from pathlib import Path
 
 import pytest
 
+from rvforge.context import BuildContext, default_cache_dir
+from rvforge.registry import Registry, build_registry
+
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT / "tests" / "data"
 ALPINE_TARBALL = DATA / "alpine" / "alpine-minirootfs-3.20.3-riscv64.tar.gz"
@@ -38,11 +51,46 @@ ALPINE_SHA256 = "290d402a3e2770a74e86caf1e43205dbf337b9aec1610c6c6d8ffbd2d52796a
 PROGRAMS = DATA / "programs"
 RISCV_CC = "riscv64-linux-gnu-gcc"
 
+TEST_CACHE_ENV = "RVFORGE_TEST_CACHE"
+
+
+def cache_home_for_tests() -> Path:
+    """The ``XDG_CACHE_HOME`` of the tests (``$RVFORGE_TEST_CACHE``, else build/test-cache)."""
+    return Path(os.environ.get(TEST_CACHE_ENV) or ROOT / "build" / "test-cache").resolve()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["XDG_CACHE_HOME"] = str(cache_home_for_tests())
+    os.environ.pop("RVFORGE_CACHE_DIR", None)
+
+
 # A venv synced before rvforge-core 0.2 still loads the helpers through the old pytest11
 # entry point, and pytest refuses a plugin registered twice: `uv sync` makes this moot.
 _ENTRY_POINTS = {ep.value for ep in importlib.metadata.entry_points(group="pytest11")}
 pytest_plugins = [plugin for plugin in ("rvforge.testing", "rvforge_qemu.pytest_plugin")
                   if plugin not in _ENTRY_POINTS]
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    """Every installed plugin's components (core's built-ins, alpine, debootstrap, qemu)."""
+    return build_registry()
+
+
+@pytest.fixture
+def cache_dir() -> Path:
+    """The cache ``ctx`` uses: the tests' own (``build/test-cache/rvforge``); a module whose
+    tests need an empty one overrides this (``tmp_path / "cache"``)."""
+    return default_cache_dir()
+
+
+@pytest.fixture
+def ctx(registry: Registry, cache_dir: Path, tmp_path: Path) -> Iterator[BuildContext]:
+    """The build context of the tests: :func:`registry`, :func:`cache_dir` and a scratch
+    directory of its own."""
+    with BuildContext(registry, cache_dir=cache_dir, scratch_dir=tmp_path / "scratch"
+                      ) as context:
+        yield context
 
 
 @pytest.fixture(autouse=True)

@@ -7,12 +7,15 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import downloads
 import pytest
+from downloads import AUDIT_DEBS
 
 from rvforge import pipeline
 from rvforge.context import BuildContext
 from rvforge.findings import Severity
 from rvforge.machines import Machine
+from rvforge.registry import Registry
 from rvforge.riscv.elf import read_elf, read_symbols
 from rvforge.riscv.insn import SweepResult, sweep
 from rvforge.tree import EntryKind, Tree
@@ -30,10 +33,9 @@ RV64GC = Machine("rv64gc", "", "rv64gc")
 
 
 @pytest.fixture(scope="module")
-def debs(ctx: BuildContext) -> dict[str, Path]:
-    from rvforge_debootstrap.archive import DebianArchive
-
-    return DebianArchive(ctx).download_many([*BASE, *DISPATCHING])
+def debs(registry: Registry) -> dict[str, Path]:
+    with BuildContext(registry) as downloading:
+        return downloads.debian_packages(downloading, AUDIT_DEBS)
 
 
 def tree_of(debs: dict[str, Path], names: tuple[str, ...], ctx: BuildContext) -> Tree:

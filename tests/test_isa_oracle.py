@@ -7,12 +7,10 @@ big-endian objects are read."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import ModuleType
 
+import gnu_toolchain as gnu
 import numpy as np
 import pytest
 
@@ -81,22 +79,12 @@ SHARED = {"zbkb": "ror a0,a1,a2", "zbkc": "clmul a0,a1,a2", "zvkb": "vandn.vv v1
 """Extension → an instruction it shares with another one (zbb, zbc, zvbb, zvknha)."""
 
 
-def _load_toolchain_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "gnu_toolchain", Path(__file__).with_name("gnu_toolchain.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gnu_toolchain"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-gnu = _load_toolchain_module()
 
 
 @pytest.fixture(scope="module")
-def chain(ctx: BuildContext):  # type: ignore[no-untyped-def]
-    return gnu.toolchain(ctx)
+def chain(registry: Registry) -> gnu.Toolchain:
+    with BuildContext(registry) as downloading:
+        return gnu.toolchain(downloading)
 
 
 @pytest.fixture(scope="module")

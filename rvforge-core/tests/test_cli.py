@@ -144,3 +144,23 @@ def test_the_launch_commands_spell_no_launcher_option() -> None:
         assert f"    {flag}:" not in source, flag
     common = (Path(__file__).parents[1] / "src/rvforge/cli/common.py").read_text()
     assert '"binary"' not in common
+
+
+def test_the_one_private_typer_reach_still_resolves_and_shows_help(rvforge_cli) -> None:
+    """``rvforge.cli`` catches typer's public ``TyperException``; only the no-arguments
+    help error has no public name (see ``_no_args_is_help_error``). A typer release that
+    moves it fails here, not in users' hands."""
+    import typer
+
+    from rvforge.cli import _no_args_is_help_error
+
+    assert issubclass(_no_args_is_help_error(), typer.TyperException)
+    for args in ((), ("cache",)):
+        result = rvforge_cli(*args)
+        assert result.returncode == 2, result.stderr
+        assert "Usage: rvforge" in result.stdout + result.stderr
+        assert "rvforge: error:" not in result.stderr
+    unknown = rvforge_cli("machines", "--no-such-flag")
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("rvforge: error: No such option: --no-such-flag")
+    assert "(see 'rvforge machines --help')" in unknown.stderr

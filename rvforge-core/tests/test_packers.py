@@ -31,10 +31,15 @@ def alpine(alpine_tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Tr
     return read_tarball(alpine_tarball, tmp_path_factory.mktemp("alpine"))
 
 
+@pytest.fixture(autouse=True)
+def epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ctx`` (made after autouse fixtures) clamps mtimes to :data:`EPOCH`."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+
+
 @pytest.fixture
-def ctx(rvforge_context: BuildContext) -> BuildContext:
-    rvforge_context.source_date_epoch = EPOCH
-    return rvforge_context
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
 
 
 def digest(tree: Tree, path: str) -> str:

@@ -73,16 +73,16 @@ def test_extract_deb_to_dir_writes_host_files(debian_archive: DebianArchive,
 
 
 @network
-def test_debian_kernel_source(session_ctx: BuildContext) -> None:
-    source = session_ctx.registry.kernels.get("debian")
-    kernel = source().fetch(source.Options(), session_ctx)
+def test_debian_kernel_source(ctx: BuildContext) -> None:
+    source = ctx.registry.kernels.get("debian")
+    kernel = source().fetch(source.Options(), ctx)
     assert kernel.image.name.startswith("vmlinux-") and kernel.image.stat().st_size > 10 << 20
     assert kernel.version.endswith("-riscv64")
     assert kernel.modules is not None
     modules = kernel.modules / "lib/modules" / kernel.version
     assert (modules / "modules.order").is_file()
     assert (modules / "kernel/drivers/block/virtio_blk.ko.xz").is_file()
-    again = source().fetch(source.Options(), session_ctx)
+    again = source().fetch(source.Options(), ctx)
     assert again == kernel
 
 

@@ -51,27 +51,27 @@ def check_debian_tree(tree: Tree) -> dict[str, str]:
     return status
 
 
-def test_minbase(debian_ctx: BuildContext) -> None:
-    tree = provide(debian_ctx, configure="first-boot")  # unpacked, the hook installed
+def test_minbase(ctx: BuildContext) -> None:
+    tree = provide(ctx, configure="first-boot")  # unpacked, the hook installed
     status = check_debian_tree(tree)
     assert {"apt", "dash", "coreutils", "mawk"} <= set(status)
     assert tree.is_file(HOOK) and tree[HOOK].mode == 0o755
     order = tree.read_text(ORDER_FILE).split()
     assert order.index("libc6:riscv64") < order.index("libapt-pkg7.0:riscv64") < order.index("apt")
-    machine = debian_ctx.registry.machines.get("generic-rv64gc")
-    report = audit(debian_ctx.registry, tree, machine, debian_ctx, ["isa"])
+    machine = ctx.registry.machines.get("generic-rv64gc")
+    report = audit(ctx.registry, tree, machine, ctx, ["isa"])
     assert [f for f in report.findings if f.severity is Severity.ERROR] == []
 
 
-def test_extract_variant_is_unpacked_only(debian_ctx: BuildContext) -> None:
-    tree = provide(debian_ctx, variant="extract", configure="first-boot")
+def test_extract_variant_is_unpacked_only(ctx: BuildContext) -> None:
+    tree = provide(ctx, variant="extract", configure="first-boot")
     status = check_debian_tree(tree)
     assert "apt" not in status
     assert not tree.is_file(HOOK)
 
 
-def test_extra_package_busybox_static(debian_ctx: BuildContext) -> None:
-    tree = provide(debian_ctx, variant="extract", package=["busybox-static"])
+def test_extra_package_busybox_static(ctx: BuildContext) -> None:
+    tree = provide(ctx, variant="extract", package=["busybox-static"])
     assert "busybox-static" in status_packages(tree)
     assert tree.read_bytes("/usr/bin/busybox")[:4] == b"\x7fELF"
 
