@@ -38,8 +38,10 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fixture_types import RiscvCC, RunRvforge
 
 from rvforge.context import BuildContext, default_cache_dir
 from rvforge.registry import Registry, build_registry
@@ -112,8 +114,32 @@ def alpine_tarball() -> Path:
     return ALPINE_TARBALL
 
 
+class RiscvCompiler:
+    """``riscv_cc``: see :func:`riscv_cc` (typed as :class:`fixture_types.RiscvCC`)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.cache: dict[tuple[str, tuple[str, ...]], Path] = {}
+
+    def __call__(self, source: str, name: str, *flags: str, suffix: str = ".c") -> Path:
+        key = (source, flags)
+        if key in self.cache:
+            return self.cache[key]
+        src = self.out_dir / f"{name}{suffix}"
+        src.write_text(source)
+        out = self.out_dir / name
+        result = subprocess.run([RISCV_CC, *flags, "-o", str(out), str(src)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, f"{RISCV_CC} failed:\n{result.stderr}"
+        self.cache[key] = out
+        return out
+
+    def program(self, program_name: str, name: str, *flags: str) -> Path:
+        return self((PROGRAMS / f"{program_name}.c").read_text(), name, *flags)
+
+
 @pytest.fixture(scope="session")
-def riscv_cc(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+def riscv_cc(tmp_path_factory: pytest.TempPathFactory) -> RiscvCC:
     """``riscv_cc(source, name, *flags)`` compiles C source text for riscv64 and returns
     the output path; ``riscv_cc.program("vsum", name, *flags)`` compiles one of the shared
     programs in tests/data/programs (``hello``; ``vsum``, which runs vector instructions
@@ -121,39 +147,19 @@ def riscv_cc(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     if shutil.which(RISCV_CC) is None:
         pytest.fail(f"{RISCV_CC} is missing: apt-get install gcc-riscv64-linux-gnu "
                     "(.ci/run installs it)")
-    out_dir = tmp_path_factory.mktemp("riscv-cc")
-    cache: dict[tuple[str, tuple[str, ...]], Path] = {}
-
-    def compile(source: str, name: str, *flags: str, suffix: str = ".c") -> Path:
-        key = (source, flags)
-        if key in cache:
-            return cache[key]
-        src = out_dir / f"{name}{suffix}"
-        src.write_text(source)
-        out = out_dir / name
-        result = subprocess.run([RISCV_CC, *flags, "-o", str(out), str(src)],
-                                capture_output=True, text=True)
-        assert result.returncode == 0, f"{RISCV_CC} failed:\n{result.stderr}"
-        cache[key] = out
-        return out
-
-    def program(program_name: str, name: str, *flags: str) -> Path:
-        return compile((PROGRAMS / f"{program_name}.c").read_text(), name, *flags)
-
-    compile.program = program  # type: ignore[attr-defined]
-    return compile
+    return RiscvCompiler(tmp_path_factory.mktemp("riscv-cc"))
 
 
 @pytest.fixture
-def rvforge_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+def rvforge_cli() -> RunRvforge:
     """Run the installed ``rvforge`` command as a subprocess (text mode)."""
     exe = Path(sys.executable).with_name("rvforge")
 
     def run(*args: str, check: bool = False, env: dict[str, str] | None = None,
-            **kwargs: object) -> subprocess.CompletedProcess[str]:
+            **kwargs: Any) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, **(env or {})}
         result = subprocess.run([str(exe), *args], capture_output=True, text=True,
-                                env=full_env, **kwargs)  # type: ignore[call-overload]
+                                env=full_env, **kwargs)
         if check:
             assert result.returncode == 0, f"rvforge {' '.join(args)}:\n{result.stderr}"
         return result

@@ -8,6 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from fixture_types import RiscvCC
 from typer.testing import CliRunner
 
 from rvforge.cli import app
@@ -20,7 +21,7 @@ def audit(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
-def test_an_abuild_style_apk_is_audited_at_its_installed_paths(riscv_cc, tmp_path: Path
+def test_an_abuild_style_apk_is_audited_at_its_installed_paths(riscv_cc: RiscvCC, tmp_path: Path
                                                                 ) -> None:
     vector = riscv_cc.program("vsum", "vsum-apk", "-O2", "-march=rv64gcv").read_bytes()
     plain = riscv_cc.program("hello", "hello-apk", "-O2").read_bytes()

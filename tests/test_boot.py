@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fixture_types import RiscvCC
 from typer.testing import CliRunner
 
 from rvforge import BuildContext
@@ -184,7 +185,7 @@ def test_an_init_that_exits_is_a_kernel_panic_reported_with_exit_4(
 
 @network
 def test_vector_binary_audit_then_sigill_diagnosis_then_runs_on_a_vector_machine(
-        images: Callable[..., Path], kernel: Path, riscv_cc: Callable[..., Path],
+        images: Callable[..., Path], kernel: Path, riscv_cc: RiscvCC,
         alpine_tarball: Path, tmp_path: Path) -> None:
     vsum = riscv_cc.program("vsetvli", "vsum", "-static", "-O2", "-march=rv64gcv")
     audited = cli("build", "--provider", "local", "--source", str(alpine_tarball),
@@ -236,7 +237,7 @@ def test_qemu_user_runs_one_program_of_the_image(alpine: Path) -> None:
 
 
 def test_qemu_user_runs_with_the_profiles_cpu(images: Callable[..., Path],
-                                              riscv_cc: Callable[..., Path]) -> None:
+                                              riscv_cc: RiscvCC) -> None:
     vsum = riscv_cc.program("vsetvli", "vsum", "-static", "-O2", "-march=rv64gcv")
     image = images("vector.cpio.gz", "--no-audit", "--overlay", f"{vsum}:/usr/bin/vsum")
     vector = cli("run", "--launcher", "qemu-user", "--machine", "qemu-virt-v", str(image),

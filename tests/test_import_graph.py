@@ -123,7 +123,8 @@ def test_the_four_packages_import_graph_has_no_cycle() -> None:
 
 
 def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
-    seen, todo = set(), [start]
+    seen: set[str] = set()
+    todo = [start]
     while todo:
         for target in graph[todo.pop()] - seen:
             seen.add(target)

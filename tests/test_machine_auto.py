@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fixture_types import RiscvCC
 
 from rvforge import BuildContext, Tree, UsageError
 from rvforge.auto_machine import machine_for_tree, pick_machine
@@ -35,12 +35,12 @@ def build(alpine_tarball: Path, output: Path, *args: str,
 
 
 @pytest.fixture(scope="module")
-def vsum(riscv_cc: Callable[..., Path]) -> Path:
+def vsum(riscv_cc: RiscvCC) -> Path:
     return riscv_cc.program("vsetvli", "vsum", "-static", "-O2", "-march=rv64gcv")
 
 
 @pytest.fixture(scope="module")
-def half_float(riscv_cc: Callable[..., Path]) -> Path:
+def half_float(riscv_cc: RiscvCC) -> Path:
     """Needs Zfh (half-precision floats), which no QEMU 7.2 CPU has and QEMU 10's max has."""
     return riscv_cc(MAIN_C, "zfh", "-static", "-O2", "-march=rv64gc_zfh")
 
@@ -98,11 +98,11 @@ def test_build_hooks_see_the_picked_machine_never_auto(
     class Observer:
         @rvforge.hookimpl
         def rvforge_build_start(self, spec: rvforge.BuildSpec) -> None:
-            seen.append(("start", spec.machine and spec.machine.name))
+            seen.append(("start", spec.machine.name if spec.machine else None))
 
         @rvforge.hookimpl
         def rvforge_build_tree_ready(self, spec: rvforge.BuildSpec) -> None:
-            seen.append(("tree_ready", spec.machine and spec.machine.name))
+            seen.append(("tree_ready", spec.machine.name if spec.machine else None))
 
     pm = get_plugin_manager()
     with registered_plugin(pm, Observer(), "observer"):

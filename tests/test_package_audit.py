@@ -15,6 +15,7 @@ import downloads
 import gnu_toolchain
 import pytest
 from downloads import DEBS, WHEELS
+from fixture_types import RiscvCC, RunRvforge
 from typer.testing import CliRunner
 
 from rvforge.cli import app
@@ -43,13 +44,14 @@ def rvforge_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return invoke
 
 
-def audit(rvforge_cli, *args: str) -> tuple[int, dict]:
+def audit(rvforge_cli: RunRvforge, *args: str) -> tuple[int, dict]:
     result = rvforge_cli("--quiet", "audit", "--format", "json", *args)
     assert result.stderr == "", result.stderr
     return result.returncode, json.loads(result.stdout)
 
 
-def test_real_riscv64_wheels_meet_their_baseline(rvforge_cli, real_wheels) -> None:
+def test_real_riscv64_wheels_meet_their_baseline(
+        rvforge_cli: RunRvforge, real_wheels: list[Path]) -> None:
     code, data = audit(rvforge_cli, *map(str, real_wheels))
     assert code == 0, data["findings"]
     assert [i["kind"] for i in data["inputs"]] == ["wheel"] * len(WHEELS)
@@ -67,7 +69,8 @@ def test_real_riscv64_wheels_meet_their_baseline(rvforge_cli, real_wheels) -> No
                                          "0 warnings")
 
 
-def test_a_real_wheel_on_an_rve_cpu_fails_naming_its_member(rvforge_cli, real_wheels) -> None:
+def test_a_real_wheel_on_an_rve_cpu_fails_naming_its_member(
+        rvforge_cli: RunRvforge, real_wheels: list[Path]) -> None:
     code, data = audit(rvforge_cli, "--isa", "rv64emac", str(real_wheels[0]))
     assert code == 3
     [finding] = data["findings"]
@@ -75,7 +78,7 @@ def test_a_real_wheel_on_an_rve_cpu_fails_naming_its_member(rvforge_cli, real_wh
         finding["details"]["missing"]
 
 
-def test_real_debs_from_the_mirror(rvforge_cli, ctx) -> None:
+def test_real_debs_from_the_mirror(rvforge_cli: RunRvforge, ctx: BuildContext) -> None:
     debs = downloads.debian_packages(ctx, DEBS)
     code, data = audit(rvforge_cli, "--isa", "rva20u64", *(str(debs[n]) for n in DEBS))
     assert code == 0, data["findings"]
@@ -90,8 +93,8 @@ def _toolchain(ctx: BuildContext) -> gnu_toolchain.Toolchain:
     return gnu_toolchain.toolchain(ctx)
 
 
-def test_a_wheel_with_rve_code_runs_on_an_rve_cpu(rvforge_cli, ctx, riscv_cc,
-                                                   tmp_path: Path) -> None:
+def test_a_wheel_with_rve_code_runs_on_an_rve_cpu(
+        rvforge_cli: RunRvforge, ctx: BuildContext, riscv_cc: RiscvCC, tmp_path: Path) -> None:
     chain = _toolchain(ctx)
     obj = chain.assemble(".globl f\nf:\n  add a0, a0, a1\n  ret\n", tmp_path / "rve.o",
                          "-march=rv64e_m_c", "-mabi=lp64e")

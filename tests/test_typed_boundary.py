@@ -53,6 +53,7 @@ MISTAKE = '''
 @pytest.mark.parametrize("package", PACKAGES)
 def test_every_package_ships_py_typed(package: str) -> None:
     module = __import__(package)
+    assert module.__file__ is not None
     assert (Path(module.__file__).parent / "py.typed").is_file()
 
 

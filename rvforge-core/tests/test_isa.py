@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from fixture_types import RiscvCC
 
 from rvforge.errors import UsageError
 from rvforge.riscv.isa import (
@@ -146,14 +147,14 @@ def test_unparsable_names_the_text(text: str) -> None:
     assert repr(text) in str(info.value)
 
 
-def test_gcc_accepts_our_canonical_strings(riscv_cc) -> None:
+def test_gcc_accepts_our_canonical_strings(riscv_cc: RiscvCC) -> None:
     """The canonical form is a valid -march for the toolchain."""
     for text in ("rv64gc", "rv64gcv", "rv64imafdc_zba_zbb"):
         march = str(parse_isa(text))
         riscv_cc("int f(void){return 0;}", f"march-{text}", "-c", f"-march={march}")
 
 
-def test_gcc_attribute_parses_back(riscv_cc) -> None:
+def test_gcc_attribute_parses_back(riscv_cc: RiscvCC) -> None:
     obj = riscv_cc("int f(void){return 0;}", "attr-gcv", "-c", "-march=rv64gcv_zba")
     out = subprocess.run(["riscv64-linux-gnu-readelf", "-A", str(obj)], capture_output=True,
                          text=True, check=True).stdout

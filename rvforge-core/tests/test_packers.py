@@ -13,8 +13,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fixture_types import RunRvforge
 
 from rvforge import BuildContext, EntryKind, InputError, Tree
 from rvforge.formats.directory import read_directory
@@ -153,13 +155,14 @@ def test_gnu_tar_reads_owners_devices_links_and_long_names(alpine: Tree, ctx: Bu
 # -- the real command ----------------------------------------------------------------------
 
 
-def build(rvforge_cli, source: Path, output: Path, **kwargs: object):
+def build(rvforge_cli: RunRvforge, source: Path, output: Path, **kwargs: Any
+          ) -> subprocess.CompletedProcess[str]:
     return rvforge_cli("build", "--provider", "local", "--source", str(source), "--no-audit",
                        "-o", str(output), **kwargs)
 
 
 @pytest.mark.parametrize("suffix", [".cpio.gz", ".cpio.zst", ".tar"])
-def test_cli_builds_and_inspects_alpine(rvforge_cli, alpine_tarball: Path, alpine: Tree,
+def test_cli_builds_and_inspects_alpine(rvforge_cli: RunRvforge, alpine_tarball: Path, alpine: Tree,
                                         tmp_path: Path, suffix: str) -> None:
     env = {"SOURCE_DATE_EPOCH": str(EPOCH)}
     first = tmp_path / f"alpine{suffix}"

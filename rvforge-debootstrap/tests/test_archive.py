@@ -86,8 +86,8 @@ def test_debian_kernel_source(ctx: BuildContext) -> None:
     assert again == kernel
 
 
-def test_mirror_from_deb822_sources_skips_security_and_third_party(tmp_path: Path,
-                                                                  monkeypatch) -> None:
+def test_mirror_from_deb822_sources_skips_security_and_third_party(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RVFORGE_DEBIAN_MIRROR", raising=False)
     parts = tmp_path / "sources.list.d"
     parts.mkdir()
@@ -104,7 +104,7 @@ def test_mirror_from_deb822_sources_skips_security_and_third_party(tmp_path: Pat
     assert choose_mirror(None, apt_etc=tmp_path) == "http://env.invalid/debian"
 
 
-def test_mirror_from_one_line_sources(tmp_path: Path, monkeypatch) -> None:
+def test_mirror_from_one_line_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RVFORGE_DEBIAN_MIRROR", raising=False)
     (tmp_path / "sources.list").write_text(
         "# comment\ndeb-src http://src.invalid/debian trixie main\n"
@@ -113,7 +113,8 @@ def test_mirror_from_one_line_sources(tmp_path: Path, monkeypatch) -> None:
     assert choose_mirror(None, apt_etc=tmp_path) == "http://one.invalid/debian"
 
 
-def test_no_mirror_anywhere_asks_for_mirror(tmp_path: Path, monkeypatch) -> None:
+def test_no_mirror_anywhere_asks_for_mirror(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RVFORGE_DEBIAN_MIRROR", raising=False)
     with pytest.raises(UsageError, match="--mirror"):
         choose_mirror(None, apt_etc=tmp_path)

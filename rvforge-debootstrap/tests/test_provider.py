@@ -4,10 +4,10 @@ riscv64, extra packages, the ISA audit, the CLI's exit codes."""
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fixture_types import RunRvforge
 
 from rvforge import BuildContext, Severity, Tree
 from rvforge.options import build_options
@@ -38,7 +38,8 @@ def status_packages(tree: Tree) -> dict[str, str]:
 def check_debian_tree(tree: Tree) -> dict[str, str]:
     assert tree.read_text("/etc/debian_version").startswith("13.")
     assert tree.is_file("/usr/bin/dpkg")
-    assert tree.lookup("/bin").kind.value == "dir" and tree["/bin"].target == "usr/bin"
+    usr_bin = tree.lookup("/bin")
+    assert usr_bin is not None and usr_bin.kind.value == "dir" and tree["/bin"].target == "usr/bin"
     status = status_packages(tree)
     assert {"base-files", "dpkg", "libc6", "base-passwd"} <= set(status)
     assert set(status.values()) == {"install ok unpacked"}
@@ -77,7 +78,7 @@ def test_extra_package_busybox_static(ctx: BuildContext) -> None:
 
 
 def test_cli_builds_a_tarball_with_owners(debian_cache: Path, tmp_path: Path,
-                                          rvforge_cli: Callable[..., object]) -> None:
+                                          rvforge_cli: RunRvforge) -> None:
     out = tmp_path / "debian.tar"
     result = rvforge_cli("build", "--provider", "debootstrap", "--variant", "extract",
                          "--package", "busybox-static", "-o", str(out),
@@ -93,7 +94,7 @@ def test_cli_builds_a_tarball_with_owners(debian_cache: Path, tmp_path: Path,
 
 
 def test_cli_unknown_package_exits_2_naming_it(debian_cache: Path, tmp_path: Path,
-                                               rvforge_cli: Callable[..., object]) -> None:
+                                               rvforge_cli: RunRvforge) -> None:
     out = tmp_path / "x.tar"
     result = rvforge_cli("build", "--provider", "debootstrap", "--package", "no-such-pkg-xyz",
                          "-o", str(out), env={"RVFORGE_CACHE_DIR": str(debian_cache)})
@@ -102,7 +103,7 @@ def test_cli_unknown_package_exits_2_naming_it(debian_cache: Path, tmp_path: Pat
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
-def test_bad_variant_is_a_usage_error(rvforge_cli: Callable[..., object]) -> None:
+def test_bad_variant_is_a_usage_error(rvforge_cli: RunRvforge) -> None:
     result = rvforge_cli("build", "--provider", "debootstrap", "--variant", "huge")
     assert result.returncode == 2
     assert "--variant must be one of extract, essential, minbase, standard" in result.stderr

@@ -31,6 +31,9 @@ from rvforge.riscv.facts_cache import (
 )
 from rvforge.tree import Content, Entry, EntryKind, FileIdentity, HostFile, InlineBytes, Tree
 
+__all__ = ["CACHE_ENTRIES", "ElfFile", "RootLibc", "elf_files", "is_firmware", "root_libc",
+           "scan_content"]
+
 CACHE_DIR = "elf-facts"
 CACHE_ENTRIES = {f"{CACHE_DIR}/*": "elf-facts"}
 """The facts cache's files (``rvforge cache``), declared by the auditors that read it."""

@@ -49,6 +49,9 @@ from typing import Any, Self
 from rvforge.riscv.elf import CodeRange, ElfInfo
 from rvforge.tree import Content, FileIdentity, HostFile, InlineBytes
 
+__all__ = ["FORMAT_VERSION", "NOT_ELF", "ElfFactsCache", "Facts", "content_key", "decode",
+           "decode_tree", "encode", "encode_tree", "host_key", "settled", "tree_key"]
+
 FORMAT_VERSION = 4
 """Bumped whenever :class:`ElfInfo`, what the reader puts in it or the tables change."""
 RACY_SECONDS = 2.0
