@@ -128,3 +128,22 @@ def test_the_check_reports_each_way_of_reaching_a_private_name() -> None:
         "p.py:5: rvforge.net.download._retry is not public",
         "p.py:7: rvforge.cli is not public",
     ]
+
+
+@pytest.mark.parametrize(("old", "new", "names"), [
+    ("rvforge.machines", "rvforge.auto_machine",
+     ["pick_machine", "machine_for_tree", "machine_for_image"]),
+    ("rvforge.builtin.auditors.isa", "rvforge.riscv.needs",
+     ["tree_needs", "sweep_file", "dispatch_evidence"]),
+    ("rvforge.formats.packages", "rvforge.formats.package",
+     ["Package", "MemberSink", "read_tar_members", "MAX_UNPACKED", "MAX_RATIO"]),
+])
+def test_moved_names_stay_importable_from_their_old_modules_for_one_release(
+        old: str, new: str, names: list[str]) -> None:
+    """rvforge-core 0.3 moved these; code written against 0.2 keeps working until 0.4."""
+    for name in names:
+        assert getattr(importlib.import_module(old), name) is getattr(
+            importlib.import_module(new), name), f"{old}.{name}"
+    from rvforge.machines import AUTO_MACHINE, machine_for_image  # noqa: F401
+
+    assert AUTO_MACHINE == "auto"
