@@ -94,20 +94,20 @@ class PluginManager(pluggy.PluginManager):
         return self.subset_hook_caller(hook_name, remove_plugins=others)
 
     def fail(self, name: str, error: str, *, during: str | None = None,
-             cause: BaseException | None = None, strict: bool | None = None) -> None:
+             cause: BaseException | None = None, strict: bool | None = None,
+             info: PluginInfo | None = None) -> None:
         """Record that plugin ``name`` failed (to load, or in hook ``during``), unregister
         it and log a warning; with ``strict`` (default: ``$RVFORGE_STRICT_PLUGINS``) raise
-        :class:`~rvforge.errors.PluginError` instead."""
-        info = self.info(name)
+        :class:`~rvforge.errors.PluginError` instead. ``info`` says where it came from
+        when it never got registered."""
+        info = info or self.info(name)
         where = f"failed in {during}" if during else "failed to load"
         if env_flag("RVFORGE_STRICT_PLUGINS") if strict is None else strict:
             raise PluginError(
                 f"plugin {name!r} ({info.distribution} {info.version}) {where}: {error} "
                 "(unset RVFORGE_STRICT_PLUGINS to skip it)"
             ) from cause
-        if self.has_plugin(name):
-            self.unregister(name=name)
-        self.infos.pop(name, None)
+        self.forget(name)
         self.failures.append(dataclasses.replace(
             info, error=f"{during}: {error}" if during else error))
         if during:
@@ -117,6 +117,12 @@ class PluginManager(pluggy.PluginManager):
             _logger().warning("plugin failed to load; skipping it", plugin=name,
                               distribution=info.distribution, version=info.version,
                               error=error)
+
+    def forget(self, name: str) -> None:
+        """Unregister plugin ``name`` (if it still is) and drop what is known of it."""
+        if self.has_plugin(name):
+            self.unregister(name=name)
+        self.infos.pop(name, None)
 
     def info(self, name: str) -> PluginInfo:
         return self.infos.get(name) or PluginInfo(name, name, None, None)
@@ -187,9 +193,8 @@ def _load_entrypoints(pm: PluginManager, strict: bool) -> None:
             pm.register_plugin(plugin, info)
             check_hooks(pm, ep.name)
         except Exception as error:
-            if not pm.has_plugin(ep.name):
-                pm.infos[ep.name] = info  # what fail() reports
-            pm.fail(ep.name, f"{type(error).__name__}: {error}", cause=error, strict=strict)
+            pm.fail(ep.name, f"{type(error).__name__}: {error}", cause=error, strict=strict,
+                    info=info)
 
 
 def check_hooks(pm: PluginManager, name: str) -> None:
