@@ -9,10 +9,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fixture_types import RiscvCC
 
 from rvforge import BuildContext
 from rvforge.registry import build_registry
@@ -40,7 +40,7 @@ def machines(*args: str) -> dict[str, dict[str, object]]:
 
 
 @pytest.fixture(scope="module")
-def vsum(riscv_cc: Callable[..., Path]) -> Path:
+def vsum(riscv_cc: RiscvCC) -> Path:
     return riscv_cc.program("vsum", "vsum", "-static", "-O2", "-march=rv64gcv")
 
 

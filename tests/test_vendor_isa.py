@@ -8,13 +8,12 @@ XTheadVector CPU)."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
+import gnu_toolchain as gnu
 import numpy as np
 import pytest
 
@@ -28,20 +27,6 @@ from rvforge.riscv.elf import read_elf
 from rvforge.riscv.insn import classify, vector_only
 from rvforge.tree import HostFile, Tree
 
-
-def _toolchain_module() -> ModuleType:
-    if "gnu_toolchain" in sys.modules:
-        return sys.modules["gnu_toolchain"]
-    spec = importlib.util.spec_from_file_location(
-        "gnu_toolchain", Path(__file__).with_name("gnu_toolchain.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gnu_toolchain"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-gnu = _toolchain_module()
 pytestmark = pytest.mark.network
 
 THEAD: dict[str, tuple[str, ...]] = {
@@ -100,11 +85,12 @@ _OBJDUMP_LINE = re.compile(r"^\s+[0-9a-f]+:\s+([0-9a-f]{8})\s+(\S+)")
 
 
 @pytest.fixture(scope="module")
-def chain(ctx: BuildContext):  # type: ignore[no-untyped-def]
-    return gnu.toolchain(ctx)
+def chain(registry: Registry) -> gnu.Toolchain:
+    with BuildContext(registry) as downloading:
+        return gnu.toolchain(downloading)
 
 
-def assemble(chain, tmp_path: Path, name: str, lines: list[str], march: str,
+def assemble(chain: gnu.Toolchain, tmp_path: Path, name: str, lines: list[str], march: str,
              repeat: int = 8, stripped: bool = False) -> Path:
     """An object of ``lines`` (each ``repeat`` times, past the stray threshold); with
     ``stripped`` its .riscv.attributes section removed, as ``strip -R`` leaves it."""
@@ -117,7 +103,7 @@ def assemble(chain, tmp_path: Path, name: str, lines: list[str], march: str,
     return obj
 
 
-def objdump(chain, obj: Path) -> list[tuple[int, str]]:
+def objdump(chain: gnu.Toolchain, obj: Path) -> list[tuple[int, str]]:
     """(word, mnemonic) of each instruction ``objdump -d`` prints."""
     done = chain.run("objdump", "-d", str(obj))
     assert done.returncode == 0, done.stderr
@@ -139,8 +125,8 @@ def problems(report: AuditReport) -> list[str]:
 
 
 @pytest.mark.parametrize("extension", sorted(THEAD))
-def test_each_thead_instruction_is_classified_as_objdump_names_it(chain, tmp_path,
-                                                                   extension) -> None:
+def test_each_thead_instruction_is_classified_as_objdump_names_it(
+        chain: gnu.Toolchain, tmp_path: Path, extension: str) -> None:
     obj = assemble(chain, tmp_path, extension, list(THEAD[extension]),
                    f"rv64gc_{extension}", repeat=1)
     decoded = objdump(chain, obj)
@@ -153,7 +139,7 @@ def test_each_thead_instruction_is_classified_as_objdump_names_it(chain, tmp_pat
 
 @pytest.mark.parametrize("extension", sorted(OTHER_VENDORS))
 def test_each_ventana_and_sifive_instruction_is_classified_as_objdump_names_it(
-        chain, tmp_path, extension) -> None:
+        chain: gnu.Toolchain, tmp_path: Path, extension: str) -> None:
     base = "rv64gcv" if extension.startswith("xsf") else "rv64gc"
     obj = assemble(chain, tmp_path, extension, list(OTHER_VENDORS[extension]),
                    f"{base}_{extension}", repeat=1)
@@ -165,8 +151,8 @@ def test_each_ventana_and_sifive_instruction_is_classified_as_objdump_names_it(
         assert dict(counts) == {extension: 1}, (mnemonic, hex(word), dict(counts))
 
 
-def test_xtheadvector_words_rvv_1_reserves_and_rvv_words_0_7_1_lacks(chain, tmp_path
-                                                                      ) -> None:
+def test_xtheadvector_words_rvv_1_reserves_and_rvv_words_0_7_1_lacks(
+        chain: gnu.Toolchain, tmp_path: Path) -> None:
     thead = assemble(chain, tmp_path, "th", list(THEAD_VECTOR), "rv64gc_xtheadvector", 1)
     rvv = assemble(chain, tmp_path, "rvv", list(RVV), "rv64gcv", 1)
     # the oracle: each word decoded under the other extension (an .insn object of it)
@@ -184,7 +170,8 @@ def test_xtheadvector_words_rvv_1_reserves_and_rvv_words_0_7_1_lacks(chain, tmp_
 
 @pytest.mark.parametrize("stripped", [False, True], ids=["attributes", "stripped"])
 def test_an_xtheadvector_object_fails_on_an_rvv_1_cpu_and_passes_on_sg2042(
-        registry, ctx, chain, tmp_path, stripped) -> None:
+        registry: Registry, ctx: BuildContext, chain: gnu.Toolchain, tmp_path: Path,
+        stripped: bool) -> None:
     obj = assemble(chain, tmp_path, "th", list(THEAD_VECTOR), "rv64gc_xtheadvector",
                    stripped=stripped)
     for deep in (False, True):
@@ -201,7 +188,8 @@ def test_an_xtheadvector_object_fails_on_an_rvv_1_cpu_and_passes_on_sg2042(
 
 @pytest.mark.parametrize("stripped", [False, True], ids=["attributes", "stripped"])
 def test_an_rvv_1_object_fails_on_sg2042_and_passes_on_an_rvv_1_cpu(
-        registry, ctx, chain, tmp_path, stripped) -> None:
+        registry: Registry, ctx: BuildContext, chain: gnu.Toolchain, tmp_path: Path,
+        stripped: bool) -> None:
     obj = assemble(chain, tmp_path, "rvv", list(RVV), "rv64gcv", stripped=stripped)
     for deep in (False, True):
         assert problems(audit(registry, ctx, obj, "rv64gcv", deep)) == [], deep
@@ -211,8 +199,8 @@ def test_an_rvv_1_object_fails_on_sg2042_and_passes_on_an_rvv_1_cpu(
         error.details.get("machines", [])
 
 
-def test_only_ambiguous_vector_code_is_a_warning_not_a_pass(registry, ctx, chain,
-                                                            tmp_path) -> None:
+def test_only_ambiguous_vector_code_is_a_warning_not_a_pass(
+        registry: Registry, ctx: BuildContext, chain: gnu.Toolchain, tmp_path: Path) -> None:
     obj = assemble(chain, tmp_path, "shared", list(SHARED_VECTOR), "rv64gcv", stripped=True)
     for cpu in ("rv64gcv", SG2042):
         report = audit(registry, ctx, obj, cpu, deep=True)
@@ -225,8 +213,9 @@ def test_only_ambiguous_vector_code_is_a_warning_not_a_pass(registry, ctx, chain
 
 
 @pytest.mark.parametrize("extension", sorted(THEAD))
-def test_thead_scalar_objects_pass_on_sg2042_and_fail_on_jh7110(registry, ctx, chain,
-                                                                 tmp_path, extension) -> None:
+def test_thead_scalar_objects_pass_on_sg2042_and_fail_on_jh7110(
+        registry: Registry, ctx: BuildContext, chain: gnu.Toolchain, tmp_path: Path,
+        extension: str) -> None:
     jh7110 = "rv64imafdc_zicntr_zicsr_zifencei_zihpm_zba_zbb"
     for stripped in (False, True):
         obj = assemble(chain, tmp_path, f"{extension}-{stripped}", list(THEAD[extension]),
@@ -236,8 +225,8 @@ def test_thead_scalar_objects_pass_on_sg2042_and_fail_on_jh7110(registry, ctx, c
         assert extension in error.message, error.message
 
 
-def test_the_json_entry_says_which_vector_extension_the_code_is(registry, ctx, chain,
-                                                                 tmp_path) -> None:
+def test_the_json_entry_says_which_vector_extension_the_code_is(
+        registry: Registry, ctx: BuildContext, chain: gnu.Toolchain, tmp_path: Path) -> None:
     cases = {"th": (THEAD_VECTOR, "rv64gc_xtheadvector", "xtheadvector"),
              "rvv": (RVV, "rv64gcv", "v"), "shared": (SHARED_VECTOR, "rv64gcv", "ambiguous")}
     for name, (lines, march, kind) in cases.items():
@@ -246,7 +235,8 @@ def test_the_json_entry_says_which_vector_extension_the_code_is(registry, ctx, c
         assert report.files[f"/{obj.name}"]["vector_code"] == kind, name
 
 
-def test_audit_machine_and_isa_through_the_cli_in_both_directions(chain, tmp_path) -> None:
+def test_audit_machine_and_isa_through_the_cli_in_both_directions(
+        chain: gnu.Toolchain, tmp_path: Path) -> None:
     rvforge = str(Path(sys.executable).with_name("rvforge"))
 
     def code(*args: str) -> int:

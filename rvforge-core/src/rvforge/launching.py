@@ -78,7 +78,8 @@ def prepare_launch(image: Path | str, ctx: BuildContext, *, machine: str | None 
         take or a bad one, a machine without a launcher.
     """
     from rvforge.artifacts import Artifact
-    from rvforge.machines import AUTO_MACHINE, machine_for_image
+    from rvforge.auto_machine import machine_for_image
+    from rvforge.machines import AUTO_MACHINE
     from rvforge.shared_files import shared_needs
 
     registry = ctx.registry

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from rvforge import pipeline
+from rvforge.auto_machine import machine_for_tree
 from rvforge.cli.common import command_context, handle_errors
 from rvforge.cli.reporting import (
     FORMATS,
@@ -32,7 +33,7 @@ from rvforge.context import BuildContext
 from rvforge.errors import ExitCode, UsageError
 from rvforge.formats.packages import Package
 from rvforge.loading import load_input
-from rvforge.machines import AUTO_MACHINE, Machine, machine_for_tree
+from rvforge.machines import AUTO_MACHINE, Machine
 from rvforge.pipeline import AuditReport
 from rvforge.registry import Registry
 from rvforge.riscv.isa import U64_PROFILES, Extension, Isa, Needs
