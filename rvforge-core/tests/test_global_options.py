@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from fixture_types import RunRvforge
 
 from rvforge.log import log_level
 
@@ -21,7 +22,7 @@ def source(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
-def test_quiet_and_json_work_on_either_side_of_the_command(rvforge_cli, source: Path,
+def test_quiet_and_json_work_on_either_side_of_the_command(rvforge_cli: RunRvforge, source: Path,
                                                            where: str) -> None:
     loud = rvforge_cli("build", "--provider", "local", "--source", str(source), "-o",
                        str(source.parent / "out.cpio"))
@@ -36,7 +37,7 @@ def test_quiet_and_json_work_on_either_side_of_the_command(rvforge_cli, source: 
     assert records and records[0]["event"] == "provider", as_json.stderr
 
 
-def test_a_bad_log_format_after_the_command_is_a_usage_error(rvforge_cli,
+def test_a_bad_log_format_after_the_command_is_a_usage_error(rvforge_cli: RunRvforge,
                                                              source: Path) -> None:
     result = rvforge_cli("audit", str(source), "--log-format", "xml")
     assert result.returncode == 2
@@ -44,13 +45,14 @@ def test_a_bad_log_format_after_the_command_is_a_usage_error(rvforge_cli,
                                     "one of auto, console, json"), result.stderr
 
 
-def test_run_accepts_quiet_after_the_command(rvforge_cli, tmp_path: Path) -> None:
+def test_run_accepts_quiet_after_the_command(rvforge_cli: RunRvforge, tmp_path: Path) -> None:
     result = rvforge_cli("run", "-q", str(tmp_path / "missing.cpio"), "--", "true")
     assert (result.returncode, result.stderr) == (
         2, f"rvforge: error: {tmp_path / 'missing.cpio'}: no such image file\n")
 
 
-def test_debug_after_the_command_shows_the_traceback(rvforge_cli, tmp_path: Path) -> None:
+def test_debug_after_the_command_shows_the_traceback(rvforge_cli: RunRvforge,
+                                                     tmp_path: Path) -> None:
     result = rvforge_cli("inspect", str(tmp_path / "missing.cpio"), "--debug")
     assert result.returncode == 2 and "Traceback" in result.stderr, result.stderr
 

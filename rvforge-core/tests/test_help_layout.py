@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import typer.main
+from fixture_types import RunRvforge
 from typer.testing import CliRunner
 
 from rvforge.cli import app
@@ -105,7 +106,7 @@ def test_a_table_aligns_its_columns_and_right_aligns_numbers() -> None:
                        right={1}) == ["A    N  LAST", "aa   1  x", "b   22  y"]
 
 
-def test_machines_at_80_columns_keep_each_isa_string_whole(rvforge_cli) -> None:
+def test_machines_at_80_columns_keep_each_isa_string_whole(rvforge_cli: RunRvforge) -> None:
     listed = rvforge_cli("machines", env={"COLUMNS": "80"}, check=True)
     assert all(len(line) <= 80 for line in listed.stdout.splitlines()), listed.stdout
     assert "    rv64imafdch_zicsr_zifencei_zihintpause_zba_zbb_zbc_zbs_sstc\n" in listed.stdout

@@ -5,15 +5,16 @@ qemu-riscv64 on a CPU without V is killed by SIGILL, and the result says so rath
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable
 from pathlib import Path
+
+from fixture_types import RiscvCC
 
 from rvforge import Artifact, BuildContext, Tree
 from rvforge.formats.cpio import write_cpio
 
 
 def test_a_command_killed_by_sigill_did_not_succeed(ctx: BuildContext,
-                                                    riscv_cc: Callable[..., Path],
+                                                    riscv_cc: RiscvCC,
                                                     tmp_path: Path) -> None:
     vsum = riscv_cc.program("vsetvli", "vsum", "-static", "-O2", "-march=rv64gcv")
     tree = Tree()
