@@ -85,13 +85,13 @@ def test_a_vmlinux_that_is_not_riscv_is_refused(tmp_path: Path) -> None:
     assert list(dest.parent.iterdir()) == []
 
 
-def test_cached_symbols_are_used_offline_without_the_index(debian_ctx: BuildContext,
+def test_cached_symbols_are_used_offline_without_the_index(ctx: BuildContext,
                                                            elf: Path) -> None:
-    kernel = debian_kernel(debian_ctx, "linux-image-9.9.9-riscv64", "9.9.9-1", "9.9.9-riscv64")
-    cached = symbols_path(kernel, debian_ctx)
+    kernel = debian_kernel(ctx, "linux-image-9.9.9-riscv64", "9.9.9-1", "9.9.9-riscv64")
+    cached = symbols_path(kernel, ctx)
     cached.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(elf, cached)
-    offline = dataclasses.replace(debian_ctx, offline=True)
+    offline = dataclasses.replace(ctx, offline=True)
     try:
         assert kernel_symbols(kernel, DebianArchive(offline), offline) == cached
     finally:
@@ -101,34 +101,34 @@ def test_cached_symbols_are_used_offline_without_the_index(debian_ctx: BuildCont
         kernel_symbols(kernel, DebianArchive(offline), offline)
 
 
-def test_a_kernel_not_from_a_debian_package_has_no_symbols(debian_ctx: BuildContext,
+def test_a_kernel_not_from_a_debian_package_has_no_symbols(ctx: BuildContext,
                                                            tmp_path: Path) -> None:
     kernel = Kernel(image=tmp_path / "Image", version="")
     with pytest.raises(UsageError, match="not a kernel unpacked from a Debian package"):
-        symbols_path(kernel, debian_ctx)
+        symbols_path(kernel, ctx)
 
 
 @network
 def test_a_kernel_the_index_has_no_dbg_package_for_says_there_are_none(
-        debian_ctx: BuildContext) -> None:
-    kernel = debian_kernel(debian_ctx, "linux-image-9.9.9-riscv64", "9.9.9-1", "9.9.9-riscv64")
+        ctx: BuildContext) -> None:
+    kernel = debian_kernel(ctx, "linux-image-9.9.9-riscv64", "9.9.9-1", "9.9.9-riscv64")
     with pytest.raises(UsageError) as raised:
-        kernel_symbols(kernel, DebianArchive(debian_ctx), debian_ctx)
+        kernel_symbols(kernel, DebianArchive(ctx), ctx)
     assert str(raised.value) == (
         "trixie main/riscv64 has no linux-image-9.9.9-riscv64-dbg: there are no debug symbols "
-        f"for kernel 9.9.9-riscv64 on {DebianArchive(debian_ctx).mirror}")
+        f"for kernel 9.9.9-riscv64 on {DebianArchive(ctx).mirror}")
 
 
 @network
 def test_the_index_s_dbg_package_matches_the_kernel_or_is_refused(
-        debian_ctx: BuildContext) -> None:
-    archive = DebianArchive(debian_ctx)
+        ctx: BuildContext) -> None:
+    archive = DebianArchive(ctx)
     image = archive.package(archive.package("linux-image-riscv64").depends[0][0].name)
     version = image.name.removeprefix("linux-image-")
-    kernel = debian_kernel(debian_ctx, image.name, image.version, version)
+    kernel = debian_kernel(ctx, image.name, image.version, version)
     dbg = archive.package(debug_package_name(kernel))
     assert dbg.version == image.version
     assert dbg.deb_size > 500 << 20  # why it is fetched only on request
-    stale = debian_kernel(debian_ctx, image.name, "0~old", version)
+    stale = debian_kernel(ctx, image.name, "0~old", version)
     with pytest.raises(UsageError, match=re.escape(f"has {dbg.name} {dbg.version}, not 0~old")):
-        kernel_symbols(stale, archive, debian_ctx)
+        kernel_symbols(stale, archive, ctx)
