@@ -62,7 +62,9 @@ def test_a_vector_image_gets_a_vector_machine_and_boots_on_it(
         from rvforge_qemu.kernels import resolve_kernel
 
         kernel = resolve_kernel("auto", ctx).image
-    ran = cli("run", "--machine", "auto", "--kernel", str(kernel), str(image), "--", "vsum")
+    # -v: run shows only warnings and errors of its own log unless asked (the pick is info)
+    ran = cli("run", "-v", "--machine", "auto", "--kernel", str(kernel), str(image), "--",
+              "vsum")
     assert (ran.returncode, ran.stdout) == (0, "vl=4\n"), ran.stderr
     assert "machine picked" in ran.stderr and "machine=qemu-virt-v" in ran.stderr
 
