@@ -13,10 +13,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixture_types import RiscvCC
 from structlog.testing import capture_logs
 
 from rvforge import BuildContext, Tree, UsageError, prepare_launch
@@ -46,7 +47,7 @@ def cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def vsum(riscv_cc: Callable[..., Path]) -> Path:
+def vsum(riscv_cc: RiscvCC) -> Path:
     return riscv_cc.program("vsetvli", "vsum", "-static", "-O2", "-march=rv64gcv")
 
 
@@ -170,7 +171,7 @@ def test_the_shared_files_a_command_names_are_found_by_their_guest_path(
 
 
 def test_shared_elf_needs_are_keyed_by_host_path_and_the_walk_is_capped(
-        tmp_path: Path, vsum: Path, riscv_cc: Callable[..., Path],
+        tmp_path: Path, vsum: Path, riscv_cc: RiscvCC,
         machines_ctx: BuildContext) -> None:
     hello = riscv_cc.program("hello", "hello", "-static", "-O2", "-march=rv64gc")
     (tmp_path / "a").write_bytes(hello.read_bytes())
@@ -203,7 +204,7 @@ def test_auto_counts_a_vector_binary_the_command_runs_from_a_share(
 
 
 def test_auto_names_the_shared_host_file_when_no_profile_has_what_it_needs(
-        tmp_path: Path, riscv_cc: Callable[..., Path], machines_ctx: BuildContext) -> None:
+        tmp_path: Path, riscv_cc: RiscvCC, machines_ctx: BuildContext) -> None:
     zfh = riscv_cc("int main(void) { return 0; }\n", "zfh", "-static", "-march=rv64gc_zfh")
     share = tmp_path / "share"
     share.mkdir()

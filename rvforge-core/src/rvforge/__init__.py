@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "rvforge.artifacts": ("Artifact", "BootResult", "RunResult"),
+    "rvforge.auto_machine": ("machine_for_image",),
     "rvforge.components": ("Auditor", "Component", "Kernel", "KernelSource", "Launcher",
                            "LaunchSession", "NoOptions", "Overlay", "Packer", "Provider"),
     "rvforge.config": ("load_config",),
@@ -32,7 +33,7 @@ _EXPORTS = {
     "rvforge.launching": ("Launch", "prepare_launch"),
     "rvforge.loading": ("load_path",),
     "rvforge.machine_matrix": ("MachineRun", "is_matrix", "matrix_machines", "run_matrix"),
-    "rvforge.machines": ("Machine", "machine_for_image"),
+    "rvforge.machines": ("Machine",),
     "rvforge.options": ("OptionSpec", "build_options", "declared_options", "option"),
     "rvforge.pipeline": ("pack",),
     "rvforge.progress": ("Progress", "Task"),
@@ -140,6 +141,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from rvforge.artifacts import Artifact, BootResult, RunResult
+    from rvforge.auto_machine import machine_for_image
     from rvforge.components import (
         Auditor,
         Component,
@@ -174,7 +176,7 @@ if TYPE_CHECKING:
     from rvforge.launching import Launch, prepare_launch
     from rvforge.loading import load_path
     from rvforge.machine_matrix import MachineRun, is_matrix, matrix_machines, run_matrix
-    from rvforge.machines import Machine, machine_for_image
+    from rvforge.machines import Machine
     from rvforge.options import OptionSpec, build_options, declared_options, option
     from rvforge.pipeline import pack
     from rvforge.progress import Progress, Task

@@ -78,7 +78,7 @@ def shared_needs(shares: Sequence[SharedDirectory], argv: Sequence[str],
                  ctx: BuildContext, *, cap: int = MAX_SHARED_FILES) -> dict[str, Needs]:
     """What the RISC-V ELF files among the shared files that count (see the module
     docstring) need of the CPU, by host path; with ``ctx.deep``, their instructions too."""
-    from rvforge.builtin.auditors.isa import tree_needs
+    from rvforge.riscv.needs import tree_needs
     from rvforge.tree import HostFile, Tree
 
     if not shares:
