@@ -99,10 +99,10 @@ class AlpineProvider(Provider[AlpineOptions]):
             return request.branch
         if tree.is_file("/etc/alpine-release"):
             version = tree.read_text("/etc/alpine-release").strip()
-            match = re.match(r"^(\d+)\.(\d+)\.", version)
+            match = re.match(r"^([0-9]+)\.([0-9]+)\.", version)
             if match:
                 return f"v{match[1]}.{match[2]}"
-            if re.match(r"^\d{8}$", version):
+            if re.match(r"^[0-9]{8}$", version):
                 return "edge"
         raise UsageError("--package with --source needs the tree's /etc/alpine-release or "
                          "--release BRANCH to pick the package repositories")

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from rvforge.errors import UnsafePathError
+from rvforge.errors import UnsafePathError, UsageError
+from rvforge.numbers import parse_decimal
 from rvforge.progress import Progress
 
 if TYPE_CHECKING:
@@ -28,9 +29,11 @@ def default_cache_dir() -> Path:
 
 
 def source_date_epoch() -> int:
-    """``$SOURCE_DATE_EPOCH`` if set and valid, else 0: packers clamp mtimes to it."""
-    value = os.environ.get("SOURCE_DATE_EPOCH", "")
-    return int(value) if value.isdigit() else 0
+    """``$SOURCE_DATE_EPOCH`` if set, else 0: packers clamp mtimes to it. A malformed value
+    is a :class:`UsageError` (the reproducible-builds spec says to fail, not guess)."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    return parse_decimal(value, "$SOURCE_DATE_EPOCH", maximum=0xFFFFFFFF,
+                         error=UsageError) if value else 0
 
 
 def _default_logger() -> Any:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from rvforge import BuildContext, InputError, Progress, UsageError
 from rvforge.net.download import fetch, fetch_bytes, join_url, write_atomic
+from rvforge.numbers import is_decimal
 
 from rvforge_debootstrap.deb import (
     MANIFEST,
@@ -229,7 +230,7 @@ class DebianArchive:
         if not _SHA256.match(pkg.sha256):
             raise InputError(f"{where}: {pkg.name}'s SHA256 {pkg.sha256!r} is not 64 hex "
                              "digits; refusing it")
-        if not (pkg.size.isdigit() and len(pkg.size) < 16):
+        if not is_decimal(pkg.size, max_digits=15):
             raise InputError(f"{where}: {pkg.name}'s Size {pkg.size!r} is not a number")
 
     def unpacked_dir(self, package: Package) -> Path:

@@ -47,6 +47,7 @@ from rvforge import (
     normalize,
 )
 from rvforge.formats.compression import decompress_stream, is_corrupt_stream_error
+from rvforge.numbers import is_decimal
 
 AR_MAGIC = b"!<arch>\n"
 _SUFFIX_COMPRESSION = {"": None, ".gz": "gz", ".xz": "xz", ".zst": "zst", ".bz2": "bz2"}
@@ -76,10 +77,10 @@ def ar_members(path: Path) -> dict[str, ArMember]:
             if len(header) != 60 or header[58:60] != b"`\n":
                 raise InputError(f"{path.name}: corrupt ar member header")
             name = header[:16].decode("ascii", "replace").strip().rstrip("/")
-            try:
-                size = int(header[48:58].decode("ascii").strip())
-            except ValueError:
-                raise InputError(f"{path.name}: corrupt ar member size") from None
+            size_text = header[48:58].decode("ascii", "replace").strip()
+            if not is_decimal(size_text):  # a negative size would seek back: a loop
+                raise InputError(f"{path.name}: corrupt ar member size {size_text!r}")
+            size = int(size_text)
             offset = stream.tell()
             if offset + size > total:
                 raise InputError(f"{path.name}: truncated (member {name!r} runs past the end)")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rvforge import InputError, ToolMissingError
+from rvforge.numbers import is_decimal
 
 from rvforge_debootstrap import deb822
 
@@ -93,7 +94,7 @@ def parse_release(text: str, label: str = "Release") -> Release:
         words = line.split()
         if len(words) == 3:
             digest, size, path = words
-            if not (_SHA256.match(digest) and size.isdigit() and len(size) < 16
+            if not (_SHA256.match(digest) and is_decimal(size, max_digits=15)
                     and _INDEX_PATH.match(path) and ".." not in path.split("/")):
                 raise InputError(f"{label}: malformed SHA256 line {line.strip()[:200]!r} "
                                  "(expected a digest, a size and a relative path without "

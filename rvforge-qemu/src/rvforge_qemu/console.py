@@ -17,10 +17,10 @@ from rvforge.protocol import READY_MARKER
 TAIL_LINES = 25
 PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(.*)")
 SIGILL_RE = re.compile(
-    r"(?P<comm>\S+)\[(?P<pid>\d+)\]: unhandled signal 4 code (?P<code>0x[0-9a-f]+) "
+    r"(?P<comm>\S+)\[(?P<pid>[0-9]+)\]: unhandled signal 4 code (?P<code>0x[0-9a-f]+) "
     r"at (?P<pc>0x[0-9a-f]+)(?: in (?P<file>[^\[\s]+)\[(?P<offset>[0-9a-f]+),)?"
 )
-KERNEL_LINE_RE = re.compile(r"^\[\s*\d+\.\d+\] ")
+KERNEL_LINE_RE = re.compile(r"^\[\s*[0-9]+\.[0-9]+\] ")
 """A printk line (``[    0.000000] Linux version ...``): the kernel is running."""
 BADADDR_RE = re.compile(r"badaddr: (?P<word>[0-9a-f]+)")
 SETUP_ERROR_RE = re.compile(r"^(rvforge-setup: .* failed|rvforge: cannot .*)$")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rvforge import UsageError
+from rvforge.numbers import is_decimal
 from rvforge.protocol import NET_ARGUMENT, SHARE_ARGUMENT
 
 from rvforge_qemu.modules import wanted_modules
@@ -144,7 +145,7 @@ def parse_share(spec: str, index: int = 0) -> Share:
 def parse_forward(spec: str) -> Forward:
     """``HOSTPORT:GUESTPORT`` as a :class:`Forward`."""
     host, sep, guest = spec.partition(":")
-    if not (sep and host.isdigit() and guest.isdigit()
+    if not (sep and is_decimal(host, max_digits=5) and is_decimal(guest, max_digits=5)
             and 0 < int(host) < 65536 and 0 < int(guest) < 65536):
         raise UsageError(f"--forward {spec}: expected HOSTPORT:GUESTPORT (TCP ports "
                          "1-65535), e.g. --forward 8080:80")

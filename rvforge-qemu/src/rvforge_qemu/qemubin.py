@@ -56,7 +56,7 @@ class SystemQemu:
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
-        return tuple(int(n) for n in re.findall(r"\d+", self.version)[:3])
+        return tuple(int(n) for n in re.findall(r"[0-9]+", self.version)[:3])
 
     def describe(self) -> str:
         """``QEMU 10.0.2 (/opt/qemu/bin/qemu-system-riscv64)``."""
@@ -168,7 +168,7 @@ def _ask(path: str, *args: str) -> str:
 
 def _version(path: str) -> str:
     text = _ask(path, "--version")
-    match = re.search(r"QEMU emulator version (\d+\.\d+(?:\.\d+)?)", text)
+    match = re.search(r"QEMU emulator version ([0-9]+\.[0-9]+(?:\.[0-9]+)?)", text)
     if match is None:
         raise UsageError(f"{path}: not a QEMU binary (--version printed "
                          f"{text.strip()[:80]!r})")

@@ -17,6 +17,7 @@ from typing import BinaryIO
 from rvforge.errors import InputError
 from rvforge.formats.compression import decompress_stream, detect
 from rvforge.formats.packages import MemberSink, Package, read_tar_members
+from rvforge.numbers import is_decimal
 from rvforge.tree import FileWindow
 
 __all__ = ["ar_members", "read_deb"]
@@ -37,10 +38,10 @@ def ar_members(raw: BinaryIO, size: int, path: Path) -> dict[str, tuple[int, int
         if len(header) < _HEADER or header[58:60] != b"`\n":
             raise InputError(f"{path}: truncated or corrupt .deb (member header at {offset})")
         name = header[:16].decode("ascii", "replace").rstrip().rstrip("/")
-        try:
-            length = int(header[48:58].decode("ascii"))
-        except ValueError:
-            raise InputError(f"{path}: corrupt .deb (member {name!r} has no size)") from None
+        length_text = header[48:58].decode("ascii", "replace").strip()
+        if not is_decimal(length_text):
+            raise InputError(f"{path}: corrupt .deb (member {name!r} has no size)")
+        length = int(length_text)
         start = offset + _HEADER
         if length < 0 or start + length > size:
             raise InputError(f"{path}: truncated .deb (member {name!r} claims {length} bytes, "
