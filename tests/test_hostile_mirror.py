@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 import tarfile
@@ -352,3 +353,26 @@ def test_an_index_dependency_with_a_non_ascii_digit_is_one_line_and_quick(
         result = build("--source", str(source), "--mirror", served.url, "--package", "hello")
     assert time.monotonic() - started < 30
     assert_one_line_error(result, 2, "'musl>1²' has an invalid version")
+
+
+# -- files rvforge is given to read --------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "directory", "missing"])
+def test_a_keyring_that_is_not_a_regular_file_is_one_line_not_a_hang(
+        build: Build, alpine_tarball: Path, tmp_path: Path, kind: str) -> None:
+    """``--keyring /dev/zero`` was read without limit, a FIFO blocked for ever."""
+    inputs = tmp_path / "mirror" / "inputs"  # the fixture allows new files under mirror/
+    inputs.mkdir(parents=True)
+    source = inputs / FILE
+    shutil.copyfile(alpine_tarball, source)
+    (inputs / f"{FILE}.asc").write_bytes(b"not checked before the keyring is read")
+    keyring = {"device": Path("/dev/zero"), "fifo": inputs / "fifo.gpg",
+               "directory": inputs, "missing": inputs / "nope.gpg"}[kind]
+    if kind == "fifo":
+        os.mkfifo(keyring)
+    started = time.monotonic()
+    result = build("--source", str(source), "--keyring", str(keyring))
+    assert time.monotonic() - started < 30
+    assert_one_line_error(result, 2, f"{keyring}: ")
+    assert "--keyring" in result.stderr

@@ -125,3 +125,17 @@ def test_a_source_date_epoch_that_is_not_a_number_is_one_line(
 def test_a_forward_port_that_is_not_an_ascii_number_is_a_usage_error(spec: str) -> None:
     with pytest.raises(UsageError, match="--forward"):
         parse_forward(spec)
+
+
+def test_ld_so_conf_files_that_include_each_other_are_read_once(tmp_path: Path) -> None:
+    """Twelve files that each include the whole directory: once ~N^8 work (70 s at N=6)."""
+    root = tmp_path / "root"
+    conf = root / "etc" / "ld.so.conf.d"
+    conf.mkdir(parents=True)
+    (root / "etc" / "ld.so.conf").write_text("include /etc/ld.so.conf.d/*.conf\n")
+    for index in range(12):
+        (conf / f"{index}.conf").write_text(f"include *.conf\n/opt/lib{index}\n")
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["--quiet", "audit", str(root), "--isa", "rv64gc"])
+    assert result.exit_code == 0, result.stderr
+    assert time.monotonic() - started < 10

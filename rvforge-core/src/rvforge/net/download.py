@@ -20,11 +20,10 @@ import hashlib
 import os
 import re
 import socket
-import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import unquote, urljoin, urlparse
@@ -32,6 +31,7 @@ from urllib.parse import unquote, urljoin, urlparse
 from rvforge.context import BuildContext
 from rvforge.errors import ChecksumMismatchError, InputError, UnsafePathError, UsageError
 from rvforge.numbers import is_decimal, parse_seconds
+from rvforge.userfiles import open_regular
 
 if TYPE_CHECKING:
     import requests
@@ -282,26 +282,11 @@ def fetch_bytes(url: str, ctx: BuildContext, *, label: str | None = None,
                      f"({last_error}); check the mirror URL and the network")
 
 
-@contextmanager
-def _open_local(path: Path, label: str, limit: int) -> Iterator[BinaryIO]:
+def _open_local(path: Path, label: str, limit: int) -> AbstractContextManager[BinaryIO]:
     """``path`` opened for reading, refused unless a regular file of at most ``limit``
     bytes (a FIFO as a local mirror file would block forever)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise NotFoundError(f"{label}: not found ({path})") from None
-    except OSError as error:
-        raise InputError(f"{label}: cannot read {path} ({error.strerror})") from None
-    with open(fd, "rb") as stream:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise InputError(f"{label}: {path} is a directory")
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"{label}: {path} is not a regular file")
-        if st.st_size > limit:
-            raise _too_big(label, str(path), limit)
-        os.set_blocking(fd, True)
-        yield stream
+    return open_regular(path, f"mirror file ({label})", limit, error=InputError,
+                        missing=NotFoundError)
 
 
 def _copy_local(url: str, part: Path, label: str, limit: int) -> None:
