@@ -14,7 +14,8 @@ import re
 
 from rvforge.errors import InputError, RvforgeError
 
-__all__ = ["ASCII_DIGITS", "is_ascii_digit", "is_decimal", "parse_decimal", "parse_seconds"]
+__all__ = ["ASCII_DIGITS", "is_ascii_digit", "is_decimal", "parse_decimal", "parse_mode",
+           "parse_seconds"]
 
 ASCII_DIGITS = "0123456789"
 MAX_DIGITS = 20
@@ -42,6 +43,15 @@ def parse_decimal(text: str, what: str, *, maximum: int = U64_MAX, minimum: int 
     if not minimum <= value <= maximum:
         raise error(f"{what} {text!r}: expected a number from {minimum} to {maximum}")
     return value
+
+
+def parse_mode(text: str, what: str, *, error: type[RvforgeError] = InputError) -> int:
+    """File permissions written in octal (``644``, ``0755``, ``4755``): 1 to 4 digits
+    ``0``-``7`` (``int(text, 8)`` takes ``-1``, which is 07777 once masked)."""
+    if not (0 < len(text) <= 4 and all("0" <= c <= "7" for c in text)):
+        raise error(f"{what} {text[:40]!r}: expected octal permissions (1 to 4 digits 0-7, "
+                    "e.g. 644 or 0755)")
+    return int(text, 8)
 
 
 def parse_seconds(text: str, what: str, *, maximum: float,

@@ -8,6 +8,7 @@ once, before the pipeline runs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -217,7 +218,16 @@ def resolve_build_machine(registry: Registry, name: str | None, isa: str | None,
 
 
 def default_output(provider: Provider[Any], options: Any) -> str:
-    return f"build/{provider.describe(options)}-riscv64.cpio.gz"
+    """``build/<provider>-<release>-riscv64.cpio.gz``; a description that is not one plain
+    file-name component (``--release ../../x``) is refused rather than followed."""
+    name = provider.describe(options)
+    if not _OUTPUT_STEM.fullmatch(name) or ".." in name:
+        raise UsageError(f"the default output name {name[:80]!r} (from the provider's options, "
+                         "e.g. --release) is not a plain file name; pass -o PATH")
+    return f"build/{name}-riscv64.cpio.gz"
+
+
+_OUTPUT_STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
 
 
 def parse_overlay_flag(flag: str) -> dict[str, Any]:

@@ -35,13 +35,18 @@ KEEP_SECONDS = 3600.0
 def new_log_path(directory: Path, stem: str) -> Path:
     """A console log name no other boot uses (``STEM.<time>-<pid>-<random>.log``:
     pytest-xdist workers booting same-named images must not share one), after removing
-    the oldest logs of ``stem`` beyond :data:`KEEP_LOGS`."""
+    the oldest logs of ``stem`` beyond :data:`KEEP_LOGS`. ``stem`` (an image and a machine
+    name) becomes one file-name component: ``/``, ``..`` and glob characters are replaced."""
+    stem = _UNSAFE.sub("_", stem).lstrip(".") or "console"
     old = sorted(directory.glob(f"{stem}.*.log"), key=_mtime, reverse=True)
     for path in old[KEEP_LOGS - 1:]:
         if time.time() - _mtime(path) > KEEP_SECONDS:
             path.unlink(missing_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     return directory / f"{stem}.{stamp}-{os.getpid()}-{secrets.token_hex(3)}.log"
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]|\.\.")
 
 
 def _mtime(path: Path) -> float:

@@ -10,6 +10,7 @@ the member.
 from __future__ import annotations
 
 import math
+import os
 import tarfile
 from pathlib import Path
 from typing import IO
@@ -17,7 +18,8 @@ from typing import IO
 from rvforge.errors import InputError, RvforgeError, UnsafePathError
 from rvforge.formats.compression import is_corrupt_stream_error, open_decompressed
 from rvforge.formats.entries import write_scratch
-from rvforge.tree import Attributes, Entry, EntryKind, HostFile, Tree
+from rvforge.numbers import is_decimal
+from rvforge.tree import Attributes, Entry, EntryKind, FileIdentity, HostFile, Tree
 
 __all__ = ["add_tar_member", "is_tarball", "read_tar_stream", "read_tarball"]
 
@@ -62,6 +64,10 @@ def read_tarball(path: Path, scratch: Path, *, tree: Tree | None = None,
     return tree
 
 
+_PAX_IDS = ("uid", "gid", "size")
+"""pax keywords whose value is a decimal number (``mtime`` may have a fraction)."""
+
+
 def read_tar_stream(stream: object, tree: Tree, store: _ContentStore, label: str) -> None:
     """Add every member of the uncompressed tar ``stream`` to ``tree``."""
     with tarfile.open(fileobj=stream, mode="r|") as archive:  # type: ignore[call-overload]
@@ -79,6 +85,12 @@ def add_tar_member(tree: Tree, member: tarfile.TarInfo, archive: tarfile.TarFile
             f"{where} has an absolute name; recreate the archive with relative names "
             "(tar -C ROOT -cf OUT .)"
         )
+    for key in _PAX_IDS:
+        value = member.pax_headers.get(key)
+        if value is not None and not is_decimal(value.removeprefix("-")):
+            # tarfile turns a malformed number into 0: uid=1e3 would become root
+            raise InputError(f"{where} has the pax {key} {value[:40]!r}, not a whole number; "
+                             "the archive is malformed")
     if not math.isfinite(member.mtime) or abs(member.mtime) >= 1 << 63:
         raise InputError(f"{where} has the mtime {member.mtime!r}, not a time; the archive "
                          "is corrupt")
@@ -122,6 +134,8 @@ class _ContentStore:
             for block in iter(lambda: source.read(1 << 20), b""):
                 write_scratch(out, block, path)
             written = out.tell()
+            out.flush()
+            identity = FileIdentity.of(os.fstat(out.fileno()))
         if written != size:
             raise InputError(f"member data truncated ({written} of {size} bytes)")
-        return HostFile(path, size)
+        return HostFile(path, size, identity)
