@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from rvforge.errors import UnsafePathError, UsageError
+from rvforge.leftovers import scratch_dir
 from rvforge.numbers import parse_decimal
 from rvforge.progress import Progress
 
@@ -107,7 +107,7 @@ class BuildContext:
     def scratch(self, *parts: str) -> Path:
         """A directory under the scratch space (created); gone when the context closes."""
         if self.scratch_dir is None:
-            self.scratch_dir = Path(tempfile.mkdtemp(prefix="rvforge-"))
+            self.scratch_dir = scratch_dir()
             self._own_scratch = True
         path = self.scratch_dir.joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from rvforge.components import Auditor, Overlay, Packer, Provider
 from rvforge.context import BuildContext
 from rvforge.errors import AuditFailedError, InputError, UsageError
 from rvforge.findings import FileRecord, Finding, Severity
+from rvforge.leftovers import part_path, sweep_stale_parts
 from rvforge.machines import Machine
 from rvforge.registry import Registry
 
@@ -80,7 +81,8 @@ def pack(registry: Registry, tree: Tree, step: Step, fmt: str, output: Path,
     if output.is_dir() and not output.is_symlink():
         raise UsageError(f"{output}: is a directory; give -o a file name")
     _refuse_special(output)
-    temp = output.with_name(f".{output.name}.{os.getpid()}.part")
+    sweep_stale_parts(output.parent)
+    temp = part_path(output)
     try:
         packer_cls().pack(tree, temp, fmt, ctx)
         artifact = Artifact.from_file(temp, packer_cls.kind, fmt)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import socket
 import threading
 import time
@@ -30,6 +29,7 @@ from urllib.parse import unquote, urljoin, urlparse
 
 from rvforge.context import BuildContext
 from rvforge.errors import ChecksumMismatchError, InputError, UnsafePathError, UsageError
+from rvforge.leftovers import part_path, sweep_stale_parts
 from rvforge.numbers import is_decimal, parse_seconds
 from rvforge.userfiles import open_regular
 
@@ -149,40 +149,6 @@ def check_inside(path: Path, roots: list[Path], label: str) -> None:
                               "a mirror value tried to choose where files go")
 
 
-_PART = re.compile(r"^\..+\.([0-9]+)\.part$")
-
-
-def sweep_stale_parts(directory: Path) -> list[Path]:
-    """Remove the ``.NAME.PID.part`` files in ``directory`` whose process is gone (killed
-    before it could clean up: SIGKILL, a power cut); return them."""
-    removed: list[Path] = []
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return removed
-    for name in names:
-        match = _PART.match(name)
-        if match is None or int(match[1]) == os.getpid() or _alive(int(match[1])):
-            continue
-        path = directory / name
-        try:
-            path.unlink()
-        except OSError:
-            continue
-        removed.append(path)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # another user's process (or not a pid): leave its file alone
-    return True
-
-
 def write_atomic(path: Path, data: bytes, *, within: Path | None = None) -> None:
     """Write ``data`` to ``path`` through a temporary name next to it (parents created):
     readers and later runs see the whole file or nothing. With ``within``, a ``path``
@@ -190,7 +156,7 @@ def write_atomic(path: Path, data: bytes, *, within: Path | None = None) -> None
     if within is not None:
         check_inside(path, [within], path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    part = part_path(path)
     try:
         part.write_bytes(data)
         os.replace(part, path)
@@ -226,7 +192,7 @@ def fetch(url: str, dest: Path, ctx: BuildContext, *, digests: Mapping[str, str]
                          f"forbids downloading it; run once without {ctx.flag('offline')}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_parts(dest.parent)
-    part = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    part = part_path(dest)
     limit = size if size is not None else FILE_CAP
     try:
         if is_remote(url):

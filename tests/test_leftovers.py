@@ -1,0 +1,92 @@
+"""SIGKILL's leftovers are swept: a build killed while packing leaves ``.NAME.PID.part`` in
+the output directory and its scratch directory in ``$TMPDIR``; the next build removes those
+whose process is dead (and no one else's). A temporary name always fits the file system."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+from rvforge.leftovers import part_path, sweep_stale_scratch
+
+
+def rvforge(*args: str, tmp: Path) -> subprocess.Popen[str]:
+    exe = Path(sys.executable).with_name("rvforge")
+    return subprocess.Popen([str(exe), "--quiet", *args], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)})
+
+
+def test_a_killed_builds_part_file_and_scratch_directory_are_swept(tmp_path: Path) -> None:
+    root, tmp, out = tmp_path / "root", tmp_path / "tmp", tmp_path / "out"
+    for directory in (root, tmp, out):
+        directory.mkdir()
+    (root / "noise").write_bytes(os.urandom(48 << 20))  # xz takes seconds on it
+    tarball = tmp_path / "rootfs.tar"
+    with tarfile.open(tarball, "w") as archive:  # a tarball: its reader uses the scratch
+        archive.add(root, arcname=".")
+    build = ["build", "--provider", "local", "--source", str(tarball), "--no-audit",
+             "--isa", "rv64gc"]
+    victim = rvforge(*build, "-o", str(out / "image.cpio.xz"), tmp=tmp)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".*.part")) and victim.poll() is None:
+        assert time.monotonic() < deadline, "the build never started packing"
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=60)
+    left_parts, left_scratch = list(out.glob(".*.part")), list(tmp.iterdir())
+    assert [p.name for p in left_parts] == [f".image.cpio.xz.{victim.pid}.part"]
+    assert [p.name for p in left_scratch] and all(
+        p.name.startswith(f"rvforge-{victim.pid}-") for p in left_scratch)
+    other = tmp / "someone-elses"  # not rvforge's: kept
+    other.mkdir()
+    (root / "noise").unlink()
+    later = rvforge("build", "--provider", "local", "--source", str(root), "--no-audit",
+                    "--isa", "rv64gc", "-o", str(out / "small.tar"), tmp=tmp)
+    _, stderr = later.communicate(timeout=120)
+    assert later.returncode == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == ["small.tar"]
+    assert list(tmp.iterdir()) == [other]
+
+
+def test_scratch_directories_of_living_processes_and_other_names_are_kept(
+        tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"rvforge-{dead.pid}-abc123"
+    living = tmp_path / "rvforge-1-abc123"  # init: alive
+    mine = tmp_path / f"rvforge-{os.getpid()}-abc123"
+    unrelated = tmp_path / f"rvforge-gpgv-{dead.pid}"
+    for path in (stale, living, mine, unrelated):
+        (path / "sub").mkdir(parents=True)
+    assert sweep_stale_scratch(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (living, mine, unrelated))
+
+
+def test_a_255_byte_output_name_has_a_temporary_name_that_fits(tmp_path: Path) -> None:
+    output = tmp_path / ("é" * 120 + "x.tar.gz")[-250:]
+    output = output.with_name(output.name + "a" * (255 - len(os.fsencode(output.name))))
+    assert len(os.fsencode(output.name)) == 255
+    temp = part_path(output)
+    assert len(os.fsencode(temp.name)) <= 255 and temp.name.endswith(f".{os.getpid()}.part")
+    temp.write_bytes(b"fits")  # the file system agrees
+    os.replace(temp, output)
+    assert output.read_bytes() == b"fits"
+
+
+def test_a_255_byte_output_name_is_built(tmp_path: Path) -> None:
+    """It was refused: the temporary ``.NAME.PID.part`` was longer than 255 bytes."""
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "f").write_text("x")
+    name = "i" * (255 - len(".tar")) + ".tar"
+    output = tmp_path / "out" / name
+    build = rvforge("build", "--provider", "local", "--source", str(tmp_path / "root"),
+                    "--no-audit", "--isa", "rv64gc", "-o", str(output), tmp=tmp_path)
+    _, stderr = build.communicate(timeout=120)
+    assert build.returncode == 0, stderr
+    assert [p.name for p in output.parent.iterdir()] == [name]
