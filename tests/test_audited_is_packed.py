@@ -1,7 +1,8 @@
-"""What is audited is what is packed: every host-backed file of the tree (a directory
-overlay's, a single-file overlay's, a tarball's or cpio's extracted member) carries the
+"""What is audited is what is packed: every host file the tree takes from the user (a
+directory overlay's, a single-file overlay's, a Debian package's data.tar) carries the
 identity it had when read, and a packer refuses one rewritten since, even in place (same
-inode, same size, mtime set back: only the ctime tells)."""
+inode, same size, mtime set back: only the ctime tells). Archive members are read once,
+into rvforge's private scratch directory."""
 
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ import tarfile
 import time
 from pathlib import Path
 
+import pytest
+
 from rvforge.leftovers import part_path, sweep_stale_scratch
 
 
@@ -90,3 +92,28 @@ def test_a_255_byte_output_name_is_built(tmp_path: Path) -> None:
     _, stderr = build.communicate(timeout=120)
     assert build.returncode == 0, stderr
     assert [p.name for p in output.parent.iterdir()] == [name]
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """True once process ``pid`` has a handler for ``signum`` (``SigCgt`` in /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(mask, 16) & (1 << (signum - 1)))
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_while_the_cli_is_still_importing_is_an_interrupt(
+        tmp_path: Path, signum: int, code: int) -> None:
+    """Sent the moment the handler is installed (the CLI's modules not yet imported): once
+    exit 130 with a KeyboardInterrupt traceback."""
+    process = rvforge("plugins", tmp=tmp_path)
+    deadline = time.monotonic() + 30
+    while not _catches(process.pid, signum):
+        assert process.poll() is None and time.monotonic() < deadline
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    assert stderr.strip().splitlines() == ["rvforge: interrupted"]

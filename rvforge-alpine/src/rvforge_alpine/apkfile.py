@@ -15,7 +15,6 @@ import base64
 import gzip
 import hashlib
 import io
-import os
 import tarfile
 import zlib
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from rvforge import ChecksumMismatchError, EntryKind, FileIdentity, HostFile, InputError, Tree
+from rvforge import ChecksumMismatchError, EntryKind, HostFile, InputError, Tree
 from rvforge.formats.tar import add_tar_member
 
 from rvforge_alpine import gzstreams, signatures
@@ -133,12 +132,10 @@ class _HashingStore:
                 digest.update(block)
                 out.write(block)
             written = out.tell()
-            out.flush()
-            identity = FileIdentity.of(os.fstat(out.fileno()))
         if written != size:
             raise InputError(f"member data truncated ({written} of {size} bytes)")
         self.last_sha1 = digest.digest()
-        return HostFile(path, size, identity)
+        return HostFile(path, size)
 
 
 def extract(apk: ApkFile, tree: Tree, scratch: Path, *, label: str,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rvforge import BuildContext, Provider, Tree, UsageError
 from rvforge.formats.tar import read_tarball
+from rvforge.userfiles import expand_user
 
 from rvforge_alpine import install_scripts, minirootfs
 from rvforge_alpine.installer import InstallRequest, install
@@ -74,7 +75,7 @@ class AlpineProvider(Provider[AlpineOptions]):
         mirror = mirror_url(options.mirror)
         policy = SignaturePolicy(options.verify_signature, options.keyring)
         if options.source is not None:
-            tarball = Path(options.source).expanduser()
+            tarball = expand_user(options.source, "--source")
             minirootfs.check_source(tarball, options.sha256, policy, ctx)
             label = str(tarball)
         else:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rvforge.errors import UsageError
+from rvforge.userfiles import expand_user
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -185,7 +186,7 @@ def _coerce(value: Any, kind: Any, owner: str, name: str) -> Any:
     if isinstance(value, (list, tuple, dict)):
         raise UsageError(f"{owner}: {flag} wants one value, not {value!r}")
     if kind is Path:
-        return Path(str(value)).expanduser()
+        return expand_user(str(value), f"{owner}: {flag}")
     return str(value)
 
 

@@ -17,6 +17,7 @@ from rvforge.config import AUDIT_MODES, Config
 from rvforge.errors import UsageError
 from rvforge.findings import FindingCode, Severity
 from rvforge.options import build_options, parse_extra_args
+from rvforge.userfiles import expand_user
 
 if TYPE_CHECKING:
     from rvforge.artifacts import Artifact
@@ -236,7 +237,7 @@ def parse_overlay_flag(flag: str) -> dict[str, Any]:
     if not sep or not source or not dest.startswith("/"):
         raise UsageError(f"--overlay {flag!r}: expected SRC:DEST with DEST an absolute path "
                          "in the image, e.g. --overlay ./payload:/opt/payload")
-    path = Path(source).expanduser()
+    path = expand_user(source, "--overlay")
     if not path.exists():
         raise UsageError(f"--overlay {flag!r}: {source} does not exist")
     return {"name": "dir" if path.is_dir() else "file", "source": str(path), "dest": dest}

@@ -18,7 +18,19 @@ from typing import BinaryIO
 
 from rvforge.errors import RvforgeError, UsageError
 
-__all__ = ["open_regular", "read_regular"]
+__all__ = ["expand_user", "open_regular", "read_regular"]
+
+
+def expand_user(value: str | Path, what: str) -> Path:
+    """``value`` with a leading ``~`` or ``~user`` expanded; a user without a home (or
+    none at all) is a :class:`UsageError` naming ``what`` (``Path.expanduser`` raises
+    ``RuntimeError``)."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        user = str(value).split("/", 1)[0]
+        raise UsageError(f"{what} {str(value)[:200]!r}: {user} names no user with a home "
+                         "directory; give the path without ~") from None
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from pathlib import Path
 from rvforge import UsageError
 from rvforge.numbers import is_decimal
 from rvforge.protocol import NET_ARGUMENT, SHARE_ARGUMENT
+from rvforge.userfiles import expand_user
 
 from rvforge_qemu.modules import wanted_modules
 
@@ -125,7 +126,7 @@ def parse_share(spec: str, index: int = 0) -> Share:
     if not sep or not host_text or not guest:
         raise UsageError(f"--share {spec}: expected HOST:GUEST[:ro], e.g. "
                          "--share ./build:/mnt/build")
-    host = Path(host_text).expanduser()
+    host = expand_user(host_text, f"--share {spec}:")
     if not host.is_dir():
         raise UsageError(f"--share {spec}: the host directory {host} does not exist; "
                          "create it or fix the path")

@@ -25,6 +25,7 @@ from typing import Any
 
 from rvforge import BuildContext, ToolMissingError, UsageError, default_cache_dir
 from rvforge.net.download import write_atomic
+from rvforge.userfiles import expand_user
 
 ENV_VAR = "RVFORGE_QEMU"
 PROGRAM = "qemu-system-riscv64"
@@ -119,7 +120,7 @@ def locate(choice: tuple[str, str] | None) -> Path:
                 f"install --no-install-recommends {PACKAGE}`, or pass --qemu PATH")
         return Path(found)
     value, source = choice
-    path = Path(value).expanduser()
+    path = expand_user(value, "--qemu")
     if "/" not in value:
         found = shutil.which(value)
         if found is None:
@@ -156,14 +157,22 @@ def _probe(path: str, mtime_ns: int, size: int, cache_dir: str) -> SystemQemu:
     return found
 
 
+PROBE_TIMEOUT = 60.0
+"""Seconds a QEMU binary has to answer one probe question."""
+
+
 def _ask(path: str, *args: str) -> str:
+    """What ``path ARGS`` prints (undecodable bytes replaced: the output is only searched)."""
     try:
-        result = subprocess.run([path, *args], check=False, capture_output=True, text=True,
-                                timeout=60)
+        result = subprocess.run([path, *args], check=False, capture_output=True,
+                                stdin=subprocess.DEVNULL, timeout=PROBE_TIMEOUT)
     except OSError as error:
         raise UsageError(f"{path}: cannot run it ({error.strerror}); give the path of a "
                          f"{PROGRAM} binary") from None
-    return result.stdout
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"{path}: did not answer '{' '.join(args)}' within "
+                         f"{PROBE_TIMEOUT:g} s; give the path of a {PROGRAM} binary") from None
+    return result.stdout.decode("utf-8", "replace")
 
 
 def _version(path: str) -> str:

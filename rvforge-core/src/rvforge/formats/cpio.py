@@ -20,7 +20,6 @@ symlinks that climb out of the root.
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 from collections.abc import Callable, Iterator
@@ -39,16 +38,7 @@ from rvforge.formats.entries import (
     write_scratch,
 )
 from rvforge.progress import Task
-from rvforge.tree import (
-    EMPTY,
-    Attributes,
-    Entry,
-    EntryKind,
-    FileIdentity,
-    HostFile,
-    Tree,
-    normalize,
-)
+from rvforge.tree import EMPTY, Attributes, Entry, EntryKind, HostFile, Tree, normalize
 
 __all__ = ["ScannedMember", "read_cpio", "scan_cpio", "write_cpio"]
 
@@ -359,10 +349,8 @@ class _Reader:
                 block = self._exact(min(BLOCK, remaining), "file data")
                 write_scratch(out, block, path)
                 remaining -= len(block)
-            out.flush()
-            identity = FileIdentity.of(os.fstat(out.fileno()))
         self._skip(-size % 4)
-        return HostFile(path, size, identity)
+        return HostFile(path, size)
 
     # -- the byte stream ---------------------------------------------------------------
 

@@ -10,7 +10,6 @@ the member.
 from __future__ import annotations
 
 import math
-import os
 import tarfile
 from pathlib import Path
 from typing import IO
@@ -19,7 +18,7 @@ from rvforge.errors import InputError, RvforgeError, UnsafePathError
 from rvforge.formats.compression import is_corrupt_stream_error, open_decompressed
 from rvforge.formats.entries import write_scratch
 from rvforge.numbers import is_decimal
-from rvforge.tree import Attributes, Entry, EntryKind, FileIdentity, HostFile, Tree
+from rvforge.tree import Attributes, Entry, EntryKind, HostFile, Tree
 
 __all__ = ["add_tar_member", "is_tarball", "read_tar_stream", "read_tarball"]
 
@@ -134,8 +133,6 @@ class _ContentStore:
             for block in iter(lambda: source.read(1 << 20), b""):
                 write_scratch(out, block, path)
             written = out.tell()
-            out.flush()
-            identity = FileIdentity.of(os.fstat(out.fileno()))
         if written != size:
             raise InputError(f"member data truncated ({written} of {size} bytes)")
-        return HostFile(path, size, identity)
+        return HostFile(path, size)
