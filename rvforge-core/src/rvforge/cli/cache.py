@@ -33,6 +33,7 @@ import typer
 from rvforge.cli.common import handle_errors, load_registry
 from rvforge.cli.layout import output_width, table_lines
 from rvforge.errors import UsageError
+from rvforge.numbers import is_decimal
 from rvforge.registry import Registry
 
 OTHER = "other"
@@ -196,7 +197,7 @@ def processes_using(root: Path) -> dict[str, int]:
     found: dict[str, int] = {}
     me = os.getpid()
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == me:
+        if not is_decimal(proc.name) or int(proc.name) == me:
             continue
         links = [proc / "cwd"]
         try:
