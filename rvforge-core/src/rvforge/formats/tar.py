@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from rvforge.errors import InputError, RvforgeError, UnsafePathError
-from rvforge.formats.compression import is_corrupt_stream_error, open_decompressed
+from rvforge.formats.compression import is_corrupt_stream_error, open_decompressed, read_up_to
 from rvforge.formats.entries import write_scratch
 from rvforge.numbers import is_decimal
 from rvforge.tree import Attributes, Entry, EntryKind, HostFile, Tree
@@ -27,10 +27,11 @@ def is_tarball(path: Path) -> bool:
     """True when ``path`` is a (possibly compressed) tar archive, judged by its content."""
     try:
         with open_decompressed(path) as stream:
-            block = stream.read(512)
+            block = read_up_to(stream, 512)
     except Exception:
         return False
     return len(block) == 512 and block[257:262] == b"ustar"
+
 
 
 def read_tarball(path: Path, scratch: Path, *, tree: Tree | None = None,
