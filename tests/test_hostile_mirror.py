@@ -376,3 +376,19 @@ def test_a_keyring_that_is_not_a_regular_file_is_one_line_not_a_hang(
     assert time.monotonic() - started < 30
     assert_one_line_error(result, 2, f"{keyring}: ")
     assert "--keyring" in result.stderr
+
+
+def test_a_retry_that_recovers_prints_nothing_under_quiet(
+        tmp_path: Path, mirror: LoopbackMirror, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RVFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("rvforge.net.download.BACKOFF", 0.01)
+    mirror.faults[f"/{RELEASES}/{FILE}"] = Fault(drop_after=100_000)
+    mirror.faults[YAML] = Fault(status=503)
+    result = CliRunner().invoke(app, ["--quiet", "build", "--provider", "alpine", "--mirror",
+                                      mirror.url, "-o", str(tmp_path / "out" / "image.tar"),
+                                      "--no-audit", "--isa", "rv64gc"])
+    assert result.exit_code == 0, result.stderr
+    assert [p for p, _ in mirror.requests].count(f"/{RELEASES}/{FILE}") == 2  # it did retry
+    assert "retrying" not in result.stderr and "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if "[warning" in line] == [
+        line for line in result.stderr.splitlines() if "OpenPGP signature" in line]

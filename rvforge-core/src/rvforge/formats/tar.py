@@ -98,7 +98,10 @@ def add_tar_member(tree: Tree, member: tarfile.TarInfo, archive: tarfile.TarFile
                           "gid": member.gid, "mtime": int(member.mtime)}
     if member.isreg():
         fileobj = archive.extractfile(member)
-        content = store.put(fileobj, member.size) if fileobj is not None else None
+        try:
+            content = store.put(fileobj, member.size) if fileobj is not None else None
+        except InputError as error:  # "member data truncated": say which member
+            raise InputError(f"{where}: {error}") from None
         entry = Entry(name, EntryKind.FILE, content=content, **common)
     elif member.isdir():
         entry = Entry(name, EntryKind.DIR, **common)

@@ -241,7 +241,7 @@ def fetch_bytes(url: str, ctx: BuildContext, *, label: str | None = None,
         except _network_errors() as error:
             deadline.check()
             last_error = error
-            ctx.log.warning("request failed; retrying", url=url, attempt=attempt + 1,
+            ctx.log.info("request failed; retrying", url=url, attempt=attempt + 1,
                             of=ATTEMPTS, error=str(error))
             deadline.sleep(BACKOFF * (2 ** attempt))
     raise InputError(f"{label}: could not fetch {url} after {ATTEMPTS} attempts "
@@ -301,7 +301,7 @@ def _download(url: str, part: Path, ctx: BuildContext, size: int | None, label: 
             except _network_errors() as error:
                 deadline.check()
                 last_error = error
-                ctx.log.warning("download interrupted; retrying", file=label,
+                ctx.log.info("download interrupted; retrying", file=label,
                                 attempt=attempt + 1, of=ATTEMPTS, error=str(error),
                                 resume_from=part.stat().st_size if part.exists() else 0)
                 deadline.sleep(BACKOFF * (2 ** attempt))
