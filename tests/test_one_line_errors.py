@@ -74,3 +74,16 @@ def test_a_qemu_that_answers_badly_or_never_is_one_line(
     result = invoke("machines", "--qemu", str(qemu))
     assert_one_line_error(result, 2, message)
     assert str(qemu) in result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["build", "--provider", "local", "--source", "/nonexistent/a\nrvforge: error: forged"],
+    ["boot", "--share", "/nonexistent/a\nb:/mnt/x"],
+])
+def test_an_error_naming_a_file_with_a_newline_is_still_one_line(tmp_path: Path,
+                                                                  args: list[str]) -> None:
+    image = tmp_path / "image.cpio"
+    image.write_bytes(b"070701")  # the share is checked before the image is read
+    extra = ["-o", str(tmp_path / "x.tar")] if args[0] == "build" else [str(image)]
+    result = invoke(*args, *extra)
+    assert_one_line_error(result, 2, "/nonexistent/a\\n")
