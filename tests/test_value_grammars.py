@@ -86,3 +86,26 @@ def test_a_machine_name_never_moves_the_console_log_out_of_its_directory(
     logs.mkdir()
     path = new_log_path(logs, stem)
     assert path.parent == logs and "/" not in path.name and not path.name.startswith(".")
+
+
+def test_relative_paths_in_a_config_file_are_relative_to_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As other tools read theirs: not the current directory's (which the build ran in)."""
+    conf = tmp_path / "project"
+    (conf / "root").mkdir(parents=True)
+    (conf / "root" / "f").write_text("x")
+    (conf / "payload").write_text("payload\n")
+    (conf / "rvforge.toml").write_text(
+        '[build]\nprovider = "local"\noutput = "out/image.tar"\n'
+        '[provider]\nsource = "root"\n'
+        '[[overlay]]\nname = "file"\nsource = "payload"\ndest = "/opt/payload"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = invoke("build", "--config", str(conf / "rvforge.toml"), "--no-audit",
+                    "--isa", "rv64gc")
+    assert result.returncode == 0, result.stderr
+    with tarfile.open(conf / "out" / "image.tar") as archive:
+        names = {m.name.removeprefix("./") for m in archive.getmembers()}
+    assert {"f", "opt/payload"} <= names
+    assert list(elsewhere.iterdir()) == []

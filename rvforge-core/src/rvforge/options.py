@@ -115,6 +115,21 @@ def build_options(cls: type, values: Mapping[str, Any], *, owner: str) -> Any:
         raise UsageError(f"{owner}: {error}") from None
 
 
+def relative_to(cls: type, values: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
+    """``values`` (from a config file in ``base``) with each relative path of a field
+    ``cls`` declares as a ``Path`` made relative to ``base``, as other tools read their
+    config files, not to the current directory."""
+    fields = option_fields(cls)
+    resolved = dict(values)
+    for key, value in values.items():
+        field_spec = fields.get(key.replace("-", "_"))
+        if base is None or field_spec is None or field_spec[0] is not Path or \
+                not isinstance(value, str) or value.startswith(("/", "~")) or not value:
+            continue
+        resolved[key] = str(base / value)
+    return resolved
+
+
 def parse_extra_args(cls: type, args: list[str], *, owner: str) -> dict[str, Any]:
     """Parse component-specific flags (``--variant minbase``, ``--no-verify``) against
     ``cls``'s fields into a mapping for :func:`build_options`."""
