@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import lzma
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,36 @@ def test_a_multi_frame_tar_zst_with_a_tiny_first_frame_is_a_tarball(tmp_path: Pa
                     "--no-audit", "--isa", "rv64gc")
     assert result.returncode == 0, result.stderr
     assert "etc/motd" in members(out)
+
+
+def test_a_sparse_member_declaring_64_gib_is_refused_before_it_fills_tmpdir(
+        tmp_path: Path) -> None:
+    """GNU tar's sparse member: 10 kB of archive, 64 GiB of zeros once unpacked."""
+    big = tmp_path / "big"
+    with open(big, "wb") as out:
+        out.truncate(64 << 30)
+    source = tmp_path / "sparse.tar"
+    subprocess.run(["tar", "-S", "-cf", str(source), "-C", str(tmp_path), "big"], check=True)
+    big.unlink()
+    started = time.monotonic()
+    result = invoke("build", "--provider", "local", "--source", str(source), "-o",
+                    str(tmp_path / "out" / "x.tar"), "--no-audit", "--isa", "rv64gc")
+    assert time.monotonic() - started < 30
+    assert_one_line_error(result, 2, "member 'big': the archive expands to more than 1100 "
+                                     "times its size")
+
+
+def test_a_compression_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                       ) -> None:
+    monkeypatch.setattr("rvforge.formats.tar.MIN_BUDGET", 1 << 20)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo("zeros")
+        info.size = 64 << 20
+        archive.addfile(info, io.BytesIO(bytes(info.size)))
+    source = tmp_path / "bomb.tar.xz"
+    source.write_bytes(lzma.compress(buffer.getvalue()))
+    assert source.stat().st_size * 1100 < 64 << 20
+    result = invoke("build", "--provider", "local", "--source", str(source), "-o",
+                    str(tmp_path / "out" / "x.tar"), "--no-audit", "--isa", "rv64gc")
+    assert_one_line_error(result, 2, "member 'zeros': the archive expands to more than")

@@ -10,6 +10,7 @@ the member.
 from __future__ import annotations
 
 import math
+import shutil
 import tarfile
 from pathlib import Path
 from typing import IO
@@ -44,7 +45,7 @@ def read_tarball(path: Path, scratch: Path, *, tree: Tree | None = None,
     """
     label = label or str(path)
     tree = tree if tree is not None else Tree()
-    store = _ContentStore(scratch)
+    store = _ContentStore(scratch, budget=max(MIN_BUDGET, path.stat().st_size * MAX_RATIO))
     try:
         with open_decompressed(path) as stream:
             read_tar_stream(stream, tree, store, label)
@@ -122,15 +123,37 @@ def add_tar_member(tree: Tree, member: tarfile.TarInfo, archive: tarfile.TarFile
     return tree.add(entry, member=where)
 
 
+MAX_RATIO = 1100
+"""Times its own size a tarball may expand to when unpacked (as for packages: gzip's best
+is ~1030; a larger ratio is a sparse member or a bomb)."""
+MIN_BUDGET = 1 << 30
+"""Bytes any tarball may expand to, whatever its ratio."""
+SCRATCH_RESERVE = 64 << 20
+"""Bytes of the scratch file system left free when unpacking an archive into it."""
+
+
 class _ContentStore:
     """Writes member contents to numbered files under a scratch directory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, budget: int | None = None) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self._count = 0
+        self._room = shutil.disk_usage(directory).free - SCRATCH_RESERVE
+        self._budget = budget
 
     def put(self, source: IO[bytes], size: int) -> HostFile:
+        if self._budget is not None and size > self._budget:
+            raise InputError(f"the archive expands to more than {MAX_RATIO} times its size "
+                             "(a sparse member declaring gigabytes, or a compression bomb); "
+                             "refusing to unpack it")
+        if size > self._room:
+            raise InputError(f"its {size} bytes do not fit in the free space of the scratch "
+                             f"directory ({self.directory}: {max(self._room, 0)} bytes left); "
+                             "set TMPDIR to a larger file system")
+        self._room -= size
+        if self._budget is not None:
+            self._budget -= size
         self._count += 1
         path = self.directory / f"{self._count:08d}"
         with open(path, "wb") as out:
