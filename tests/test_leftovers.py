@@ -117,3 +117,37 @@ def test_a_signal_while_the_cli_is_still_importing_is_an_interrupt(
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
     assert stderr.strip().splitlines() == ["rvforge: interrupted"]
+
+
+def test_an_error_naming_the_temporary_file_names_the_output(
+        rvforge_plugin_manager, rvforge_registry, rvforge_context, tmp_path: Path) -> None:
+    """A packer's (here: a plugin's) message about the file it writes names ``-o``, not
+    ``.NAME.PID.part``."""
+    from typing import ClassVar
+
+    from rvforge import InputError, Packer, Step, Tree, hookimpl
+    from rvforge.pipeline import pack
+    from rvforge.testing import registered_plugin
+
+    class Failing(Packer):
+        name = "failing"
+        summary = "fails naming its output"
+        suffixes: ClassVar[tuple[str, ...]] = (".fail",)
+        kind = "disk"
+
+        def pack(self, tree: Tree, output: Path, fmt: str, ctx: object) -> None:
+            output.write_bytes(b"half")
+            raise InputError(f"{output}: the tool failed writing {output.name}")
+
+    class Plugin:
+        @hookimpl
+        def rvforge_register_packers(self, register):  # type: ignore[no-untyped-def]
+            register(Failing)
+
+    output = tmp_path / "out" / "image.fail"
+    with registered_plugin(rvforge_plugin_manager, Plugin()):
+        with pytest.raises(InputError) as raised:
+            pack(rvforge_registry(), Tree(), Step("failing", None), "fail", output,
+                 rvforge_context)
+    assert str(raised.value) == f"{output}: the tool failed writing image.fail"
+    assert list(output.parent.iterdir()) == []
