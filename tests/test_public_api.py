@@ -1,9 +1,10 @@
 """Meta-test: plugin packages use only rvforge-core's public names, as a third party must.
 
 Public are ``rvforge.__all__`` and the ``__all__`` of the library modules: every module of
-``rvforge.formats``, ``rvforge.riscv`` and ``rvforge.net``, ``rvforge.protocol`` and
-``rvforge.testing``. Everything else (``rvforge.registry``, ``rvforge.tree``,
-``rvforge.cli``, the built-in plugins...) may change without notice.
+``rvforge.formats``, ``rvforge.riscv`` and ``rvforge.net``, ``rvforge.protocol``,
+``rvforge.numbers``, ``rvforge.userfiles`` and ``rvforge.testing``. Everything else
+(``rvforge.registry``, ``rvforge.tree``, ``rvforge.cli``, the built-in plugins...) may change
+without notice.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ PLUGIN_SOURCES = [ROOT / "rvforge-alpine" / "src", ROOT / "rvforge-debootstrap" 
                   ROOT / "rvforge-qemu" / "src",
                   *sorted((ROOT / "tests" / "plugins").glob("*/src"))]
 LIBRARY_PACKAGES = ("rvforge.formats", "rvforge.riscv", "rvforge.net")
-LIBRARY_MODULES = ("rvforge.protocol", "rvforge.testing", *(
+LIBRARY_MODULES = ("rvforge.protocol", "rvforge.numbers", "rvforge.userfiles",
+                   "rvforge.testing", *(
     f"{package}.{info.name}" for package in LIBRARY_PACKAGES
     for info in pkgutil.iter_modules(importlib.import_module(package).__path__)))
 

@@ -8,6 +8,10 @@ libraries are public too, each importable on its own:
 * :mod:`rvforge.riscv` — the ELF reader, ISA strings and implications, the instruction sweep;
 * :mod:`rvforge.net` — the HTTP session and verified, resumable, cached downloads;
 * :mod:`rvforge.protocol` — the boot protocol between ``/init`` and launchers;
+* :mod:`rvforge.numbers` — numbers, modes and versions' digits read from untrusted text
+  (ASCII only, bounded);
+* :mod:`rvforge.userfiles` — files the user names (``~`` expanded, regular files only, read
+  without blocking and with a cap);
 * :mod:`rvforge.testing` — pytest fixtures for plugin authors (``pytest -p rvforge.testing``).
 """
 

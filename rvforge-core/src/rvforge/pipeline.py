@@ -23,8 +23,9 @@ from rvforge.artifacts import Artifact
 from rvforge.auto_machine import machine_for_tree
 from rvforge.components import Auditor, Overlay, Packer, Provider
 from rvforge.context import BuildContext
-from rvforge.errors import AuditFailedError, InputError, UsageError
+from rvforge.errors import AuditFailedError, InputError, RvforgeError, UsageError
 from rvforge.findings import FileRecord, Finding, Severity
+from rvforge.leftovers import part_path, sweep_stale_parts
 from rvforge.machines import Machine
 from rvforge.registry import Registry
 
@@ -79,12 +80,16 @@ def pack(registry: Registry, tree: Tree, step: Step, fmt: str, output: Path,
     if output.is_dir() and not output.is_symlink():
         raise UsageError(f"{output}: is a directory; give -o a file name")
     _refuse_special(output)
-    temp = output.with_name(f".{output.name}.{os.getpid()}.part")
+    sweep_stale_parts(output.parent)
+    temp = part_path(output)
     try:
         packer_cls().pack(tree, temp, fmt, ctx)
         artifact = Artifact.from_file(temp, packer_cls.kind, fmt)
         _refuse_special(output)  # again: it may have appeared while packing
         os.replace(temp, output)
+    except RvforgeError as error:
+        _name_the_output(error, temp, output)
+        raise
     except PermissionError as error:
         raise UsageError(f"{output}: cannot write ({error.strerror}); choose another -o"
                          ) from None
@@ -96,6 +101,14 @@ def pack(registry: Registry, tree: Tree, step: Step, fmt: str, output: Path,
     finally:
         temp.unlink(missing_ok=True)
     return dataclasses.replace(artifact, path=output)
+
+
+def _name_the_output(error: RvforgeError, temp: Path, output: Path) -> None:
+    """Make ``error`` name ``output`` where it names the temporary file (the user never
+    asked for ``.NAME.PID.part``)."""
+    text = str(error)
+    if temp.name in text:
+        error.args = (text.replace(str(temp), str(output)).replace(temp.name, output.name),)
 
 
 def _refuse_special(output: Path) -> None:

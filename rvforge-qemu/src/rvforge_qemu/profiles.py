@@ -108,7 +108,11 @@ def with_vlen_setting(cpu: str, vlen: object, machine: str) -> str:
 
 def _words(value: object, machine: str, key: str) -> tuple[str, ...]:
     if isinstance(value, str):
-        return tuple(shlex.split(value))
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as error:  # an unbalanced quote
+            raise UsageError(f"machine {machine!r}: {key} {value[:80]!r} does not split into "
+                             f"words ({error}); balance its quotes") from None
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise UsageError(f"machine {machine!r}: {key} must be a string or a list of strings")

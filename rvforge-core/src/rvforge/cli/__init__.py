@@ -29,6 +29,9 @@ def main() -> None:
     with terminate_like_interrupt() as received:
         try:
             sys.exit(_run(_app()))
+        except KeyboardInterrupt:  # before click runs: while the CLI is still importing
+            print("rvforge: interrupted", file=sys.stderr)
+            raise SystemExit(128 + (received() or 2)) from None
         except SystemExit:
             if (signum := received()) is not None:
                 raise SystemExit(128 + signum) from None

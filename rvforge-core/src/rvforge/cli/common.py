@@ -18,6 +18,7 @@ import typer.main
 from typer.core import TyperCommand
 
 from rvforge.cli.layout import fit_params
+from rvforge.cli.reporting import escaped
 from rvforge.config import Config, load_config
 from rvforge.context import BuildContext
 from rvforge.errors import ExitCode, RvforgeError
@@ -40,7 +41,9 @@ def handle_errors(func: F) -> F:
         except RvforgeError as error:
             if debug:
                 traceback.print_exc()
-            typer.echo(f"rvforge: error: {error}", err=True)
+            message = str(error)  # a name from the input may hold a newline: still one line
+            typer.echo(f"rvforge: error: {message if message.isprintable() else escaped(message)}",
+                       err=True)
             raise typer.Exit(int(error.exit_code)) from None
         except BrokenPipeError:
             # the reader went away (`rvforge inspect X | head`): stop quietly, as `cat` does

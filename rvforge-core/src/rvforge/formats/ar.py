@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from rvforge.errors import InputError
+from rvforge.numbers import is_decimal
 
 __all__ = ["AR_MAGIC", "ArMember", "ar_members"]
 
@@ -45,10 +46,10 @@ def ar_members(raw: BinaryIO, size: int, path: Path) -> dict[str, ArMember]:
         if len(header) < _HEADER or header[58:60] != b"`\n":
             raise InputError(f"{path}: truncated or corrupt .deb (member header at {offset})")
         name = header[:16].decode("ascii", "replace").strip().rstrip("/")
-        try:
-            length = int(header[48:58].decode("ascii"))
-        except ValueError:
-            raise InputError(f"{path}: corrupt .deb (member {name!r} has no size)") from None
+        length_text = header[48:58].decode("ascii", "replace").strip()
+        if not is_decimal(length_text):  # int() would take "1_0", "+5" and other scripts' digits
+            raise InputError(f"{path}: corrupt .deb (member {name!r} has no size)")
+        length = int(length_text)
         start = offset + _HEADER
         if length < 0 or start + length > size:
             raise InputError(f"{path}: truncated .deb (member {name!r} claims {length} bytes, "

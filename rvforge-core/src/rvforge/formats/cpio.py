@@ -20,16 +20,22 @@ symlinks that climb out of the root.
 
 from __future__ import annotations
 
+import io
 import re
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypedDict
+from typing import IO, BinaryIO, TypedDict
 
 from rvforge.errors import InputError, RvforgeError, UnsafePathError
-from rvforge.formats.compression import is_corrupt_stream_error, open_decompressed
+from rvforge.formats.compression import (
+    decompress_stream,
+    detect,
+    is_corrupt_stream_error,
+    open_decompressed,
+)
 from rvforge.formats.entries import (
     BLOCK,
     check_header_fields,
@@ -175,6 +181,33 @@ def _pad(length: int) -> bytes:
 # -- reading -------------------------------------------------------------------------------
 
 
+MAX_SEGMENTS = 64
+"""Compressed archives one cpio file may concatenate (each nests a decompressor)."""
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix`` then the rest of ``stream``: the bytes after a trailer, already read,
+    in front of what follows them."""
+
+    def __init__(self, prefix: bytes, stream: IO[bytes]) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._prefix:
+            count = min(len(buffer), len(self._prefix))
+            buffer[:count] = self._prefix[:count]
+            self._prefix = self._prefix[count:]
+            return count
+        data = self._stream.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
 def read_cpio(path: Path, scratch: Path, *, label: str | None = None) -> Tree:
     """Read the newc archive at ``path`` (uncompressed, gzip, xz, zstd or bzip2) into a
     new tree; file data is copied to files under ``scratch``.
@@ -272,6 +305,7 @@ class _Reader:
         self.pending = b""
         self.stored = 0
         self.links: dict[tuple[int, int, int], Entry] = {}
+        self.segments = 0
 
     def read(self) -> None:
         while True:
@@ -290,6 +324,9 @@ class _Reader:
         common: Attributes = {"mode": m.mode & 0o7777, "uid": m.uid, "gid": m.gid,
                               "mtime": m.mtime}
         where = f"{self.label}: member {m.name!r}"
+        if m.name.startswith("/"):
+            raise UnsafePathError(f"{where} has an absolute name; recreate the archive with "
+                                  "relative names (cd ROOT && find . | cpio -o -H newc)")
         if fmt == stat.S_IFREG:
             self._add_file(m, common)
             return
@@ -378,7 +415,9 @@ class _Reader:
 
     def _more_archives(self) -> bool:
         """After a trailer: skip NUL padding; True when another archive follows (the
-        kernel unpacks concatenated archives), False at the end or before other data."""
+        kernel unpacks concatenated archives, each compressed or not: an uncompressed
+        microcode archive, then the compressed root), False at the end or before other
+        data."""
         while True:
             if not self.pending:
                 self.pending = self.stream.read(BLOCK)
@@ -389,7 +428,16 @@ class _Reader:
             self.pending = stripped
             if stripped:
                 head = self._peek(6)
-                return head in (MAGIC, CRC_MAGIC)
+                kind = detect(head)
+                if head in (MAGIC, CRC_MAGIC) or kind is None:
+                    return head in (MAGIC, CRC_MAGIC)
+                self.segments += 1
+                if self.segments > MAX_SEGMENTS:
+                    raise InputError(f"{self.label}: more than {MAX_SEGMENTS} compressed "
+                                     "archives concatenated; not an initramfs")
+                self.stream = decompress_stream(
+                    io.BufferedReader(_Prefixed(self.pending, self.stream)), kind)
+                self.pending = b""
 
     def _peek(self, size: int) -> bytes:
         while len(self.pending) < size:
