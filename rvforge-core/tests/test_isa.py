@@ -161,3 +161,13 @@ def test_gcc_attribute_parses_back(riscv_cc: RiscvCC) -> None:
     arch = out.split('Tag_RISCV_arch: "')[1].split('"')[0]
     assert {"v", "zba", "zvl128b"} <= parse_isa(arch).names
     assert missing(parse_isa(arch), parse_target("rv64gcv_zba")) == []
+
+
+@pytest.mark.parametrize("text", ["rv64i\u0663p0", "rv64i\u00b2", "rv64i" + "9" * 5000,
+                                  "rv64imac_zba\uff11p0"])
+def test_extension_versions_are_ascii_digits_and_bounded(text: str) -> None:
+    """``\\d`` and ``int()`` take other scripts' digits (Arabic-Indic 3 was version 3) and a
+    5000-digit version overflowed int()'s limit: both are a parse error naming the text."""
+    with pytest.raises(IsaParseError) as info:
+        parse_isa(text)
+    assert "cannot read" in str(info.value)

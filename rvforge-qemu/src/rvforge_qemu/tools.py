@@ -38,8 +38,9 @@ def qemu_reason(stderr: str) -> str:
     return "; ".join(errors) or (lines[-1] if lines else "no message")
 
 
-_GDB_PORT_BUSY = re.compile(r"-gdb tcp:[\d.]+:(\d+): Failed to find an available port")
-_FORWARD_BUSY = re.compile(r"Could not set up host forwarding rule 'tcp:[\d.]+:(\d+)-:(\d+)'")
+_GDB_PORT_BUSY = re.compile(r"-gdb tcp:[0-9.]+:([0-9]+): Failed to find an available port")
+_FORWARD_BUSY = re.compile(
+    r"Could not set up host forwarding rule 'tcp:[0-9.]+:([0-9]+)-:([0-9]+)'")
 
 
 def startup_error(stderr: str, what: str) -> Exception:

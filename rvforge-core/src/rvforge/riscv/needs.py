@@ -49,7 +49,7 @@ likely data words in the code (OpenSSL keeps constants in ``.text``) than code: 
 never an error. Real vector code also always holds a ``vsetvl*``."""
 
 
-VARIANT_SYMBOL = re.compile(r"rvv|zvl\d+b|_zv[a-z]+|riscv_?vector", re.IGNORECASE)
+VARIANT_SYMBOL = re.compile(r"rvv|zvl[0-9]+b|_zv[a-z]+|riscv_?vector", re.IGNORECASE)
 """Function names that mark a per-ISA variant (``idamin_k_RISCV64_ZVL128B``,
 ``Sleef_sinfx_u10rvvm1``, ``foo_rvv``)."""
 
