@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from pathlib import Path
+
+import pytest
 
 from rvforge import Machine
 
@@ -112,3 +115,14 @@ def test_diagnosis_names_a_vendor_extension_and_the_board_that_has_it(tmp_path: 
     assert "0x02c5950b is a T-Head custom instruction, from XTheadBa (T-Head address " \
         "calculation), which machine 'starfive-jh7110'" in text
     assert "--machine thead-c906" in text  # the first bootable board with XTheadBa
+
+
+def test_a_console_log_on_a_full_disk_is_named_in_the_error() -> None:
+    """``--console-log /dev/full``: the error names the log, not just ``No space left``."""
+    watch = ConsoleWatch(Path("/dev/full"))
+    with pytest.raises(OSError) as info:
+        watch.feed(b"OpenSBI v1.2\n")
+    assert info.value.filename == "/dev/full" and info.value.errno == errno.ENOSPC
+    with pytest.raises(OSError) as info:
+        watch.close()
+    assert info.value.filename == "/dev/full"

@@ -91,8 +91,11 @@ class ConsoleWatch:
         return self._log.tell() > 0
 
     def feed(self, data: bytes) -> None:
-        self._log.write(data)
-        self._log.flush()
+        try:
+            self._log.write(data)
+            self._log.flush()
+        except OSError as error:  # a full disk (or --console-log /dev/full): name the log
+            raise OSError(error.errno, error.strerror, str(self.log_path)) from None
         if self._echo is not None:
             self._echo.write(data)
             self._echo.flush()
@@ -107,7 +110,10 @@ class ConsoleWatch:
         if self._partial:
             self._line(self._partial.decode("utf-8", "replace"))
             self._partial = b""
-        self._log.close()
+        try:
+            self._log.close()
+        except OSError as error:  # the last flush: name the log, as feed() does
+            raise OSError(error.errno, error.strerror, str(self.log_path)) from None
 
     def lines(self) -> list[str]:
         """The last console lines, with a trailing partial line."""
