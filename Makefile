@@ -10,7 +10,7 @@ IMAGE := build/alpine-3.20.3-riscv64.cpio.gz
 DEBIAN_IMAGE := build/debian-trixie-riscv64.cpio.gz
 QEMU10_DIR := build/qemu-10
 
-.PHONY: setup setup-system setup-python setup-qemu10 demo lint test bench wheels clean
+.PHONY: setup setup-system setup-python setup-qemu10 test-cache demo install lint test bench wheels clean
 
 setup: setup-system setup-python
 
@@ -43,13 +43,28 @@ demo: setup
 	$(UV) run rvforge build --provider debootstrap -o $(DEBIAN_IMAGE)
 	$(UV) run rvforge run $(DEBIAN_IMAGE) -- cat /etc/os-release
 
-# The lint and type gates (configured in pyproject.toml): ruff over the workspace, mypy
-# over the four packages' sources.
+# `rvforge` on PATH for every shell: the checkout (core and plugins, editable) as a uv tool
+# in ~/.local/bin.
+install: setup-python
+	$(UV) tool install --reinstall --editable ./rvforge-core --with-editable ./rvforge-alpine \
+		--with-editable ./rvforge-debootstrap --with-editable ./rvforge-qemu
+
+# The lint and type gates (configured in pyproject.toml): ruff over the workspace; mypy over
+# the four packages' sources and the example plugin, then over each tests directory on its
+# own (they share module names such as conftest; MYPYPATH lets each import its helpers).
+TEST_DIRS := rvforge-core/tests rvforge-alpine/tests rvforge-debootstrap/tests rvforge-qemu/tests
 lint: setup-python
 	$(UV) run ruff check .
 	$(UV) run mypy
+	MYPYPATH=tests $(UV) run mypy conftest.py .ci tests --exclude 'tests/plugins/'
+	for dir in $(TEST_DIRS); do MYPYPATH=$$(dirname $$dir):tests $(UV) run mypy $$dir || exit 1; done
 
-test: setup setup-qemu10
+# The tests' own cache (build/test-cache; conftest.py), filled with what they download (the
+# Debian kernel and packages, the binutils 2.44 sysroot, riscv64 wheels) once, before they run.
+test-cache: setup-python
+	$(UV) run --quiet python .ci/seed_test_cache.py
+
+test: setup setup-qemu10 test-cache
 	$(UV) run pytest
 
 bench: setup

@@ -14,6 +14,16 @@ point that would load them into every pytest session on the machine.
   unless the variable names it.
 * ``objdump_counts``: instructions per extension as ``riscv64-linux-gnu-objdump -d``
   decodes them — the reference the deep sweep is tested against.
+* ``registry`` (the installed plugins, once per session) and ``ctx``: the one build context
+  fixture, on the tests' own cache (below) with a scratch directory of its own; a module or
+  directory that needs other components overrides ``registry`` (session-scoped too).
+
+The tests have a cache of their own, never the user's ``~/.cache/rvforge``: the session
+points ``$XDG_CACHE_HOME`` at ``build/test-cache`` (``$RVFORGE_TEST_CACHE`` to put it
+elsewhere) and drops ``$RVFORGE_CACHE_DIR``, so in-process code and every ``rvforge`` the
+tests start use ``build/test-cache/rvforge``. ``make test-cache`` (``.ci/seed_test_cache.py``)
+fills it with what the tests download before they run; a test that sets its own
+``XDG_CACHE_HOME`` or ``RVFORGE_CACHE_DIR`` still gets that.
 """
 
 from __future__ import annotations
@@ -28,8 +38,13 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fixture_types import RiscvCC, RunRvforge
+
+from rvforge.context import BuildContext, default_cache_dir
+from rvforge.registry import Registry, build_registry
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT / "tests" / "data"
@@ -38,11 +53,46 @@ ALPINE_SHA256 = "290d402a3e2770a74e86caf1e43205dbf337b9aec1610c6c6d8ffbd2d52796a
 PROGRAMS = DATA / "programs"
 RISCV_CC = "riscv64-linux-gnu-gcc"
 
+TEST_CACHE_ENV = "RVFORGE_TEST_CACHE"
+
+
+def cache_home_for_tests() -> Path:
+    """The ``XDG_CACHE_HOME`` of the tests (``$RVFORGE_TEST_CACHE``, else build/test-cache)."""
+    return Path(os.environ.get(TEST_CACHE_ENV) or ROOT / "build" / "test-cache").resolve()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["XDG_CACHE_HOME"] = str(cache_home_for_tests())
+    os.environ.pop("RVFORGE_CACHE_DIR", None)
+
+
 # A venv synced before rvforge-core 0.2 still loads the helpers through the old pytest11
 # entry point, and pytest refuses a plugin registered twice: `uv sync` makes this moot.
 _ENTRY_POINTS = {ep.value for ep in importlib.metadata.entry_points(group="pytest11")}
 pytest_plugins = [plugin for plugin in ("rvforge.testing", "rvforge_qemu.pytest_plugin")
                   if plugin not in _ENTRY_POINTS]
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    """Every installed plugin's components (core's built-ins, alpine, debootstrap, qemu)."""
+    return build_registry()
+
+
+@pytest.fixture
+def cache_dir() -> Path:
+    """The cache ``ctx`` uses: the tests' own (``build/test-cache/rvforge``); a module whose
+    tests need an empty one overrides this (``tmp_path / "cache"``)."""
+    return default_cache_dir()
+
+
+@pytest.fixture
+def ctx(registry: Registry, cache_dir: Path, tmp_path: Path) -> Iterator[BuildContext]:
+    """The build context of the tests: :func:`registry`, :func:`cache_dir` and a scratch
+    directory of its own."""
+    with BuildContext(registry, cache_dir=cache_dir, scratch_dir=tmp_path / "scratch"
+                      ) as context:
+        yield context
 
 
 @pytest.fixture(autouse=True)
@@ -64,8 +114,32 @@ def alpine_tarball() -> Path:
     return ALPINE_TARBALL
 
 
+class RiscvCompiler:
+    """``riscv_cc``: see :func:`riscv_cc` (typed as :class:`fixture_types.RiscvCC`)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.cache: dict[tuple[str, tuple[str, ...]], Path] = {}
+
+    def __call__(self, source: str, name: str, *flags: str, suffix: str = ".c") -> Path:
+        key = (source, flags)
+        if key in self.cache:
+            return self.cache[key]
+        src = self.out_dir / f"{name}{suffix}"
+        src.write_text(source)
+        out = self.out_dir / name
+        result = subprocess.run([RISCV_CC, *flags, "-o", str(out), str(src)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, f"{RISCV_CC} failed:\n{result.stderr}"
+        self.cache[key] = out
+        return out
+
+    def program(self, program_name: str, name: str, *flags: str) -> Path:
+        return self((PROGRAMS / f"{program_name}.c").read_text(), name, *flags)
+
+
 @pytest.fixture(scope="session")
-def riscv_cc(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+def riscv_cc(tmp_path_factory: pytest.TempPathFactory) -> RiscvCC:
     """``riscv_cc(source, name, *flags)`` compiles C source text for riscv64 and returns
     the output path; ``riscv_cc.program("vsum", name, *flags)`` compiles one of the shared
     programs in tests/data/programs (``hello``; ``vsum``, which runs vector instructions
@@ -73,39 +147,19 @@ def riscv_cc(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     if shutil.which(RISCV_CC) is None:
         pytest.fail(f"{RISCV_CC} is missing: apt-get install gcc-riscv64-linux-gnu "
                     "(.ci/run installs it)")
-    out_dir = tmp_path_factory.mktemp("riscv-cc")
-    cache: dict[tuple[str, tuple[str, ...]], Path] = {}
-
-    def compile(source: str, name: str, *flags: str, suffix: str = ".c") -> Path:
-        key = (source, flags)
-        if key in cache:
-            return cache[key]
-        src = out_dir / f"{name}{suffix}"
-        src.write_text(source)
-        out = out_dir / name
-        result = subprocess.run([RISCV_CC, *flags, "-o", str(out), str(src)],
-                                capture_output=True, text=True)
-        assert result.returncode == 0, f"{RISCV_CC} failed:\n{result.stderr}"
-        cache[key] = out
-        return out
-
-    def program(program_name: str, name: str, *flags: str) -> Path:
-        return compile((PROGRAMS / f"{program_name}.c").read_text(), name, *flags)
-
-    compile.program = program  # type: ignore[attr-defined]
-    return compile
+    return RiscvCompiler(tmp_path_factory.mktemp("riscv-cc"))
 
 
 @pytest.fixture
-def rvforge_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+def rvforge_cli() -> RunRvforge:
     """Run the installed ``rvforge`` command as a subprocess (text mode)."""
     exe = Path(sys.executable).with_name("rvforge")
 
     def run(*args: str, check: bool = False, env: dict[str, str] | None = None,
-            **kwargs: object) -> subprocess.CompletedProcess[str]:
+            **kwargs: Any) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, **(env or {})}
         result = subprocess.run([str(exe), *args], capture_output=True, text=True,
-                                env=full_env, **kwargs)  # type: ignore[call-overload]
+                                env=full_env, **kwargs)
         if check:
             assert result.returncode == 0, f"rvforge {' '.join(args)}:\n{result.stderr}"
         return result

@@ -31,13 +31,13 @@ import time
 from pathlib import Path
 
 from rvforge import pipeline
-from rvforge.builtin.auditors import facts_cache as elf_cache
-from rvforge.builtin.auditors.isa import sweep_file
-from rvforge.builtin.auditors.scan import elf_files
 from rvforge.context import BuildContext
 from rvforge.formats.directory import read_directory
 from rvforge.machines import Machine
 from rvforge.registry import build_registry
+from rvforge.riscv import facts_cache as elf_cache
+from rvforge.riscv.elf_files import elf_files
+from rvforge.riscv.needs import sweep_file
 
 MINBASE = (
     "base-files libc6 libgcc-s1 libstdc++6 bash coreutils dash diffutils findutils grep gzip "

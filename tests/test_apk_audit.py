@@ -8,6 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from fixture_types import RiscvCC
 from typer.testing import CliRunner
 
 from rvforge.cli import app
@@ -20,7 +21,7 @@ def audit(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
-def test_an_abuild_style_apk_is_audited_at_its_installed_paths(riscv_cc, tmp_path: Path
+def test_an_abuild_style_apk_is_audited_at_its_installed_paths(riscv_cc: RiscvCC, tmp_path: Path
                                                                 ) -> None:
     vector = riscv_cc.program("vsum", "vsum-apk", "-O2", "-march=rv64gcv").read_bytes()
     plain = riscv_cc.program("hello", "hello-apk", "-O2").read_bytes()
@@ -40,3 +41,20 @@ def test_an_abuild_style_apk_is_audited_at_its_installed_paths(riscv_cc, tmp_pat
     [finding] = data["findings"]
     assert finding["path"] == "/usr/bin/vsum" and finding["code"] == "isa-required"
     assert audit("--isa", "rv64gcv", str(path)).returncode == 0
+
+
+def test_a_top_level_data_member_whose_name_starts_with_a_dot_is_audited(
+        riscv_cc: RiscvCC, tmp_path: Path) -> None:
+    """Only apk's control members (``.PKGINFO``, ``.SIGN.*``, install scripts) are skipped;
+    a data member ``.hidden`` was skipped unaudited with them."""
+    vector = riscv_cc.program("vsum", "vsum-dot", "-O2", "-march=rv64gcv").read_bytes()
+    apk = build_apk(new_key(1024), "test.rsa.pub", "dot", "1.0-r0",
+                    files=[FileSpec(".hidden", vector, 0o755)],
+                    scripts={".post-install": b"#!/bin/sh\necho hi\n"})
+    path = tmp_path / apk.file_name
+    path.write_bytes(apk.data)
+    result = audit("--format", "json", "--isa", "rv64gc", str(path))
+    assert result.returncode == 3, result.stderr
+    data = json.loads(result.stdout)
+    assert [f["path"] for f in data["files"]] == ["/.hidden"]
+    assert [f["code"] for f in data["findings"]] == ["isa-required"]

@@ -8,6 +8,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from fixture_types import RiscvCC, RunRvforge
 
 FILE_KEYS = {"path", "machine", "abi", "arch_attribute", "missing"}
 SEVERITIES = {"error", "warning", "info"}
@@ -22,7 +23,7 @@ def alpine_dir(alpine_tarball: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture
-def broken_root(alpine_dir: Path, tmp_path: Path, riscv_cc) -> Path:
+def broken_root(alpine_dir: Path, tmp_path: Path, riscv_cc: RiscvCC) -> Path:
     """Alpine plus a static V program, a glibc program, an x86-64 ELF and a truncated ELF."""
     root = tmp_path / "root"
     shutil.copytree(alpine_dir, root, symlinks=True)
@@ -34,7 +35,7 @@ def broken_root(alpine_dir: Path, tmp_path: Path, riscv_cc) -> Path:
     return root
 
 
-def test_alpine_tarball_is_clean(rvforge_cli, alpine_tarball: Path) -> None:
+def test_alpine_tarball_is_clean(rvforge_cli: RunRvforge, alpine_tarball: Path) -> None:
     result = rvforge_cli("audit", "--isa", "rv64gc", str(alpine_tarball))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("ok: 17 ELF files audited")
@@ -43,7 +44,7 @@ def test_alpine_tarball_is_clean(rvforge_cli, alpine_tarball: Path) -> None:
     assert data["summary"] == {"files": 17, "errors": 0, "warnings": 0}
 
 
-def test_text_report(rvforge_cli, broken_root: Path) -> None:
+def test_text_report(rvforge_cli: RunRvforge, broken_root: Path) -> None:
     result = rvforge_cli("audit", "--isa", "rv64gc", str(broken_root))
     assert result.returncode == 3, result.stderr
     out = result.stdout
@@ -59,7 +60,7 @@ def test_text_report(rvforge_cli, broken_root: Path) -> None:
     assert "fix isa-required:" in out and "fix libc-mismatch:" in out
 
 
-def test_json_report(rvforge_cli, broken_root: Path) -> None:
+def test_json_report(rvforge_cli: RunRvforge, broken_root: Path) -> None:
     result = rvforge_cli("audit", "--isa", "rv64gc", "--deep", "--format", "json",
                          str(broken_root))
     assert result.returncode == 3
@@ -88,7 +89,8 @@ def test_json_report(rvforge_cli, broken_root: Path) -> None:
     assert data["summary"] == {"files": len(files), "errors": 4, "warnings": 1}
 
 
-def test_sarif_report_has_what_code_scanning_needs(rvforge_cli, broken_root: Path) -> None:
+def test_sarif_report_has_what_code_scanning_needs(
+        rvforge_cli: RunRvforge, broken_root: Path) -> None:
     result = rvforge_cli("audit", "--isa", "rv64gc", "--format", "sarif", str(broken_root))
     assert result.returncode == 3
     sarif = json.loads(result.stdout)
@@ -111,7 +113,8 @@ def test_sarif_report_has_what_code_scanning_needs(rvforge_cli, broken_root: Pat
     assert {r["ruleId"] for r in run["results"]} >= {"isa-required", "not-riscv"}
 
 
-def test_machine_profiles_are_named_and_respected(rvforge_cli, broken_root: Path) -> None:
+def test_machine_profiles_are_named_and_respected(
+        rvforge_cli: RunRvforge, broken_root: Path) -> None:
     (broken_root / "usr/bin/glibc").unlink()
     (broken_root / "usr/bin/x86-true").unlink()
     (broken_root / "usr/bin/cut-short").unlink()
@@ -121,13 +124,13 @@ def test_machine_profiles_are_named_and_respected(rvforge_cli, broken_root: Path
     assert json.loads(result.stdout)["summary"]["errors"] == 0
 
 
-def test_unparsable_isa_is_a_usage_error(rvforge_cli, alpine_tarball: Path) -> None:
+def test_unparsable_isa_is_a_usage_error(rvforge_cli: RunRvforge, alpine_tarball: Path) -> None:
     result = rvforge_cli("audit", "--isa", "x86_64", str(alpine_tarball))
     assert result.returncode == 2
     assert "'x86_64' is not a RISC-V ISA string" in result.stderr
 
 
-def test_single_elf_file(rvforge_cli, riscv_cc) -> None:
+def test_single_elf_file(rvforge_cli: RunRvforge, riscv_cc: RiscvCC) -> None:
     path = riscv_cc.program("vsum", "vdyn-v", "-O2", "-march=rv64gcv")
     result = rvforge_cli("audit", "--isa", "rv64gc", "--format", "json", str(path))
     data = json.loads(result.stdout)

@@ -7,10 +7,10 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fixture_types import RiscvCC, RunRvforge
 from typer.testing import CliRunner
 
 from rvforge.cli import app
@@ -74,8 +74,9 @@ def test_bad_tarball_audit(name: str) -> None:
     (["--provider", "local", "--source", ".", "-o", "/dev/null/x.cpio.gz"], 2,
      "/dev/null"),
 ])
-def test_bad_command_lines(tmp_path: Path, monkeypatch, args: list[str], code: int,
-                           message: str) -> None:
+def test_bad_command_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], code: int,
+        message: str) -> None:
     monkeypatch.chdir(tmp_path)
     result = invoke("--quiet", "build", *args)
     assert_one_line_error(result, code, message)
@@ -83,7 +84,7 @@ def test_bad_command_lines(tmp_path: Path, monkeypatch, args: list[str], code: i
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to uid 65534 needs root")
-def test_unwritable_output_directory(alpine_tarball, nobody_can_run_rvforge) -> None:
+def test_unwritable_output_directory(alpine_tarball: Path, nobody_can_run_rvforge: Path) -> None:
     """As an unprivileged user (uid 65534), a read-only output directory is a clear error."""
     base = Path(tempfile.mkdtemp(prefix="rvforge-nobody-"))
     try:
@@ -175,8 +176,8 @@ CONFIG_CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(CONFIG_CASES))
-def test_config_values_are_checked_by_type_and_range(tmp_path: Path, monkeypatch,
-                                                     name: str) -> None:
+def test_config_values_are_checked_by_type_and_range(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "root").mkdir()
     result = invoke("--quiet", "build", "--provider", "local", "--source", "root",
@@ -270,14 +271,14 @@ def test_overlaying_a_symlinked_directory_copies_the_directory(tmp_path: Path) -
     assert " /opt/p/file" in listing and str(tmp_path) not in listing
 
 
-def test_a_missing_argument_is_one_line(rvforge_cli) -> None:
+def test_a_missing_argument_is_one_line(rvforge_cli: RunRvforge) -> None:
     result = rvforge_cli("inspect")
     assert_one_line_error(result, 2, "Missing argument")
     assert "rvforge inspect --help" in result.stderr
 
 
 def test_names_with_line_breaks_are_escaped_in_audit_text(
-        tmp_path: Path, riscv_cc: Callable[..., Path]) -> None:
+        tmp_path: Path, riscv_cc: RiscvCC) -> None:
     root = tmp_path / "root"
     root.mkdir()
     vector = riscv_cc.program("vsetvli", "vsum", "-static", "-march=rv64gcv")

@@ -4,15 +4,20 @@ and the deep sweep's counts agree exactly with objdump's."""
 
 from __future__ import annotations
 
+import collections
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
+import downloads
 import pytest
+from downloads import AUDIT_DEBS
 
 from rvforge import pipeline
 from rvforge.context import BuildContext
 from rvforge.findings import Severity
 from rvforge.machines import Machine
+from rvforge.registry import Registry
 from rvforge.riscv.elf import read_elf, read_symbols
 from rvforge.riscv.insn import SweepResult, sweep
 from rvforge.tree import EntryKind, Tree
@@ -30,10 +35,9 @@ RV64GC = Machine("rv64gc", "", "rv64gc")
 
 
 @pytest.fixture(scope="module")
-def debs(ctx: BuildContext) -> dict[str, Path]:
-    from rvforge_debootstrap.archive import DebianArchive
-
-    return DebianArchive(ctx).download_many([*BASE, *DISPATCHING])
+def debs(registry: Registry) -> dict[str, Path]:
+    with BuildContext(registry) as downloading:
+        return downloads.debian_packages(downloading, AUDIT_DEBS)
 
 
 def tree_of(debs: dict[str, Path], names: tuple[str, ...], ctx: BuildContext) -> Tree:
@@ -45,7 +49,8 @@ def tree_of(debs: dict[str, Path], names: tuple[str, ...], ctx: BuildContext) ->
     return tree
 
 
-def test_libc6_and_busybox_static_are_clean_on_rv64gc(registry, ctx, debs) -> None:
+def test_libc6_and_busybox_static_are_clean_on_rv64gc(
+        registry: Registry, ctx: BuildContext, debs: dict[str, Path]) -> None:
     tree = tree_of(debs, BASE, ctx)
     report = pipeline.audit(registry, tree, RV64GC, ctx)
     problems = [f for f in report.findings if f.severity is not Severity.INFO]
@@ -56,7 +61,8 @@ def test_libc6_and_busybox_static_are_clean_on_rv64gc(registry, ctx, debs) -> No
     assert len(report.files) > 20
 
 
-def test_runtime_dispatching_libraries_are_warnings(registry, ctx, debs) -> None:
+def test_runtime_dispatching_libraries_are_warnings(
+        registry: Registry, ctx: BuildContext, debs: dict[str, Path]) -> None:
     tree = tree_of(debs, (*BASE, *DISPATCHING), ctx)
     report = pipeline.audit(registry, tree, RV64GC, ctx, ["isa"])
     assert report.errors == []
@@ -71,7 +77,9 @@ def test_runtime_dispatching_libraries_are_warnings(registry, ctx, debs) -> None
 
 
 @pytest.mark.parametrize("package", ["libpixman-1-0", "libsleef3", "libopenblas0-pthread"])
-def test_deep_counts_agree_with_objdump(ctx, debs, objdump_counts, package: str) -> None:
+def test_deep_counts_agree_with_objdump(
+        ctx: BuildContext, debs: dict[str, Path],
+        objdump_counts: Callable[[Path], collections.Counter[str]], package: str) -> None:
     tree = tree_of(debs, (package,), ctx)
     path = tree.resolve(DISPATCHING[package])
     data = tree.read_bytes(path)
@@ -89,9 +97,11 @@ def test_deep_counts_agree_with_objdump(ctx, debs, objdump_counts, package: str)
         assert ours.count(ext) == theirs[ext], (ext, dict(ours.instructions), theirs)
 
 
-def test_fast_reader_agrees_with_pyelftools_on_every_elf(registry, ctx, debs) -> None:
+def test_fast_reader_agrees_with_pyelftools_on_every_elf(
+        registry: Registry, ctx: BuildContext, debs: dict[str, Path]) -> None:
     spec = importlib.util.spec_from_file_location(
         "elf_reference", Path(__file__).parents[1] / "rvforge-core/tests/elf_reference.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     tree = tree_of(debs, (*BASE, *DISPATCHING), ctx)

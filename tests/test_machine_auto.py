@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fixture_types import RiscvCC
 
 from rvforge import BuildContext, Tree, UsageError
-from rvforge.machines import machine_for_tree, pick_machine
+from rvforge.auto_machine import machine_for_tree, pick_machine
 from rvforge.registry import build_registry
 from rvforge.tree import HostFile
 
@@ -35,12 +35,12 @@ def build(alpine_tarball: Path, output: Path, *args: str,
 
 
 @pytest.fixture(scope="module")
-def vsum(riscv_cc: Callable[..., Path]) -> Path:
+def vsum(riscv_cc: RiscvCC) -> Path:
     return riscv_cc.program("vsetvli", "vsum", "-static", "-O2", "-march=rv64gcv")
 
 
 @pytest.fixture(scope="module")
-def half_float(riscv_cc: Callable[..., Path]) -> Path:
+def half_float(riscv_cc: RiscvCC) -> Path:
     """Needs Zfh (half-precision floats), which no QEMU 7.2 CPU has and QEMU 10's max has."""
     return riscv_cc(MAIN_C, "zfh", "-static", "-O2", "-march=rv64gc_zfh")
 
@@ -62,13 +62,15 @@ def test_a_vector_image_gets_a_vector_machine_and_boots_on_it(
         from rvforge_qemu.kernels import resolve_kernel
 
         kernel = resolve_kernel("auto", ctx).image
-    ran = cli("run", "--machine", "auto", "--kernel", str(kernel), str(image), "--", "vsum")
+    # -v: run shows only warnings and errors of its own log unless asked (the pick is info)
+    ran = cli("run", "-v", "--machine", "auto", "--kernel", str(kernel), str(image), "--",
+              "vsum")
     assert (ran.returncode, ran.stdout) == (0, "vl=4\n"), ran.stderr
     assert "machine picked" in ran.stderr and "machine=qemu-virt-v" in ran.stderr
 
 
 def test_the_smallest_machine_meeting_the_files_needs_is_picked(vsum: Path) -> None:
-    from rvforge.builtin.auditors.isa import tree_needs
+    from rvforge.riscv.needs import tree_needs
 
     tree = Tree()
     tree.add_file("/usr/bin/vsum", HostFile.of(vsum), mode=0o755)
@@ -78,6 +80,45 @@ def test_the_smallest_machine_meeting_the_files_needs_is_picked(vsum: Path) -> N
         assert pick_machine(needs, ctx.registry, ctx).name == "qemu-virt-v"
         assert pick_machine({}, ctx.registry, ctx).name == "qemu-virt"
         assert machine_for_tree(tree, ctx.registry, ctx).name == "qemu-virt-v"
+
+
+def test_build_hooks_see_the_picked_machine_never_auto(
+        alpine_tarball: Path, vsum: Path, tmp_path: Path) -> None:
+    """A plugin registered after the built-ins runs first (pluggy's order): its
+    ``rvforge_build_tree_ready`` still sees the machine picked for the tree, because the
+    pick is a pipeline step, not a hook."""
+    import rvforge
+    from rvforge import pipeline
+    from rvforge.config import Config
+    from rvforge.plugins import get_plugin_manager
+    from rvforge.registry import Registry
+    from rvforge.spec import BuildFlags, resolve_spec
+    from rvforge.testing import registered_plugin
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Observer:
+        @rvforge.hookimpl
+        def rvforge_build_start(self, spec: rvforge.BuildSpec) -> None:
+            seen.append(("start", spec.machine.name if spec.machine else None))
+
+        @rvforge.hookimpl
+        def rvforge_build_tree_ready(self, spec: rvforge.BuildSpec) -> None:
+            seen.append(("tree_ready", spec.machine.name if spec.machine else None))
+
+    pm = get_plugin_manager()
+    with registered_plugin(pm, Observer(), "observer"):
+        registry = Registry(pm)
+        flags = BuildFlags(provider="local", machine="auto", output=tmp_path / "v.cpio.gz",
+                           provider_values={"source": str(alpine_tarball)},
+                           overlays=[f"{vsum}:/usr/bin/vsum"])
+        with BuildContext(registry, scratch_dir=tmp_path / "scratch") as ctx:
+            spec = resolve_spec(registry, Config(), flags, ctx)
+            assert spec.machine is None  # no placeholder machine named auto in the spec
+            report = pipeline.build(registry, spec, ctx)
+    assert seen == [("start", None), ("tree_ready", "qemu-virt-v")]
+    assert report.spec.machine is not None and report.spec.machine.name == "qemu-virt-v"
+    assert report.audit.machine.name == "qemu-virt-v" and "machine" in report.timings
 
 
 def test_no_profile_with_the_extensions_is_exit_2_naming_them_and_the_qemu(
@@ -118,6 +159,6 @@ def test_auto_cannot_read_an_ext4_image(alpine_tarball: Path, tmp_path: Path) ->
     assert f"--machine auto reads the image's files, which rvforge cannot do for the ext4 " \
            f"image {image}: pass --machine NAME" in result.stderr
     with BuildContext(build_registry()) as ctx, pytest.raises(UsageError):
-        from rvforge.machines import machine_for_image
+        from rvforge.auto_machine import machine_for_image
 
         machine_for_image(image, ctx.registry, ctx)

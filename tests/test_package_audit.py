@@ -7,59 +7,30 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
 import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import downloads
+import gnu_toolchain
 import pytest
+from downloads import DEBS, WHEELS
+from fixture_types import RiscvCC, RunRvforge
 from typer.testing import CliRunner
 
 from rvforge.cli import app
 from rvforge.context import BuildContext
+from rvforge.registry import Registry
 
 pytestmark = pytest.mark.network
 
-WHEELS = ("markupsafe==3.0.4", "msgpack==1.2.4", "charset-normalizer==3.5.3")
-"""Small real riscv64 wheels on PyPI (CPython 3.11, manylinux_2_31_riscv64)."""
-PIP_TARGET = ("--platform", "manylinux_2_31_riscv64", "--python-version", "3.11",
-              "--implementation", "cp", "--abi", "cp311")
-DEBS = ("libzstd1", "busybox-static")
-
-
-def pip() -> list[str]:
-    """A pip to download with: this interpreter's, else the system python3's."""
-    for python in (sys.executable, shutil.which("python3")):
-        if python and subprocess.run([python, "-m", "pip", "--version"],
-                                     capture_output=True).returncode == 0:
-            return [python, "-m", "pip"]
-    pytest.fail("no pip to download wheels with: python3 -m ensurepip, or apt-get install "
-                "python3-pip")
 
 
 @pytest.fixture(scope="module")
-def real_wheels(ctx: BuildContext) -> list[Path]:
-    """The wheels of :data:`WHEELS`, downloaded once into the cache (renamed into place)."""
-    cache = ctx.cache("pypi-wheels")
-    found = []
-    for requirement in WHEELS:
-        name, version = requirement.split("==")
-        stem = f"{name.replace('-', '_')}-{version}-"
-        cached = sorted(p for p in cache.glob(f"{stem}*.whl"))
-        if not cached:
-            with tempfile.TemporaryDirectory(dir=cache) as work:
-                subprocess.run([*pip(), "download", "--quiet", "--no-deps",
-                                "--only-binary=:all:", *PIP_TARGET, requirement, "-d", work],
-                               check=True, timeout=300)
-                for wheel in Path(work).glob("*.whl"):
-                    os.replace(wheel, cache / wheel.name)
-            cached = sorted(cache.glob(f"{stem}*.whl"))
-        assert cached and "riscv64" in cached[0].name, requirement
-        found.append(cached[0])
-    return found
+def real_wheels(registry: Registry) -> list[Path]:
+    """The wheels of :data:`~downloads.WHEELS`, from the tests' cache (downloaded once)."""
+    with BuildContext(registry) as downloading:
+        return downloads.real_wheels(downloading)
 
 
 @pytest.fixture
@@ -73,13 +44,14 @@ def rvforge_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return invoke
 
 
-def audit(rvforge_cli, *args: str) -> tuple[int, dict]:
+def audit(rvforge_cli: RunRvforge, *args: str) -> tuple[int, dict]:
     result = rvforge_cli("--quiet", "audit", "--format", "json", *args)
     assert result.stderr == "", result.stderr
     return result.returncode, json.loads(result.stdout)
 
 
-def test_real_riscv64_wheels_meet_their_baseline(rvforge_cli, real_wheels) -> None:
+def test_real_riscv64_wheels_meet_their_baseline(
+        rvforge_cli: RunRvforge, real_wheels: list[Path]) -> None:
     code, data = audit(rvforge_cli, *map(str, real_wheels))
     assert code == 0, data["findings"]
     assert [i["kind"] for i in data["inputs"]] == ["wheel"] * len(WHEELS)
@@ -97,7 +69,8 @@ def test_real_riscv64_wheels_meet_their_baseline(rvforge_cli, real_wheels) -> No
                                          "0 warnings")
 
 
-def test_a_real_wheel_on_an_rve_cpu_fails_naming_its_member(rvforge_cli, real_wheels) -> None:
+def test_a_real_wheel_on_an_rve_cpu_fails_naming_its_member(
+        rvforge_cli: RunRvforge, real_wheels: list[Path]) -> None:
     code, data = audit(rvforge_cli, "--isa", "rv64emac", str(real_wheels[0]))
     assert code == 3
     [finding] = data["findings"]
@@ -105,10 +78,8 @@ def test_a_real_wheel_on_an_rve_cpu_fails_naming_its_member(rvforge_cli, real_wh
         finding["details"]["missing"]
 
 
-def test_real_debs_from_the_mirror(rvforge_cli, ctx) -> None:
-    from rvforge_debootstrap.archive import DebianArchive
-
-    debs = DebianArchive(ctx).download_many(DEBS)
+def test_real_debs_from_the_mirror(rvforge_cli: RunRvforge, ctx: BuildContext) -> None:
+    debs = downloads.debian_packages(ctx, DEBS)
     code, data = audit(rvforge_cli, "--isa", "rva20u64", *(str(debs[n]) for n in DEBS))
     assert code == 0, data["findings"]
     paths = {f["path"] for f in data["files"]}
@@ -118,18 +89,12 @@ def test_real_debs_from_the_mirror(rvforge_cli, ctx) -> None:
     assert data["inputs"][0]["kind"] == "deb"
 
 
-def _toolchain(ctx: BuildContext):  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "gnu_toolchain", Path(__file__).with_name("gnu_toolchain.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("gnu_toolchain", module)
-    spec.loader.exec_module(module)
-    return module.toolchain(ctx)
+def _toolchain(ctx: BuildContext) -> gnu_toolchain.Toolchain:
+    return gnu_toolchain.toolchain(ctx)
 
 
-def test_a_wheel_with_rve_code_runs_on_an_rve_cpu(rvforge_cli, ctx, riscv_cc,
-                                                   tmp_path: Path) -> None:
+def test_a_wheel_with_rve_code_runs_on_an_rve_cpu(
+        rvforge_cli: RunRvforge, ctx: BuildContext, riscv_cc: RiscvCC, tmp_path: Path) -> None:
     chain = _toolchain(ctx)
     obj = chain.assemble(".globl f\nf:\n  add a0, a0, a1\n  ret\n", tmp_path / "rve.o",
                          "-march=rv64e_m_c", "-mabi=lp64e")

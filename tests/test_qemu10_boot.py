@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fixture_types import RiscvCC
 
 from rvforge import Artifact, BuildContext, UsageError
 from rvforge.registry import build_registry
@@ -34,7 +35,7 @@ def kernel() -> Path:
 
 @pytest.fixture(scope="module")
 def vector_image(tmp_path_factory: pytest.TempPathFactory, alpine_tarball: Path,
-                 riscv_cc: Callable[..., Path]) -> Path:
+                 riscv_cc: RiscvCC) -> Path:
     """The Alpine fixture with a static rv64gcv program that runs ``vsetvli`` at once."""
     vsum = riscv_cc.program("vsetvli", "vsum", "-static", "-O2", "-march=rv64gcv")
     image = tmp_path_factory.mktemp("qemu10") / "vector.cpio.gz"

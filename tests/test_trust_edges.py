@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fixture_types import RiscvCC
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -132,7 +133,7 @@ def test_stale_part_files_of_dead_processes_are_swept(tmp_path: Path) -> None:
 
 
 def test_a_tree_with_one_dynamic_elf_and_no_loader_fails_the_linkage_audit(
-        tmp_path: Path, riscv_cc) -> None:
+        tmp_path: Path, riscv_cc: RiscvCC) -> None:
     program = riscv_cc.program("hello", "hello-dyn")
     root = tmp_path / "root"
     (root / "bin").mkdir(parents=True)

@@ -196,3 +196,13 @@ def test_unresolvable(resolver: Resolver, atom: str, reason: str) -> None:
 
 def test_nothing_to_do(resolver: Resolver) -> None:
     assert resolve(resolver, "busybox", "so:libcrypto.so.3") == []
+
+
+def test_a_dependency_chain_deeper_than_any_real_one_is_one_error_not_a_recursion_error(
+        ) -> None:
+    """p0 → p1 → ... → p999: once a RecursionError (a traceback) at ~500 packages."""
+    text = "".join(f"P:p{i}\nV:1.0-r0\nA:riscv64\n" + (f"D:p{i + 1}\n" if i < 999 else "")
+                   + "\n" for i in range(1000))
+    resolver = Resolver(parse_index(text, label="chain"), [])
+    with pytest.raises(UnresolvableError, match="a dependency chain longer than 200"):
+        resolver.resolve([Dependency.parse("p0")])

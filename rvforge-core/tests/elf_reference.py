@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from elftools.elf.constants import P_FLAGS, SH_FLAGS
 from elftools.elf.dynamic import DynamicSection, DynamicSegment
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
+from elftools.elf.sections import Section
+from elftools.elf.segments import InterpSegment
 
 from rvforge.riscv.elf import (
     DISPATCH_IMPORTS,
@@ -44,8 +47,9 @@ def reference(data: bytes) -> tuple[ElfInfo, ElfSymbols]:
     header = elf.header
     machine = header["e_machine"]
     e_machine = machine if isinstance(machine, int) else _machine_number(machine)
-    base = {"e_machine": e_machine, "machine": str(machine), "elf_class": elf.elfclass,
-            "e_type": str(header["e_type"]), "e_flags": int(header["e_flags"])}
+    base: dict[str, Any] = {
+        "e_machine": e_machine, "machine": str(machine), "elf_class": elf.elfclass,
+        "e_type": str(header["e_type"]), "e_flags": int(header["e_flags"])}
     if e_machine != EM_RISCV:
         return ElfInfo(**base), ElfSymbols()
     sections = list(elf.iter_sections()) if elf.num_sections() else []
@@ -54,7 +58,7 @@ def reference(data: bytes) -> tuple[ElfInfo, ElfSymbols]:
     arch = attributes.get(TAG_RISCV_ARCH)
     interp = None
     for seg in segments:
-        if seg["p_type"] == "PT_INTERP":
+        if isinstance(seg, InterpSegment):
             interp = seg.get_interp_name()
     info = ElfInfo(**base, arch=arch if isinstance(arch, str) else None,
                    attributes=attributes, interp=interp, **_dynamic(sections, segments),
@@ -85,15 +89,17 @@ def _attributes(elf: ELFFile, sections: list, segments: list) -> dict[int, int |
     return {}
 
 
-def _dynamic(sections: list, segments: list) -> dict[str, object]:
-    dynamic = next((s for s in sections if isinstance(s, DynamicSection)), None)
+def _dynamic(sections: list, segments: list) -> dict[str, Any]:
+    dynamic: DynamicSection | DynamicSegment | None = next(
+        (s for s in sections if isinstance(s, DynamicSection)), None)
     if dynamic is None:
         dynamic = next((s for s in segments if isinstance(s, DynamicSegment)), None)
     if dynamic is None:
         return {}
     needed: list[str] = []
-    result: dict[str, object] = {"has_dynamic": True}
-    for tag in dynamic.iter_tags():
+    result: dict[str, Any] = {"has_dynamic": True}
+    tags: Iterable[Any] = dynamic.iter_tags()  # pyelftools sets .needed, .soname... per tag
+    for tag in tags:
         kind = tag.entry.d_tag
         if kind == "DT_FLAGS_1":
             result["flags_1"] = tag.entry.d_val
@@ -109,14 +115,14 @@ def _dynamic(sections: list, segments: list) -> dict[str, object]:
     return result
 
 
-def _versions(sections: list) -> dict[str, object]:
-    result: dict[str, object] = {}
+def _versions(sections: list) -> dict[str, Any]:
+    result: dict[str, Any] = {}
     for section in sections:
         if isinstance(section, GNUVerNeedSection):
             result["version_needs"] = {verneed.name: tuple(aux.name for aux in auxes)
                                        for verneed, auxes in section.iter_versions()}
         elif isinstance(section, GNUVerDefSection):
-            defs = []
+            defs: list[str] = []
             for verdef, auxes in section.iter_versions():
                 if not verdef["vd_flags"] & 1:  # VER_FLG_BASE: the file's own soname
                     defs.extend(aux.name for aux in list(auxes)[:1])
@@ -125,7 +131,7 @@ def _versions(sections: list) -> dict[str, object]:
 
 
 def _symbols(elf: ELFFile, sections: list) -> ElfSymbols:
-    result: dict[str, object] = {}
+    result: dict[str, Any] = {}
     by_name = {s.name: s for s in sections}
     dynsym = by_name.get(".dynsym")
     table = by_name.get(".symtab") or dynsym
@@ -150,7 +156,7 @@ def _symbols(elf: ELFFile, sections: list) -> ElfSymbols:
     return ElfSymbols(**result)
 
 
-def _table(elf: ELFFile, section) -> tuple[np.ndarray, bytes]:
+def _table(elf: ELFFile, section: Section) -> tuple[np.ndarray, bytes]:
     data = section.data()
     syms = np.frombuffer(data, dtype=_SYM64, count=len(data) // _SYM64.itemsize)
     return syms, elf.get_section(section["sh_link"]).data()

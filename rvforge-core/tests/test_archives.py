@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import tarfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,11 +37,14 @@ def test_alpine_tarball_reads_entry_for_entry(alpine_tarball: Path, tmp_path: Pa
             if member.issym():
                 assert entry.kind is EntryKind.SYMLINK and entry.target == member.linkname
             elif member.isreg():
-                expected = hashlib.sha256(archive.extractfile(member).read()).hexdigest()
+                stream = archive.extractfile(member)
+                assert stream is not None
+                expected = hashlib.sha256(stream.read()).hexdigest()
                 assert hashlib.sha256(tree.read_bytes(path)).hexdigest() == expected
     assert (tree["/etc/shadow"].uid, tree["/etc/shadow"].gid) == (0, 42)
     assert tree.read_text("/etc/alpine-release").strip() == "3.20.3"
-    assert tree.lookup("/bin/sh").path == "/bin/busybox"
+    sh = tree.lookup("/bin/sh")
+    assert sh is not None and sh.path == "/bin/busybox"
 
 
 @pytest.mark.parametrize("compression", ["xz", "zst", "bz2", "none"])
@@ -51,8 +55,10 @@ def test_every_compression_reads_the_same(alpine_tarball: Path, tmp_path: Path,
     import lzma
 
     raw = gzip.decompress(alpine_tarball.read_bytes())
-    packed = {"xz": lzma.compress, "bz2": bz2.compress, "none": lambda b: b,
-              "zst": lambda b: zstandard.ZstdCompressor().compress(b)}[compression](raw)
+    compressors: dict[str, Callable[[bytes], bytes]] = {
+        "xz": lzma.compress, "bz2": bz2.compress, "none": lambda b: b,
+        "zst": lambda b: zstandard.ZstdCompressor().compress(b)}
+    packed = compressors[compression](raw)
     path = tmp_path / f"rootfs.tar.{compression}"
     path.write_bytes(packed)
     assert is_tarball(path)
@@ -142,15 +148,15 @@ def test_directory_source_records_identities_and_has_no_depth_limit(tmp_path: Pa
             os.rmdir(directory)
 
 
-def test_directory_source_with_an_unreadable_directory_is_an_error(tmp_path: Path,
-                                                                   monkeypatch) -> None:
+def test_directory_source_with_an_unreadable_directory_is_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """os.walk skipped a directory it could not list; a root filesystem must not silently
     lose one (root can list anything, so the refusal is simulated)."""
     root = tmp_path / "root"
     (root / "secret").mkdir(parents=True)
     real_scandir = os.scandir
 
-    def scandir(path):
+    def scandir(path: str | os.PathLike[str]) -> Iterator[os.DirEntry[str]]:
         if str(path).endswith("secret"):
             raise PermissionError(13, "Permission denied")
         return real_scandir(path)

@@ -7,14 +7,12 @@ import dataclasses
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixture_types import RiscvCC
 
 from rvforge import pipeline
-from rvforge.builtin.auditors import facts_cache as elf_cache
-from rvforge.builtin.auditors.scan import elf_files
 from rvforge.context import BuildContext
 from rvforge.errors import InputError
 from rvforge.findings import Severity
@@ -23,7 +21,9 @@ from rvforge.formats.tar import read_tarball
 from rvforge.machines import Machine
 from rvforge.pipeline import AuditReport
 from rvforge.registry import Registry, build_registry
-from rvforge.tree import HostFile, InlineBytes, Tree
+from rvforge.riscv import facts_cache as elf_cache
+from rvforge.riscv.elf_files import elf_files
+from rvforge.tree import Content, HostFile, InlineBytes, Tree
 
 GLIBC_SYSROOT = Path("/usr/riscv64-linux-gnu/lib")
 RV64GC = Machine("test-gc", "", "rv64gc", memory_mb=1024)
@@ -64,14 +64,21 @@ def registry() -> Registry:
 
 
 @pytest.fixture
-def ctx(registry: Registry, tmp_path: Path) -> Iterator[BuildContext]:
-    with BuildContext(registry, cache_dir=tmp_path / "cache", scratch_dir=tmp_path) as c:
-        yield c
+def cache_dir(tmp_path: Path) -> Path:
+    """An empty cache per test: the ELF facts cache's tests count what it holds."""
+    return tmp_path / "cache"
 
 
 @pytest.fixture
 def alpine(alpine_tarball: Path, tmp_path: Path) -> Tree:
     return read_tarball(alpine_tarball, tmp_path / "alpine")
+
+
+def content_of(tree: Tree, path: str) -> Content:
+    """The content of file ``path`` of ``tree`` (a file always has one)."""
+    content = tree[path].content
+    assert content is not None, path
+    return content
 
 
 def glibc_root() -> Tree:
@@ -99,7 +106,7 @@ def codes(report: AuditReport, severity: Severity | None = None) -> dict[str, se
     return found
 
 
-def test_alpine_is_clean_on_rv64gc(registry, ctx, alpine) -> None:
+def test_alpine_is_clean_on_rv64gc(registry: Registry, ctx: BuildContext, alpine: Tree) -> None:
     report = run(registry, alpine, ctx)
     assert [f for f in report.findings if f.severity is not Severity.INFO] == []
     busybox = report.files["/bin/busybox"]
@@ -109,7 +116,8 @@ def test_alpine_is_clean_on_rv64gc(registry, ctx, alpine) -> None:
     assert len(report.files) >= 15
 
 
-def test_vector_binary_is_an_error_naming_a_machine_that_has_v(registry, ctx, riscv_cc) -> None:
+def test_vector_binary_is_an_error_naming_a_machine_that_has_v(
+        registry: Registry, ctx: BuildContext, riscv_cc: RiscvCC) -> None:
     tree = glibc_root()
     tree.add_file("/usr/bin/vsum", HostFile.of(riscv_cc.program("vsum", "vmain", "-O2",
                                                         "-march=rv64gcv")), mode=0o755)
@@ -122,7 +130,8 @@ def test_vector_binary_is_an_error_naming_a_machine_that_has_v(registry, ctx, ri
     assert run(registry, tree, ctx, VECTOR_MACHINE).errors == []
 
 
-def test_vlen_requirement_is_checked(registry, ctx, riscv_cc) -> None:
+def test_vlen_requirement_is_checked(
+        registry: Registry, ctx: BuildContext, riscv_cc: RiscvCC) -> None:
     tree = glibc_root()
     tree.add_file("/usr/bin/v256", HostFile.of(riscv_cc.program("vsum", "v256", "-O2",
                                                         "-march=rv64gcv_zvl256b")))
@@ -133,7 +142,8 @@ def test_vlen_requirement_is_checked(registry, ctx, riscv_cc) -> None:
     assert run(registry, tree, ctx, wide).errors == []
 
 
-def test_zba_zbb_binary_against_profiles(registry, ctx, riscv_cc) -> None:
+def test_zba_zbb_binary_against_profiles(
+        registry: Registry, ctx: BuildContext, riscv_cc: RiscvCC) -> None:
     tree = glibc_root()
     tree.add_file("/usr/bin/zb", HostFile.of(riscv_cc.program("hello", "hello-zb", "-O2",
                                                       "-march=rv64gc_zba_zbb")))
@@ -143,7 +153,8 @@ def test_zba_zbb_binary_against_profiles(registry, ctx, riscv_cc) -> None:
         assert run(registry, tree, ctx, Machine(profile, "", profile)).errors == []
 
 
-def test_glibc_binary_on_alpine_is_a_libc_mismatch(registry, ctx, alpine, riscv_cc) -> None:
+def test_glibc_binary_on_alpine_is_a_libc_mismatch(
+        registry: Registry, ctx: BuildContext, alpine: Tree, riscv_cc: RiscvCC) -> None:
     alpine.add_file("/usr/bin/hello", HostFile.of(riscv_cc.program("hello", "hello")), mode=0o755)
     report = run(registry, alpine, ctx)
     [finding] = report.errors
@@ -152,14 +163,17 @@ def test_glibc_binary_on_alpine_is_a_libc_mismatch(registry, ctx, alpine, riscv_
     assert "this root's libc is musl" in finding.message
 
 
-def test_musl_binary_on_glibc_root_is_a_libc_mismatch(registry, ctx, alpine) -> None:
+def test_musl_binary_on_glibc_root_is_a_libc_mismatch(
+        registry: Registry, ctx: BuildContext, alpine: Tree) -> None:
     tree = glibc_root()
-    tree.add_file("/usr/bin/apk", alpine.lookup("/sbin/apk").content)
+    apk = alpine.lookup("/sbin/apk")
+    assert apk is not None and apk.content is not None
+    tree.add_file("/usr/bin/apk", apk.content)
     assert codes(run(registry, tree, ctx, RV64GC, "linkage"), Severity.ERROR) == {
         "/usr/bin/apk": {"libc-mismatch"}}
 
 
-def test_host_binary_is_not_riscv(registry, ctx, alpine) -> None:
+def test_host_binary_is_not_riscv(registry: Registry, ctx: BuildContext, alpine: Tree) -> None:
     alpine.add_file("/usr/lib/libtrue.so", HostFile.of(Path("/bin/true")))
     alpine.add_file("/lib/firmware/dsp.elf", HostFile.of(Path("/bin/true")))
     report = run(registry, alpine, ctx)
@@ -169,7 +183,8 @@ def test_host_binary_is_not_riscv(registry, ctx, alpine) -> None:
 
 
 @pytest.mark.parametrize("cut", [4, 20, 64, 700, -100])
-def test_truncated_elf_is_a_finding_not_an_exception(registry, ctx, alpine, cut) -> None:
+def test_truncated_elf_is_a_finding_not_an_exception(
+        registry: Registry, ctx: BuildContext, alpine: Tree, cut: int) -> None:
     data = alpine.read_bytes("/lib/ld-musl-riscv64.so.1")
     alpine.add_file("/usr/bin/broken", data[:cut])
     report = run(registry, alpine, ctx)
@@ -177,7 +192,8 @@ def test_truncated_elf_is_a_finding_not_an_exception(registry, ctx, alpine, cut)
     assert report.files["/usr/bin/broken"]["machine"] is None
 
 
-def test_lp64_object_on_lp64d_root_is_an_abi_mismatch(registry, ctx, alpine, riscv_cc) -> None:
+def test_lp64_object_on_lp64d_root_is_an_abi_mismatch(
+        registry: Registry, ctx: BuildContext, alpine: Tree, riscv_cc: RiscvCC) -> None:
     flags = ("-O2", "-nostdlib", "-march=rv64imac", "-mabi=lp64")
     lib = riscv_cc(LP64_LIB_SOURCE, "libdummy.so", *flags, "-shared", "-fPIC")
     user = riscv_cc(LP64_USER, "lp64-user", *flags, f"-L{lib.parent}", "-Wl,--no-as-needed",
@@ -200,7 +216,8 @@ def test_lp64_object_on_lp64d_root_is_an_abi_mismatch(registry, ctx, alpine, ris
     assert len(run(registry, alpine, ctx).errors) == 2
 
 
-def test_runtime_dispatching_library_is_a_warning(registry, ctx, riscv_cc) -> None:
+def test_runtime_dispatching_library_is_a_warning(
+        registry: Registry, ctx: BuildContext, riscv_cc: RiscvCC) -> None:
     lib = riscv_cc(DISPATCH_LIB, "libdisp.so", "-O2", "-march=rv64gcv", "-shared", "-fPIC",
                    "-Wl,-soname,libdisp.so.1")
     tree = glibc_root()
@@ -211,7 +228,8 @@ def test_runtime_dispatching_library_is_a_warning(registry, ctx, riscv_cc) -> No
     assert warning.code == "isa-required" and "getauxval" in warning.message
 
 
-def test_deep_finds_vector_code_the_attribute_hides(registry, ctx, riscv_cc) -> None:
+def test_deep_finds_vector_code_the_attribute_hides(
+        registry: Registry, ctx: BuildContext, riscv_cc: RiscvCC) -> None:
     tree = glibc_root()
     plain = riscv_cc(HIDDEN_VECTOR.replace("DISPATCH", ""), "hidden-v", "-O2")
     asks = riscv_cc(HIDDEN_VECTOR.replace("DISPATCH", "if (getauxval(AT_HWCAP) & (1 << 21))"),
@@ -227,7 +245,8 @@ def test_deep_finds_vector_code_the_attribute_hides(registry, ctx, riscv_cc) -> 
     assert "test-vector" in report.errors[0].message
 
 
-def test_needed_libraries_resolve_like_the_loader(registry, ctx, riscv_cc, alpine) -> None:
+def test_needed_libraries_resolve_like_the_loader(
+        registry: Registry, ctx: BuildContext, riscv_cc: RiscvCC, alpine: Tree) -> None:
     lib = riscv_cc("int f(void){return 1;}\n", "libf.so", "-shared", "-fPIC",
                    "-Wl,-soname,libf.so.1")
     user_source = "int f(void);\nint main(void){return f();}\n"
@@ -256,7 +275,8 @@ def test_needed_libraries_resolve_like_the_loader(registry, ctx, riscv_cc, alpin
     assert run(registry, alpine, ctx, RV64GC, "linkage").findings == []
 
 
-def test_interpreter_and_symbol_versions(registry, ctx, riscv_cc) -> None:
+def test_interpreter_and_symbol_versions(
+        registry: Registry, ctx: BuildContext, riscv_cc: RiscvCC) -> None:
     data = riscv_cc.program("hello", "hello").read_bytes()
     tree = glibc_root()
     tree.add_file("/usr/bin/new", data.replace(b"GLIBC_2.34", b"GLIBC_2.99"))
@@ -272,7 +292,8 @@ def test_interpreter_and_symbol_versions(registry, ctx, riscv_cc) -> None:
 
 @pytest.mark.parametrize(("mib", "severity"), [(8, None), (400, Severity.WARNING),
                                                (935, Severity.ERROR)])
-def test_size_against_memory(registry, ctx, mib, severity) -> None:
+def test_size_against_memory(registry: Registry, ctx: BuildContext, mib: int,
+                             severity: Severity | None) -> None:
     tree = Tree()
     tree.add_file("/payload", HostFile(Path("/dev/null"), mib * 1024 * 1024))
     report = run(registry, tree, ctx, RV64GC, "size")  # 1024 MiB of RAM
@@ -294,17 +315,23 @@ def plant(ctx: BuildContext, table: str, path: str, key: str | None = None) -> s
     with facts_db(ctx) as db:
         if table == "trees":
             ((key, value),) = db.execute("SELECT key, value FROM trees").fetchall()
-            members = elf_cache.decode_tree(value)
+            decoded = elf_cache.decode_tree(value)
+            assert decoded is not None
+            members = decoded
         else:
             (value,) = db.execute("SELECT value FROM facts WHERE key = ?", (key,)).fetchone()
-            members = {path: elf_cache.decode(value)}
+            facts = elf_cache.decode(value)
+            assert facts is not None
+            members = {path: facts}
         info = members[path].info
+        assert info is not None and info.arch is not None
         planted = dataclasses.replace(info, arch=info.arch + "_zvl65536b1p0")
         members[path] = elf_cache.Facts(planted)
         value = (elf_cache.encode_tree(members) if table == "trees"
                  else elf_cache.encode(members[path]))
         db.execute(f"UPDATE {table} SET value = ? WHERE key = ?", (value, key))
     db.close()
+    assert planted.arch is not None
     return planted.arch
 
 
@@ -317,7 +344,8 @@ def rewrite_same_bytes(path: Path) -> None:
 
 
 def test_warm_cache_answers_from_the_tree_row_then_the_file_rows(
-        registry, ctx, alpine, monkeypatch) -> None:
+        registry: Registry, ctx: BuildContext, alpine: Tree,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(elf_cache, "RACY_SECONDS", 0.0)  # the files were just unpacked
     first = run(registry, alpine, ctx, RV64GC, "isa")
     busybox = alpine["/bin/busybox"].content
@@ -330,8 +358,9 @@ def test_warm_cache_answers_from_the_tree_row_then_the_file_rows(
     key = elf_cache.content_key(busybox)
     planted = plant(ctx, "facts", "/bin/busybox", key)
     motd = alpine["/etc/motd"].content
+    assert isinstance(motd, HostFile)
     old_motd_key = elf_cache.content_key(motd)
-    rewrite_same_bytes(motd.path)
+    rewrite_same_bytes(Path(motd.path))
     assert elf_cache.content_key(motd) != old_motd_key
     third = run(registry, alpine.copy(), ctx, RV64GC, "isa")
     assert third.files["/bin/busybox"]["arch_attribute"] == planted  # from the file row
@@ -339,7 +368,7 @@ def test_warm_cache_answers_from_the_tree_row_then_the_file_rows(
         assert db.execute("SELECT count(*) FROM trees").fetchone() == (2,)  # the new tree's
     db.close()
     # busybox written again with the same bytes, size and mtime: a new ctime, so a new key
-    rewrite_same_bytes(busybox.path)
+    rewrite_same_bytes(Path(busybox.path))
     assert elf_cache.content_key(busybox) != key
     fourth = run(registry, alpine.copy(), ctx, RV64GC, "isa")
     assert fourth.files["/bin/busybox"] == first.files["/bin/busybox"]
@@ -347,7 +376,8 @@ def test_warm_cache_answers_from_the_tree_row_then_the_file_rows(
 
 
 def test_a_tree_row_never_answers_for_a_file_rewritten_in_place(
-        registry, ctx, tmp_path, riscv_cc, monkeypatch) -> None:
+        registry: Registry, ctx: BuildContext, tmp_path: Path, riscv_cc: RiscvCC,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A directory read again after one file got other bytes of the same size and mtime
     (only the ctime tells): the tree row of the first read must not answer."""
     monkeypatch.setattr(elf_cache, "RACY_SECONDS", 0.0)
@@ -372,7 +402,7 @@ def test_a_tree_row_never_answers_for_a_file_rewritten_in_place(
 
 
 def test_a_file_rewritten_after_read_directory_is_an_error_not_stale_facts(
-        registry, ctx, tmp_path, riscv_cc) -> None:
+        registry: Registry, ctx: BuildContext, tmp_path: Path, riscv_cc: RiscvCC) -> None:
     """Cold (the file is read for its facts) the audit refuses a file that is no longer
     the one the tree recorded; the packer does too (tests/test_packers.py)."""
     root = tmp_path / "root"
@@ -386,8 +416,8 @@ def test_a_file_rewritten_after_read_directory_is_an_error_not_stale_facts(
         run(registry, tree, ctx, RV64GC, "isa")
 
 
-def test_files_changed_moments_ago_are_not_cached_inline_bytes_are(registry, ctx, riscv_cc,
-                                                                  tmp_path: Path) -> None:
+def test_files_changed_moments_ago_are_not_cached_inline_bytes_are(
+        registry: Registry, ctx: BuildContext, riscv_cc: RiscvCC, tmp_path: Path) -> None:
     # a copy written now (the compiler's output may be older: it is cached per session)
     fresh = tmp_path / "hello-fresh"
     fresh.write_bytes(riscv_cc.program("hello", "hello-fresh", "-O2").read_bytes())
@@ -399,19 +429,19 @@ def test_files_changed_moments_ago_are_not_cached_inline_bytes_are(registry, ctx
     with facts_db(ctx) as db:
         keys = {k for (k,) in db.execute("SELECT key FROM facts")}
     db.close()
-    assert elf_cache.content_key(tree["/usr/bin/fresh"].content) not in keys
-    assert elf_cache.content_key(tree["/usr/bin/inline"].content) in keys
-    assert elf_cache.content_key(tree["/etc/motd"].content) in keys  # "not an ELF file"
-    glibc = elf_cache.content_key(tree["/usr/lib/riscv64-linux-gnu/libc.so.6"].content)
+    assert elf_cache.content_key(content_of(tree, "/usr/bin/fresh")) not in keys
+    assert elf_cache.content_key(content_of(tree, "/usr/bin/inline")) in keys
+    assert elf_cache.content_key(content_of(tree, "/etc/motd")) in keys  # "not an ELF file"
+    glibc = elf_cache.content_key(content_of(tree, "/usr/lib/riscv64-linux-gnu/libc.so.6"))
     assert glibc in keys  # installed long ago: settled
 
 
-def test_another_format_version_or_a_corrupt_database_is_not_used(registry, ctx,
-                                                                 riscv_cc) -> None:
+def test_another_format_version_or_a_corrupt_database_is_not_used(
+        registry: Registry, ctx: BuildContext, riscv_cc: RiscvCC) -> None:
     tree = Tree()
     tree.add_file("/usr/bin/v", InlineBytes(riscv_cc.program("vsum", "vmain", "-O2",
                                                      "-march=rv64gcv").read_bytes()))
-    key = elf_cache.content_key(tree["/usr/bin/v"].content)
+    key = elf_cache.content_key(content_of(tree, "/usr/bin/v"))
     run(registry, tree, ctx, RV64GC, "isa")
     with facts_db(ctx) as db:
         db.execute("UPDATE facts SET value = ?", (elf_cache.encode(elf_cache.NOT_ELF),))
@@ -428,8 +458,8 @@ def test_another_format_version_or_a_corrupt_database_is_not_used(registry, ctx,
     assert "v" in report.files["/usr/bin/v"]["missing"]
 
 
-def test_symbol_tables_are_read_only_for_files_that_lack_extensions(registry, ctx, alpine,
-                                                                   riscv_cc) -> None:
+def test_symbol_tables_are_read_only_for_files_that_lack_extensions(
+        registry: Registry, ctx: BuildContext, alpine: Tree, riscv_cc: RiscvCC) -> None:
     run(registry, alpine, ctx, RV64GC, "isa")
     files = elf_files(alpine, ctx)
     assert files and not any(f.symbols_read for f in files.values())
@@ -441,7 +471,8 @@ def test_symbol_tables_are_read_only_for_files_that_lack_extensions(registry, ct
 
 
 def test_windows_on_one_host_file_are_audited_and_cached_each_on_its_own(
-        registry, ctx, riscv_cc, tmp_path, monkeypatch) -> None:
+        registry: Registry, ctx: BuildContext, riscv_cc: RiscvCC, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Two programs stored back to back in one file (as rvforge-debootstrap keeps a
     package's data.tar whole): each window is read from its own offset and cached apart."""
     monkeypatch.setattr(elf_cache, "RACY_SECONDS", 0.0)
@@ -459,7 +490,7 @@ def test_windows_on_one_host_file_are_audited_and_cached_each_on_its_own(
         report = run(registry, tree.copy(), ctx, RV64GC, "isa")
         assert [(f.code, f.path) for f in report.errors] == [("isa-required", "/usr/bin/vsum")]
         assert report.files["/usr/bin/hello"]["missing"] == []
-    keys = {elf_cache.content_key(tree[p].content) for p in ("/usr/bin/vsum", "/usr/bin/hello")}
+    keys = {elf_cache.content_key(content_of(tree, p)) for p in ("/usr/bin/vsum", "/usr/bin/hello")}
     assert len(keys) == 2
     with facts_db(ctx) as db:
         assert db.execute("SELECT count(*) FROM facts WHERE key IN (?, ?)",

@@ -112,7 +112,9 @@ def test_gnu_cpio_lists_what_rvforge_wrote(alpine: Tree, tmp_path: Path) -> None
     pattern = re.compile(r"(\S{10})\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+(?:,\s*\d+)?)\s+"
                          r"\w{3}\s+\d+\s+\d{4}\s+(.*)")
     for line in listing:
-        mode, nlink, uid, gid, size, rest = pattern.fullmatch(line).groups()
+        match = pattern.fullmatch(line)
+        assert match is not None, line
+        mode, nlink, uid, gid, size, rest = match.groups()
         name, _, target = rest.partition(" -> ")
         entry = tree["/" if name == "." else "/" + name]
         assert mode[0] == {"file": "-", "hardlink": "-"}.get(entry.kind.value,
@@ -124,7 +126,7 @@ def test_gnu_cpio_lists_what_rvforge_wrote(alpine: Tree, tmp_path: Path) -> None
         elif entry.kind is EntryKind.FILE:
             assert int(size) == entry.size, name
         elif entry.kind is EntryKind.CHAR:
-            assert [int(x) for x in size.split(",")] == list(entry.rdev), name
+            assert [int(x) for x in size.split(",")] == list(entry.rdev or ()), name
         elif entry.kind is EntryKind.DIR:
             subdirs = sum(1 for c in tree.children(entry.path) if c.kind is EntryKind.DIR)
             assert int(nlink) == 2 + subdirs, name

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import collections
 import struct
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fixture_types import RiscvCC
 from typer.testing import CliRunner
 
 from rvforge.cli import app
@@ -53,14 +56,17 @@ def sweep_path(path: Path) -> SweepResult:
     return total
 
 
-def assert_agrees(path: Path, extensions: tuple[str, ...], objdump_counts) -> SweepResult:
+def assert_agrees(
+        path: Path, extensions: tuple[str, ...],
+        objdump_counts: Callable[[Path], collections.Counter[str]]) -> SweepResult:
     ours, theirs = sweep_path(path), objdump_counts(path)
     for ext in extensions:
         assert ours.count(ext) == theirs[ext], (ext, dict(ours.instructions), theirs)
     return ours
 
 
-def test_vector_assembly_agrees_with_objdump(riscv_cc, objdump_counts) -> None:
+def test_vector_assembly_agrees_with_objdump(
+        riscv_cc: RiscvCC, objdump_counts: Callable[[Path], collections.Counter[str]]) -> None:
     obj = riscv_cc(VECTOR_ASM, "vasm", "-c", "-march=rv64gcv", suffix=".s")
     ours = assert_agrees(obj, ("v",), objdump_counts)
     # 13 vector instructions + 3 vector CSR accesses; flw/fld are scalar; the .4byte is
@@ -69,7 +75,8 @@ def test_vector_assembly_agrees_with_objdump(riscv_cc, objdump_counts) -> None:
     assert "zfh" not in ours.instructions
 
 
-def test_compiled_programs_agree_with_objdump(riscv_cc, objdump_counts) -> None:
+def test_compiled_programs_agree_with_objdump(
+        riscv_cc: RiscvCC, objdump_counts: Callable[[Path], collections.Counter[str]]) -> None:
     source = BITS
     for march in ("rv64gc_zba_zbb", "rv64gcv_zba_zbb_zbs"):
         for static in ((), ("-static",)):
@@ -176,7 +183,7 @@ def rvforge_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
-def test_a_symbol_2_to_the_63_away_from_the_code_is_ignored(riscv_cc) -> None:
+def test_a_symbol_2_to_the_63_away_from_the_code_is_ignored(riscv_cc: RiscvCC) -> None:
     # linked at 0xffffffff80002000, with one absolute symbol near zero: kernel-style
     path = riscv_cc(KERNEL_STYLE, "kernel-style", "-nostdlib", "-static", "-march=rv64gc_zbb",
                     "-Wl,-Ttext=0xffffffff80002000", suffix=".S")
@@ -204,7 +211,8 @@ def without_section_headers(data: bytes, filesz: int) -> bytes:
     return bytes(blob)
 
 
-def test_a_segment_claiming_a_huge_size_is_cut_to_the_file(riscv_cc, tmp_path: Path) -> None:
+def test_a_segment_claiming_a_huge_size_is_cut_to_the_file(
+        riscv_cc: RiscvCC, tmp_path: Path) -> None:
     data = riscv_cc.program("hello", "hello-static", "-O2", "-static").read_bytes()
     bad = without_section_headers(data, 1 << 62)
     info = read_elf(bad)
@@ -217,4 +225,4 @@ def test_a_segment_claiming_a_huge_size_is_cut_to_the_file(riscv_cc, tmp_path: P
     audited = rvforge_cli("audit", "--deep", "--isa", "rv64gc", str(tmp_path / "huge"))
     # the rest of the file decodes as code too (it is data): a report, not a crash
     assert audited.returncode in (0, 3) and audited.stderr == "", audited.stderr
-    assert "1 ELF files audited" in audited.stdout
+    assert "1 ELF file audited" in audited.stdout  # a count in the right number

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rvforge import ChecksumMismatchError, InputError
+from rvforge.context import BuildContext
 from rvforge.net.download import NotFoundError, fetch, fetch_bytes, join_url
-from rvforge.testing import Fault, loopback_mirror
+from rvforge.testing import Fault, LoopbackMirror, loopback_mirror
 
 NAME = "alpine-minirootfs-3.20.3-riscv64.tar.gz"
 
 
 @pytest.fixture
-def served(alpine_tarball: Path):
+def served(alpine_tarball: Path) -> Iterator[LoopbackMirror]:
     with loopback_mirror(alpine_tarball.parent) as mirror:
         yield mirror
 
@@ -30,7 +32,9 @@ def leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
 
 
-def test_download_is_verified_and_cached(served, digest, rvforge_context, tmp_path) -> None:
+def test_download_is_verified_and_cached(
+        served: LoopbackMirror, digest: dict[str, str], rvforge_context: BuildContext,
+        tmp_path: Path) -> None:
     dest = tmp_path / "cache" / NAME
     fetch(join_url(served.url, NAME), dest, rvforge_context, digests=digest)
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == digest["sha256"]
@@ -39,8 +43,9 @@ def test_download_is_verified_and_cached(served, digest, rvforge_context, tmp_pa
     assert served.requests == []  # the cache answered
 
 
-def test_dropped_connection_resumes_with_range(served, digest, rvforge_context, tmp_path,
-                                               monkeypatch) -> None:
+def test_dropped_connection_resumes_with_range(
+        served: LoopbackMirror, digest: dict[str, str], rvforge_context: BuildContext,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("rvforge.net.download.BACKOFF", 0.01)
     served.faults[f"/{NAME}"] = Fault(drop_after=1_000_000, times=1)
     dest = rvforge_context.cache_dir / "out" / NAME
@@ -48,11 +53,13 @@ def test_dropped_connection_resumes_with_range(served, digest, rvforge_context, 
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == digest["sha256"]
     (first, no_range), (second, resumed) = served.requests
     assert first == second == f"/{NAME}" and no_range is None
-    assert resumed.startswith("bytes=") and 900_000 < int(resumed[6:-1]) <= 1_000_000
+    assert resumed is not None and resumed.startswith("bytes=")
+    assert 900_000 < int(resumed[6:-1]) <= 1_000_000
 
 
-def test_server_errors_are_retried(served, digest, rvforge_context, tmp_path,
-                                   monkeypatch) -> None:
+def test_server_errors_are_retried(
+        served: LoopbackMirror, digest: dict[str, str], rvforge_context: BuildContext,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("rvforge.net.download.BACKOFF", 0.01)
     served.faults[f"/{NAME}"] = Fault(status=503, times=2)
     fetch(join_url(served.url, NAME),
@@ -60,7 +67,8 @@ def test_server_errors_are_retried(served, digest, rvforge_context, tmp_path,
     assert len(served.requests) == 3
 
 
-def test_checksum_mismatch_keeps_nothing(served, rvforge_context, tmp_path) -> None:
+def test_checksum_mismatch_keeps_nothing(
+        served: LoopbackMirror, rvforge_context: BuildContext, tmp_path: Path) -> None:
     dest = tmp_path / "cache" / NAME
     with pytest.raises(ChecksumMismatchError) as info:
         fetch(join_url(served.url, NAME), dest, rvforge_context, digests={"sha256": "ab" * 32})
@@ -68,23 +76,26 @@ def test_checksum_mismatch_keeps_nothing(served, rvforge_context, tmp_path) -> N
     assert leftovers(dest.parent) == []
 
 
-def test_not_found_is_not_retried(served, rvforge_context, tmp_path) -> None:
+def test_not_found_is_not_retried(
+        served: LoopbackMirror, rvforge_context: BuildContext, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="not found on the mirror"):
         fetch(join_url(served.url, "v3.1/nothing.tar.gz"),
               rvforge_context.cache_dir / "x", rvforge_context)
     assert len(served.requests) == 1
 
 
-def test_corrupt_cache_entry_is_fetched_again(served, digest, rvforge_context,
-                                              tmp_path) -> None:
+def test_corrupt_cache_entry_is_fetched_again(
+        served: LoopbackMirror, digest: dict[str, str], rvforge_context: BuildContext,
+        tmp_path: Path) -> None:
     dest = rvforge_context.cache(NAME.split(".")[0]) / NAME
     dest.write_bytes(b"garbage")
     fetch(join_url(served.url, NAME), dest, rvforge_context, digests=digest)
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == digest["sha256"]
 
 
-def test_offline_uses_the_cache_or_says_what_is_missing(served, digest, rvforge_context,
-                                                        tmp_path) -> None:
+def test_offline_uses_the_cache_or_says_what_is_missing(
+        served: LoopbackMirror, digest: dict[str, str], rvforge_context: BuildContext,
+        tmp_path: Path) -> None:
     rvforge_context.offline = True
     with pytest.raises(InputError, match=r"not in the cache .* --offline"):
         fetch(join_url(served.url, NAME),
@@ -98,7 +109,9 @@ def test_offline_uses_the_cache_or_says_what_is_missing(served, digest, rvforge_
                  digests=digest).exists()
 
 
-def test_local_paths_and_file_urls(alpine_tarball, digest, rvforge_context, tmp_path) -> None:
+def test_local_paths_and_file_urls(
+        alpine_tarball: Path, digest: dict[str, str], rvforge_context: BuildContext,
+        tmp_path: Path) -> None:
     cache = rvforge_context.cache_dir
     fetch(str(alpine_tarball), cache / "a", rvforge_context, digests=digest)
     fetch(alpine_tarball.as_uri(), cache / "b", rvforge_context, digests=digest)
@@ -108,15 +121,17 @@ def test_local_paths_and_file_urls(alpine_tarball, digest, rvforge_context, tmp_
         fetch_bytes(str(tmp_path / "missing"), rvforge_context)
 
 
-def test_wrong_size_is_refused(served, rvforge_context, tmp_path) -> None:
+def test_wrong_size_is_refused(
+        served: LoopbackMirror, rvforge_context: BuildContext, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="larger than the 12 bytes allowed"):
         fetch(join_url(served.url, NAME),
               rvforge_context.cache_dir / NAME, rvforge_context, size=12)
     assert leftovers(rvforge_context.cache_dir) == []
 
 
-def test_one_build_downloads_over_one_kept_alive_connection(served, digest, rvforge_context,
-                                                            tmp_path) -> None:
+def test_one_build_downloads_over_one_kept_alive_connection(
+        served: LoopbackMirror, digest: dict[str, str], rvforge_context: BuildContext,
+        tmp_path: Path) -> None:
     quiet = dataclasses.replace(rvforge_context)  # as providers copy it for parallel work
     assert quiet.http is rvforge_context.http
     for n, ctx in enumerate([rvforge_context, quiet, rvforge_context]):

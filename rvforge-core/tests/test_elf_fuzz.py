@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from fixture_types import RiscvCC
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,6 +68,6 @@ def test_a_real_program_with_bytes_overwritten(data: st.DataObject, hello: bytes
 
 
 @pytest.fixture(scope="module")
-def hello(riscv_cc) -> bytes:
+def hello(riscv_cc: RiscvCC) -> bytes:
     path: Path = riscv_cc.program("hello", "hello-fuzz", "-O2", "-march=rv64gc_zba_zbb")
     return path.read_bytes()

@@ -132,4 +132,4 @@ def test_missing_e2fsprogs_is_a_tool_error(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(ext4, "SBIN_PATH", "")
     with pytest.raises(ToolMissingError, match="apt-get install e2fsprogs") as caught:
         ext4.E2fsprogs.find()
-    assert caught.value.exit_code == ExitCode.TOOL == 125
+    assert caught.value.exit_code == ExitCode.TOOL and int(ExitCode.TOOL) == 125

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from fixture_types import RiscvCC
 
 from rvforge.errors import UsageError
 from rvforge.riscv.isa import (
@@ -146,17 +147,27 @@ def test_unparsable_names_the_text(text: str) -> None:
     assert repr(text) in str(info.value)
 
 
-def test_gcc_accepts_our_canonical_strings(riscv_cc) -> None:
+def test_gcc_accepts_our_canonical_strings(riscv_cc: RiscvCC) -> None:
     """The canonical form is a valid -march for the toolchain."""
     for text in ("rv64gc", "rv64gcv", "rv64imafdc_zba_zbb"):
         march = str(parse_isa(text))
         riscv_cc("int f(void){return 0;}", f"march-{text}", "-c", f"-march={march}")
 
 
-def test_gcc_attribute_parses_back(riscv_cc) -> None:
+def test_gcc_attribute_parses_back(riscv_cc: RiscvCC) -> None:
     obj = riscv_cc("int f(void){return 0;}", "attr-gcv", "-c", "-march=rv64gcv_zba")
     out = subprocess.run(["riscv64-linux-gnu-readelf", "-A", str(obj)], capture_output=True,
                          text=True, check=True).stdout
     arch = out.split('Tag_RISCV_arch: "')[1].split('"')[0]
     assert {"v", "zba", "zvl128b"} <= parse_isa(arch).names
     assert missing(parse_isa(arch), parse_target("rv64gcv_zba")) == []
+
+
+@pytest.mark.parametrize("text", ["rv64i\u0663p0", "rv64i\u00b2", "rv64i" + "9" * 5000,
+                                  "rv64imac_zba\uff11p0"])
+def test_extension_versions_are_ascii_digits_and_bounded(text: str) -> None:
+    """``\\d`` and ``int()`` take other scripts' digits (Arabic-Indic 3 was version 3) and a
+    5000-digit version overflowed int()'s limit: both are a parse error naming the text."""
+    with pytest.raises(IsaParseError) as info:
+        parse_isa(text)
+    assert "cannot read" in str(info.value)

@@ -141,7 +141,8 @@ def test_bad_config_files(name: str, message: str) -> None:
         load_config(BAD / name)
 
 
-def test_missing_config_and_default_location(tmp_path: Path, monkeypatch) -> None:
+def test_missing_config_and_default_location(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(UsageError, match="config file not found"):
         load_config(tmp_path / "nope.toml")
     monkeypatch.chdir(tmp_path)

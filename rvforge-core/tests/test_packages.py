@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from fixture_types import RiscvCC, RunRvforge
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -35,7 +36,7 @@ PLAIN_SOURCE = "int add(int a, int b) { return a + b; }\n"
 
 
 @pytest.fixture(scope="module")
-def objects(riscv_cc) -> dict[str, bytes]:
+def objects(riscv_cc: RiscvCC) -> dict[str, bytes]:
     """Real shared objects: plain rv64gc, Zbb code, unconditional V code (vsum)."""
     shared = ("-O2", "-shared", "-fPIC")
     return {
@@ -70,13 +71,14 @@ def rvforge_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return invoke
 
 
-def audit_json(rvforge_cli, *args: str) -> tuple[int, dict]:
+def audit_json(rvforge_cli: RunRvforge, *args: str) -> tuple[int, dict]:
     result = rvforge_cli("--quiet", "audit", "--format", "json", *args)
     assert result.stderr == "", result.stderr
     return result.returncode, json.loads(result.stdout)
 
 
-def test_a_clean_wheel_meets_its_tag_baseline(rvforge_cli, objects, tmp_path: Path) -> None:
+def test_a_clean_wheel_meets_its_tag_baseline(
+        rvforge_cli: RunRvforge, objects: dict[str, bytes], tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path, {"demo/_plain.so": objects["plain"], "demo/__init__.py": b""})
     result = rvforge_cli("--quiet", "audit", str(wheel))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -90,14 +92,17 @@ def test_a_clean_wheel_meets_its_tag_baseline(rvforge_cli, objects, tmp_path: Pa
 
 
 def test_a_wheel_beyond_its_baseline_names_member_extension_and_profile(
-        rvforge_cli, objects, tmp_path: Path) -> None:
+        rvforge_cli: RunRvforge, objects: dict[str, bytes], tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path, {"demo/_v.so": objects["v"], "demo/_zbb.so": objects["zbb"],
                                   "demo/_plain.so": objects["plain"]})
     result = rvforge_cli("--quiet", "audit", str(wheel))
     assert result.returncode == 3, result.stdout + result.stderr
     out = result.stdout
     assert "error[isa-required] /demo/_v.so requires v, which manylinux_2_31_riscv64" in out
-    assert "it needs rva23u64" in out
+    # the extension first, then the machines that have it, the profile last (issue 19)
+    v_line = next(line for line in out.splitlines() if "/demo/_v.so requires v" in line)
+    assert "of the RVA profiles, rva23u64 is the first with it" in v_line
+    assert v_line.index("requires v") < v_line.index("rva23u64")
     assert "error[isa-required] /demo/_zbb.so requires zbb" in out and "rva22u64" in out
     assert "lowest profile that runs all of it: rva23u64" in out
     code, data = audit_json(rvforge_cli, str(wheel))
@@ -108,7 +113,7 @@ def test_a_wheel_beyond_its_baseline_names_member_extension_and_profile(
     assert rvforge_cli("--quiet", "audit", "--isa", "rva23u64", str(wheel)).returncode == 0
 
 
-def test_deep_finds_what_the_attribute_does_not_say(rvforge_cli, riscv_cc,
+def test_deep_finds_what_the_attribute_does_not_say(rvforge_cli: RunRvforge, riscv_cc: RiscvCC,
                                                     tmp_path: Path) -> None:
     # Zbb instructions under a plain rv64gc attribute (ror a0,a0,a1 and cpop a0,a0 as raw
     # words, as hand-written assembly that enabled the extension for itself leaves them)
@@ -119,13 +124,15 @@ def test_deep_finds_what_the_attribute_does_not_say(rvforge_cli, riscv_cc,
     assert rvforge_cli("--quiet", "audit", str(wheel)).returncode == 0
     result = rvforge_cli("--quiet", "audit", "--deep", str(wheel))
     assert result.returncode == 3, result.stdout
-    assert "zbb ×8, zbb or zbkb ×8" in result.stdout and "it needs rva22u64" in result.stdout
+    assert "zbb ×8, zbb or zbkb ×8" in result.stdout \
+        and "of the RVA profiles, rva22u64 is the first with them" in result.stdout
     code, data = audit_json(rvforge_cli, "--deep", str(wheel))
     [entry] = data["files"]
     assert entry["profile"] == "rva22u64" and "zbb" in entry["requires"]
 
 
-def test_several_inputs_make_one_report(rvforge_cli, objects, tmp_path: Path) -> None:
+def test_several_inputs_make_one_report(
+        rvforge_cli: RunRvforge, objects: dict[str, bytes], tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     clean = make_wheel(tmp_path / "a", {"demo/_plain.so": objects["plain"]})
@@ -144,8 +151,8 @@ def test_several_inputs_make_one_report(rvforge_cli, objects, tmp_path: Path) ->
     assert [run["properties"]["input"] for run in sarif["runs"]] == [str(clean), str(vector)]
 
 
-def test_apk_and_deb_members_are_audited_at_their_installed_paths(rvforge_cli, objects,
-                                                                  tmp_path: Path) -> None:
+def test_apk_and_deb_members_are_audited_at_their_installed_paths(
+        rvforge_cli: RunRvforge, objects: dict[str, bytes], tmp_path: Path) -> None:
     members = {"usr/lib/libv.so.1": objects["v"], "usr/lib/libplain.so.1": objects["plain"],
                "usr/share/doc/demo/README": b"not an ELF file\n"}
     for package in (make_apk(tmp_path, members), make_deb(tmp_path, members)):
@@ -156,19 +163,21 @@ def test_apk_and_deb_members_are_audited_at_their_installed_paths(rvforge_cli, o
         [finding] = data["findings"]
         assert finding["path"] == "/usr/lib/libv.so.1" and finding["code"] == "isa-required"
         assert data["inputs"][0]["machines"] == [m for m in data["inputs"][0]["machines"]
-                                                 if "v" in m or "max" in m or "rva23" in m]
+                                                 if "v" in m or "max" in m or "rva23" in m
+                                                 or m == "spacemit-k1"]  # K1: RVV 1.0
 
 
 @pytest.mark.parametrize("compression", ["gz", "zst", ""])
-def test_deb_data_tar_of_any_compression(rvforge_cli, objects, tmp_path: Path,
-                                         compression: str) -> None:
+def test_deb_data_tar_of_any_compression(
+        rvforge_cli: RunRvforge, objects: dict[str, bytes], tmp_path: Path,
+        compression: str) -> None:
     deb = make_deb(tmp_path, {"usr/lib/libzbb.so.1": objects["zbb"]}, compression)
     code, data = audit_json(rvforge_cli, "--isa", "rva22u64", str(deb))
     assert code == 0 and [f["path"] for f in data["files"]] == ["/usr/lib/libzbb.so.1"]
     assert data["inputs"][0]["profile"] == "rva22u64"
 
 
-def test_package_members_stay_in_memory(objects, tmp_path: Path) -> None:
+def test_package_members_stay_in_memory(objects: dict[str, bytes], tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path, {"demo/_plain.so": objects["plain"], "demo/x.py": b"x = 1\n"})
     with BuildContext(build_registry(load_entrypoints=False),
                       scratch_dir=tmp_path / "scratch") as ctx:
@@ -223,8 +232,9 @@ def declared_bomb_zip(directory: Path) -> Path:
     ("truncated-wheel", "not a zip archive, or truncated or corrupt"),
     ("truncated-apk", "truncated or corrupt"),
 ])
-def test_bad_packages_exit_2_with_one_line(rvforge_cli, objects, tmp_path: Path, case: str,
-                                           message: str) -> None:
+def test_bad_packages_exit_2_with_one_line(
+        rvforge_cli: RunRvforge, objects: dict[str, bytes], tmp_path: Path, case: str,
+        message: str) -> None:
     members = {"demo/_plain.so": objects["plain"]}
     if case == "dotdot":
         path = dotdot_zip(tmp_path)
@@ -256,7 +266,8 @@ def test_bad_packages_exit_2_with_one_line(rvforge_cli, objects, tmp_path: Path,
 
 
 @pytest.fixture(scope="module")
-def built_packages(objects, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+def built_packages(
+        objects: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     where = tmp_path_factory.mktemp("fuzz-packages")
     members = {"usr/lib/libplain.so": objects["plain"], "usr/share/doc/x": b"doc\n"}
     return {"wheel": make_wheel(where, {"demo/_plain.so": objects["plain"]}).read_bytes(),

@@ -13,8 +13,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fixture_types import RunRvforge
 
 from rvforge import BuildContext, EntryKind, InputError, Tree
 from rvforge.formats.directory import read_directory
@@ -31,10 +33,15 @@ def alpine(alpine_tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Tr
     return read_tarball(alpine_tarball, tmp_path_factory.mktemp("alpine"))
 
 
+@pytest.fixture(autouse=True)
+def epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ctx`` (made after autouse fixtures) clamps mtimes to :data:`EPOCH`."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+
+
 @pytest.fixture
-def ctx(rvforge_context: BuildContext) -> BuildContext:
-    rvforge_context.source_date_epoch = EPOCH
-    return rvforge_context
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
 
 
 def digest(tree: Tree, path: str) -> str:
@@ -148,13 +155,14 @@ def test_gnu_tar_reads_owners_devices_links_and_long_names(alpine: Tree, ctx: Bu
 # -- the real command ----------------------------------------------------------------------
 
 
-def build(rvforge_cli, source: Path, output: Path, **kwargs: object):
+def build(rvforge_cli: RunRvforge, source: Path, output: Path, **kwargs: Any
+          ) -> subprocess.CompletedProcess[str]:
     return rvforge_cli("build", "--provider", "local", "--source", str(source), "--no-audit",
                        "-o", str(output), **kwargs)
 
 
 @pytest.mark.parametrize("suffix", [".cpio.gz", ".cpio.zst", ".tar"])
-def test_cli_builds_and_inspects_alpine(rvforge_cli, alpine_tarball: Path, alpine: Tree,
+def test_cli_builds_and_inspects_alpine(rvforge_cli: RunRvforge, alpine_tarball: Path, alpine: Tree,
                                         tmp_path: Path, suffix: str) -> None:
     env = {"SOURCE_DATE_EPOCH": str(EPOCH)}
     first = tmp_path / f"alpine{suffix}"

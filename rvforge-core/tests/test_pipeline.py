@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +13,10 @@ import pytest
 
 import rvforge
 from rvforge import pipeline
+from rvforge.context import BuildContext
 from rvforge.errors import AuditFailedError, ExitCode
 from rvforge.pipeline import BuildSpec, Step
+from rvforge.plugins import PluginManager
 from rvforge.registry import Registry
 from rvforge.testing import registered_plugin
 
@@ -36,7 +39,7 @@ class TextProvider(rvforge.Provider):
 class MarkOverlay(rvforge.Overlay):
     name = "mark"
 
-    def apply(self, tree, options, ctx) -> None:
+    def apply(self, tree: rvforge.Tree, options: None, ctx: BuildContext) -> None:
         tree.add_file("/bad" if ctx.settings.get("bad") else "/good", b"")
 
 
@@ -44,7 +47,8 @@ class BadFileAuditor(rvforge.Auditor):
     name = "no-bad"
     codes = (rvforge.FindingCode("bad-file", "A file called /bad", "remove /bad"),)
 
-    def audit(self, tree, machine, ctx):
+    def audit(self, tree: rvforge.Tree, machine: rvforge.Machine, ctx: BuildContext
+              ) -> Iterator[rvforge.Finding | rvforge.FileRecord]:
         yield rvforge.FileRecord("/etc/motd", {"size": tree["/etc/motd"].size})
         if "/bad" in tree:
             yield rvforge.Finding(rvforge.Severity.ERROR, "bad-file", "/bad",
@@ -57,7 +61,7 @@ class ListingPacker(rvforge.Packer):
     suffixes = (".lst",)
     kind = "tar"
 
-    def pack(self, tree, output: Path, fmt: str, ctx) -> None:
+    def pack(self, tree: rvforge.Tree, output: Path, fmt: str, ctx: BuildContext) -> None:
         with open(output, "w") as out:
             for entry in tree.walk():
                 out.write(f"{entry.path}\n")
@@ -86,7 +90,7 @@ def calls() -> list[str]:
 
 
 @pytest.fixture
-def registry(rvforge_plugin_manager, calls):
+def registry(rvforge_plugin_manager: PluginManager, calls: list[str]) -> Iterator[Registry]:
     with registered_plugin(rvforge_plugin_manager, make_plugin(calls), "test-plugin"):
         yield Registry(rvforge_plugin_manager)
 
@@ -97,7 +101,8 @@ def spec_for(registry: Registry, output: Path, audit: str = "enforce") -> BuildS
                      Step("listing", None), "lst", output, machine, ["no-bad"], audit)
 
 
-def test_build_runs_every_step_and_every_build_hook(registry, calls, tmp_path) -> None:
+def test_build_runs_every_step_and_every_build_hook(
+        registry: Registry, calls: list[str], tmp_path: Path) -> None:
     out = tmp_path / "out" / "image.lst"
     with rvforge.BuildContext(registry, cache_dir=tmp_path / "c") as ctx:
         report = pipeline.build(registry, spec_for(registry, out), ctx)
@@ -112,7 +117,8 @@ def test_build_runs_every_step_and_every_build_hook(registry, calls, tmp_path) -
     assert report.to_json()["artifact"]["format"] == "lst"
 
 
-def test_audit_errors_stop_the_build_before_packing(registry, calls, tmp_path) -> None:
+def test_audit_errors_stop_the_build_before_packing(
+        registry: Registry, calls: list[str], tmp_path: Path) -> None:
     out = tmp_path / "image.lst"
     with rvforge.BuildContext(registry, settings={"bad": True}) as ctx:
         with pytest.raises(AuditFailedError) as info:
@@ -123,18 +129,19 @@ def test_audit_errors_stop_the_build_before_packing(registry, calls, tmp_path) -
 
 
 @pytest.mark.parametrize("mode, findings", [("warn-only", 2), ("off", 0)])
-def test_warn_only_and_off_pack_anyway(registry, tmp_path, mode: str, findings: int) -> None:
+def test_warn_only_and_off_pack_anyway(
+        registry: Registry, tmp_path: Path, mode: str, findings: int) -> None:
     out = tmp_path / "image.lst"
     with rvforge.BuildContext(registry, settings={"bad": True}) as ctx:
         report = pipeline.build(registry, spec_for(registry, out, mode), ctx)
     assert out.exists() and len(report.audit.findings) == findings
 
 
-def test_a_failing_packer_leaves_no_output(registry, tmp_path) -> None:
+def test_a_failing_packer_leaves_no_output(registry: Registry, tmp_path: Path) -> None:
     class FailOverlay(rvforge.Overlay):
         name = "fail"
 
-        def apply(self, tree, options, ctx) -> None:
+        def apply(self, tree: rvforge.Tree, options: None, ctx: BuildContext) -> None:
             tree.add_file("/fail", b"")
 
     registry.overlays.add("fail", FailOverlay, "test")
@@ -147,7 +154,7 @@ def test_a_failing_packer_leaves_no_output(registry, tmp_path) -> None:
 
 
 def test_sarif_and_text_describe_a_third_party_auditors_codes_as_it_declares_them(
-        registry, tmp_path) -> None:
+        registry: Registry, tmp_path: Path) -> None:
     from rvforge.cli.reporting import to_sarif, to_text
 
     tree = rvforge.Tree()
@@ -165,7 +172,7 @@ def test_sarif_and_text_describe_a_third_party_auditors_codes_as_it_declares_the
 
 
 def test_components_see_the_values_the_spec_fixes_and_the_callers_context_stays(
-        registry, rvforge_plugin_manager, tmp_path) -> None:
+        registry: Registry, rvforge_plugin_manager: PluginManager, tmp_path: Path) -> None:
     seen: list[tuple[bool, str | None]] = []
     observer = types.SimpleNamespace(rvforge_build_start=rvforge.hookimpl(
         lambda spec, ctx: seen.append((ctx.deep, ctx.artifact_kind))))

@@ -3,16 +3,21 @@ allow/deny lists, and the testing helpers — with real distributions on sys.pat
 
 from __future__ import annotations
 
+import io
 import json
+import subprocess
 import textwrap
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fixture_types import RunRvforge
 
 import rvforge
+from rvforge.context import BuildContext
 from rvforge.errors import DuplicateComponentError, PluginError, UnknownComponentError
-from rvforge.plugins import BUILTIN_PLUGINS, get_plugin_manager
+from rvforge.plugins import BUILTIN_PLUGINS, PluginManager, get_plugin_manager
 from rvforge.registry import Registry
 from rvforge.testing import registered_plugin
 
@@ -55,7 +60,7 @@ def cli_env(site: Path, **extra: str) -> dict[str, str]:
     return {"PYTHONPATH": str(site), **extra}
 
 
-def test_builtins_are_plugins_on_the_same_manager(rvforge_plugin_manager) -> None:
+def test_builtins_are_plugins_on_the_same_manager(rvforge_plugin_manager: PluginManager) -> None:
     pm = rvforge_plugin_manager
     for name in BUILTIN_PLUGINS:
         assert pm.has_plugin(name) and pm.info(name).builtin
@@ -65,7 +70,7 @@ def test_builtins_are_plugins_on_the_same_manager(rvforge_plugin_manager) -> Non
     assert registry.providers.plugin_of("local") == "rvforge.builtin.local_provider"
 
 
-def test_plugins_lists_installed_distributions_as_json(rvforge_cli) -> None:
+def test_plugins_lists_installed_distributions_as_json(rvforge_cli: RunRvforge) -> None:
     result = rvforge_cli("plugins", "--format", "json", check=True)
     plugins = {p["name"]: p for p in json.loads(result.stdout)}
     example = plugins["example"]
@@ -78,7 +83,8 @@ def test_plugins_lists_installed_distributions_as_json(rvforge_cli) -> None:
         assert any(p["distribution"] == dist for p in plugins.values()), dist
 
 
-def test_a_broken_plugin_is_reported_and_the_rest_keep_working(rvforge_cli, site) -> None:
+def test_a_broken_plugin_is_reported_and_the_rest_keep_working(
+        rvforge_cli: RunRvforge, site: Path) -> None:
     make_distribution(site, "rvforge-broken", "rvforge_broken",
                       "raise ImportError('needs libfoo')\n")
     result = rvforge_cli("plugins", "--format", "json", env=cli_env(site))
@@ -91,7 +97,7 @@ def test_a_broken_plugin_is_reported_and_the_rest_keep_working(rvforge_cli, site
     assert "plugin failed to load" in result.stderr
 
 
-def test_strict_mode_makes_a_broken_plugin_fatal(rvforge_cli, site) -> None:
+def test_strict_mode_makes_a_broken_plugin_fatal(rvforge_cli: RunRvforge, site: Path) -> None:
     make_distribution(site, "rvforge-broken", "rvforge_broken", "1/0\n")
     result = rvforge_cli("plugins", env=cli_env(site, RVFORGE_STRICT_PLUGINS="1"))
     assert result.returncode == 2
@@ -100,7 +106,7 @@ def test_strict_mode_makes_a_broken_plugin_fatal(rvforge_cli, site) -> None:
         "ZeroDivisionError: division by zero (unset RVFORGE_STRICT_PLUGINS to skip it)"]
 
 
-def test_a_plugin_whose_hook_raises_is_skipped(rvforge_cli, site) -> None:
+def test_a_plugin_whose_hook_raises_is_skipped(rvforge_cli: RunRvforge, site: Path) -> None:
     make_distribution(site, "rvforge-hookfail", "rvforge_hookfail", """
         import rvforge
 
@@ -114,7 +120,7 @@ def test_a_plugin_whose_hook_raises_is_skipped(rvforge_cli, site) -> None:
     assert failed and "rvforge_register_packers: RuntimeError: oops" in failed[0]["error"]
 
 
-def test_duplicate_component_names_name_both_plugins(rvforge_cli, site) -> None:
+def test_duplicate_component_names_name_both_plugins(rvforge_cli: RunRvforge, site: Path) -> None:
     make_distribution(site, "rvforge-clash", "rvforge_clash",
                       PROVIDER_PLUGIN.format(name="local"))
     result = rvforge_cli("plugins", env=cli_env(site))
@@ -124,7 +130,7 @@ def test_duplicate_component_names_name_both_plugins(rvforge_cli, site) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_allow_list_and_deny_list(rvforge_cli, site) -> None:
+def test_allow_list_and_deny_list(rvforge_cli: RunRvforge, site: Path) -> None:
     make_distribution(site, "rvforge-extra", "rvforge_extra", PROVIDER_PLUGIN.format(name="x"))
 
     def names(**env: str) -> set[str]:
@@ -139,18 +145,20 @@ def test_allow_list_and_deny_list(rvforge_cli, site) -> None:
     assert "example" not in names(RVFORGE_DISABLE_PLUGINS="example")
 
 
-def test_unknown_names_list_the_known_ones_and_suggest(rvforge_plugin_manager) -> None:
+def test_unknown_names_list_the_known_ones_and_suggest(
+        rvforge_plugin_manager: PluginManager) -> None:
     registry = Registry(rvforge_plugin_manager)
     with pytest.raises(UnknownComponentError) as info:
         registry.providers.get("locl")
     assert str(info.value) == "unknown provider 'locl' (known: local); did you mean 'local'?"
 
 
-def test_registered_plugin_is_temporary(rvforge_plugin_manager, rvforge_registry) -> None:
+def test_registered_plugin_is_temporary(
+        rvforge_plugin_manager: PluginManager, rvforge_registry: Callable[[], Registry]) -> None:
     class Extra(rvforge.Overlay):
         name = "extra"
 
-        def apply(self, tree, options, ctx):
+        def apply(self, tree: rvforge.Tree, options: None, ctx: BuildContext) -> None:
             tree.add_file("/extra", b"")
 
     plugin = types.SimpleNamespace(
@@ -162,7 +170,8 @@ def test_registered_plugin_is_temporary(rvforge_plugin_manager, rvforge_registry
     assert "extra" not in rvforge_registry().overlays
 
 
-def test_registering_a_non_component_is_a_plugin_error(rvforge_plugin_manager) -> None:
+def test_registering_a_non_component_is_a_plugin_error(
+        rvforge_plugin_manager: PluginManager) -> None:
     plugin = types.SimpleNamespace(
         rvforge_register_providers=rvforge.hookimpl(lambda register: register(object)))
     with registered_plugin(rvforge_plugin_manager, plugin, "bad"):
@@ -172,7 +181,7 @@ def test_registering_a_non_component_is_a_plugin_error(rvforge_plugin_manager) -
                for f in rvforge_plugin_manager.failures)
 
 
-def test_two_packers_claiming_one_suffix_is_an_error(rvforge_plugin_manager) -> None:
+def test_two_packers_claiming_one_suffix_is_an_error(rvforge_plugin_manager: PluginManager) -> None:
     def packer(name: str) -> type[rvforge.Packer]:
         return type(name, (rvforge.Packer,), {"name": name, "suffixes": (".img",),
                                               "pack": lambda self, *args: None})
@@ -191,7 +200,8 @@ def test_a_fresh_manager_each_time() -> None:
     assert not first.failures and all(i.builtin for i in first.infos.values())
 
 
-def test_strict_registration_failure_raises(monkeypatch, rvforge_plugin_manager) -> None:
+def test_strict_registration_failure_raises(
+        monkeypatch: pytest.MonkeyPatch, rvforge_plugin_manager: PluginManager) -> None:
     monkeypatch.setenv("RVFORGE_STRICT_PLUGINS", "1")
     plugin = types.SimpleNamespace(rvforge_register_kernels=rvforge.hookimpl(
         lambda register: 1 / 0))
@@ -200,7 +210,50 @@ def test_strict_registration_failure_raises(monkeypatch, rvforge_plugin_manager)
             Registry(rvforge_plugin_manager)
 
 
-def test_example_plugin_builds_through_the_real_cli(rvforge_cli, tmp_path: Path) -> None:
+def test_registration_goes_through_pluggys_hook_caller(
+        rvforge_plugin_manager: PluginManager) -> None:
+    """Hook-call monitors (and so RVFORGE_TRACE_PLUGINS' tracing) see every registration
+    call, one per implementing plugin, with the plugin's implementation."""
+    calls: list[tuple[str, list[str]]] = []
+    undo = rvforge_plugin_manager.add_hookcall_monitoring(
+        lambda name, impls, kwargs: calls.append((name, [i.plugin_name for i in impls])),
+        lambda outcome, name, impls, kwargs: None)
+    try:
+        registry = Registry(rvforge_plugin_manager)
+    finally:
+        undo()
+    assert ("rvforge_register_packers", ["rvforge.builtin.packers"]) in calls
+    assert ("rvforge_register_auditors", ["rvforge.builtin.auditors"]) in calls
+    implementing = sum(len(getattr(rvforge_plugin_manager.hook, name).get_hookimpls())
+                       for name in {name for name, _ in calls})
+    assert len(calls) == implementing and len(registry.packers) >= 3
+
+
+def test_tracing_shows_registration_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    from structlog.testing import capture_logs
+
+    monkeypatch.setenv("RVFORGE_TRACE_PLUGINS", "1")
+    with capture_logs() as logs:
+        Registry(get_plugin_manager(load_entrypoints=False))
+    traced = [entry["trace"] for entry in logs if entry.get("event") == "hook"]
+    assert any("rvforge_register_packers" in line for line in traced), traced
+
+
+def test_the_manager_records_a_plugin_whose_registration_failed(
+        rvforge_plugin_manager: PluginManager) -> None:
+    plugin = types.SimpleNamespace(rvforge_register_kernels=rvforge.hookimpl(
+        lambda register: 1 / 0))
+    with registered_plugin(rvforge_plugin_manager, plugin, "kaput"):
+        Registry(rvforge_plugin_manager)
+        assert not rvforge_plugin_manager.has_plugin("kaput")
+        assert "kaput" not in rvforge_plugin_manager.infos
+        [failure] = rvforge_plugin_manager.failures
+        assert (failure.name, failure.error) == (
+            "kaput", "rvforge_register_kernels: ZeroDivisionError: division by zero")
+
+
+def test_example_plugin_builds_through_the_real_cli(
+        rvforge_cli: RunRvforge, tmp_path: Path) -> None:
     """The example third-party provider, installed as a distribution, drives a build."""
     out = tmp_path / "skeleton.tar"
     result = rvforge_cli("build", "--provider", "skeleton", "--hostname", "rv", "-o", str(out),
@@ -212,8 +265,8 @@ def test_example_plugin_builds_through_the_real_cli(rvforge_cli, tmp_path: Path)
 
     with tarfile.open(out) as archive:
         names = archive.getnames()
-        assert archive.extractfile("./etc/hostname" if "./etc/hostname" in names
-                                   else "etc/hostname").read() == b"rv\n"
+        assert (archive.extractfile("./etc/hostname" if "./etc/hostname" in names
+                                   else "etc/hostname") or io.BytesIO()).read() == b"rv\n"
 
 
 
@@ -251,7 +304,8 @@ RAISING_HOOK = """
 """
 
 
-def build_a_tar(rvforge_cli, site: Path, tmp_path: Path, **env: str):
+def build_a_tar(rvforge_cli: RunRvforge, site: Path, tmp_path: Path, **env: str
+                ) -> subprocess.CompletedProcess[str]:
     source = tmp_path / "root"
     (source / "etc").mkdir(parents=True, exist_ok=True)
     (source / "etc" / "hostname").write_text("rv\n")
@@ -265,7 +319,7 @@ def build_a_tar(rvforge_cli, site: Path, tmp_path: Path, **env: str):
     (RAISING_HOOK, "rvforge_register_packers: RuntimeError: oops"),
 ], ids=["misspelt hook", "raising hook"])
 def test_a_plugin_with_a_bad_hook_is_named_and_skipped_by_every_command(
-        rvforge_cli, site, tmp_path, source, error) -> None:
+        rvforge_cli: RunRvforge, site: Path, tmp_path: Path, source: str, error: str) -> None:
     make_distribution(site, "rvforge-bad", "rvforge_bad", source)
     version = rvforge_cli("--version", env=cli_env(site))  # from metadata: nothing loads
     assert version.returncode == 0, version.stderr
@@ -281,7 +335,8 @@ def test_a_plugin_with_a_bad_hook_is_named_and_skipped_by_every_command(
     assert "half-registered" not in rvforge_cli("plugins", env=cli_env(site)).stdout
 
 
-def test_strict_mode_makes_a_misspelt_hook_fatal(rvforge_cli, site, tmp_path) -> None:
+def test_strict_mode_makes_a_misspelt_hook_fatal(
+        rvforge_cli: RunRvforge, site: Path, tmp_path: Path) -> None:
     make_distribution(site, "rvforge-bad", "rvforge_bad", MISSPELT_HOOK)
     built = build_a_tar(rvforge_cli, site, tmp_path, RVFORGE_STRICT_PLUGINS="1")
     assert built.returncode == 2
@@ -293,7 +348,7 @@ def test_strict_mode_makes_a_misspelt_hook_fatal(rvforge_cli, site, tmp_path) ->
 
 
 def test_a_component_missing_an_abstract_method_is_refused_naming_the_plugin(
-        rvforge_plugin_manager) -> None:
+        rvforge_plugin_manager: PluginManager) -> None:
     class Lazy(rvforge.Provider):
         name = "lazy"
 

@@ -1,8 +1,8 @@
 """Fixtures of rvforge-debootstrap's tests.
 
-``debian_cache``: one download cache for the whole session (``$XDG_CACHE_HOME/rvforge`` when
-set, so CI and developers reuse it across runs; else a directory under pytest's basetemp),
-so each ``.deb`` and index is fetched once. ``debian_archive``: trixie riscv64 on the host's
+``debian_cache``: the tests' own cache (the root conftest's, ``build/test-cache/rvforge``),
+so each ``.deb`` and index is fetched once (``make test-cache`` fetches them before the
+tests). ``debian_archive``: trixie riscv64 on the host's
 mirror, index parsed once per session. ``debian_default_image``: the image of the README's
 one-liner (``rvforge build --provider debootstrap -o debian.cpio.gz``), configured at build
 time, built once per session (a VM configuration takes 2-5 minutes here).
@@ -19,37 +19,24 @@ from pathlib import Path
 import pytest
 
 from rvforge import BuildContext
-from rvforge.registry import build_registry
+from rvforge.context import default_cache_dir
+from rvforge.registry import Registry
 
 from rvforge_debootstrap.archive import DebianArchive
 
 
 @pytest.fixture(scope="session")
-def debian_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if xdg := os.environ.get("XDG_CACHE_HOME"):
-        return Path(xdg) / "rvforge"
-    return tmp_path_factory.getbasetemp() / "debian-cache"
+def debian_cache() -> Path:
+    return default_cache_dir()
 
 
 @pytest.fixture(scope="session")
-def session_ctx(debian_cache: Path, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[BuildContext]:
-    with BuildContext(build_registry(), cache_dir=debian_cache,
-                      scratch_dir=tmp_path_factory.mktemp("debian-scratch")) as ctx:
-        yield ctx
-
-
-@pytest.fixture
-def debian_ctx(debian_cache: Path, tmp_path: Path) -> Iterator[BuildContext]:
-    """A fresh context on the shared cache, with its own scratch directory."""
-    with BuildContext(build_registry(), cache_dir=debian_cache,
-                      scratch_dir=tmp_path / "scratch") as ctx:
-        yield ctx
-
-
-@pytest.fixture(scope="session")
-def debian_archive(session_ctx: BuildContext) -> DebianArchive:
-    return DebianArchive(session_ctx, suite="trixie", arch="riscv64")
+def debian_archive(registry: Registry, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[DebianArchive]:
+    """trixie riscv64, its index read once per session (its context lives as long)."""
+    with BuildContext(registry, scratch_dir=tmp_path_factory.mktemp("debian-scratch")
+                      ) as session:
+        yield DebianArchive(session, suite="trixie", arch="riscv64")
 
 
 @pytest.fixture(scope="session")

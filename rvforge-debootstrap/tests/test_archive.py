@@ -73,21 +73,21 @@ def test_extract_deb_to_dir_writes_host_files(debian_archive: DebianArchive,
 
 
 @network
-def test_debian_kernel_source(session_ctx: BuildContext) -> None:
-    source = session_ctx.registry.kernels.get("debian")
-    kernel = source().fetch(source.Options(), session_ctx)
+def test_debian_kernel_source(ctx: BuildContext) -> None:
+    source = ctx.registry.kernels.get("debian")
+    kernel = source().fetch(source.Options(), ctx)
     assert kernel.image.name.startswith("vmlinux-") and kernel.image.stat().st_size > 10 << 20
     assert kernel.version.endswith("-riscv64")
     assert kernel.modules is not None
     modules = kernel.modules / "lib/modules" / kernel.version
     assert (modules / "modules.order").is_file()
     assert (modules / "kernel/drivers/block/virtio_blk.ko.xz").is_file()
-    again = source().fetch(source.Options(), session_ctx)
+    again = source().fetch(source.Options(), ctx)
     assert again == kernel
 
 
-def test_mirror_from_deb822_sources_skips_security_and_third_party(tmp_path: Path,
-                                                                  monkeypatch) -> None:
+def test_mirror_from_deb822_sources_skips_security_and_third_party(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RVFORGE_DEBIAN_MIRROR", raising=False)
     parts = tmp_path / "sources.list.d"
     parts.mkdir()
@@ -104,7 +104,7 @@ def test_mirror_from_deb822_sources_skips_security_and_third_party(tmp_path: Pat
     assert choose_mirror(None, apt_etc=tmp_path) == "http://env.invalid/debian"
 
 
-def test_mirror_from_one_line_sources(tmp_path: Path, monkeypatch) -> None:
+def test_mirror_from_one_line_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RVFORGE_DEBIAN_MIRROR", raising=False)
     (tmp_path / "sources.list").write_text(
         "# comment\ndeb-src http://src.invalid/debian trixie main\n"
@@ -113,7 +113,8 @@ def test_mirror_from_one_line_sources(tmp_path: Path, monkeypatch) -> None:
     assert choose_mirror(None, apt_etc=tmp_path) == "http://one.invalid/debian"
 
 
-def test_no_mirror_anywhere_asks_for_mirror(tmp_path: Path, monkeypatch) -> None:
+def test_no_mirror_anywhere_asks_for_mirror(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RVFORGE_DEBIAN_MIRROR", raising=False)
     with pytest.raises(UsageError, match="--mirror"):
         choose_mirror(None, apt_etc=tmp_path)

@@ -6,17 +6,17 @@ binfmt where a handler is registered) and one boot, for CI's time budget."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fixture_types import RunRvforge
 
 pytestmark = [pytest.mark.network, pytest.mark.qemu, pytest.mark.slow]
 
 
 def test_the_default_image_is_configured_at_build_time_and_dpkg_audit_is_clean(
         debian_default_image: tuple[Path, str], debian_cache: Path,
-        rvforge_cli: Callable[..., object]) -> None:
+        rvforge_cli: RunRvforge) -> None:
     image, log = debian_default_image
     assert "configured in a VM" in log or "configured in a chroot" in log, log[-3000:]
     assert "first-boot" not in log

@@ -87,10 +87,9 @@ def mirror(tmp_path: Path) -> Iterator[Mirror]:
 
 
 @pytest.fixture
-def fresh_ctx(tmp_path: Path, session_ctx: BuildContext) -> Iterator[BuildContext]:
-    with BuildContext(session_ctx.registry, cache_dir=tmp_path / "cache",
-                      scratch_dir=tmp_path / "scratch") as ctx:
-        yield ctx
+def cache_dir(tmp_path: Path) -> Path:
+    """An empty cache per test: these count what a faulty mirror leaves in it."""
+    return tmp_path / "cache"
 
 
 @pytest.fixture
@@ -116,9 +115,9 @@ def copy_signed_index(real: DebianArchive, mirror: Mirror, *, tamper_index: bool
 
 
 def test_tampered_packages_index_is_refused(debian_archive: DebianArchive, mirror: Mirror,
-                                           fresh_ctx: BuildContext) -> None:
+                                           ctx: BuildContext) -> None:
     copy_signed_index(debian_archive, mirror, tamper_index=True)
-    archive = DebianArchive(fresh_ctx, mirror=mirror.url)
+    archive = DebianArchive(ctx, mirror=mirror.url)
     with pytest.raises(ChecksumMismatchError, match="Packages.xz: sha256 mismatch") as caught:
         archive.index()
     assert caught.value.exit_code == 2
@@ -126,36 +125,36 @@ def test_tampered_packages_index_is_refused(debian_archive: DebianArchive, mirro
 
 
 def test_tampered_inrelease_fails_the_signature(debian_archive: DebianArchive,
-                                               mirror: Mirror, fresh_ctx: BuildContext
+                                               mirror: Mirror, ctx: BuildContext
                                                ) -> None:
     copy_signed_index(debian_archive, mirror, tamper_index=False)
     signed = (mirror.root / "dists/trixie/InRelease").read_bytes()
     mirror.put("dists/trixie/InRelease", signed.replace(b"Codename: trixie",
                                                         b"Codename: trixiE", 1))
-    archive = DebianArchive(fresh_ctx, mirror=mirror.url)
+    archive = DebianArchive(ctx, mirror=mirror.url)
     with pytest.raises(SignatureError, match="signature check failed"):
         archive.release()
-    assert leftovers(fresh_ctx.cache_dir / "debian" / "dists") == []
+    assert leftovers(ctx.cache_dir / "debian" / "dists") == []
 
 
 def test_tampered_deb_is_refused_and_not_kept(debian_archive: DebianArchive, mirror: Mirror,
-                                             fresh_ctx: BuildContext) -> None:
+                                             ctx: BuildContext) -> None:
     pkg = debian_archive.package("busybox-static")
     data = bytearray(debian_archive.download(pkg).read_bytes())
     data[-100] ^= 0xFF
     mirror.put(pkg.filename, bytes(data))
-    archive = DebianArchive(fresh_ctx, mirror=mirror.url)
+    archive = DebianArchive(ctx, mirror=mirror.url)
     with pytest.raises(ChecksumMismatchError, match=re.escape(f"{pkg.deb_name}: sha256 mismatch")):
         archive.unpacked(pkg)
-    assert leftovers(fresh_ctx.cache_dir) == []
+    assert leftovers(ctx.cache_dir) == []
 
 
 def test_dropped_connection_resumes(debian_archive: DebianArchive, mirror: Mirror,
-                                    fresh_ctx: BuildContext, fast_retries: None) -> None:
+                                    ctx: BuildContext, fast_retries: None) -> None:
     pkg = debian_archive.package("busybox-static")
     mirror.put(pkg.filename, debian_archive.download(pkg).read_bytes())
     mirror.drops[pkg.filename] = 2
-    archive = DebianArchive(fresh_ctx, mirror=mirror.url)
+    archive = DebianArchive(ctx, mirror=mirror.url)
     unpacked = archive.unpacked(pkg)
     assert any(m.path == "/usr/bin/busybox" for m in unpacked.members)
     assert len(mirror.ranges) == 2 and all("bytes=" in r for r in mirror.ranges)
@@ -163,12 +162,12 @@ def test_dropped_connection_resumes(debian_archive: DebianArchive, mirror: Mirro
 
 
 def test_connection_that_always_drops_fails_cleanly(debian_archive: DebianArchive,
-                                                    mirror: Mirror, fresh_ctx: BuildContext,
+                                                    mirror: Mirror, ctx: BuildContext,
                                                     fast_retries: None) -> None:
     pkg = debian_archive.package("busybox-static")
     mirror.put(pkg.filename, debian_archive.download(pkg).read_bytes())
     mirror.drops[pkg.filename] = 100
-    archive = DebianArchive(fresh_ctx, mirror=mirror.url)
+    archive = DebianArchive(ctx, mirror=mirror.url)
     with pytest.raises(InputError, match="download failed after 5 attempts"):
         archive.unpacked(pkg)
-    assert leftovers(fresh_ctx.cache_dir) == []
+    assert leftovers(ctx.cache_dir) == []

@@ -4,10 +4,10 @@ riscv64, extra packages, the ISA audit, the CLI's exit codes."""
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fixture_types import RunRvforge
 
 from rvforge import BuildContext, Severity, Tree
 from rvforge.options import build_options
@@ -38,7 +38,8 @@ def status_packages(tree: Tree) -> dict[str, str]:
 def check_debian_tree(tree: Tree) -> dict[str, str]:
     assert tree.read_text("/etc/debian_version").startswith("13.")
     assert tree.is_file("/usr/bin/dpkg")
-    assert tree.lookup("/bin").kind.value == "dir" and tree["/bin"].target == "usr/bin"
+    usr_bin = tree.lookup("/bin")
+    assert usr_bin is not None and usr_bin.kind.value == "dir" and tree["/bin"].target == "usr/bin"
     status = status_packages(tree)
     assert {"base-files", "dpkg", "libc6", "base-passwd"} <= set(status)
     assert set(status.values()) == {"install ok unpacked"}
@@ -51,33 +52,33 @@ def check_debian_tree(tree: Tree) -> dict[str, str]:
     return status
 
 
-def test_minbase(debian_ctx: BuildContext) -> None:
-    tree = provide(debian_ctx, configure="first-boot")  # unpacked, the hook installed
+def test_minbase(ctx: BuildContext) -> None:
+    tree = provide(ctx, configure="first-boot")  # unpacked, the hook installed
     status = check_debian_tree(tree)
     assert {"apt", "dash", "coreutils", "mawk"} <= set(status)
     assert tree.is_file(HOOK) and tree[HOOK].mode == 0o755
     order = tree.read_text(ORDER_FILE).split()
     assert order.index("libc6:riscv64") < order.index("libapt-pkg7.0:riscv64") < order.index("apt")
-    machine = debian_ctx.registry.machines.get("generic-rv64gc")
-    report = audit(debian_ctx.registry, tree, machine, debian_ctx, ["isa"])
+    machine = ctx.registry.machines.get("generic-rv64gc")
+    report = audit(ctx.registry, tree, machine, ctx, ["isa"])
     assert [f for f in report.findings if f.severity is Severity.ERROR] == []
 
 
-def test_extract_variant_is_unpacked_only(debian_ctx: BuildContext) -> None:
-    tree = provide(debian_ctx, variant="extract", configure="first-boot")
+def test_extract_variant_is_unpacked_only(ctx: BuildContext) -> None:
+    tree = provide(ctx, variant="extract", configure="first-boot")
     status = check_debian_tree(tree)
     assert "apt" not in status
     assert not tree.is_file(HOOK)
 
 
-def test_extra_package_busybox_static(debian_ctx: BuildContext) -> None:
-    tree = provide(debian_ctx, variant="extract", package=["busybox-static"])
+def test_extra_package_busybox_static(ctx: BuildContext) -> None:
+    tree = provide(ctx, variant="extract", package=["busybox-static"])
     assert "busybox-static" in status_packages(tree)
     assert tree.read_bytes("/usr/bin/busybox")[:4] == b"\x7fELF"
 
 
 def test_cli_builds_a_tarball_with_owners(debian_cache: Path, tmp_path: Path,
-                                          rvforge_cli: Callable[..., object]) -> None:
+                                          rvforge_cli: RunRvforge) -> None:
     out = tmp_path / "debian.tar"
     result = rvforge_cli("build", "--provider", "debootstrap", "--variant", "extract",
                          "--package", "busybox-static", "-o", str(out),
@@ -93,7 +94,7 @@ def test_cli_builds_a_tarball_with_owners(debian_cache: Path, tmp_path: Path,
 
 
 def test_cli_unknown_package_exits_2_naming_it(debian_cache: Path, tmp_path: Path,
-                                               rvforge_cli: Callable[..., object]) -> None:
+                                               rvforge_cli: RunRvforge) -> None:
     out = tmp_path / "x.tar"
     result = rvforge_cli("build", "--provider", "debootstrap", "--package", "no-such-pkg-xyz",
                          "-o", str(out), env={"RVFORGE_CACHE_DIR": str(debian_cache)})
@@ -102,7 +103,7 @@ def test_cli_unknown_package_exits_2_naming_it(debian_cache: Path, tmp_path: Pat
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
-def test_bad_variant_is_a_usage_error(rvforge_cli: Callable[..., object]) -> None:
+def test_bad_variant_is_a_usage_error(rvforge_cli: RunRvforge) -> None:
     result = rvforge_cli("build", "--provider", "debootstrap", "--variant", "huge")
     assert result.returncode == 2
     assert "--variant must be one of extract, essential, minbase, standard" in result.stderr

@@ -12,11 +12,12 @@ import shutil
 import subprocess
 import sys
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fixture_types import RiscvCC
 
 from rvforge.testing import LoopbackMirror, loopback_mirror
 
@@ -117,7 +118,7 @@ def publish_suite(root: Path, suite: str, version: str, home: Path,
 
 
 @pytest.fixture(scope="module")
-def ubuntu_mirror(tmp_path_factory: pytest.TempPathFactory, riscv_cc: Callable[..., Path]
+def ubuntu_mirror(tmp_path_factory: pytest.TempPathFactory, riscv_cc: RiscvCC
                   ) -> Iterator[UbuntuMirror]:
     if shutil.which("gpg") is None or shutil.which("dpkg-deb") is None:
         pytest.fail("gpg and dpkg-deb are needed: apt-get install gnupg dpkg (.ci/run does)")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from pathlib import Path
+
+import pytest
 
 from rvforge import Machine
 
@@ -97,3 +100,29 @@ def test_each_boot_gets_its_own_console_log_and_old_ones_are_pruned(tmp_path: Pa
     assert recent.name in left and "app.cpio.gz.qemu-virt.old00.log" in left
     assert f"app.cpio.gz.qemu-virt.old{KEEP_LOGS + 4:02}.log" not in left
     assert other.exists()
+
+
+def test_diagnosis_names_a_vendor_extension_and_the_board_that_has_it(tmp_path: Path
+                                                                      ) -> None:
+    from rvforge_qemu.boards import board_profiles
+
+    # the same kernel report, for a th.addsl a0,a1,a2,1 (binutils 2.44: 0x02c5950b)
+    report = REPORT.replace(b"vsum", b"thsum").replace(b"000000000d0075d7", b"0000000002c5950b")
+    boards = {m.name: m for m in board_profiles(2048)}
+    bootable = [m for m in boards.values() if m.launcher]  # as the launcher offers them
+    [text] = diagnose(watch(tmp_path, report).sigills, boards["starfive-jh7110"],
+                      lambda name: ["/usr/bin/" + name], lambda: bootable)
+    assert "0x02c5950b is a T-Head custom instruction, from XTheadBa (T-Head address " \
+        "calculation), which machine 'starfive-jh7110'" in text
+    assert "--machine thead-c906" in text  # the first bootable board with XTheadBa
+
+
+def test_a_console_log_on_a_full_disk_is_named_in_the_error() -> None:
+    """``--console-log /dev/full``: the error names the log, not just ``No space left``."""
+    watch = ConsoleWatch(Path("/dev/full"))
+    with pytest.raises(OSError) as info:
+        watch.feed(b"OpenSBI v1.2\n")
+    assert info.value.filename == "/dev/full" and info.value.errno == errno.ENOSPC
+    with pytest.raises(OSError) as info:
+        watch.close()
+    assert info.value.filename == "/dev/full"

@@ -76,3 +76,20 @@ def test_an_instruction_two_extensions_provide_names_both() -> None:
     assert rev8.alternatives == ("zbb", "zbkb")
     assert rev8.extension_text == ("Zbb (basic bit manipulation) or "
                                    "Zbkb (bit manipulation for cryptography)")
+
+
+VENDOR_WORDS = [
+    # binutils 2.44 (tests/test_vendor_isa.py checks the classifier against its objdump)
+    (0x02c5950b, "th.addsl a0,a1,a2,1", "xtheadba", "T-Head custom instruction"),
+    (0x8405950b, "th.ff0 a0,a1", "xtheadbb", "T-Head custom instruction"),
+    (0x40c5950b, "th.mveqz a0,a1,a2", "xtheadcondmov", "T-Head custom instruction"),
+    (0x12050087, "th.vlb.v v1,(a0)", "xtheadvector", "XTheadVector (RVV 0.7.1)"),
+]
+
+
+def test_vendor_instructions_are_named_by_their_extension() -> None:
+    for word, source, extension, mnemonic in VENDOR_WORDS:
+        decoded = decode(word)
+        assert decoded.extension == extension, (source, decoded)
+        assert mnemonic in decoded.mnemonic, (source, decoded)
+    assert decode(0x12050087).extension_text.startswith("XTheadVector (T-Head's vector")

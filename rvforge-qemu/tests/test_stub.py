@@ -37,6 +37,7 @@ def syscalls(program: Path) -> list[str]:
         if m := re.search(r"add\s+a7,a7,(-?\d+)", line):
             number = int(m.group(1))
         elif line.rstrip().endswith("ecall"):
+            assert number is not None, line
             calls.append({v: k for k, v in SYS.items()}[number])
         elif "mv\ta7,a7" in line:
             number = 0

@@ -15,10 +15,14 @@ from pathlib import Path
 
 from rvforge import BuildContext, InputError
 from rvforge.net.download import fetch, join_url, verify, write_atomic
+from rvforge.userfiles import read_regular
 
 from rvforge_alpine import mirror as mirrors
 from rvforge_alpine import openpgp, releases
 from rvforge_alpine.releases import ReleaseFile, ReleaseRequest
+
+KEYRING_CAP = 64 << 20
+"""Bytes of a keyring read at most (Alpine's release key is ~3 kB)."""
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,9 @@ class SignaturePolicy:
         if self.keyring is None:
             return openpgp.release_key(), (f"Alpine's release key "
                                            f"({openpgp.RELEASE_FINGERPRINT})")
-        try:
-            return Path(self.keyring).read_bytes(), f"--keyring {self.keyring}"
-        except OSError as error:
-            raise InputError(f"--keyring {self.keyring}: cannot read "
-                             f"({error.strerror})") from None
+        keys = read_regular(self.keyring, "keyring (--keyring)", KEYRING_CAP,
+                            hint="pass --keyring a file of OpenPGP keys")
+        return keys, f"--keyring {self.keyring}"
 
 
 def resolve(request: ReleaseRequest, mirror: str, ctx: BuildContext) -> Resolved:
@@ -115,7 +117,8 @@ def check_signature(path: Path, url: str | None, policy: SignaturePolicy,
         return
     asc_cache = path.with_name(f"{path.name}.asc")
     if url is None:
-        signature = asc_cache.read_bytes() if asc_cache.is_file() else None
+        signature = read_regular(asc_cache, "signature", KEYRING_CAP, error=InputError
+                                 ) if asc_cache.is_file() else None
     else:
         signature = mirrors.optional_metadata(url, asc_cache, ctx, label=f"{label}.asc")
     if signature is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rvforge import BuildContext, InputError
 from rvforge.net.download import NotFoundError, check_mirror_url, fetch_bytes
+from rvforge.userfiles import expand_user
 
 DEFAULT_MIRROR = "https://dl-cdn.alpinelinux.org/alpine"
 MIRROR_ENV = "RVFORGE_ALPINE_MIRROR"
@@ -25,7 +26,7 @@ def mirror_url(option: str | None) -> str:
     url = option or os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR
     check_mirror_url(url, option="--mirror" if option else f"${MIRROR_ENV}")
     if "://" not in url:
-        url = str(Path(url).expanduser().resolve())
+        url = str(expand_user(url, "--mirror").resolve())
     return url.rstrip("/")
 
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from rvforge import InputError
+from rvforge.numbers import parse_decimal
 
 from rvforge_alpine import versions
 
@@ -169,12 +170,9 @@ def from_fields(fields: list[tuple[str, str]], *, where: str, repository: str = 
                              f"{'name' if key == 'P' else 'version'}; refusing the record "
                              "(the value would become a file name)")
     label = f"{where}: {name}-{version}"
-    try:
-        priority = int(values["k"]) if "k" in values else None
-        size = int(values.get("S", "0") or 0)
-        installed = int(values.get("I", "0") or 0)
-    except ValueError:
-        raise InputError(f"{label}: S:, I: or k: is not a number") from None
+    priority = parse_decimal(values["k"], f"{label}: k:") if "k" in values else None
+    size = parse_decimal(values.get("S", "0") or "0", f"{label}: S:")
+    installed = parse_decimal(values.get("I", "0") or "0", f"{label}: I:")
     return PackageInfo(
         name=name, version=version, checksum=values.get("C", ""), arch=values.get("A", ""),
         size=size, installed_size=installed, description=values.get("T", ""),

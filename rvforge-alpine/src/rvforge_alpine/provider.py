@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rvforge import BuildContext, Provider, Tree, UsageError
 from rvforge.formats.tar import read_tarball
+from rvforge.userfiles import expand_user
 
 from rvforge_alpine import install_scripts, minirootfs
 from rvforge_alpine.installer import InstallRequest, install
@@ -74,7 +75,7 @@ class AlpineProvider(Provider[AlpineOptions]):
         mirror = mirror_url(options.mirror)
         policy = SignaturePolicy(options.verify_signature, options.keyring)
         if options.source is not None:
-            tarball = Path(options.source).expanduser()
+            tarball = expand_user(options.source, "--source")
             minirootfs.check_source(tarball, options.sha256, policy, ctx)
             label = str(tarball)
         else:
@@ -99,10 +100,10 @@ class AlpineProvider(Provider[AlpineOptions]):
             return request.branch
         if tree.is_file("/etc/alpine-release"):
             version = tree.read_text("/etc/alpine-release").strip()
-            match = re.match(r"^(\d+)\.(\d+)\.", version)
+            match = re.match(r"^([0-9]+)\.([0-9]+)\.", version)
             if match:
                 return f"v{match[1]}.{match[2]}"
-            if re.match(r"^\d{8}$", version):
+            if re.match(r"^[0-9]{8}$", version):
                 return "edge"
         raise UsageError("--package with --source needs the tree's /etc/alpine-release or "
                          "--release BRANCH to pick the package repositories")

@@ -12,17 +12,18 @@ import re
 from dataclasses import dataclass
 
 from rvforge import InputError, UsageError
+from rvforge.numbers import is_decimal
 
 ARCH = "riscv64"
 FIRST_RISCV64 = (3, 20)
 FLAVOR = "alpine-minirootfs"
 LATEST_RELEASES = "latest-releases.yaml"
 
-_BRANCH = re.compile(r"^v?(\d+)\.(\d+)$")
-_EXACT = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(_rc\d+)?$")
+_BRANCH = re.compile(r"^v?([0-9]+)\.([0-9]+)$")
+_EXACT = re.compile(r"^v?([0-9]+)\.([0-9]+)\.([0-9]+)(_rc[0-9]+)?$")
 _HEX = re.compile(r"^[0-9a-f]+$")
-_MIRROR_BRANCH = re.compile(r"^(v\d+\.\d+|edge|latest-stable)$")
-_MIRROR_VERSION = re.compile(r"^\d[0-9A-Za-z._]{0,63}$")
+_MIRROR_BRANCH = re.compile(r"^(v[0-9]+\.[0-9]+|edge|latest-stable)$")
+_MIRROR_VERSION = re.compile(r"^[0-9][0-9A-Za-z._]{0,63}$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")
 
 
@@ -188,7 +189,7 @@ def from_latest_releases(text: str, branch: str, *, label: str) -> ReleaseFile:
         size = entry.get("size")
         return ReleaseFile(
             branch=found, version=version, file=file, digests=digests,
-            size=int(size) if size and size.isdigit() and len(size) < 16 else None,
+            size=int(size) if size and is_decimal(size, max_digits=15) else None,
         )
     raise InputError(f"{label}: no {FLAVOR} entry for {ARCH}; the mirror has no {ARCH} "
                      "minirootfs for this branch")

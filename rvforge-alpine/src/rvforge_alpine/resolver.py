@@ -153,6 +153,10 @@ class Resolver:
         return None
 
     def _select(self, pkg: PackageInfo, chain: list[str], state: _State) -> None:
+        if len(chain) > MAX_CHAIN:  # each package is selected once; this bounds the depth
+            raise UnresolvableError(f"{' → '.join(chain[:3])} → ... → {chain[-1]}: a "
+                                    f"dependency chain longer than {MAX_CHAIN} packages; the "
+                                    "index is malformed")
         state.selected[pkg.name] = pkg
         state.reasons[pkg.name] = " → ".join(chain)
         for dep in sorted(pkg.depends, key=lambda d: not d.conflict):
@@ -187,6 +191,10 @@ class _State:
     install: list[PackageInfo] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
     forbid: list[tuple[Dependency, str]] = field(default_factory=list)
+
+
+MAX_CHAIN = 200
+"""Packages in one chain of dependencies at most (Alpine's longest are under 30)."""
 
 
 def _positive(dep: Dependency) -> Dependency:

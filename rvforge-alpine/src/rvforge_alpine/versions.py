@@ -62,7 +62,7 @@ class _Reader:
         token = _Token(_Kind.INVALID)
         if "a" <= char <= "z" and previous <= _Kind.DIGIT:
             token, pos = _Token(_Kind.LETTER, char), pos + 1
-        elif char.isdigit() or (char == "." and previous <= _Kind.DIGIT):
+        elif "0" <= char <= "9" or (char == "." and previous <= _Kind.DIGIT):
             if char == ".":
                 pos += 1
             value = _match(_DIGITS, text, pos)
@@ -93,11 +93,19 @@ def _compare_tokens(a: _Token, b: _Token) -> int:
     if kind is _Kind.DIGIT and (a.text.startswith("0") or b.text.startswith("0")):
         return (a.text > b.text) - (a.text < b.text)  # leading zero: compare as text
     if kind in (_Kind.INITIAL_DIGIT, _Kind.DIGIT, _Kind.SUFFIX_NO, _Kind.REVISION_NO):
-        x, y = int(a.text or 0), int(b.text or 0)
-    elif kind is _Kind.LETTER:
+        return _compare_numbers(a.text, b.text)
+    if kind is _Kind.LETTER:
         x, y = ord(a.text), ord(b.text)
     else:
         x, y = a.suffix, b.suffix
+    return (x > y) - (x < y)
+
+
+def _compare_numbers(a: str, b: str) -> int:
+    """Compare two ASCII digit runs as numbers without ``int()`` (which refuses more than
+    4300 digits): the longer one without leading zeros is larger, else the text decides."""
+    a, b = a.lstrip("0"), b.lstrip("0")
+    x, y = (len(a), a), (len(b), b)
     return (x > y) - (x < y)
 
 

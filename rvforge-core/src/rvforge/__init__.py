@@ -8,6 +8,10 @@ libraries are public too, each importable on its own:
 * :mod:`rvforge.riscv` — the ELF reader, ISA strings and implications, the instruction sweep;
 * :mod:`rvforge.net` — the HTTP session and verified, resumable, cached downloads;
 * :mod:`rvforge.protocol` — the boot protocol between ``/init`` and launchers;
+* :mod:`rvforge.numbers` — numbers, modes and versions' digits read from untrusted text
+  (ASCII only, bounded);
+* :mod:`rvforge.userfiles` — files the user names (``~`` expanded, regular files only, read
+  without blocking and with a cap);
 * :mod:`rvforge.testing` — pytest fixtures for plugin authors (``pytest -p rvforge.testing``).
 """
 
@@ -18,17 +22,21 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "rvforge.artifacts": ("Artifact", "BootResult", "RunResult"),
+    "rvforge.auto_machine": ("machine_for_image",),
     "rvforge.components": ("Auditor", "Component", "Kernel", "KernelSource", "Launcher",
                            "LaunchSession", "NoOptions", "Overlay", "Packer", "Provider"),
+    "rvforge.config": ("load_config",),
     "rvforge.context": ("BuildContext", "default_cache_dir"),
     "rvforge.errors": ("AuditFailedError", "BootFailedError", "ChecksumMismatchError",
                        "ExitCode", "InputError", "PluginError", "RvforgeError",
-                       "ToolMissingError", "UnknownComponentError", "UnsafePathError",
-                       "UsageError"),
+                       "ToolMissingError", "UnbootableImageError", "UnknownComponentError",
+                       "UnsafePathError", "UsageError"),
     "rvforge.findings": ("FileRecord", "Finding", "FindingCode", "Severity"),
     "rvforge.hookspecs": ("hookimpl", "hookspec"),
+    "rvforge.initcheck": ("InitProblem", "check_image", "init_problem"),
     "rvforge.launching": ("Launch", "prepare_launch"),
     "rvforge.loading": ("load_path",),
+    "rvforge.machine_matrix": ("MachineRun", "is_matrix", "matrix_machines", "run_matrix"),
     "rvforge.machines": ("Machine",),
     "rvforge.options": ("OptionSpec", "build_options", "declared_options", "option"),
     "rvforge.pipeline": ("pack",),
@@ -36,6 +44,7 @@ _EXPORTS = {
     "rvforge.protocol": ("CONTROL_PORT", "INIT_SCRIPT", "READY_MARKER", "STDERR_PORT",
                          "STDOUT_PORT"),
     "rvforge.registry": ("Registry", "build_registry"),
+    "rvforge.shared_files": ("SharedDirectory",),
     "rvforge.spec": ("AuditReport", "BuildReport", "BuildSpec", "Step"),
     "rvforge.tree": ("Content", "Entry", "EntryKind", "FileIdentity", "FileWindow", "HostFile",
                      "InlineBytes", "Tree", "check_symlink_target", "normalize"),
@@ -66,6 +75,7 @@ __all__ = [
     "FindingCode",
     "HostFile",
     "INIT_SCRIPT",
+    "InitProblem",
     "InlineBytes",
     "InputError",
     "Kernel",
@@ -74,6 +84,7 @@ __all__ = [
     "LaunchSession",
     "Launcher",
     "Machine",
+    "MachineRun",
     "NoOptions",
     "OptionSpec",
     "Overlay",
@@ -88,25 +99,34 @@ __all__ = [
     "STDERR_PORT",
     "STDOUT_PORT",
     "Severity",
+    "SharedDirectory",
     "Step",
     "Task",
     "ToolMissingError",
     "Tree",
+    "UnbootableImageError",
     "UnknownComponentError",
     "UnsafePathError",
     "UsageError",
     "build_options",
     "build_registry",
+    "check_image",
     "check_symlink_target",
     "declared_options",
     "default_cache_dir",
     "hookimpl",
     "hookspec",
+    "init_problem",
+    "is_matrix",
+    "load_config",
     "load_path",
+    "machine_for_image",
+    "matrix_machines",
     "normalize",
     "option",
     "pack",
     "prepare_launch",
+    "run_matrix",
 ]
 
 
@@ -125,6 +145,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from rvforge.artifacts import Artifact, BootResult, RunResult
+    from rvforge.auto_machine import machine_for_image
     from rvforge.components import (
         Auditor,
         Component,
@@ -137,6 +158,7 @@ if TYPE_CHECKING:
         Packer,
         Provider,
     )
+    from rvforge.config import load_config
     from rvforge.context import BuildContext, default_cache_dir
     from rvforge.errors import (
         AuditFailedError,
@@ -147,14 +169,17 @@ if TYPE_CHECKING:
         PluginError,
         RvforgeError,
         ToolMissingError,
+        UnbootableImageError,
         UnknownComponentError,
         UnsafePathError,
         UsageError,
     )
     from rvforge.findings import FileRecord, Finding, FindingCode, Severity
     from rvforge.hookspecs import hookimpl, hookspec
+    from rvforge.initcheck import InitProblem, check_image, init_problem
     from rvforge.launching import Launch, prepare_launch
     from rvforge.loading import load_path
+    from rvforge.machine_matrix import MachineRun, is_matrix, matrix_machines, run_matrix
     from rvforge.machines import Machine
     from rvforge.options import OptionSpec, build_options, declared_options, option
     from rvforge.pipeline import pack
@@ -167,6 +192,7 @@ if TYPE_CHECKING:
         STDOUT_PORT,
     )
     from rvforge.registry import Registry, build_registry
+    from rvforge.shared_files import SharedDirectory
     from rvforge.spec import AuditReport, BuildReport, BuildSpec, Step
     from rvforge.tree import (
         Content,

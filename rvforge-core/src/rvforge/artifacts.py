@@ -81,15 +81,56 @@ class BootResult:
     diagnosis: list[str] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class RunResult(BootResult):
     """The outcome of running one command in a booted guest.
 
-    :param status: the command's exit status in the guest (``None`` if it never finished).
+    ``ok`` (inherited) says the guest booted and the command ran to its end — *whatever its
+    exit status*: a command killed by ``SIGILL`` is ``ok`` with status 132. Ask
+    :attr:`succeeded` for "it exited 0", :attr:`finished` for ``ok`` by its meaning here.
+
+    :param status: the command's exit status in the guest (``None`` if it never finished);
+        the guest's shell reports a command killed by signal N as 128 + N.
     :param stdout: what the command wrote to its standard output.
     :param stderr: what it wrote to its standard error.
+    :param booted: the guest reached the ready marker: a failure after it (``reason``) is
+        the command's, not the boot's.
     """
 
     status: int | None = None
     stdout: bytes = b""
     stderr: bytes = b""
+    booted: bool = False
+
+    @property
+    def finished(self) -> bool:
+        """The command ran to its end (its status is known); the same as ``ok``."""
+        return self.ok and self.status is not None
+
+    @property
+    def succeeded(self) -> bool:
+        """The command finished with status 0."""
+        return self.finished and self.status == 0
+
+    @property
+    def signal(self) -> int | None:
+        """The signal that killed the command (status 128 + N), if one did."""
+        if self.status is not None and 128 < self.status < 128 + 65:
+            return self.status - 128
+        return None
+
+    def __repr__(self) -> str:
+        status = repr(self.status)
+        if (number := self.signal) is not None:
+            import signal
+
+            try:
+                status += f" ({signal.Signals(number).name})"
+            except ValueError:
+                status += f" (signal {number})"
+        fields = [f"status={status}", f"succeeded={self.succeeded}",
+                  f"finished={self.finished}", f"seconds={self.seconds:.2f}",
+                  f"stdout={self.stdout!r}", f"stderr={self.stderr!r}"]
+        fields += [f"{name}={getattr(self, name)!r}" for name in ("reason", "diagnosis")
+                   if getattr(self, name)]
+        return f"RunResult({', '.join(fields)})"

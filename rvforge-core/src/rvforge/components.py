@@ -16,7 +16,7 @@ their type, so ``class MyProvider(Provider[MyOptions])`` type-checks
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from rvforge.context import BuildContext
     from rvforge.findings import FileRecord, Finding, FindingCode
     from rvforge.machines import Machine
+    from rvforge.shared_files import SharedDirectory
     from rvforge.tree import Tree
 
 
@@ -148,6 +149,12 @@ class Launcher(Component, Generic[OptionsT]):
         for ``rvforge machines``; ``""`` when there is nothing to say."""
         return ""
 
+    def shared_directories(self, machine: Machine, options: OptionsT
+                           ) -> Sequence[SharedDirectory]:
+        """The host directories the guest will see (``--share``, the profile's), so
+        ``--machine auto`` counts the ELF files the command runs from them; default none."""
+        return ()
+
     @abstractmethod
     def boot(self, artifact: Artifact, machine: Machine, options: OptionsT,
              ctx: BuildContext) -> BootResult:
@@ -201,4 +208,11 @@ class KernelSource(Component, Generic[OptionsT]):
     def fetch(self, options: OptionsT, ctx: BuildContext) -> Kernel:
         """Return the kernel ``options`` describe, downloading it into the cache if
         needed."""
+
+    def debug_symbols(self, kernel: Kernel, options: OptionsT, ctx: BuildContext
+                      ) -> Path | None:
+        """The ELF ``vmlinux`` with symbols of ``kernel`` (one this source fetched), for
+        gdb (``--gdb-symbols``), downloading it if needed; ``None`` when the source has
+        none (the default)."""
+        return None
 

@@ -34,8 +34,6 @@
 
 from __future__ import annotations
 
-import os
-import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,13 +41,14 @@ from typing import Any
 
 from rvforge.errors import UsageError
 from rvforge.machines import Machine
+from rvforge.userfiles import read_regular
 
 CONFIG_NAME = "rvforge.toml"
 
 _TOP_KEYS = {"build", "provider", "overlay", "machines", "plugin"}
 _BUILD_KEYS = {"provider", "output", "packer", "machine", "isa", "audit", "auditors", "deep",
                "init"}
-_MACHINE_KEYS = {"launcher", "isa", "memory", "cpus", "summary"}
+_MACHINE_KEYS = {"launcher", "isa", "memory", "cpus", "summary", "source"}
 AUDIT_MODES = ("enforce", "warn-only", "off")
 
 
@@ -93,21 +92,7 @@ MAX_SIZE = 1 << 20
 def _read_text(path: Path) -> str:
     """The text of the config file ``path``; refuses what is not a regular UTF-8 file of at
     most :data:`MAX_SIZE` bytes (a FIFO would block forever)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: config file not found (check --config)") from None
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read the config file ({error.strerror})") from None
-    with open(fd, "rb") as stream:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise UsageError(f"{path}: is a directory, not a config file")
-        if not stat.S_ISREG(st.st_mode):
-            raise UsageError(f"{path}: not a regular file; give --config a TOML file")
-        data = stream.read(MAX_SIZE + 1)
-    if len(data) > MAX_SIZE:
-        raise UsageError(f"{path}: larger than {MAX_SIZE} bytes; not a config file")
+    data = read_regular(path, "config file", MAX_SIZE, hint="give --config a TOML file")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -152,7 +137,8 @@ def _machine(name: str, table: Any, where: str) -> Machine:
         raise UsageError(f"{where}: [machines.{name}] must be a table")
     options = {k: v for k, v in table.items() if k not in _MACHINE_KEYS}
     here = f"{where}: [machines.{name}]"
-    texts = {key: table[key] for key in ("launcher", "isa", "summary") if key in table}
+    texts = {key: table[key] for key in ("launcher", "isa", "summary", "source")
+             if key in table}
     for key, value in texts.items():
         if not isinstance(value, str):
             raise UsageError(f"{here} {key} must be a string, not {value!r}")
@@ -164,6 +150,7 @@ def _machine(name: str, table: Any, where: str) -> Machine:
         cpus=_count(table, "cpus" if "cpus" in table else "smp", 2, here, "CPUs"),
         summary=texts.get("summary", f"user-defined in {where}"),
         options=options,
+        source=texts.get("source", ""),
     )
 
 

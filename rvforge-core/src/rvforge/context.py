@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from rvforge.errors import UnsafePathError
+from rvforge.errors import UnsafePathError, UsageError
+from rvforge.leftovers import scratch_dir
+from rvforge.numbers import parse_decimal
 from rvforge.progress import Progress
 
 if TYPE_CHECKING:
@@ -28,9 +29,11 @@ def default_cache_dir() -> Path:
 
 
 def source_date_epoch() -> int:
-    """``$SOURCE_DATE_EPOCH`` if set and valid, else 0: packers clamp mtimes to it."""
-    value = os.environ.get("SOURCE_DATE_EPOCH", "")
-    return int(value) if value.isdigit() else 0
+    """``$SOURCE_DATE_EPOCH`` if set, else 0: packers clamp mtimes to it. A malformed value
+    is a :class:`UsageError` (the reproducible-builds spec says to fail, not guess)."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    return parse_decimal(value, "$SOURCE_DATE_EPOCH", maximum=0xFFFFFFFF,
+                         error=UsageError) if value else 0
 
 
 def _default_logger() -> Any:
@@ -66,6 +69,9 @@ class BuildContext:
     :param settings: free-form settings from the config for plugins (``[plugin.NAME]``).
     :param http: the HTTP client downloads use (one connection pool per build; contexts
         copied with :func:`dataclasses.replace` share it). Closed with the context.
+    :param flag_prefix: how the front end that asks spells its options, for the fixes
+        messages suggest (:meth:`flag`): ``--`` on the command line, ``--rvforge-`` in the
+        pytest plugin.
     """
 
     registry: Registry
@@ -80,6 +86,7 @@ class BuildContext:
     settings: dict[str, Any] = field(default_factory=dict)
     artifact_kind: str | None = None
     http: HttpClient = field(default_factory=_http_client, repr=False)
+    flag_prefix: str = "--"
     _own_scratch: bool = field(default=False, repr=False)
 
     def cache(self, *parts: str) -> Path:
@@ -92,10 +99,15 @@ class BuildContext:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def flag(self, name: str) -> str:
+        """Option ``name`` (``machine``) as the asking front end spells it in a hint:
+        ``--machine``, or ``--rvforge-machine`` in the pytest plugin."""
+        return self.flag_prefix + name
+
     def scratch(self, *parts: str) -> Path:
         """A directory under the scratch space (created); gone when the context closes."""
         if self.scratch_dir is None:
-            self.scratch_dir = Path(tempfile.mkdtemp(prefix="rvforge-"))
+            self.scratch_dir = scratch_dir()
             self._own_scratch = True
         path = self.scratch_dir.joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,11 @@ class ChecksumMismatchError(InputError):
         self.actual = actual
 
 
+class UnbootableImageError(InputError):
+    """An image whose ``/init`` cannot start (missing, not executable, not RISC-V, its
+    interpreter missing): found on the host before booting it."""
+
+
 class PluginError(RvforgeError):
     """A plugin failed to load, or two plugins clash."""
 

@@ -11,8 +11,12 @@ Hooks are grouped by phase:
   receives a ``register`` callback; call it once per component you contribute. Results of
   all implementations combine into one registry per family; two components of one family
   with the same name are an error naming both plugins.
-* **build** (``rvforge_build_*``): called around each build, in registration order; they
-  observe and may adjust, never replace, the pipeline's steps.
+* **build** (``rvforge_build_*``): called around each build; they observe and may adjust,
+  never replace, the pipeline's steps. As pluggy does, the plugin registered last runs
+  first (entry-point plugins before the built-ins), unless an implementation is marked
+  ``@hookimpl(tryfirst=True)`` or ``trylast=True``; do not rely on any other order.
+* **command line** (``rvforge_add_commands``): called once when the ``rvforge`` command
+  line is built.
 
 Implementations may accept fewer arguments than a spec lists (pluggy passes only the names
 they ask for); new arguments are only ever added, so existing plugins keep working.
@@ -26,6 +30,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import typer
+
     from rvforge.components import Auditor, KernelSource, Launcher, Overlay, Packer, Provider
     from rvforge.context import BuildContext
     from rvforge.machines import Machine
@@ -152,7 +158,9 @@ def rvforge_register_kernels(register: Callable[[type[KernelSource]], None]) -> 
 def rvforge_build_start(spec: BuildSpec, ctx: BuildContext) -> None:
     """Called once per build, after the spec is resolved and before the provider runs.
 
-    :param spec: the resolved build: provider, overlays, packer, machine, output.
+    :param spec: the resolved build: provider, overlays, packer, machine, output. Its
+        ``machine`` is ``None`` for ``--machine auto``: the pipeline picks it once the tree
+        is final, before :func:`rvforge_build_tree_ready`.
     :param ctx: the build's context.
 
     Results: return values are ignored; raise :class:`~rvforge.RvforgeError` to stop the
@@ -167,7 +175,8 @@ def rvforge_build_tree_ready(tree: Tree, spec: BuildSpec, ctx: BuildContext) -> 
     """Called after the last overlay and before the auditors, with the final tree.
 
     :param tree: the tree that will be audited and packed; implementations may change it.
-    :param spec: the resolved build.
+    :param spec: the resolved build, its machine resolved (for ``--machine auto``, the one
+        picked for this tree).
     :param ctx: the build's context.
 
     Results: return values are ignored.
@@ -184,6 +193,31 @@ def rvforge_build_finish(report: BuildReport, ctx: BuildContext) -> None:
     :param ctx: the build's context.
 
     Results: return values are ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+# -- command line ----------------------------------------------------------------------
+
+
+@hookspec
+def rvforge_add_commands(app: typer.Typer) -> None:
+    """Add commands or command groups to the ``rvforge`` command line (rvforge-qemu adds
+    ``rvforge lava``).
+
+    Called once when the command line is built, after rvforge's own commands. Import
+    what the commands need inside the implementation or the commands, so that building
+    the command line stays fast.
+
+    :param app: the ``rvforge`` application; call ``app.command("NAME")(function)`` or
+        ``app.add_typer(group, name="NAME")``.
+
+    Results: return values are ignored. The commands added report an
+    :class:`~rvforge.RvforgeError` they raise as rvforge's own do (one line, its exit
+    code). A name rvforge or an earlier plugin already uses is not added (a warning names
+    the plugin); an implementation that raises is skipped with a warning, and the other
+    commands keep working.
 
     .. versionadded:: 0.1
     """

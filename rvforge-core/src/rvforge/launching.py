@@ -12,7 +12,7 @@ hold a session.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +62,7 @@ class Launch:
 
 def prepare_launch(image: Path | str, ctx: BuildContext, *, machine: str | None = None,
                    launcher: str | None = None, values: Mapping[str, Any] | None = None,
-                   command: str = "run") -> Launch:
+                   command: str = "run", argv: Sequence[str] = ()) -> Launch:
     """Everything between option values and a started guest (see the module docstring).
 
     :param image: the artifact file (initramfs or ext4 image).
@@ -72,11 +72,15 @@ def prepare_launch(image: Path | str, ctx: BuildContext, *, machine: str | None 
         means not given, so the launcher's default applies.
     :param command: ``boot``, ``run`` or ``session``; ``run`` sets the ``stream`` option of
         launchers that declare it.
+    :param argv: the command ``run`` will run: with ``auto``, the shared files it names
+        count (:mod:`rvforge.shared_files`).
     :raises UsageError: an unknown machine or launcher, a value the launcher does not
         take or a bad one, a machine without a launcher.
     """
     from rvforge.artifacts import Artifact
-    from rvforge.machines import AUTO_MACHINE, machine_for_image
+    from rvforge.auto_machine import machine_for_image
+    from rvforge.machines import AUTO_MACHINE
+    from rvforge.shared_files import shared_needs
 
     registry = ctx.registry
     image = Path(image)
@@ -85,7 +89,10 @@ def prepare_launch(image: Path | str, ctx: BuildContext, *, machine: str | None 
     chosen, options = _launcher_with_options(registry, name, given, command, ctx)
     target = registry.resolve_machine(machine, None, ctx)
     if target.name == AUTO_MACHINE:
-        target = machine_for_image(image, registry, ctx)
+        shares = chosen.shared_directories(registry.machines.get(registry.default_machine()),
+                                           options)
+        target = machine_for_image(image, registry, ctx,
+                                   also=shared_needs(shares, argv, ctx))
         if not launcher and target.launcher and target.launcher != name:
             chosen, options = _launcher_with_options(registry, target.launcher, given,
                                                      command, ctx)
@@ -132,6 +139,9 @@ def _profile_launcher(registry: Registry, machine: str | None) -> str:
     if profile.name == AUTO_MACHINE:
         profile = registry.machines.get(registry.default_machine())
     if not profile.launcher:
+        if profile.summary:  # an audit-only profile (a board no QEMU models) says why
+            raise UsageError(f"machine {profile.name!r} cannot boot: {profile.summary}; "
+                             "pick another --machine ('rvforge machines' lists them)")
         raise UsageError(f"machine {profile.name!r} has no launcher; install rvforge-qemu, "
                          "pick another --machine or pass --launcher")
     return profile.launcher

@@ -15,17 +15,30 @@ if TYPE_CHECKING:
 LOG_FORMATS = ("auto", "console", "json")
 
 
-def configure_logging(*, verbose: int = 0, quiet: bool = False, fmt: str = "auto") -> None:
+def log_level(*, verbose: int = 0, quiet: bool = False, command_output: bool = False
+              ) -> int:
+    """The lowest level shown: debug with ``verbose``, else warning when ``quiet`` or when
+    the command's output is another program's (``command_output``: ``rvforge run``, whose
+    stdout and stderr are the guest command's), else info."""
+    if verbose and not quiet:
+        return logging.DEBUG
+    return logging.WARNING if quiet or command_output else logging.INFO
+
+
+def configure_logging(*, verbose: int = 0, quiet: bool = False, fmt: str = "auto",
+                      command_output: bool = False) -> None:
     """Set up structlog for the CLI.
 
     :param verbose: 0 shows info and up, 1 or more shows debug.
     :param quiet: only warnings and errors.
     :param fmt: ``console`` (colours on a terminal), ``json`` (one object per line), or
         ``auto`` (console on a terminal, else console without colours).
+    :param command_output: the command prints another program's output: only warnings
+        and errors unless ``verbose`` (see :func:`log_level`).
     """
     import structlog  # here, not at import: `rvforge --help` needs no logging
 
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    level = log_level(verbose=verbose, quiet=quiet, command_output=command_output)
     tty = sys.stderr.isatty()
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,

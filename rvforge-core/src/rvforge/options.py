@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rvforge.errors import UsageError
+from rvforge.userfiles import expand_user
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -114,6 +115,21 @@ def build_options(cls: type, values: Mapping[str, Any], *, owner: str) -> Any:
         raise UsageError(f"{owner}: {error}") from None
 
 
+def relative_to(cls: type, values: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
+    """``values`` (from a config file in ``base``) with each relative path of a field
+    ``cls`` declares as a ``Path`` made relative to ``base``, as other tools read their
+    config files, not to the current directory."""
+    fields = option_fields(cls)
+    resolved = dict(values)
+    for key, value in values.items():
+        field_spec = fields.get(key.replace("-", "_"))
+        if base is None or field_spec is None or field_spec[0] is not Path or \
+                not isinstance(value, str) or value.startswith(("/", "~")) or not value:
+            continue
+        resolved[key] = str(base / value)
+    return resolved
+
+
 def parse_extra_args(cls: type, args: list[str], *, owner: str) -> dict[str, Any]:
     """Parse component-specific flags (``--variant minbase``, ``--no-verify``) against
     ``cls``'s fields into a mapping for :func:`build_options`."""
@@ -185,7 +201,7 @@ def _coerce(value: Any, kind: Any, owner: str, name: str) -> Any:
     if isinstance(value, (list, tuple, dict)):
         raise UsageError(f"{owner}: {flag} wants one value, not {value!r}")
     if kind is Path:
-        return Path(str(value)).expanduser()
+        return expand_user(str(value), f"{owner}: {flag}")
     return str(value)
 
 

@@ -14,15 +14,18 @@ import errno
 import os
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from rvforge.artifacts import Artifact
+from rvforge.auto_machine import machine_for_tree
 from rvforge.components import Auditor, Overlay, Packer, Provider
 from rvforge.context import BuildContext
-from rvforge.errors import AuditFailedError, InputError, UsageError
+from rvforge.errors import AuditFailedError, InputError, RvforgeError, UsageError
 from rvforge.findings import FileRecord, Finding, Severity
+from rvforge.leftovers import part_path, sweep_stale_parts
 from rvforge.machines import Machine
 from rvforge.registry import Registry
 
@@ -31,7 +34,7 @@ from rvforge.spec import AuditReport, BuildReport, BuildSpec, Step
 from rvforge.tree import Tree
 
 __all__ = ["AuditReport", "BuildReport", "BuildSpec", "Step", "apply_overlays", "audit",
-           "build", "pack", "provide"]
+           "build", "pack", "provide", "timed"]
 
 
 def provide(registry: Registry, step: Step, ctx: BuildContext) -> Tree:
@@ -42,13 +45,10 @@ def provide(registry: Registry, step: Step, ctx: BuildContext) -> Tree:
 def apply_overlays(registry: Registry, tree: Tree, steps: Iterable[Step], ctx: BuildContext,
                    timings: dict[str, float] | None = None) -> None:
     for step in steps:
-        start = time.monotonic()
-        overlay: Overlay[Any] = registry.overlays.get(step.name)()
-        ctx.log.info("overlay", overlay=step.name)
-        overlay.apply(tree, step.options, ctx)
-        if timings is not None:
-            key = f"overlay:{step.name}"
-            timings[key] = timings.get(key, 0.0) + time.monotonic() - start
+        with timed({} if timings is None else timings, f"overlay:{step.name}"):
+            overlay: Overlay[Any] = registry.overlays.get(step.name)()
+            ctx.log.info("overlay", overlay=step.name)
+            overlay.apply(tree, step.options, ctx)
 
 
 def audit(registry: Registry, tree: Tree, machine: Machine, ctx: BuildContext,
@@ -80,12 +80,16 @@ def pack(registry: Registry, tree: Tree, step: Step, fmt: str, output: Path,
     if output.is_dir() and not output.is_symlink():
         raise UsageError(f"{output}: is a directory; give -o a file name")
     _refuse_special(output)
-    temp = output.with_name(f".{output.name}.{os.getpid()}.part")
+    sweep_stale_parts(output.parent)
+    temp = part_path(output)
     try:
         packer_cls().pack(tree, temp, fmt, ctx)
         artifact = Artifact.from_file(temp, packer_cls.kind, fmt)
         _refuse_special(output)  # again: it may have appeared while packing
         os.replace(temp, output)
+    except RvforgeError as error:
+        _name_the_output(error, temp, output)
+        raise
     except PermissionError as error:
         raise UsageError(f"{output}: cannot write ({error.strerror}); choose another -o"
                          ) from None
@@ -97,6 +101,14 @@ def pack(registry: Registry, tree: Tree, step: Step, fmt: str, output: Path,
     finally:
         temp.unlink(missing_ok=True)
     return dataclasses.replace(artifact, path=output)
+
+
+def _name_the_output(error: RvforgeError, temp: Path, output: Path) -> None:
+    """Make ``error`` name ``output`` where it names the temporary file (the user never
+    asked for ``.NAME.PID.part``)."""
+    text = str(error)
+    if temp.name in text:
+        error.args = (text.replace(str(temp), str(output)).replace(temp.name, output.name),)
 
 
 def _refuse_special(output: Path) -> None:
@@ -113,32 +125,47 @@ def _refuse_special(output: Path) -> None:
                          "replaces only regular files (choose another -o)")
 
 
+@contextmanager
+def timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    """Add the seconds the ``with`` block takes to ``timings[step]`` (summed over repeats)."""
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[step] = timings.get(step, 0.0) + time.monotonic() - start
+
+
 def build(registry: Registry, spec: BuildSpec, ctx: BuildContext) -> BuildReport:
     """Run the whole pipeline for ``spec``; raise :class:`AuditFailedError` on audit errors
     (unless ``spec.audit`` is ``warn-only`` or ``off``).
 
-    Components and hooks receive ``ctx`` as :meth:`BuildContext.for_build` derives it, with
-    the values the spec fixes (deep audit, artifact kind)."""
+    Steps: ``rvforge_build_start``, the provider, the overlays, for ``--machine auto``
+    (``spec.machine is None``) the pick of the machine from the final tree (the hooks after
+    it, the audit and the report see a copy of the spec with it), ``rvforge_build_tree_ready``,
+    the audit, the packer, ``rvforge_build_finish``. Components and hooks receive ``ctx`` as
+    :meth:`BuildContext.for_build` derives it, with the values the spec fixes (deep audit,
+    artifact kind)."""
     hook = registry.pm.hook
     timings: dict[str, float] = {}
-    if spec.artifact_kind is None:
-        spec = dataclasses.replace(spec, artifact_kind=registry.packers.get(spec.packer.name).kind)
+    spec = dataclasses.replace(spec, artifact_kind=registry.packers.get(spec.packer.name).kind)
     ctx = ctx.for_build(spec)
     hook.rvforge_build_start(spec=spec, ctx=ctx)
 
-    start = time.monotonic()
-    ctx.log.info("provider", provider=spec.provider.name)
-    tree = provide(registry, spec.provider, ctx)
-    timings["provide"] = time.monotonic() - start
-
+    with timed(timings, "provide"):
+        ctx.log.info("provider", provider=spec.provider.name)
+        tree = provide(registry, spec.provider, ctx)
     apply_overlays(registry, tree, spec.overlays, ctx, timings)
+    machine = spec.machine
+    if machine is None:
+        with timed(timings, "machine"):
+            machine = machine_for_tree(tree, registry, ctx)
+        spec = dataclasses.replace(spec, machine=machine)
     hook.rvforge_build_tree_ready(tree=tree, spec=spec, ctx=ctx)
 
-    report = AuditReport(spec.machine)
+    report = AuditReport(machine)
     if spec.audit != "off":
-        start = time.monotonic()
-        report = audit(registry, tree, spec.machine, ctx, spec.auditors)
-        timings["audit"] = time.monotonic() - start
+        with timed(timings, "audit"):
+            report = audit(registry, tree, machine, ctx, spec.auditors)
         for finding in report.sorted_findings():
             if finding.severity is not Severity.INFO:
                 log = ctx.log.error if finding.severity is Severity.ERROR else ctx.log.warning
@@ -146,14 +173,13 @@ def build(registry: Registry, spec: BuildSpec, ctx: BuildContext) -> BuildReport
         if report.errors and spec.audit == "enforce":
             raise AuditFailedError(
                 f"audit found {len(report.errors)} error(s) for machine "
-                f"{spec.machine.name!r} ({spec.machine.isa}); nothing was packed. Fix them, "
+                f"{machine.name!r} ({machine.isa}); nothing was packed. Fix them, "
                 "pick a machine that has what they need (--machine), or pass "
                 "--audit-warn-only / --no-audit"
             )
 
-    start = time.monotonic()
-    artifact = pack(registry, tree, spec.packer, spec.format, spec.output, ctx)
-    timings["pack"] = time.monotonic() - start
+    with timed(timings, "pack"):
+        artifact = pack(registry, tree, spec.packer, spec.format, spec.output, ctx)
     result = BuildReport(spec, artifact, tree.stats(), report, timings)
     hook.rvforge_build_finish(report=result, ctx=ctx)
     return result

@@ -16,6 +16,7 @@ is no module-level manager). Environment variables, as in llm and pytest:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import importlib.metadata
@@ -25,6 +26,7 @@ from types import ModuleType
 from typing import Any
 
 import pluggy
+from pluggy import HookCaller
 
 from rvforge import hookspecs
 from rvforge.errors import PluginError
@@ -74,10 +76,53 @@ class PluginManager(pluggy.PluginManager):
         self.infos = {}
         self.failures = []
 
-    def register_plugin(self, plugin: ModuleType | object, info: PluginInfo) -> None:
-        """Register ``plugin`` under ``info.name`` and remember its provenance."""
+    def register_plugin(self, plugin: ModuleType | object, info: PluginInfo) -> object:
+        """Register ``plugin`` under ``info.name`` and remember its provenance; returns the
+        object registered (an unhashable namespace, such as a ``SimpleNamespace``, is
+        registered as a hashable copy of its attributes: pluggy's per-plugin hook callers
+        keep plugins in sets)."""
+        if type(plugin).__hash__ is None:
+            plugin = _HashableNamespace(plugin)
         self.register(plugin, name=info.name)
         self.infos[info.name] = info
+        return plugin
+
+    def plugin_hook_caller(self, hook_name: str, plugin: str) -> HookCaller:
+        """A caller of ``hook_name`` that calls only plugin ``plugin``'s implementation,
+        through pluggy's hook execution (tracing and hook-call monitors see the call)."""
+        others = [p for name, p in self.list_name_plugin() if name != plugin]
+        return self.subset_hook_caller(hook_name, remove_plugins=others)
+
+    def fail(self, name: str, error: str, *, during: str | None = None,
+             cause: BaseException | None = None, strict: bool | None = None,
+             info: PluginInfo | None = None) -> None:
+        """Record that plugin ``name`` failed (to load, or in hook ``during``), unregister
+        it and log a warning; with ``strict`` (default: ``$RVFORGE_STRICT_PLUGINS``) raise
+        :class:`~rvforge.errors.PluginError` instead. ``info`` says where it came from
+        when it never got registered."""
+        info = info or self.info(name)
+        where = f"failed in {during}" if during else "failed to load"
+        if env_flag("RVFORGE_STRICT_PLUGINS") if strict is None else strict:
+            raise PluginError(
+                f"plugin {name!r} ({info.distribution} {info.version}) {where}: {error} "
+                "(unset RVFORGE_STRICT_PLUGINS to skip it)"
+            ) from cause
+        self.forget(name)
+        self.failures.append(dataclasses.replace(
+            info, error=f"{during}: {error}" if during else error))
+        if during:
+            _logger().warning("plugin hook failed; skipping it", plugin=name, hook=during,
+                              error=error)
+        else:
+            _logger().warning("plugin failed to load; skipping it", plugin=name,
+                              distribution=info.distribution, version=info.version,
+                              error=error)
+
+    def forget(self, name: str) -> None:
+        """Unregister plugin ``name`` (if it still is) and drop what is known of it."""
+        if self.has_plugin(name):
+            self.unregister(name=name)
+        self.infos.pop(name, None)
 
     def info(self, name: str) -> PluginInfo:
         return self.infos.get(name) or PluginInfo(name, name, None, None)
@@ -88,6 +133,13 @@ class PluginManager(pluggy.PluginManager):
         if plugin is None:
             return []
         return sorted(caller.name for caller in self.get_hookcallers(plugin) or [])
+
+
+class _HashableNamespace:
+    """The attributes of an unhashable plugin object, hashable by identity."""
+
+    def __init__(self, namespace: object) -> None:
+        self.__dict__.update(vars(namespace))
 
 
 def get_plugin_manager(*, load_entrypoints: bool = True, strict: bool | None = None
@@ -136,25 +188,13 @@ def _load_entrypoints(pm: PluginManager, strict: bool) -> None:
     for ep, info in selected_entry_points():
         if pm.has_plugin(ep.name):
             continue
-        dist, version = info.distribution, info.version
         try:
             plugin = ep.load()
             pm.register_plugin(plugin, info)
             check_hooks(pm, ep.name)
         except Exception as error:
-            if pm.has_plugin(ep.name):
-                pm.unregister(name=ep.name)
-                pm.infos.pop(ep.name, None)
-            message = f"{type(error).__name__}: {error}"
-            failure = PluginInfo(ep.name, ep.value, dist, version, error=message)
-            if strict:
-                raise PluginError(
-                    f"plugin {ep.name!r} ({dist} {version}) failed to load: {message} "
-                    "(unset RVFORGE_STRICT_PLUGINS to skip it)"
-                ) from error
-            pm.failures.append(failure)
-            _logger().warning("plugin failed to load; skipping it", plugin=ep.name,
-                              distribution=dist, version=version, error=message)
+            pm.fail(ep.name, f"{type(error).__name__}: {error}", cause=error, strict=strict,
+                    info=info)
 
 
 def check_hooks(pm: PluginManager, name: str) -> None:

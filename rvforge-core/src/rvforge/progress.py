@@ -56,14 +56,20 @@ class Progress:
             BarColumn,
             DownloadColumn,
             MofNCompleteColumn,
+            SpinnerColumn,
             TextColumn,
             TimeElapsedColumn,
             TransferSpeedColumn,
         )
         from rich.progress import Progress as RichProgress
 
-        columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
-        columns += [DownloadColumn(), TransferSpeedColumn()] if bytes else [MofNCompleteColumn()]
+        columns: list[Any] = [TextColumn("{task.description}")]
+        if total is None and not bytes:  # nothing to count: a spinner and the time
+            columns.insert(0, SpinnerColumn())
+        else:
+            columns.append(BarColumn())
+            columns += [DownloadColumn(), TransferSpeedColumn()] if bytes else \
+                [MofNCompleteColumn()]
         columns.append(TimeElapsedColumn())
         with RichProgress(*columns, console=Console(file=self._stream), transient=True) as bar:
             task = Task(bar, bar.add_task(description, total=total))

@@ -48,6 +48,8 @@ stays 1 and every image that speaks it can be restored:
 
 from __future__ import annotations
 
+from rvforge.numbers import is_decimal
+
 __all__ = ["COLS_ARGUMENT", "CONTROL_PORT", "EXIT_MARKER", "FIRST_BOOT_DIR", "INIT_SCRIPT",
            "NET_ARGUMENT", "POWEROFF_REQUEST", "READY_MARKER", "ROWS_ARGUMENT", "RUN_REQUEST",
            "SETUP_PROGRAM", "SHARE_ARGUMENT", "SHELL_ARGUMENT", "STDERR_PORT", "STDOUT_PORT",
@@ -93,7 +95,8 @@ def run_request(token: str, script: str) -> bytes:
 def parse_exit(line: str) -> int | None:
     """The status of an ``RVFORGE-EXIT <status>`` line, else ``None``."""
     word, _, status = line.partition(" ")
-    return int(status) if word == EXIT_MARKER and status.strip().isdigit() else None
+    status = status.strip()
+    return int(status) if word == EXIT_MARKER and is_decimal(status, max_digits=3) else None
 
 
 _INIT_TEMPLATE = r"""#!/bin/sh

@@ -9,7 +9,7 @@ components of one family with the same name, naming both plugins.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -23,7 +23,7 @@ from rvforge.components import (
 )
 from rvforge.errors import DuplicateComponentError, PluginError, UnknownComponentError, UsageError
 from rvforge.machines import DEFAULT_MACHINE, FALLBACK_MACHINE, Machine
-from rvforge.plugins import PluginInfo, PluginManager, env_flag
+from rvforge.plugins import PluginManager
 
 if TYPE_CHECKING:
     from rvforge.context import BuildContext
@@ -171,45 +171,34 @@ class Registry:
         return best[1], best[2]
 
     def _collect(self, hook_name: str, family: Family[Any], base: type) -> None:
+        """Call ``hook_name`` once per implementing plugin (registration order: built-ins
+        first, so a duplicate names the built-in first), through pluggy's hook caller so
+        tracing (``RVFORGE_TRACE_PLUGINS``) and hook-call monitors see every call; each
+        call's ``register`` knows the plugin, and one plugin's failure skips only it."""
         hook = getattr(self.pm.hook, hook_name)
-        for impl in hook.get_hookimpls():  # registration order: built-ins first
+        for impl in hook.get_hookimpls():
             plugin = impl.plugin_name
+            if not self.pm.has_plugin(plugin):  # skipped by an earlier family
+                continue
 
             def register(component: Any, _plugin: str = plugin) -> None:
                 self._check_component(component, base, family.family, _plugin)
-                name = component.name
-                family.add(name, component, _plugin)
+                family.add(component.name, component, _plugin)
 
-            kwargs: dict[str, Callable[..., None]] = {"register": register}
             try:
-                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+                self.pm.plugin_hook_caller(hook_name, plugin)(register=register)
             except (DuplicateComponentError, UsageError):
                 raise
             except Exception as error:
                 self._skip(plugin, hook_name, error)
 
     def _skip(self, plugin: str, hook_name: str, error: Exception) -> None:
-        """Report a plugin whose registration failed and drop it: its components from
-        every family, itself from the manager (no later hook of it runs)."""
-        info: PluginInfo = self.pm.info(plugin)
-        message = f"{type(error).__name__}: {error}"
-        if env_flag("RVFORGE_STRICT_PLUGINS"):
-            raise PluginError(
-                f"plugin {plugin!r} ({info.distribution} {info.version}) failed in "
-                f"{hook_name}: {message}"
-            ) from error
-        self.pm.failures.append(
-            PluginInfo(info.name, info.module, info.distribution, info.version,
-                       info.builtin, error=f"{hook_name}: {message}")
-        )
+        """Drop a plugin whose registration failed: its components from every family, and
+        the plugin from the manager, which reports it (:meth:`PluginManager.fail`)."""
         for family in self.families.values():
             family.drop_plugin(plugin)
-        self.pm.unregister(name=plugin)
-        self.pm.infos.pop(plugin, None)
-        import structlog  # only when there is something to say: startup stays light
-
-        structlog.get_logger("rvforge.plugins").warning(
-            "plugin hook failed; skipping it", plugin=plugin, hook=hook_name, error=message)
+        self.pm.fail(plugin, f"{type(error).__name__}: {error}", during=hook_name,
+                     cause=error)
 
     @staticmethod
     def _check_component(component: Any, base: type, family: str, plugin: str) -> None:

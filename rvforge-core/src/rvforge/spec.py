@@ -8,6 +8,7 @@ once, before the pipeline runs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 from rvforge.config import AUDIT_MODES, Config
 from rvforge.errors import UsageError
 from rvforge.findings import FindingCode, Severity
-from rvforge.options import build_options, parse_extra_args
+from rvforge.machines import AUTO_MACHINE
+from rvforge.options import build_options, parse_extra_args, relative_to
+from rvforge.userfiles import expand_user
 
 if TYPE_CHECKING:
     from rvforge.artifacts import Artifact
@@ -45,13 +48,16 @@ class BuildSpec:
     :param overlays: overlays in the order they run.
     :param packer: the packer and the format it writes (``cpio.gz``).
     :param output: the artifact's final path.
-    :param machine: the target machine (its ``isa`` already resolved).
+    :param machine: the target machine (its ``isa`` already resolved); ``None`` for
+        ``--machine auto``, which the pipeline picks from the final tree
+        (:mod:`rvforge.auto_machine`) before :func:`~rvforge.hookspecs.rvforge_build_tree_ready`
+        and the audit, and passes on in a copy of the spec.
     :param auditors: names of the auditors to run (default: all registered).
     :param audit: ``enforce`` (errors stop the build), ``warn-only`` (errors are reported
         but the build goes on) or ``off``.
     :param deep: auditors sweep instructions, not only ELF attributes.
     :param artifact_kind: what the packer writes (``initramfs``, ``disk``, ``tar``); the
-        pipeline takes it from the packer when ``None``.
+        pipeline fills it in from the packer (the hooks' spec has it).
     """
 
     provider: Step
@@ -59,7 +65,7 @@ class BuildSpec:
     packer: Step
     format: str
     output: Path
-    machine: Machine
+    machine: Machine | None
     auditors: list[str] | None = None
     audit: str = "enforce"
     deep: bool = False
@@ -114,8 +120,8 @@ class BuildReport:
             },
             "entries": self.stats.counts,
             "file_bytes": self.stats.file_bytes,
-            "machine": self.spec.machine.name,
-            "isa": self.spec.machine.isa,
+            "machine": self.audit.machine.name,
+            "isa": self.audit.machine.isa,
             "findings": [f.to_json() for f in self.audit.sorted_findings()],
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
@@ -167,19 +173,22 @@ def resolve_spec(registry: Registry, config: Config, flags: BuildFlags, ctx: Bui
                          "[build] provider in rvforge.toml")
     provider_cls = registry.providers.get(provider_name)
     owner = f"provider {provider_name!r}"
-    values = dict(config.provider)
+    base = config.path.parent if config.path is not None else None
+    values = relative_to(provider_cls.Options, config.provider, base)
     values.update({k: v for k, v in flags.provider_values.items() if v is not None})
     values.update(parse_extra_args(provider_cls.Options, flags.extra_args, owner=owner))
     provider_options = build_options(provider_cls.Options, values, owner=owner)
 
     output = Path(settings.get("output") or default_output(provider_cls(), provider_options))
+    if "output" not in flags.build_settings() and base is not None and settings.get("output"):
+        output = base / expand_user(output, "[build] output")  # an absolute one stays
     if settings.get("packer"):
         packer_cls = registry.packers.get(settings["packer"])
         fmt = format_for(packer_cls, output.name)
     else:
         packer_cls, fmt = registry.packer_for(output.name)
 
-    steps = [overlay_step(registry, table, "rvforge.toml [[overlay]]") for table in
+    steps = [overlay_step(registry, table, "rvforge.toml [[overlay]]", base) for table in
              config.overlays]
     steps += [overlay_step(registry, parse_overlay_flag(flag), f"--overlay {flag}")
               for flag in flags.overlays]
@@ -200,13 +209,17 @@ def resolve_spec(registry: Registry, config: Config, flags: BuildFlags, ctx: Bui
             registry.auditors.get(name)
     return BuildSpec(Step(provider_name, provider_options), steps,
                      Step(packer_cls.name, None), fmt, output, machine, auditors, audit,
-                     deep=bool(settings.get("deep", False)), artifact_kind=packer_cls.kind)
+                     deep=bool(settings.get("deep", False)))
 
 
 def resolve_build_machine(registry: Registry, name: str | None, isa: str | None,
-                          suggested: str | None, ctx: BuildContext) -> Machine:
+                          suggested: str | None, ctx: BuildContext) -> Machine | None:
     """The build's target: ``--machine``/``--isa``, else the machine the provider suggests
-    for its images (an RVA23 release: an RVA23 machine), else the registry's default."""
+    for its images (an RVA23 release: an RVA23 machine), else the registry's default;
+    ``None`` for ``--machine auto`` (the pipeline picks it from the tree)."""
+    if name == AUTO_MACHINE and not isa:
+        registry.machines.get(name)  # a registry without core's built-ins does not know it
+        return None
     if name or isa or not suggested:
         return registry.resolve_machine(name, isa, ctx)
     try:
@@ -217,7 +230,16 @@ def resolve_build_machine(registry: Registry, name: str | None, isa: str | None,
 
 
 def default_output(provider: Provider[Any], options: Any) -> str:
-    return f"build/{provider.describe(options)}-riscv64.cpio.gz"
+    """``build/<provider>-<release>-riscv64.cpio.gz``; a description that is not one plain
+    file-name component (``--release ../../x``) is refused rather than followed."""
+    name = provider.describe(options)
+    if not _OUTPUT_STEM.fullmatch(name) or ".." in name:
+        raise UsageError(f"the default output name {name[:80]!r} (from the provider's options, "
+                         "e.g. --release) is not a plain file name; pass -o PATH")
+    return f"build/{name}-riscv64.cpio.gz"
+
+
+_OUTPUT_STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
 
 
 def parse_overlay_flag(flag: str) -> dict[str, Any]:
@@ -226,17 +248,20 @@ def parse_overlay_flag(flag: str) -> dict[str, Any]:
     if not sep or not source or not dest.startswith("/"):
         raise UsageError(f"--overlay {flag!r}: expected SRC:DEST with DEST an absolute path "
                          "in the image, e.g. --overlay ./payload:/opt/payload")
-    path = Path(source).expanduser()
+    path = expand_user(source, "--overlay")
     if not path.exists():
         raise UsageError(f"--overlay {flag!r}: {source} does not exist")
     return {"name": "dir" if path.is_dir() else "file", "source": str(path), "dest": dest}
 
 
-def overlay_step(registry: Registry, table: dict[str, Any], where: str) -> Step:
-    """The overlay step an ``[[overlay]]`` table (or a parsed ``--overlay``) describes."""
+def overlay_step(registry: Registry, table: dict[str, Any], where: str,
+                 base: Path | None = None) -> Step:
+    """The overlay step an ``[[overlay]]`` table (or a parsed ``--overlay``) describes;
+    relative paths of a table from a config file are relative to ``base``, its directory."""
     values = dict(table)
     name = values.pop("name")
     overlay_cls = registry.overlays.get(name)
+    values = relative_to(overlay_cls.Options, values, base)
     return Step(name, build_options(overlay_cls.Options, values, owner=f"overlay {name!r} "
                                     f"({where})"))
 

@@ -79,9 +79,7 @@ def registered_plugin(pm: PluginManager, plugin: object, name: str | None = None
     try:
         yield plugin
     finally:
-        if pm.is_registered(plugin):  # a registry drops a plugin whose hook failed
-            pm.unregister(plugin)
-        pm.infos.pop(name, None)
+        pm.forget(name)  # a no-op when a registry dropped it (its hook failed)
 
 
 @pytest.fixture
@@ -116,6 +114,10 @@ class Fault:
     :param redirect: answer ``302`` with this ``Location`` (a hostile mirror's redirect).
     :param endless: send the file, then zeros forever, without a ``Content-Length``.
     :param drip: send the body one byte every ``drip`` seconds (a stalling mirror).
+    :param header_drip: send the status line and headers one byte every ``header_drip``
+        seconds, for ever (a mirror that never finishes its headers).
+    :param continues: answer ``100 Continue`` for ever, a final status never following.
+    :param length: send this ``Content-Length`` (any text) with the file's body.
     """
 
     drop_after: int | None = None
@@ -124,6 +126,9 @@ class Fault:
     redirect: str | None = None
     endless: bool = False
     drip: float | None = None
+    header_drip: float | None = None
+    continues: bool = False
+    length: str | None = None
 
 
 @dataclass
@@ -154,6 +159,12 @@ def loopback_mirror(root: Path) -> Iterator[LoopbackMirror]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except OSError:
+                pass  # the client refused the response and hung up, as it may
+
         def do_GET(self) -> None:
             path = self.path.split("?")[0]
             mirror.requests.append((path, self.headers.get("Range")))
@@ -163,6 +174,9 @@ def loopback_mirror(root: Path) -> Iterator[LoopbackMirror]:
                 fault.times -= 1
             else:
                 fault = None
+            if fault is not None and (fault.header_drip is not None or fault.continues):
+                self._stall(fault)
+                return
             if fault is not None and fault.status is not None:
                 self._reply(fault.status, b"injected failure\n")
                 return
@@ -185,8 +199,12 @@ def loopback_mirror(root: Path) -> Iterator[LoopbackMirror]:
             if fault is not None and (fault.endless or fault.drip is not None):
                 self._misbehave(body, fault)
                 return
-            self.send_header("Content-Length", str(len(body)))
+            length = fault.length if fault is not None and fault.length else str(len(body))
+            self.send_header("Content-Length", length)
             self.send_header("Accept-Ranges", "bytes")
+            if fault is not None and fault.length:
+                self.send_header("Connection", "close")  # the body ends where it closes
+                self.close_connection = True
             self.end_headers()
             if fault is not None and fault.drop_after is not None:
                 self.wfile.write(body[: fault.drop_after])
@@ -203,6 +221,27 @@ def loopback_mirror(root: Path) -> Iterator[LoopbackMirror]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def _stall(self, fault: Fault) -> None:
+            """Headers that never end: dripped, or ``100 Continue`` after ``100 Continue``."""
+            import itertools
+            import time
+
+            self.close_connection = True
+            try:
+                if fault.continues:
+                    while True:
+                        self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                        self.wfile.flush()
+                        time.sleep(0.01)
+                for index in itertools.count():
+                    text = b"HTTP/1.1 200 OK\r\n" if index == 0 else b"X-Drip: 1\r\n"
+                    for offset in range(len(text)):
+                        self.wfile.write(text[offset:offset + 1])
+                        self.wfile.flush()
+                        time.sleep(fault.header_drip or 0)
+            except OSError:
+                pass  # the client gave up, as it should
 
         def _misbehave(self, body: bytes, fault: Fault) -> None:
             """An endless or dripping body (until the client hangs up)."""

@@ -87,7 +87,7 @@ class FileIdentity(NamedTuple):
     inode, size, ``st_mtime_ns`` and ``st_ctime_ns``. The kernel sets ctime on every write
     and nobody can set it back, so a rewritten file never keeps its identity (unless it is
     rewritten within the timestamp granularity of the ``stat``; see
-    :mod:`rvforge.builtin.auditors.facts_cache`).
+    :mod:`rvforge.riscv.facts_cache`).
     """
 
     dev: int

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from rvforge import BuildContext, InputError, Progress, UsageError
 from rvforge.net.download import fetch, fetch_bytes, join_url, write_atomic
+from rvforge.numbers import is_decimal
 
 from rvforge_debootstrap.deb import (
     MANIFEST,
@@ -93,6 +94,7 @@ class DebianArchive:
         self.suite = suite
         self.arch = arch
         self.keyring = Path(keyring) if keyring else dist.keyring
+        self.keyring_named = bool(keyring)
         self._release: Release | None = None
         self._index: PackageIndex | None = None
 
@@ -114,7 +116,8 @@ class DebianArchive:
             else:
                 data = fetch_bytes(url, self.ctx, label=label)
             release = parse_release(verify_inrelease(data, self.keyring, f"{label} ({url})",
-                                                     self.dist.keyring_package),
+                                                     self.dist.keyring_package,
+                                                     named=self.keyring_named),
                                     f"{label} ({url})")
             if self.suite not in (release.suite, release.codename):
                 raise InputError(f"{url}: signed for suite {release.suite!r} (codename "
@@ -155,10 +158,7 @@ class DebianArchive:
             texts = []
             for component in self.dist.components:
                 path = self.packages_file(component)
-                try:
-                    texts.append(lzma.decompress(path.read_bytes()).rstrip(b"\n"))
-                except lzma.LZMAError as error:
-                    raise InputError(f"{path}: corrupt Packages.xz ({error})") from None
+                texts.append(_inflate_index(path).rstrip(b"\n"))
             self._index = PackageIndex(b"\n\n".join(texts) + b"\n", self.arch)
             self.ctx.log.info("index loaded", suite=self.suite, arch=self.arch,
                               packages=len(self._index))
@@ -229,7 +229,7 @@ class DebianArchive:
         if not _SHA256.match(pkg.sha256):
             raise InputError(f"{where}: {pkg.name}'s SHA256 {pkg.sha256!r} is not 64 hex "
                              "digits; refusing it")
-        if not (pkg.size.isdigit() and len(pkg.size) < 16):
+        if not is_decimal(pkg.size, max_digits=15):
             raise InputError(f"{where}: {pkg.name}'s Size {pkg.size!r} is not a number")
 
     def unpacked_dir(self, package: Package) -> Path:
@@ -296,3 +296,23 @@ def _mirror_key(mirror: str) -> str:
     """A directory name for a mirror URL: readable part plus a short hash."""
     readable = re.sub(r"[^A-Za-z0-9.-]+", "_", mirror.split("://", 1)[-1]).strip("_")[:60]
     return f"{readable}-{hashlib.sha256(mirror.encode()).hexdigest()[:8]}"
+
+
+MAX_INDEX = 1 << 30
+"""Bytes a ``Packages.xz`` may inflate to (trixie's riscv64 index is ~54 MB)."""
+
+
+def _inflate_index(path: Path) -> bytes:
+    """``path`` (a verified ``Packages.xz``) decompressed, at most :data:`MAX_INDEX` bytes:
+    a small file that inflates to gigabytes is refused, not held in memory."""
+    decompressor = lzma.LZMADecompressor()
+    try:
+        data = decompressor.decompress(path.read_bytes(), max_length=MAX_INDEX + 1)
+    except lzma.LZMAError as error:
+        raise InputError(f"{path}: corrupt Packages.xz ({error})") from None
+    if len(data) > MAX_INDEX:
+        raise InputError(f"{path}: the Packages.xz inflates to more than {MAX_INDEX} bytes; "
+                         "refusing it")
+    if not decompressor.eof:
+        raise InputError(f"{path}: corrupt Packages.xz (it ends before its end marker)")
+    return data

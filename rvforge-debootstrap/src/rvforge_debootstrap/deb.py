@@ -46,46 +46,21 @@ from rvforge import (
     check_symlink_target,
     normalize,
 )
+from rvforge.formats.ar import ArMember
+from rvforge.formats.ar import ar_members as read_ar
 from rvforge.formats.compression import decompress_stream, is_corrupt_stream_error
 
-AR_MAGIC = b"!<arch>\n"
 _SUFFIX_COMPRESSION = {"": None, ".gz": "gz", ".xz": "xz", ".zst": "zst", ".bz2": "bz2"}
 
 
-@dataclass(frozen=True)
-class ArMember:
-    name: str
-    offset: int
-    size: int
-
-
 def ar_members(path: Path) -> dict[str, ArMember]:
-    """The members of the ``ar`` archive at ``path`` by name.
+    """The members of the ``ar`` archive at ``path`` by name (read by
+    :func:`rvforge.formats.ar.ar_members`).
 
     :raises InputError: not an ``ar`` archive, or truncated.
     """
-    members: dict[str, ArMember] = {}
     with open(path, "rb") as stream:
-        if stream.read(8) != AR_MAGIC:
-            raise InputError(f"{path.name}: not a .deb (no ar header)")
-        total = os.fstat(stream.fileno()).st_size
-        while True:
-            header = stream.read(60)
-            if not header:
-                break
-            if len(header) != 60 or header[58:60] != b"`\n":
-                raise InputError(f"{path.name}: corrupt ar member header")
-            name = header[:16].decode("ascii", "replace").strip().rstrip("/")
-            try:
-                size = int(header[48:58].decode("ascii").strip())
-            except ValueError:
-                raise InputError(f"{path.name}: corrupt ar member size") from None
-            offset = stream.tell()
-            if offset + size > total:
-                raise InputError(f"{path.name}: truncated (member {name!r} runs past the end)")
-            members[name] = ArMember(name, offset, size)
-            stream.seek(offset + size + (size & 1))
-    return members
+        return read_ar(stream, os.fstat(stream.fileno()).st_size, path)
 
 
 @contextmanager

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from rvforge.numbers import is_ascii_digit, is_decimal
+
 
 @dataclass(frozen=True, order=False)
 class Version:
@@ -26,7 +28,7 @@ class Version:
         epoch = 0
         if ":" in text:
             head, text = text.split(":", 1)
-            if not head.isdigit():
+            if not is_decimal(head, max_digits=10):
                 raise ValueError(f"bad epoch in version {text!r}")
             epoch = int(head)
         upstream, _, revision = text.rpartition("-") if "-" in text else (text, "", "")
@@ -40,11 +42,12 @@ class Version:
 
 
 def _order(char: str) -> int:
+    """dpkg's ``order()``: ``~`` first, then digits, ASCII letters, everything else."""
     if char == "~":
         return -1
-    if char.isdigit():
+    if is_ascii_digit(char):
         return 0
-    if char.isalpha():
+    if "a" <= char <= "z" or "A" <= char <= "Z":
         return ord(char)
     return ord(char) + 256
 
@@ -53,7 +56,8 @@ def _verrevcmp(a: str, b: str) -> int:
     i = j = 0
     while i < len(a) or j < len(b):
         first_diff = 0
-        while (i < len(a) and not a[i].isdigit()) or (j < len(b) and not b[j].isdigit()):
+        while ((i < len(a) and not is_ascii_digit(a[i]))
+               or (j < len(b) and not is_ascii_digit(b[j]))):
             ac = _order(a[i]) if i < len(a) else 0
             bc = _order(b[j]) if j < len(b) else 0
             if ac != bc:
@@ -64,14 +68,14 @@ def _verrevcmp(a: str, b: str) -> int:
             i += 1
         while j < len(b) and b[j] == "0":
             j += 1
-        while i < len(a) and a[i].isdigit() and j < len(b) and b[j].isdigit():
+        while i < len(a) and is_ascii_digit(a[i]) and j < len(b) and is_ascii_digit(b[j]):
             if not first_diff:
                 first_diff = ord(a[i]) - ord(b[j])
             i += 1
             j += 1
-        if i < len(a) and a[i].isdigit():
+        if i < len(a) and is_ascii_digit(a[i]):
             return 1
-        if j < len(b) and b[j].isdigit():
+        if j < len(b) and is_ascii_digit(b[j]):
             return -1
         if first_diff:
             return first_diff

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from rvforge import InputError
+from rvforge.numbers import parse_decimal
 
 from rvforge_debootstrap import debversion
 
@@ -100,19 +101,34 @@ class Package:
 
     @property
     def deb_size(self) -> int:
-        return int(self.size)
+        return parse_decimal(self.size, f"{self.name!r}: the index's Size")
 
     @property
     def depends(self) -> tuple[Group, ...]:
-        return parse_relations(self.depends_text)
+        return self._relations("Depends", self.depends_text)
 
     @property
     def pre_depends(self) -> tuple[Group, ...]:
-        return parse_relations(self.pre_depends_text)
+        return self._relations("Pre-Depends", self.pre_depends_text)
 
     @property
     def provides(self) -> tuple[Relation, ...]:
-        return tuple(g[0] for g in parse_relations(self.provides_text))
+        return tuple(g[0] for g in self._relations("Provides", self.provides_text))
+
+    def _relations(self, field_name: str, text: str) -> tuple[Group, ...]:
+        """``text`` parsed; a value that does not parse is an :class:`InputError` naming
+        the package and the field."""
+        try:
+            groups = parse_relations(text)
+            for group in groups:
+                for relation in group:
+                    if relation.version is not None:
+                        debversion.Version.parse(relation.version)
+            return groups
+        except ValueError as error:
+            raise InputError(f"{self.name!r}: the index's {field_name} {text[:80]!r} does not "
+                             f"parse ({error}); the mirror's Packages file is malformed"
+                             ) from None
 
     @property
     def deb_name(self) -> str:
@@ -269,5 +285,11 @@ def parse_paragraph(text: str) -> Package | None:
         if match is not None and match[1] in _KEPT:
             values[_KEPT[match[1]]] = match[2].strip()
     if "name" in values and "version" in values:
+        try:
+            debversion.Version.parse(values["version"])
+        except ValueError as error:
+            raise InputError(f"{values['name'][:80]!r}: the index's Version "
+                             f"{values['version'][:80]!r} is not a Debian version ({error})"
+                             ) from None
         return Package(**values)
     return None

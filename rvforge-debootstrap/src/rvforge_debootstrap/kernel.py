@@ -29,6 +29,7 @@ from rvforge import BuildContext, InputError, Kernel, KernelSource, UsageError
 from rvforge_debootstrap.archive import DebianArchive
 from rvforge_debootstrap.deb import extract_deb_to_dir
 from rvforge_debootstrap.index import Package
+from rvforge_debootstrap.kernel_symbols import kernel_symbols
 
 
 @dataclass
@@ -55,7 +56,7 @@ class DebianKernelSource(KernelSource[DebianKernelOptions]):
     summary = "Debian's linux-image-riscv64 from the Debian mirror (downloaded once, cached)"
     Options = DebianKernelOptions
     cache_entries = {"debian/kernels/*": "kernels", "debian/debs/*": "downloads",
-                     "debian/dists/*/*": "indexes"}
+                     "debian/dists/*/*": "indexes", "debian/kernel-symbols/*": "kernels"}
 
     def fetch(self, options: DebianKernelOptions, ctx: BuildContext) -> Kernel:
         try:
@@ -81,6 +82,12 @@ class DebianKernelSource(KernelSource[DebianKernelOptions]):
                 ctx.log.warning("kernel lookup failed; booting the newest cached kernel",
                                 error=str(error), kernel=str(cached.image))
             return cached
+
+    def debug_symbols(self, kernel: Kernel, options: DebianKernelOptions,
+                      ctx: BuildContext) -> Path:
+        """The ``linux-image-VERSION-dbg`` package's vmlinux (:mod:`.kernel_symbols`)."""
+        return kernel_symbols(kernel, DebianArchive(ctx, options.mirror, options.release,
+                                                    "riscv64", options.keyring), ctx)
 
     def _lookup(self, options: DebianKernelOptions, ctx: BuildContext) -> Kernel:
         archive = DebianArchive(ctx, options.mirror, options.release, "riscv64",

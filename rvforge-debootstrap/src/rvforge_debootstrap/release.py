@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rvforge import InputError, ToolMissingError
+from rvforge.numbers import is_decimal
+from rvforge.userfiles import read_regular
 
 from rvforge_debootstrap import deb822
 
@@ -24,6 +26,10 @@ _INDEX_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*(/[A-Za-z0-9_][A-Za-z0-9
 
 class SignatureError(InputError):
     """``InRelease`` is not validly signed by a key of the keyring."""
+
+
+KEYRING_CAP = 64 << 20
+"""Bytes of a keyring read at most (Debian's archive keyring is ~100 kB)."""
 
 
 @dataclass(frozen=True)
@@ -56,24 +62,35 @@ class Release:
 
 
 def verify_inrelease(data: bytes, keyring: Path, label: str,
-                     keyring_package: str = "debian-archive-keyring") -> str:
+                     keyring_package: str = "debian-archive-keyring", *,
+                     named: bool = False) -> str:
     """Check the clearsigned ``data`` with ``gpgv`` against ``keyring``; return the signed text.
 
-    :raises ToolMissingError: gpgv or the keyring is missing.
+    :param named: the user named ``keyring`` (``--keyring``): a missing or unreadable one is
+        a :class:`UsageError`, not a missing host package.
+    :raises ToolMissingError: gpgv or the default keyring is missing.
     :raises SignatureError: the signature is bad or from an unknown key.
     """
     gpgv = shutil.which("gpgv")
     if gpgv is None:
         raise ToolMissingError("gpgv is missing: apt-get install gpgv")
-    if not keyring.is_file():
+    if named:
+        keys = read_regular(keyring, "keyring (--keyring)", KEYRING_CAP,
+                            hint="pass --keyring an OpenPGP keyring file")
+    elif not keyring.is_file():
         raise ToolMissingError(f"keyring {keyring} is missing: apt-get install "
                                f"{keyring_package}, or pass --keyring PATH")
+    else:
+        keys = read_regular(keyring, "keyring", KEYRING_CAP, error=ToolMissingError,
+                            hint=f"reinstall {keyring_package}, or pass --keyring PATH")
     with tempfile.TemporaryDirectory(prefix="rvforge-gpgv-") as tmp:
+        copy = Path(tmp, "keyring" + "".join(keyring.suffixes[-1:]))
+        copy.write_bytes(keys)  # read once, capped: gpgv never opens a FIFO or a device
         signed = Path(tmp, "InRelease")
         signed.write_bytes(data)
         plain = Path(tmp, "Release")
         result = subprocess.run(
-            [gpgv, "--quiet", "--keyring", str(keyring), "--output", str(plain), str(signed)],
+            [gpgv, "--quiet", "--keyring", str(copy), "--output", str(plain), str(signed)],
             capture_output=True, text=True,
         )
         if result.returncode != 0 or not plain.exists():
@@ -87,13 +104,16 @@ def verify_inrelease(data: bytes, keyring: Path, label: str,
 def parse_release(text: str, label: str = "Release") -> Release:
     """Parse a (verified) Release text; a ``SHA256`` line whose digest, size or path is
     malformed is an :class:`InputError` naming ``label``."""
-    para = deb822.parse_one(text)
+    try:
+        para = deb822.parse_one(text)
+    except ValueError as error:
+        raise InputError(f"{label}: malformed ({error}); refusing the Release") from None
     files: dict[str, IndexFile] = {}
     for line in para.field("SHA256").splitlines():
         words = line.split()
         if len(words) == 3:
             digest, size, path = words
-            if not (_SHA256.match(digest) and size.isdigit() and len(size) < 16
+            if not (_SHA256.match(digest) and is_decimal(size, max_digits=15)
                     and _INDEX_PATH.match(path) and ".." not in path.split("/")):
                 raise InputError(f"{label}: malformed SHA256 line {line.strip()[:200]!r} "
                                  "(expected a digest, a size and a relative path without "

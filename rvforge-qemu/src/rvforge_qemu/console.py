@@ -17,10 +17,10 @@ from rvforge.protocol import READY_MARKER
 TAIL_LINES = 25
 PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(.*)")
 SIGILL_RE = re.compile(
-    r"(?P<comm>\S+)\[(?P<pid>\d+)\]: unhandled signal 4 code (?P<code>0x[0-9a-f]+) "
+    r"(?P<comm>\S+)\[(?P<pid>[0-9]+)\]: unhandled signal 4 code (?P<code>0x[0-9a-f]+) "
     r"at (?P<pc>0x[0-9a-f]+)(?: in (?P<file>[^\[\s]+)\[(?P<offset>[0-9a-f]+),)?"
 )
-KERNEL_LINE_RE = re.compile(r"^\[\s*\d+\.\d+\] ")
+KERNEL_LINE_RE = re.compile(r"^\[\s*[0-9]+\.[0-9]+\] ")
 """A printk line (``[    0.000000] Linux version ...``): the kernel is running."""
 BADADDR_RE = re.compile(r"badaddr: (?P<word>[0-9a-f]+)")
 SETUP_ERROR_RE = re.compile(r"^(rvforge-setup: .* failed|rvforge: cannot .*)$")
@@ -35,13 +35,18 @@ KEEP_SECONDS = 3600.0
 def new_log_path(directory: Path, stem: str) -> Path:
     """A console log name no other boot uses (``STEM.<time>-<pid>-<random>.log``:
     pytest-xdist workers booting same-named images must not share one), after removing
-    the oldest logs of ``stem`` beyond :data:`KEEP_LOGS`."""
+    the oldest logs of ``stem`` beyond :data:`KEEP_LOGS`. ``stem`` (an image and a machine
+    name) becomes one file-name component: ``/``, ``..`` and glob characters are replaced."""
+    stem = _UNSAFE.sub("_", stem).lstrip(".") or "console"
     old = sorted(directory.glob(f"{stem}.*.log"), key=_mtime, reverse=True)
     for path in old[KEEP_LOGS - 1:]:
         if time.time() - _mtime(path) > KEEP_SECONDS:
             path.unlink(missing_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     return directory / f"{stem}.{stamp}-{os.getpid()}-{secrets.token_hex(3)}.log"
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]|\.\.")
 
 
 def _mtime(path: Path) -> float:
@@ -86,8 +91,11 @@ class ConsoleWatch:
         return self._log.tell() > 0
 
     def feed(self, data: bytes) -> None:
-        self._log.write(data)
-        self._log.flush()
+        try:
+            self._log.write(data)
+            self._log.flush()
+        except OSError as error:  # a full disk (or --console-log /dev/full): name the log
+            raise OSError(error.errno, error.strerror, str(self.log_path)) from None
         if self._echo is not None:
             self._echo.write(data)
             self._echo.flush()
@@ -113,7 +121,10 @@ class ConsoleWatch:
         if self._partial:
             self._line(self._partial.decode("utf-8", "replace"))
             self._partial = b""
-        self._log.close()
+        try:
+            self._log.close()
+        except OSError as error:  # the last flush: name the log, as feed() does
+            raise OSError(error.errno, error.strerror, str(self.log_path)) from None
 
     def lines(self) -> list[str]:
         """The last console lines, with a trailing partial line."""

@@ -93,7 +93,7 @@ def isa_of_dtb(blob: bytes) -> str:
 def with_vlen(isa: str, cpu: str) -> str:
     """Add ``zvl<VLEN>b`` for a vector CPU whose string sets ``vlen`` above 128: the
     device tree does not say VLEN, yet code built for ``zvl256b`` needs it."""
-    match = re.search(r"(?:^|,)vlen=(\d+)", cpu)
+    match = re.search(r"(?:^|,)vlen=([0-9]+)", cpu)
     if not match or int(match.group(1)) <= 128 or f"zvl{match.group(1)}b" in isa:
         return isa
     return f"{isa}_zvl{match.group(1)}b"

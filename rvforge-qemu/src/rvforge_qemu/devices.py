@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rvforge import UsageError
+from rvforge.numbers import is_decimal
 from rvforge.protocol import NET_ARGUMENT, SHARE_ARGUMENT
+from rvforge.userfiles import expand_user
 
 from rvforge_qemu.modules import wanted_modules
 
@@ -124,7 +126,7 @@ def parse_share(spec: str, index: int = 0) -> Share:
     if not sep or not host_text or not guest:
         raise UsageError(f"--share {spec}: expected HOST:GUEST[:ro], e.g. "
                          "--share ./build:/mnt/build")
-    host = Path(host_text).expanduser()
+    host = expand_user(host_text, f"--share {spec}:")
     if not host.is_dir():
         raise UsageError(f"--share {spec}: the host directory {host} does not exist; "
                          "create it or fix the path")
@@ -144,7 +146,7 @@ def parse_share(spec: str, index: int = 0) -> Share:
 def parse_forward(spec: str) -> Forward:
     """``HOSTPORT:GUESTPORT`` as a :class:`Forward`."""
     host, sep, guest = spec.partition(":")
-    if not (sep and host.isdigit() and guest.isdigit()
+    if not (sep and is_decimal(host, max_digits=5) and is_decimal(guest, max_digits=5)
             and 0 < int(host) < 65536 and 0 < int(guest) < 65536):
         raise UsageError(f"--forward {spec}: expected HOSTPORT:GUESTPORT (TCP ports "
                          "1-65535), e.g. --forward 8080:80")

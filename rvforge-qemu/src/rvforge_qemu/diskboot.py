@@ -35,8 +35,8 @@ def boot_initramfs(kernel: Kernel, ctx: BuildContext, extra: tuple[str, ...] = (
     if moddir is None:
         raise UsageError(
             f"kernel {kernel.image} comes without modules, and a disk image needs its "
-            "virtio_blk and ext4 modules: use --kernel auto (Debian's kernel with its "
-            "modules), or boot an initramfs image instead")
+            f"virtio_blk and ext4 modules: use {ctx.flag('kernel')} auto (Debian's kernel "
+            "with its modules), or boot an initramfs image instead")
     wanted = ROOT_MODULES + extra
     key = hashlib.sha256(f"{BOOTINIT_VERSION}\0{moddir}\0{','.join(wanted)}\0{net}\0"
                          f"{INIT_SCRIPT}".encode()).hexdigest()

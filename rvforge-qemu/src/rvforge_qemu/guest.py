@@ -43,6 +43,10 @@ class GuestFailure(Exception):
     one-sentence reason."""
 
 
+class CommandTimedOut(GuestFailure):
+    """The guest booted and ran the command, which was still running at the deadline."""
+
+
 def channel_args(socket_dir: Path) -> list[str]:
     """QEMU arguments wiring the console and the three ports to sockets in
     ``socket_dir``."""
@@ -202,7 +206,14 @@ class Guest:
                     status.append(code)
             return bool(status)
 
-        self._pump(finished, deadline, "the command's exit status")
+        started = time.monotonic()
+        try:
+            self._pump(finished, deadline, "the command's exit status")
+        except GuestFailure:
+            if time.monotonic() <= deadline or self.console.panic:
+                raise
+            raise CommandTimedOut(f"the command ran for {time.monotonic() - started:.0f} s "
+                                  "and was stopped") from None
         self._drain()
         return status[0]
 

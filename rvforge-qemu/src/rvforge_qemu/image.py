@@ -7,15 +7,31 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rvforge import Artifact, BuildContext, EntryKind, InputError, ToolMissingError, Tree, load_path
+from rvforge import (
+    Artifact,
+    BuildContext,
+    EntryKind,
+    InputError,
+    SharedDirectory,
+    ToolMissingError,
+    Tree,
+    load_path,
+)
+
+SHARED_FILES_CAP = 2000
+"""How many files of the shared directories are looked at to name a faulting binary."""
 
 
-def image_file_finder(artifact: Artifact, ctx: BuildContext) -> Callable[[str], list[str]]:
-    """A function giving the paths of regular files in the image called ``name``; the
-    image is read on the first call, and an unreadable one finds nothing."""
+def image_file_finder(artifact: Artifact, ctx: BuildContext,
+                      shares: Sequence[SharedDirectory] = ()) -> Callable[[str], list[str]]:
+    """A function giving the paths of regular files in the image called ``name``, then
+    those of the shared directories, each as its host path and where the guest sees it
+    (at most :data:`SHARED_FILES_CAP` shared files are looked at; a note says when the
+    cap is hit); the image is read on the first call, and an unreadable one finds
+    nothing."""
     cache: list[list[tuple[str, str]]] = []
 
     def find(name: str) -> list[str]:
@@ -25,9 +41,26 @@ def image_file_finder(artifact: Artifact, ctx: BuildContext) -> Callable[[str], 
             except (InputError, ToolMissingError, OSError) as error:
                 ctx.log.warning("cannot read the image to name the binary", error=str(error))
                 cache.append([])
-        return sorted(path for base, path in cache[0] if base == name)
+            cache.append(_shared_names(shares, ctx))
+        return [*sorted(path for base, path in cache[0] if base == name),
+                *(path for base, path in cache[1] if base == name)]
 
     return find
+
+
+def _shared_names(shares: Sequence[SharedDirectory], ctx: BuildContext
+                  ) -> list[tuple[str, str]]:
+    """(file name, ``HOST (shared at GUEST)``) of the shares' files, up to the cap."""
+    found = []
+    files = ((share, path) for share in shares for path in share.files())
+    for index, (share, path) in enumerate(files):
+        if index == SHARED_FILES_CAP:
+            ctx.log.warning(f"looked for the faulting binary among the first "
+                            f"{SHARED_FILES_CAP} files of the shares only",
+                            shares=", ".join(str(s.host) for s in shares))
+            break
+        found.append((path.name, f"{path} (shared at {share.guest_path(path)})"))
+    return found
 
 
 def _file_names(artifact: Artifact, ctx: BuildContext) -> list[tuple[str, str]]:

@@ -1,8 +1,9 @@
 """Naming a faulting RISC-V instruction word and the extension it belongs to.
 
 The extension of an optional-extension instruction (V, Zb*, Zicond, Zfh, Zicbo*, vector
-crypto...) comes from rvforge's own classifier, :func:`rvforge.riscv.insn.classify` (the
-one the deep audit uses); what it leaves out is base-ISA territory, named here: C, M, A,
+crypto, and the vendor extensions binutils decodes: T-Head's, Ventana's, SiFive's VCIX)
+comes from rvforge's own classifier, :func:`rvforge.riscv.insn.classify` (the one the
+deep audit uses); what it leaves out is base-ISA territory, named here: C, M, A,
 F/D and the counter CSRs. The mnemonic is spelled out for the vector forms a trap
 report most often shows (``vsetvli``, vector loads and stores, ``csrr vlenb``).
 """
@@ -30,7 +31,24 @@ EXTENSION_NAMES = {
     "zfhmin": "Zfhmin (half-precision conversions)", "f": "F (single-precision float)",
     "d": "D (double-precision float)", "m": "M (multiply/divide)", "a": "A (atomics)",
     "c": "C (compressed instructions)",
+    "xtheadvector": "XTheadVector (T-Head's vector extension, RVV 0.7.1, not V 1.0)",
+    "xtheadba": "XTheadBa (T-Head address calculation)",
+    "xtheadbb": "XTheadBb (T-Head basic bit manipulation)",
+    "xtheadbs": "XTheadBs (T-Head single-bit test)",
+    "xtheadcmo": "XTheadCmo (T-Head cache management)",
+    "xtheadcondmov": "XTheadCondMov (T-Head conditional move)",
+    "xtheadfmemidx": "XTheadFMemIdx (T-Head indexed float loads/stores)",
+    "xtheadmac": "XTheadMac (T-Head multiply-accumulate)",
+    "xtheadmemidx": "XTheadMemIdx (T-Head indexed loads/stores)",
+    "xtheadmempair": "XTheadMemPair (T-Head paired loads/stores)",
+    "xtheadsync": "XTheadSync (T-Head synchronisation)",
+    "xventanacondops": "XVentanaCondOps (Ventana conditional zero)",
+    "xsfvcp": "XSfVcp (SiFive vector coprocessor interface)",
+    "xsfvqmaccdod": "XSfVqmaccdod (SiFive int8 matrix multiply-accumulate)",
+    "xsfvqmaccqoq": "XSfVqmaccqoq (SiFive int8 matrix multiply-accumulate)",
+    "xsfvfnrclipxfqf": "XSfVfnrclipxfqf (SiFive FP32-to-int8 clip)",
 }
+VENDORS = {"xthead": "T-Head", "xventana": "Ventana", "xsf": "SiFive"}
 VECTOR_EEW = {0: 8, 5: 16, 6: 32, 7: 64}
 
 
@@ -79,6 +97,12 @@ def _mnemonic(word: int, extension: str | None) -> str:
         eew = VECTOR_EEW[funct3]
         kind = "load (vle" if opcode == 0x07 else "store (vse"
         return f"a vector {kind}{eew}.v family)"
+    if extension == "xtheadvector":
+        return "an XTheadVector (RVV 0.7.1) instruction (th.v*)"
+    vendor = next((v for prefix, v in VENDORS.items() if (extension or "").startswith(prefix)),
+                  None)
+    if vendor is not None:
+        return f"a {vendor} custom instruction"
     return "an instruction"
 
 

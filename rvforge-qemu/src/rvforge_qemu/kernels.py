@@ -22,16 +22,33 @@ def resolve_kernel(spec: str | Path | None, ctx: BuildContext, *,
     if "/" in text or Path(text).exists():
         return kernel_from_path(Path(text))
     if name not in ctx.registry.kernels:
-        hint = ("install rvforge-debootstrap (it provides Debian's kernel) or pass "
-                "--kernel PATH" if text == AUTO else
+        flag = ctx.flag("kernel")
+        hint = (f"install rvforge-debootstrap (it provides Debian's kernel) or pass {flag} "
+                "PATH" if text == AUTO else
                 f"known sources: {', '.join(ctx.registry.kernels.names()) or 'none'}; or pass "
-                "--kernel PATH")
-        raise UsageError(f"no kernel source {name!r} for --kernel {text}: {hint}")
+                f"{flag} PATH")
+        raise UsageError(f"no kernel source {name!r} for {flag} {text}: {hint}")
     source = ctx.registry.kernels.get(name)
     ctx.log.info("kernel", source=name)
     takes_refresh = "refresh" in {f.name for f in dataclasses.fields(source.Options)}
     options = source.Options(refresh=True) if refresh and takes_refresh else source.Options()
     return source().fetch(options, ctx)
+
+
+def kernel_symbols(spec: str | Path | None, kernel: Kernel, ctx: BuildContext
+                   ) -> Path | None:
+    """The ELF file with symbols for gdb of ``kernel``, which ``spec`` named: the image
+    itself when it is an ELF (a kernel build's ``vmlinux``), else what its kernel source
+    provides (:meth:`rvforge.KernelSource.debug_symbols`, downloading it if needed);
+    ``None`` when there are none."""
+    with open(kernel.image, "rb") as image:
+        if image.read(4) == b"\x7fELF":
+            return kernel.image
+    text = str(spec or AUTO)
+    if "/" in text or Path(text).exists():
+        return None
+    source = ctx.registry.kernels.get(AUTO_SOURCE if text == AUTO else text)
+    return source().debug_symbols(kernel, source.Options(), ctx)
 
 
 def kernel_from_path(path: Path) -> Kernel:

@@ -111,7 +111,8 @@ def modules_cpio(kernel: Kernel, wanted: tuple[str, ...], net: bool,
     if moddir is None:
         raise UsageError(
             f"kernel {kernel.image} comes without modules, and this boot needs "
-            f"{', '.join(wanted)}: use --kernel auto (Debian's kernel with its modules)")
+            f"{', '.join(wanted)}: use {ctx.flag('kernel')} auto (Debian's kernel with its "
+            "modules)")
     key = hashlib.sha256(
         f"{MODULES_VERSION}\0{moddir}\0{','.join(wanted)}\0{net}".encode()).hexdigest()
     output = ctx.cache("qemu", "modules") / f"{moddir.name}-{key[:16]}.cpio"

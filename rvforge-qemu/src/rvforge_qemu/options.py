@@ -58,6 +58,12 @@ class LaunchOptions:
                                   metavar="PORT")
     halted: bool = option("With --gdb: the CPUs wait for the debugger's 'continue'.",
                           default=False)
+    gdb_symbols: bool = option(
+        "The kernel's symbols for gdb (implies --gdb): Debian's come from its -dbg package "
+        "(about 1 GB, downloaded once; only vmlinux is kept).", default=False)
+    no_check: bool = option("Boot without first checking that the image's /init (a disk's "
+                            "/bin/sh) can start: present, executable, RISC-V, its "
+                            "interpreter there.", default=False)
     console: bool = option("Show the serial console while it runs (on stderr).",
                            default=False)
     qemu: Path | None = option(QEMU_HELP, default=None, metavar="PATH",
@@ -75,7 +81,7 @@ class LaunchOptions:
         """The gdbstub's port, or ``None`` for no gdbstub."""
         if self.gdb_port is not None:
             return self.gdb_port
-        return GDB_DEFAULT_PORT if self.gdb else None
+        return GDB_DEFAULT_PORT if self.gdb or self.gdb_symbols else None
 
 
 @dataclass

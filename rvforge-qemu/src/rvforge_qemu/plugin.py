@@ -1,15 +1,19 @@
-"""Entry point of rvforge-qemu (group ``rvforge``): registers its machine profiles and its
-two launchers."""
+"""Entry point of rvforge-qemu (group ``rvforge``): registers its machine profiles, its
+two launchers and the ``rvforge lava`` commands."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rvforge import Launcher, Machine, hookimpl
 
 from rvforge_qemu.profiles import builtin_profiles
 from rvforge_qemu.user import QemuUser
 from rvforge_qemu.virt import QemuVirt
+
+if TYPE_CHECKING:
+    import typer
 
 
 @hookimpl
@@ -22,3 +26,10 @@ def rvforge_register_machines(register: Callable[[Machine], None]) -> None:
 def rvforge_register_launchers(register: Callable[[type[Launcher]], None]) -> None:
     register(QemuVirt)
     register(QemuUser)
+
+
+@hookimpl
+def rvforge_add_commands(app: typer.Typer) -> None:
+    from rvforge_qemu.lava.cli import lava_app  # the command group's modules: only now
+
+    app.add_typer(lava_app, name="lava")

@@ -16,14 +16,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from rvforge import Artifact, BuildContext, Kernel, Machine, UsageError
+from rvforge import Artifact, BuildContext, Kernel, Machine, UsageError, check_image
 from rvforge.protocol import SHARE_ARGUMENT
 
 from rvforge_qemu.console import new_log_path
 from rvforge_qemu.devices import Devices
 from rvforge_qemu.diskboot import boot_initramfs
 from rvforge_qemu.interactive import interactive_words
-from rvforge_qemu.kernels import resolve_kernel
+from rvforge_qemu.kernels import kernel_symbols, resolve_kernel
 from rvforge_qemu.modules import concatenated_initrd, modules_cpio
 from rvforge_qemu.options import LaunchOptions
 from rvforge_qemu.profiles import settings_of
@@ -83,10 +83,13 @@ def prepare(artifact: Artifact, machine: Machine, options: LaunchOptions,
     build the command line and pick the console log."""
     devices = devices_of(machine, options)
     extra_words = _append_words(options.append)
+    if not options.no_check:  # an image whose /init cannot start fails now, not in a panic
+        check_image(artifact, hint=f"{ctx.flag('no-check')} boots it anyway")
     kernel = resolve_kernel(options.kernel, ctx, refresh=options.refresh)
+    symbols = _symbols(options, kernel, ctx) if options.gdb_symbols else None
     warm = snapshot_capable(machine, devices, options, ctx)
     argv = command_line(artifact, machine, kernel, devices, extra_words, options, ctx,
-                        shares_on_cmdline=not warm)
+                        symbols=symbols, shares_on_cmdline=not warm)
     log = options.console_log or new_log_path(
         ctx.cache("qemu", "console"), f"{artifact.path.name}.{machine.name}")
     plan = None
@@ -119,8 +122,10 @@ def snapshot_capable(machine: Machine, devices: Devices, options: LaunchOptions,
 
 def command_line(artifact: Artifact, machine: Machine, kernel: Kernel, devices: Devices,
                  extra_words: list[str], options: LaunchOptions,
-                 ctx: BuildContext, *, shares_on_cmdline: bool = True) -> list[str]:
-    """The QEMU command line booting ``artifact`` (without rvforge's channels). Without
+                 ctx: BuildContext, *, symbols: Path | None = None,
+                 shares_on_cmdline: bool = True) -> list[str]:
+    """The QEMU command line booting ``artifact`` (without rvforge's channels);
+    ``symbols`` is the kernel's ELF for gdb, named in the gdbstub's attach line. Without
     ``shares_on_cmdline`` the shares' devices are there but the guest does not mount them
     at boot (a boot to be saved: see :mod:`rvforge_qemu.warm`)."""
     settings = settings_of(machine)
@@ -154,12 +159,22 @@ def command_line(artifact: Artifact, machine: Machine, kernel: Kernel, devices: 
     if options.interactive:
         append += interactive_words()
     if devices.gdb_port is not None:
-        ctx.log.info("gdbstub", listen=f"127.0.0.1:{devices.gdb_port}",
-                     halted=devices.halted,
+        ctx.log.info("gdbstub", listen=f"127.0.0.1:{devices.gdb_port}", halted=devices.halted,
                      attach=f"gdb-multiarch -ex 'target remote :{devices.gdb_port}' "
-                            f"{kernel.image}")
+                            f"{symbols or 'PROGRAM'}"
+                            + ("" if symbols else f" (kernel symbols: {ctx.flag('gdb-symbols')})"))
     return [*argv, "-append", " ".join(append), *devices.qemu_args(), *settings.extra_args,
             *options.qemu_arg]
+
+
+def _symbols(options: LaunchOptions, kernel: Kernel, ctx: BuildContext) -> Path | None:
+    """The kernel's ELF with symbols, or ``None`` after saying plainly there is none."""
+    found = kernel_symbols(options.kernel, kernel, ctx)
+    if found is None:
+        ctx.log.warning(f"{ctx.flag('gdb-symbols')}: kernel {kernel.image} is not an ELF "
+                        "file and its source has no debug symbols; gdb gets none (boot your "
+                        f"own build with {ctx.flag('kernel')} PATH/vmlinux)")
+    return found
 
 
 def memory_for_initrd(memory_mb: int, initrd_bytes: int) -> int:

@@ -3,6 +3,9 @@
 A profile is a :class:`rvforge.Machine` whose ``options`` hold the QEMU settings:
 
 - ``cpu``: the ``-cpu`` string (default ``rv64``);
+- ``vlen``: the vector length in bits for an RVV 1.0 CPU, a power of two from 128 to 1024
+  (QEMU's ``vlen`` property): it replaces the ``cpu`` string's ``vlen`` and, on ``rv64``,
+  turns ``v`` on, so one profile runs a binary at several VLENs;
 - ``bios``: the ``-bios`` firmware (default ``default``: OpenSBI from qemu-system-data);
 - ``extra_args``: more QEMU arguments, a list or one shell-quoted string;
 - ``append``: more kernel command-line words;
@@ -33,7 +36,13 @@ BASE_PROFILES = (
      "QEMU virt with the vector extension V 1.0, VLEN 128"),
     ("qemu-virt-v256", "rv64,v=true,vlen=256,elen=64",
      "QEMU virt with the vector extension V 1.0, VLEN 256"),
+    ("qemu-virt-v512", "rv64,v=true,vlen=512,elen=64",
+     "QEMU virt with the vector extension V 1.0, VLEN 512"),
+    ("qemu-virt-v1024", "rv64,v=true,vlen=1024,elen=64",
+     "QEMU virt with the vector extension V 1.0, VLEN 1024"),
 )
+VLENS = (128, 256, 512, 1024)
+"""The vector lengths QEMU's ``vlen`` property takes (a ``vlen`` setting is one of them)."""
 OPTIONAL_PROFILES = (
     ("qemu-virt-max", "max", "QEMU virt, -cpu max: every extension this QEMU implements"),
     ("qemu-virt-rva23", "rva23s64", "QEMU virt, -cpu rva23s64: the RVA23 profile"),
@@ -64,13 +73,16 @@ def settings_of(machine: Machine) -> QemuSettings:
     """Read and check ``machine.options``."""
     options = dict(machine.options)
     known = {"cpu", "bios", "extra_args", "append", "qemu", "smp",  # smp: read by rvforge.config
-             "shares", "net", "forwards"}
+             "shares", "net", "forwards", "vlen"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise UsageError(f"machine {machine.name!r}: unknown setting {unknown[0]!r} for the "
                          f"QEMU launchers (known: {', '.join(sorted(known))})")
+    cpu = str(options.get("cpu", DEFAULT_CPU))
+    if "vlen" in options:
+        cpu = with_vlen_setting(cpu, options["vlen"], machine.name)
     return QemuSettings(
-        cpu=str(options.get("cpu", DEFAULT_CPU)),
+        cpu=cpu,
         bios=str(options.get("bios", DEFAULT_BIOS)),
         extra_args=_words(options.get("extra_args", ()), machine.name, "extra_args"),
         append=_words(options.get("append", ()), machine.name, "append"),
@@ -80,9 +92,27 @@ def settings_of(machine: Machine) -> QemuSettings:
     )
 
 
+def with_vlen_setting(cpu: str, vlen: object, machine: str) -> str:
+    """``cpu`` with its ``vlen`` property set to ``vlen`` (checked against :data:`VLENS`),
+    and ``v=true`` added to an ``rv64`` CPU that does not say ``v``."""
+    if isinstance(vlen, bool) or not isinstance(vlen, int) or vlen not in VLENS:
+        raise UsageError(f"machine {machine!r}: vlen must be one of "
+                         f"{', '.join(map(str, VLENS))} (QEMU's vlen property, in bits), "
+                         f"not {vlen!r}")
+    model, *props = cpu.split(",")
+    props = [p for p in props if not p.startswith("vlen=")]
+    if model == DEFAULT_CPU and not any(p.startswith("v=") for p in props):
+        props.append("v=true")
+    return ",".join([model, *props, f"vlen={vlen}"])
+
+
 def _words(value: object, machine: str, key: str) -> tuple[str, ...]:
     if isinstance(value, str):
-        return tuple(shlex.split(value))
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as error:  # an unbalanced quote
+            raise UsageError(f"machine {machine!r}: {key} {value[:80]!r} does not split into "
+                             f"words ({error}); balance its quotes") from None
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise UsageError(f"machine {machine!r}: {key} must be a string or a list of strings")
@@ -101,9 +131,13 @@ def _flag(value: object, machine: str, key: str) -> bool:
 
 
 def builtin_profiles() -> Iterator[Machine]:
-    """The base profiles, then those needing a newer QEMU than 7.2."""
+    """The base profiles, those needing a newer QEMU than 7.2, then the boards
+    (:mod:`rvforge_qemu.boards`)."""
+    from rvforge_qemu.boards import board_profiles
+
     for name, cpu, summary in (*BASE_PROFILES, *OPTIONAL_PROFILES):
         yield _profile(name, cpu, summary)
+    yield from board_profiles(DEFAULT_MEMORY_MB)
 
 
 def _profile(name: str, cpu: str, summary: str) -> Machine:

@@ -12,26 +12,28 @@ test session and run commands in it::
         assert result.status == 0
         assert result.stdout == b"riscv64\\n"
 
-Fixtures:
+Fixtures (both session-scoped):
 
 ``rvforge_guest``
     A :class:`~rvforge_qemu.session.Session` on the image given by ``--rvforge-image``
-    (machine ``--rvforge-machine``). Every option the ``qemu-virt`` launcher declares for
-    ``rvforge run`` is an option here too, named ``--rvforge-`` and the flag's name, with
-    the same meaning: kernel ``--rvforge-kernel``, QEMU ``--rvforge-qemu`` (default
-    ``$RVFORGE_QEMU`` or the one on PATH), host directories ``--rvforge-share
-    HOST:GUEST[:ro]``, networking ``--rvforge-net``, port forwards ``--rvforge-forward
-    HOSTPORT:GUESTPORT``, ``--rvforge-timeout``, ``--rvforge-memory``,
-    ``--rvforge-append``... (``pytest --help`` lists them; the repeatable ones may be
-    given many times). ``run(argv or script, timeout=...)`` returns a
-    :class:`rvforge.RunResult`: ``status``, ``stdout``, ``stderr`` (bytes), and
-    ``diagnosis`` (explanations of illegal instructions).
+    (machine ``--rvforge-machine``; ``--rvforge-machine A,B`` or ``all`` runs each test
+    using it once per machine, its id naming the machine, as ``rvforge run --machine A,B``
+    does; each machine's guest powers off before the next one boots). Every option the
+    ``qemu-virt`` launcher declares for ``rvforge run`` is an option here too, named
+    ``--rvforge-`` and the flag's name, with the same meaning: kernel ``--rvforge-kernel``,
+    QEMU ``--rvforge-qemu`` (default ``$RVFORGE_QEMU`` or the one on PATH), host directories
+    ``--rvforge-share HOST:GUEST[:ro]``, networking ``--rvforge-net``, port forwards
+    ``--rvforge-forward HOSTPORT:GUESTPORT``, ``--rvforge-timeout``, ``--rvforge-memory``,
+    ``--rvforge-append``... (``pytest --help`` lists them; the repeatable ones may be given
+    many times). ``run(argv or script, timeout=...)`` returns a :class:`rvforge.RunResult`:
+    ``status``, ``stdout``, ``stderr`` (bytes), and ``diagnosis`` (explanations of illegal
+    instructions).
 ``rvforge_vm`` (function-scoped)
-    A guest of its own for each test, on the same image and options as ``rvforge_guest``,
-    restored from the image's snapshot (the first one boots and saves it): what one test
-    writes in its guest, the next test does not see. A restore costs well under a second
-    where a boot costs many; each pytest-xdist worker restores its own guests.
-``rvforge_boot`` (session-scoped)
+    A guest of its own for each test, on the image and options of ``rvforge_guest``,
+    restored from the image's snapshot (the first one boots and saves it; see
+    docs/qemu.md, "Snapshots"): what one test writes in its guest, the next test does not
+    see. Each pytest-xdist worker restores its own guests.
+``rvforge_boot``
     ``rvforge_boot(image, machine=None, **options)`` boots another image (once per image,
     machine and options; ``options`` by field name: ``kernel=``, ``qemu=``, ``share=[...]``,
     ``net=True``, ``forward=[...]``...) and returns its session. ``--rvforge-timeout`` and
@@ -54,9 +56,17 @@ from typing import Any
 
 import pytest
 
-from rvforge import BuildContext, LaunchSession, OptionSpec, declared_options, prepare_launch
+from rvforge import (
+    BuildContext,
+    LaunchSession,
+    OptionSpec,
+    declared_options,
+    is_matrix,
+    matrix_machines,
+    prepare_launch,
+)
 
-from rvforge_qemu.options import LaunchOptions
+from rvforge_qemu.options import LaunchOptions, qemu_settings
 
 Boot = Callable[..., LaunchSession]
 SESSION_DEFAULTS = ("timeout", "qemu")
@@ -72,7 +82,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("rvforge-qemu", "boot riscv64 images with rvforge")
     for name, help_text in (
         ("image", "image (initramfs or ext4) the rvforge_guest fixture boots"),
-        ("machine", "machine profile for rvforge_guest (default: qemu-virt)"),
+        ("machine", "machine profile for rvforge_guest (default: qemu-virt); A,B or all: "
+                    "each test using it once per machine"),
     ):
         group.addoption(f"--rvforge-{name}", dest=f"rvforge_{name}", help=help_text)
         parser.addini(f"rvforge_{name}", help_text)
@@ -121,8 +132,9 @@ def rvforge_boot(pytestconfig: pytest.Config) -> Iterator[Boot]:
             # a context per QEMU binary: --qemu is laid over its settings
             qemu = str(values.get("qemu") or "")
             if qemu not in contexts:
-                contexts[qemu] = stack.enter_context(BuildContext(
-                    registry, offline=bool(pytestconfig.getoption("rvforge_offline"))))
+                contexts[qemu] = stack.enter_context(BuildContext(  # fixes name our options
+                    registry, offline=bool(pytestconfig.getoption("rvforge_offline")),
+                    flag_prefix="--rvforge-"))
             ctx = contexts[qemu]
             launch = prepare_launch(image, ctx, machine=machine, values=values,
                                     command="session")
@@ -132,11 +144,67 @@ def rvforge_boot(pytestconfig: pytest.Config) -> Iterator[Boot]:
         yield boot
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``--rvforge-machine A,B`` (or ``all``): each test using ``rvforge_guest`` once per
+    machine, its id naming the machine."""
+    spec = _setting(metafunc.config, "machine")
+    if "rvforge_machine" not in metafunc.fixturenames or not is_matrix(spec):
+        return
+    names = metafunc.config.stash.get(_MACHINES, None)
+    if names is None:
+        names = _matrix_names(metafunc.config, spec)
+        metafunc.config.stash[_MACHINES] = names
+    metafunc.parametrize("rvforge_machine", names, ids=names, indirect=True,
+                         scope="session")
+
+
+_MACHINES = pytest.StashKey[list[str]]()
+
+
+def _matrix_names(config: pytest.Config, spec: str) -> list[str]:
+    """The profiles ``spec`` stands for (``all``: those this QEMU boots, as ``rvforge
+    run --machine all`` picks them)."""
+    from rvforge import build_registry
+
+    qemu = _setting(config, "qemu")
+    with BuildContext(build_registry(),
+                      settings=qemu_settings(Path(qemu) if qemu else None)) as ctx:
+        names, left_out = matrix_machines(spec, ctx)
+    for item in left_out:
+        config.issue_config_time_warning(pytest.PytestConfigWarning(
+            f"--rvforge-machine all: left out {item.machine}: {item.reason}"), stacklevel=2)
+    return names
+
+
 @pytest.fixture(scope="session")
-def rvforge_guest(pytestconfig: pytest.Config, rvforge_boot: Boot) -> LaunchSession:
-    """The guest booted from ``--rvforge-image`` (or the ``rvforge_image`` ini value)."""
-    return rvforge_boot(_image(pytestconfig, "rvforge_guest"),
-                        _setting(pytestconfig, "machine"), **_guest_values(pytestconfig))
+def rvforge_machine(request: pytest.FixtureRequest) -> str | None:
+    """The machine profile ``rvforge_guest`` boots: ``--rvforge-machine``, or with
+    ``A,B`` each in turn."""
+    return getattr(request, "param", None) or _setting(request.config, "machine")
+
+
+@pytest.fixture(scope="session")
+def rvforge_guest(pytestconfig: pytest.Config, rvforge_boot: Boot,
+                  rvforge_machine: str | None) -> Iterator[LaunchSession]:
+    """The guest booted from ``--rvforge-image`` (or the ``rvforge_image`` ini value); with
+    several machines, each machine's guest powers off when its tests are done."""
+    image = _setting(pytestconfig, "image")
+    if not image:
+        pytest.fail("rvforge_guest needs an image: pass --rvforge-image PATH or set "
+                    "rvforge_image in the pytest configuration")
+    values = {spec.name: _setting(pytestconfig, spec.name) for spec in guest_options()}
+    if not is_matrix(_setting(pytestconfig, "machine")):
+        yield rvforge_boot(image, rvforge_machine, **values)
+        return
+    from rvforge import build_registry
+
+    with BuildContext(build_registry(),  # fixes name our options, as rvforge_boot's do
+                      offline=bool(pytestconfig.getoption("rvforge_offline")),
+                      flag_prefix="--rvforge-") as ctx:
+        launch = prepare_launch(image, ctx, machine=rvforge_machine, values=values,
+                                command="session")
+        with launch.session(ctx) as session:
+            yield session
 
 
 @pytest.fixture(scope="session")
@@ -144,7 +212,7 @@ def _rvforge_vm_context(pytestconfig: pytest.Config) -> Iterator[BuildContext]:
     """The build context every ``rvforge_vm`` of this session (or xdist worker) uses."""
     from rvforge import build_registry
 
-    with BuildContext(build_registry(),
+    with BuildContext(build_registry(), flag_prefix="--rvforge-",
                       offline=bool(pytestconfig.getoption("rvforge_offline"))) as ctx:
         yield ctx
 
@@ -153,22 +221,14 @@ def _rvforge_vm_context(pytestconfig: pytest.Config) -> Iterator[BuildContext]:
 def rvforge_vm(pytestconfig: pytest.Config,
                _rvforge_vm_context: BuildContext) -> Iterator[LaunchSession]:
     """A guest of this test's own, restored from the image's snapshot."""
+    image = _setting(pytestconfig, "image")
+    if not image:
+        pytest.fail("rvforge_vm needs an image: pass --rvforge-image PATH or set "
+                    "rvforge_image in the pytest configuration")
+    values = {**{spec.name: _setting(pytestconfig, spec.name) for spec in guest_options()},
+              "snapshot": True}
     ctx = _rvforge_vm_context
-    values = {**_guest_values(pytestconfig), "snapshot": True}
-    launch = prepare_launch(_image(pytestconfig, "rvforge_vm"), ctx,
-                            machine=_setting(pytestconfig, "machine"), values=values,
-                            command="session")
+    launch = prepare_launch(image, ctx, machine=_setting(pytestconfig, "machine"),
+                            values=values, command="session")
     with launch.session(ctx) as session:
         yield session
-
-
-def _image(config: pytest.Config, fixture: str) -> str:
-    image = _setting(config, "image")
-    if not image:
-        pytest.fail(f"{fixture} needs an image: pass --rvforge-image PATH or set "
-                    "rvforge_image in the pytest configuration")
-    return str(image)
-
-
-def _guest_values(config: pytest.Config) -> dict[str, Any]:
-    return {spec.name: _setting(config, spec.name) for spec in guest_options()}

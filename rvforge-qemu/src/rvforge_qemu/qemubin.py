@@ -25,6 +25,7 @@ from typing import Any
 
 from rvforge import BuildContext, ToolMissingError, UsageError, default_cache_dir
 from rvforge.net.download import write_atomic
+from rvforge.userfiles import expand_user
 
 ENV_VAR = "RVFORGE_QEMU"
 PROGRAM = "qemu-system-riscv64"
@@ -56,7 +57,7 @@ class SystemQemu:
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
-        return tuple(int(n) for n in re.findall(r"\d+", self.version)[:3])
+        return tuple(int(n) for n in re.findall(r"[0-9]+", self.version)[:3])
 
     def describe(self) -> str:
         """``QEMU 10.0.2 (/opt/qemu/bin/qemu-system-riscv64)``."""
@@ -91,7 +92,7 @@ def chosen_path(options: Mapping[str, Any], ctx: BuildContext | None
         return str(options["qemu"]), "the machine's qemu"
     settings = ctx.settings.get("qemu") if ctx is not None else None
     if isinstance(settings, Mapping) and settings.get("binary"):
-        return str(settings["binary"]), "--qemu"
+        return str(settings["binary"]), ctx.flag("qemu") if ctx is not None else "--qemu"
     if os.environ.get(ENV_VAR):
         return os.environ[ENV_VAR], f"${ENV_VAR}"
     return None
@@ -119,7 +120,7 @@ def locate(choice: tuple[str, str] | None) -> Path:
                 f"install --no-install-recommends {PACKAGE}`, or pass --qemu PATH")
         return Path(found)
     value, source = choice
-    path = Path(value).expanduser()
+    path = expand_user(value, "--qemu")
     if "/" not in value:
         found = shutil.which(value)
         if found is None:
@@ -156,19 +157,27 @@ def _probe(path: str, mtime_ns: int, size: int, cache_dir: str) -> SystemQemu:
     return found
 
 
+PROBE_TIMEOUT = 60.0
+"""Seconds a QEMU binary has to answer one probe question."""
+
+
 def _ask(path: str, *args: str) -> str:
+    """What ``path ARGS`` prints (undecodable bytes replaced: the output is only searched)."""
     try:
-        result = subprocess.run([path, *args], check=False, capture_output=True, text=True,
-                                timeout=60)
+        result = subprocess.run([path, *args], check=False, capture_output=True,
+                                stdin=subprocess.DEVNULL, timeout=PROBE_TIMEOUT)
     except OSError as error:
         raise UsageError(f"{path}: cannot run it ({error.strerror}); give the path of a "
                          f"{PROGRAM} binary") from None
-    return result.stdout
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"{path}: did not answer '{' '.join(args)}' within "
+                         f"{PROBE_TIMEOUT:g} s; give the path of a {PROGRAM} binary") from None
+    return result.stdout.decode("utf-8", "replace")
 
 
 def _version(path: str) -> str:
     text = _ask(path, "--version")
-    match = re.search(r"QEMU emulator version (\d+\.\d+(?:\.\d+)?)", text)
+    match = re.search(r"QEMU emulator version ([0-9]+\.[0-9]+(?:\.[0-9]+)?)", text)
     if match is None:
         raise UsageError(f"{path}: not a QEMU binary (--version printed "
                          f"{text.strip()[:80]!r})")

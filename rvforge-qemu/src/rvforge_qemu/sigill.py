@@ -26,12 +26,15 @@ def isa_extensions(isa: str) -> set[str]:
 
 def diagnose(events: Iterable[IllegalInstruction], machine: Machine,
              find_files: Callable[[str], list[str]],
-             machines: Callable[[], Iterable[Machine]]) -> list[str]:
+             machines: Callable[[], Iterable[Machine]],
+             flag: Callable[[str], str] = lambda name: f"--{name}") -> list[str]:
     """One message per distinct faulting instruction.
 
-    :param find_files: paths in the image whose file name is the given one.
+    :param find_files: paths in the image whose file name is the given one (shared files
+        as their host path and where the guest sees them).
     :param machines: the machine profiles to suggest one that has the extension (their
         ``isa`` resolved).
+    :param flag: spells an option in the fix (:meth:`rvforge.BuildContext.flag`).
     """
     messages: list[str] = []
     seen: set[tuple[str | None, int | None]] = set()
@@ -40,13 +43,13 @@ def diagnose(events: Iterable[IllegalInstruction], machine: Machine,
         if key in seen:
             continue
         seen.add(key)
-        messages.append(_message(event, machine, find_files, machines))
+        messages.append(_message(event, machine, find_files, machines, flag))
     return messages
 
 
 def _message(event: IllegalInstruction, machine: Machine,
              find_files: Callable[[str], list[str]],
-             machines: Callable[[], Iterable[Machine]]) -> str:
+             machines: Callable[[], Iterable[Machine]], flag: Callable[[str], str]) -> str:
     name = event.file or event.comm
     paths = find_files(name)
     where = ", ".join(paths) if paths else f"a file named {name!r}"
@@ -64,8 +67,7 @@ def _message(event: IllegalInstruction, machine: Machine,
                        "has: the instruction itself is malformed or reserved")
     having = [m.name for m in machines()
               if any(ext in isa_extensions(m.isa) for ext in decoded.alternatives)]
-    target = paths[0] if paths else name
-    fixes = [f"boot on --machine {having[0]} (its CPU has it)"] if having else []
-    fixes.append(f"rebuild {posixpath.basename(target)} without it (e.g. -march=rv64gc)")
+    fixes = [f"boot on {flag('machine')} {having[0]} (its CPU has it)"] if having else []
+    fixes.append(f"rebuild {posixpath.basename(name)} without it (e.g. -march=rv64gc)")
     return head + (f", from {decoded.extension_text}, which machine {machine.name!r} "
                    f"({machine.isa}) lacks. Fix: " + ", or ".join(fixes))

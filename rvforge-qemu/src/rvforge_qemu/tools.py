@@ -38,9 +38,21 @@ def qemu_reason(stderr: str) -> str:
     return "; ".join(errors) or (lines[-1] if lines else "no message")
 
 
+_GDB_PORT_BUSY = re.compile(r"-gdb tcp:[0-9.]+:([0-9]+): Failed to find an available port")
+_FORWARD_BUSY = re.compile(
+    r"Could not set up host forwarding rule 'tcp:[0-9.]+:([0-9]+)-:([0-9]+)'")
+
+
 def startup_error(stderr: str, what: str) -> Exception:
     """The error for QEMU refusing to start: a missing firmware is a missing tool (exit
-    125); anything else is a bad setting, quoted."""
+    125); a port in use (the gdbstub's, a forward's) says so and how to pick another;
+    anything else is a bad setting, quoted."""
+    if found := _GDB_PORT_BUSY.search(stderr):
+        return UsageError(f"{what}: the gdbstub's port {found[1]} on 127.0.0.1 is in use "
+                          "(another QEMU or debugger?): pick a free one with --gdb-port N")
+    if found := _FORWARD_BUSY.search(stderr):
+        return UsageError(f"{what}: --forward {found[1]}:{found[2]}: port {found[1]} on "
+                          "127.0.0.1 is in use: forward another host port")
     reason = qemu_reason(stderr)
     if "firmware" in reason.lower() and "opensbi" in reason.lower():
         return ToolMissingError(

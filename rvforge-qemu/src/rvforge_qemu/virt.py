@@ -24,15 +24,17 @@ from rvforge import (
     Launcher,
     Machine,
     RunResult,
+    SharedDirectory,
 )
 
 from rvforge_qemu.console import IllegalInstruction
-from rvforge_qemu.cpuisa import machine_isa
-from rvforge_qemu.guest import Guest, GuestFailure
+from rvforge_qemu.cpuisa import cpu_isa, machine_isa, with_vlen
+from rvforge_qemu.guest import CommandTimedOut, Guest, GuestFailure
 from rvforge_qemu.image import image_file_finder
 from rvforge_qemu.interactive import ESCAPE_NAME, run_console
 from rvforge_qemu.options import LaunchOptions, command_script, qemu_settings, sink
-from rvforge_qemu.prepared import PreparedLaunch, prepare
+from rvforge_qemu.prepared import PreparedLaunch, devices_of, prepare
+from rvforge_qemu.profiles import settings_of
 from rvforge_qemu.qemubin import system_qemu
 from rvforge_qemu.session import Session
 from rvforge_qemu.starting import StartedGuest
@@ -52,19 +54,37 @@ class QemuVirt(Launcher[LaunchOptions]):
                      "qemu/digests/*": "snapshots"}
 
     def machine_isa(self, machine: Machine, ctx: BuildContext) -> str:
-        """The profile's ``isa`` if set, else what the installed QEMU reports for its CPU."""
-        return machine.isa or machine_isa(machine, ctx)
+        """The profile's ``isa`` if set (with the ``zvl<N>b`` of a ``vlen`` setting), else
+        what the installed QEMU reports for its CPU."""
+        if machine.isa:
+            return with_vlen(machine.isa, settings_of(machine).cpu)
+        return machine_isa(machine, ctx)
 
     def host_tool(self, machine: Machine, ctx: BuildContext) -> str:
-        return system_qemu(machine.options, ctx).describe()
+        """The QEMU that boots ``machine``; for a board profile (its ``isa`` given) this
+        QEMU must also take its CPU string, else why not (exit 2) is raised."""
+        qemu = system_qemu(machine.options, ctx)
+        if machine.isa:
+            settings = settings_of(machine)
+            qemu.require_model(settings.model, machine.name)
+            cpu_isa(settings.cpu, ctx, machine=machine.name, qemu=qemu)
+        return qemu.describe()
 
     def context_settings(self, options: LaunchOptions) -> Mapping[str, Mapping[str, object]]:
         """``--qemu PATH``: the binary every QEMU call of this context uses."""
         return qemu_settings(options.qemu)
 
+    def shared_directories(self, machine: Machine, options: LaunchOptions
+                           ) -> list[SharedDirectory]:
+        """The profile's shares, then ``--share``'s (checked as a boot checks them)."""
+        return [SharedDirectory(s.host, s.guest) for s in devices_of(machine, options).shares]
+
     def prepare(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
                 ctx: BuildContext) -> PreparedLaunch:
-        """The launch worked out once (:func:`rvforge_qemu.prepared.prepare`)."""
+        """The launch worked out once (:func:`rvforge_qemu.prepared.prepare`); a board whose
+        CPU this QEMU lacks is refused first, with the reason (:meth:`host_tool`)."""
+        if machine.isa:
+            self.host_tool(machine, ctx)
         return prepare(artifact, machine, options, ctx)
 
     def boot(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
@@ -90,9 +110,9 @@ class QemuVirt(Launcher[LaunchOptions]):
                 guest.shutdown()
                 result.ok = True
             except GuestFailure as failure:
-                result.reason = _reason(failure, options)
+                result.reason = _reason(failure, guest, options)
                 result.seconds = time.monotonic() - called
-        return self._finish(result, guest, artifact, machine, ctx)
+        return self._finish(result, guest, artifact, machine, ctx, prepared)
 
     def run(self, artifact: Artifact, machine: Machine, argv: list[str],
             options: LaunchOptions, ctx: BuildContext) -> RunResult:
@@ -103,16 +123,17 @@ class QemuVirt(Launcher[LaunchOptions]):
                 guest, deadline):
             try:
                 _ready(guest, deadline, artifact, options, prepared, ctx)
+                result.booted = True
                 result.status = guest.execute(
                     command_script(argv), deadline, sink(stdout, options.stream, err=False),
                     sink(stderr, options.stream, err=True))
                 _stop(guest, prepared)
                 result.ok = True
             except GuestFailure as failure:
-                result.reason = _reason(failure, options)
+                result.reason = _reason(failure, guest, options)
             result.seconds = time.monotonic() - guest.started
         result.stdout, result.stderr = bytes(stdout), bytes(stderr)
-        return self._finish(result, guest, artifact, machine, ctx)
+        return self._finish(result, guest, artifact, machine, ctx, prepared)
 
     @contextmanager
     def session(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
@@ -129,30 +150,34 @@ class QemuVirt(Launcher[LaunchOptions]):
                 tail = "\n".join(f"  | {line}" for line in guest.console.lines())
                 raise BootFailedError(
                     f"{artifact.path} did not boot on {machine.name}: "
-                    f"{_reason(failure, options)}; console log: {guest.console.log_path}\n"
+                    f"{_reason(failure, guest, options)}; console log: "
+                    f"{guest.console.log_path}\n"
                     f"{tail}") from None
             yield Session(guest, options,
-                          lambda events: self._diagnose(events, artifact, machine, ctx))
+                          lambda events: self._diagnose(events, artifact, machine, ctx,
+                                                        prepared))
             _stop(guest, prepared)
 
     # -- helpers -----------------------------------------------------------------------
 
     def _finish(self, result: ResultT, guest: Guest, artifact: Artifact, machine: Machine,
-                ctx: BuildContext) -> ResultT:
+                ctx: BuildContext, prepared: PreparedLaunch) -> ResultT:
         result.console_log = guest.console.log_path
         result.console_tail = guest.console.lines()
-        result.diagnosis = self._diagnose(guest.console.sigills, artifact, machine, ctx)
+        result.diagnosis = self._diagnose(guest.console.sigills, artifact, machine, ctx,
+                                          prepared)
         return result
 
     def _diagnose(self, events: list[IllegalInstruction], artifact: Artifact,
-                  machine: Machine, ctx: BuildContext) -> list[str]:
+                  machine: Machine, ctx: BuildContext, prepared: PreparedLaunch) -> list[str]:
         if not events:
             return []
         from rvforge_qemu.sigill import diagnose  # numpy: only when there is a fault
 
         resolved = dataclasses.replace(machine, isa=self.machine_isa(machine, ctx))
-        return diagnose(events, resolved, image_file_finder(artifact, ctx),
-                        lambda: _bootable_machines(self, ctx))
+        shares = [SharedDirectory(s.host, s.guest) for s in prepared.devices.shares]
+        return diagnose(events, resolved, image_file_finder(artifact, ctx, shares),
+                        lambda: _bootable_machines(self, ctx), ctx.flag)
 
 
 def _stop(guest: Guest, prepared: PreparedLaunch) -> None:
@@ -172,8 +197,7 @@ def _ready(guest: Guest, deadline: float, artifact: Artifact, options: LaunchOpt
     if plan is None or not plan.restored:
         _wait_ready(guest, deadline, artifact, options, ctx)
     if plan is not None:
-        # saved at once: a guest whose CPUs have timers pending when saved loses their
-        # interrupts when restored (QEMU does not re-arm them), an idle one does not
+        # saved at once, before any request ran in the guest
         save_ready(guest, plan, str(artifact.path), ctx)
         freshen(guest, plan, deadline)
 
@@ -194,9 +218,19 @@ def _wait_ready(guest: Guest, deadline: float, artifact: Artifact, options: Laun
     return seconds
 
 
-def _reason(failure: GuestFailure, options: LaunchOptions) -> str:
-    text = str(failure)
-    return f"{text} (--timeout {options.timeout:g} s)" if text.startswith("timed out") else text
+def _reason(failure: GuestFailure, guest: Guest, options: LaunchOptions) -> str:
+    """One sentence saying what happened: a command that outlived the timeout, CPUs that
+    waited for a debugger that never came, or the guest's own failure."""
+    text, limit = str(failure), f"--timeout {options.timeout:g} s"
+    if isinstance(failure, CommandTimedOut):
+        return f"{text} ({limit})"
+    if not text.startswith("timed out"):
+        return text
+    if options.halted and not guest.console.seen_output:
+        return (f"the CPUs were still waiting for a debugger (--halted) when {limit} ran "
+                f"out: attach one (gdb-multiarch -ex 'target remote :{options.gdb_listen}') "
+                "or boot without --halted")
+    return f"{text} ({limit})"
 
 
 def _bootable_machines(launcher: QemuVirt, ctx: BuildContext) -> Iterator[Machine]:
@@ -205,6 +239,7 @@ def _bootable_machines(launcher: QemuVirt, ctx: BuildContext) -> Iterator[Machin
         if machine.launcher != launcher.name:
             continue
         try:
+            launcher.host_tool(machine, ctx)  # a board whose CPU this QEMU lacks is no fix
             yield dataclasses.replace(machine, isa=launcher.machine_isa(machine, ctx))
         except Exception as error:
             ctx.log.debug("machine not suggested", machine=machine.name, error=str(error))

@@ -2,22 +2,17 @@
 
 rvforge-qemu contributes the real profiles (``qemu-virt`` and friends, with the ISA the
 installed QEMU implements); the fallback keeps ``rvforge audit`` useful without it.
-``auto`` stands for "the smallest bootable profile whose CPU has what the image needs": a
-build picks it once the tree is ready (:func:`rvforge_build_tree_ready`), before the audit.
+``auto`` is listed so ``--machine auto`` is a known name: it stands for "the smallest
+bootable profile whose CPU has what the image needs", which :mod:`rvforge.auto_machine`
+works out (a build: as a pipeline step once the tree is final, before any hook sees it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from rvforge.hookspecs import hookimpl
-from rvforge.machines import AUTO_MACHINE, FALLBACK_MACHINE, Machine, machine_for_tree
-
-if TYPE_CHECKING:
-    from rvforge.context import BuildContext
-    from rvforge.spec import BuildSpec
-    from rvforge.tree import Tree
+from rvforge.machines import AUTO_MACHINE, FALLBACK_MACHINE, Machine
 
 
 @hookimpl
@@ -31,9 +26,3 @@ def rvforge_register_machines(register: Callable[[Machine], None]) -> None:
         summary="picked per image: the smallest bootable profile whose CPU has every "
                 "extension its files need",
     ))
-
-
-@hookimpl
-def rvforge_build_tree_ready(tree: Tree, spec: BuildSpec, ctx: BuildContext) -> None:
-    if spec.machine.name == AUTO_MACHINE and spec.audit != "off":
-        spec.machine = machine_for_tree(tree, ctx.registry, ctx)

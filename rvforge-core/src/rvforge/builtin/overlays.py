@@ -13,7 +13,8 @@ from rvforge.context import BuildContext
 from rvforge.errors import InputError, UsageError
 from rvforge.formats.directory import read_directory
 from rvforge.hookspecs import hookimpl
-from rvforge.tree import HostFile, Tree, normalize
+from rvforge.numbers import parse_mode
+from rvforge.tree import FileIdentity, HostFile, Tree, normalize
 
 
 @dataclass
@@ -74,12 +75,10 @@ class FileOverlay(Overlay[FileOptions]):
             dest = dest + source.name
         mode = stat.S_IMODE(st.st_mode)
         if options.mode is not None:
-            try:
-                mode = int(options.mode, 8)
-            except ValueError:
-                raise UsageError(f"overlay 'file': mode {options.mode!r} is not octal") from None
-        tree.add_file(_dest(dest), HostFile(source, st.st_size), mode=mode, uid=options.uid,
-                      gid=options.gid, mtime=int(st.st_mtime))
+            mode = parse_mode(options.mode, "overlay 'file': mode", error=UsageError)
+        # its identity now: a file rewritten after the audit is refused when packed
+        tree.add_file(_dest(dest), HostFile(source, st.st_size, FileIdentity.of(st)),
+                      mode=mode, uid=options.uid, gid=options.gid, mtime=int(st.st_mtime))
 
 
 def _dest(dest: str) -> str:

@@ -18,13 +18,22 @@ from typing import Annotated, Any
 import typer
 
 from rvforge import pipeline
+from rvforge.auto_machine import machine_for_tree
 from rvforge.cli.common import command_context, handle_errors
-from rvforge.cli.reporting import FORMATS, render, to_json, to_sarif, to_text
+from rvforge.cli.reporting import (
+    FORMATS,
+    counted,
+    escaped,
+    render,
+    to_json,
+    to_sarif,
+    to_text,
+)
 from rvforge.context import BuildContext
 from rvforge.errors import ExitCode, UsageError
 from rvforge.formats.packages import Package
 from rvforge.loading import load_input
-from rvforge.machines import AUTO_MACHINE, Machine, machine_for_tree
+from rvforge.machines import AUTO_MACHINE, Machine
 from rvforge.pipeline import AuditReport
 from rvforge.registry import Registry
 from rvforge.riscv.isa import U64_PROFILES, Extension, Isa, Needs
@@ -81,7 +90,9 @@ def audit(
     paths: Annotated[list[Path], typer.Argument(
         help="Directories, tarballs, cpio archives (any compression), ELF files or packages "
              "(.whl, .zip, .deb, .apk); several make one report.")],
-    machine: Annotated[str | None, typer.Option(help="Target machine profile.")] = None,
+    machine: Annotated[str | None, typer.Option(
+        help="Target machine profile; several, comma-separated (A,B,C), give one row "
+             "each.")] = None,
     isa: Annotated[str | None, typer.Option(help="Target ISA or profile instead of a "
                                             "machine's (rv64gc, rv64gcv, rva23u64).")] = None,
     deep: Annotated[bool, typer.Option(help="Also sweep executable code for "
@@ -103,6 +114,12 @@ def audit(
         raise UsageError("--machine and --isa exclude each other")
     with command_context(config, deep=deep) as (_, ctx):
         registry = ctx.registry
+        if machine and "," in machine:
+            rows = _matrix(registry, paths, machine, ctx, auditor)
+            typer.echo(_render_matrix(rows, format), nl=False)
+            if any(row.errors for row in rows):
+                raise typer.Exit(int(ExitCode.AUDIT))
+            return
         chosen = registry.resolve_machine(machine, isa, ctx) if machine or isa else None
         inputs = [_audit_one(registry, path, chosen, ctx, auditor) for path in paths]
         if any(i.package is not None for i in inputs) or len(inputs) > 1:
@@ -124,6 +141,85 @@ def _audit_one(registry: Registry, path: Path, chosen: Machine | None, ctx: Buil
         return AuditedInput(path, loaded.kind, report, loaded)
     target = chosen or registry.resolve_machine(None, None, ctx)
     return AuditedInput(path, "tree", pipeline.audit(registry, loaded, target, ctx, auditors))
+
+
+@dataclass
+class MachineRow:
+    """One machine of ``--machine A,B,C``: its resolved profile (or why it has none here)
+    and the audits of every input against it."""
+
+    name: str
+    machine: Machine | None
+    inputs: list[AuditedInput]
+    unavailable: str = ""
+
+    @property
+    def errors(self) -> int:
+        return sum(len(i.report.errors) for i in self.inputs)
+
+    @property
+    def warnings(self) -> int:
+        return sum(len(i.report.warnings) for i in self.inputs)
+
+    @property
+    def status(self) -> str:
+        return "unavailable" if self.unavailable else "FAIL" if self.errors else "ok"
+
+    def first(self) -> str:
+        """The first error (else warning) message, or why the machine is unavailable."""
+        if self.unavailable:
+            return self.unavailable
+        for severity in ("errors", "warnings"):
+            for item in self.inputs:
+                found = getattr(item.report, severity)
+                if found:
+                    return str(found[0].message)
+        return ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"machine": self.name, "isa": self.machine.isa if self.machine else None,
+                "status": self.status, "errors": self.errors, "warnings": self.warnings,
+                "first_finding": self.first() or None,
+                "findings": [{**f.to_json(), "input": str(i.path)} for i in self.inputs
+                             for f in i.report.sorted_findings()]}
+
+
+def _matrix(registry: Registry, paths: list[Path], machines: str, ctx: BuildContext,
+            auditors: list[str] | None) -> list[MachineRow]:
+    """Every input audited against each machine of ``A,B,C`` (a profile this host cannot
+    resolve is a row saying why)."""
+    from rvforge.errors import RvforgeError
+
+    names = [n.strip() for n in machines.split(",") if n.strip()]
+    rows = []
+    for name in dict.fromkeys(names):
+        try:
+            resolved = registry.resolve_machine(name, None, ctx)
+        except RvforgeError as error:
+            if name not in registry.machines:
+                raise
+            rows.append(MachineRow(name, None, [], str(error)))
+            continue
+        rows.append(MachineRow(name, resolved, [_audit_one(registry, path, resolved, ctx,
+                                                           auditors) for path in paths]))
+    return rows
+
+
+def _render_matrix(rows: list[MachineRow], fmt: str) -> str:
+    """One row per machine (text), or ``{"machines": [...]}`` (JSON)."""
+    if fmt != "text":
+        if fmt != "json":
+            raise UsageError("--machine A,B,C gives text or json (--format), not sarif")
+        return json.dumps({"machines": [row.to_json() for row in rows]}, indent=2) + "\n"
+    width = max(len(row.name) for row in rows)
+    lines = [f"{'machine':<{width}}  {'status':<11}  errors  first finding"]
+    for row in rows:
+        lines.append(f"{row.name:<{width}}  {row.status:<11}  {row.errors:>6}  "
+                     f"{escaped(row.first()) or '-'}")
+    failed = sum(1 for row in rows if row.errors)
+    lines.append(f"{'FAIL' if failed else 'ok'}: {counted(len(rows), 'machine')}, "
+                 f"{failed} with errors")
+    return "\n".join(lines) + "\n"
 
 
 def wheel_baseline(package: Package) -> Machine | None:
@@ -209,9 +305,9 @@ def _text(inputs: list[AuditedInput]) -> str:
         errors = sum(len(i.report.errors) for i in inputs)
         warnings = sum(len(i.report.warnings) for i in inputs)
         files = sum(len(i.report.files) for i in inputs)
-        sections.append(f"{'FAIL' if errors else 'ok'}: {len(inputs)} inputs, {files} ELF "
-                        f"files: {errors} error{'s' * (errors != 1)}, "
-                        f"{warnings} warning{'s' * (warnings != 1)}\n")
+        sections.append(f"{'FAIL' if errors else 'ok'}: {counted(len(inputs), 'input')}, "
+                        f"{counted(files, 'ELF file')}: {counted(errors, 'error')}, "
+                        f"{counted(warnings, 'warning')}\n")
     return "\n".join(sections)
 
 

@@ -103,6 +103,6 @@ def build(
                f"bytes of files")
     audit = report.audit
     if spec.audit != "off":
-        typer.echo(f"  audit for {spec.machine.name} ({spec.machine.isa}): "
+        typer.echo(f"  audit for {audit.machine.name} ({audit.machine.isa}): "
                    f"{len(audit.errors)} errors, {len(audit.warnings)} warnings")
 

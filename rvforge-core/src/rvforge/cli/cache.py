@@ -31,14 +31,16 @@ from typing import Annotated, Any
 import typer
 
 from rvforge.cli.common import handle_errors, load_registry
+from rvforge.cli.layout import output_width, table_lines
 from rvforge.errors import UsageError
+from rvforge.numbers import is_decimal
 from rvforge.registry import Registry
 
 OTHER = "other"
 """The kind of what no component claims."""
 FRESH_SECONDS = 600.0
 """A hidden temporary written this recently is taken to be in use (an unpack under way)."""
-PART_RE = re.compile(r"^\..+\.(\d+)\.part$")
+PART_RE = re.compile(r"^\..+\.([0-9]+)\.part$")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -195,7 +197,7 @@ def processes_using(root: Path) -> dict[str, int]:
     found: dict[str, int] = {}
     me = os.getpid()
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == me:
+        if not is_decimal(proc.name) or int(proc.name) == me:
             continue
         links = [proc / "cwd"]
         try:
@@ -235,7 +237,7 @@ def remove(root: Path, entry: CacheEntry) -> None:
 
 def parse_age(text: str) -> float:
     """``7d``, ``12h``, ``30m``, ``45s``, ``2w`` (or a number of days) → seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*", text)
     if match is None:
         raise UsageError(f"--older-than {text!r}: give a number and a unit, such as 7d, 12h "
                          "or 30m (s, m, h, d, w)")
@@ -337,12 +339,8 @@ def _areas_json(found: list[CacheEntry], now: float) -> list[dict[str, Any]]:
 
 
 def _table(header: list[str], rows: Iterable[list[str]], right: set[int]) -> None:
-    rows = [header, *rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        cells = [cell.rjust(w) if i in right else cell.ljust(w)
-                 for i, (cell, w) in enumerate(zip(row, widths))]
-        typer.echo("  ".join(cells).rstrip())
+    for line in table_lines(header, rows, right=right, width=output_width()):
+        typer.echo(line)
 
 
 @handle_errors

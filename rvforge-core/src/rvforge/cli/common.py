@@ -17,6 +17,8 @@ import typer
 import typer.main
 from typer.core import TyperCommand
 
+from rvforge.cli.layout import fit_params
+from rvforge.cli.reporting import escaped
 from rvforge.config import Config, load_config
 from rvforge.context import BuildContext
 from rvforge.errors import ExitCode, RvforgeError
@@ -39,7 +41,9 @@ def handle_errors(func: F) -> F:
         except RvforgeError as error:
             if debug:
                 traceback.print_exc()
-            typer.echo(f"rvforge: error: {error}", err=True)
+            message = str(error)  # a name from the input may hold a newline: still one line
+            typer.echo(f"rvforge: error: {message if message.isprintable() else escaped(message)}",
+                       err=True)
             raise typer.Exit(int(error.exit_code)) from None
         except BrokenPipeError:
             # the reader went away (`rvforge inspect X | head`): stop quietly, as `cat` does
@@ -84,6 +88,15 @@ def command_context(config: Path | None = None, *, offline: bool = False,
     with BuildContext(registry, offline=offline, deep=deep,
                       settings=dict(settings.plugins)) as ctx:
         yield settings, ctx
+
+
+LOGGING_KEY = "rvforge.logging"
+"""``ctx.meta`` key of the logging settings the command line gave (``verbose``...)."""
+
+
+def verbose(cli: typer.Context) -> bool:
+    """Whether ``-v`` was given (before or after the command)."""
+    return bool(cli.meta.get(LOGGING_KEY, {}).get("verbose"))
 
 
 REGISTRY_KEY = "rvforge.registry"
@@ -151,7 +164,7 @@ def _flag_params(specs: list[OptionSpec]) -> list[Any]:
         inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=None,
                           annotation=_flag_annotation(s)) for s in specs])
     probe.command()(flags)
-    return list(typer.main.get_command(probe).params)
+    return fit_params(list(typer.main.get_command(probe).params))
 
 
 _FLAG_TYPES: dict[Any, Any] = {list: list[str] | None, bool: bool, int: int | None,

@@ -15,6 +15,7 @@ from rvforge.cli.common import (
     launcher_values,
     load_registry,
 )
+from rvforge.cli.layout import fit_row, output_width
 from rvforge.errors import RvforgeError, ToolMissingError, UsageError
 from rvforge.launching import apply_launcher_settings
 from rvforge.machines import AUTO_MACHINE
@@ -96,12 +97,12 @@ def machines(
     format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
     resolve: Annotated[bool, typer.Option(help="Ask each launcher for the ISA its CPU "
                                           "implements (may run QEMU).")] = True,
-    config: Annotated[Any, typer.Option(help="Config file with [machines.*] tables.")]
-    = None,
+    config: Annotated[Path | None, typer.Option(help="Config file with [machines.*] "
+                                                "tables.")] = None,
 ) -> None:
     """List machine profiles: launcher, ISA, memory and CPUs, for the QEMU named first."""
     rows = []
-    with command_context(Path(config) if config else None, cli=cli) as (_, ctx):
+    with command_context(config, cli=cli) as (_, ctx):
         apply_launcher_settings(ctx, launcher_values(cli), "machines")
         registry = ctx.registry
         try:
@@ -113,13 +114,15 @@ def machines(
             row = {"name": machine.name, "launcher": machine.launcher, "isa": machine.isa,
                    "memory_mb": machine.memory_mb, "cpus": machine.cpus,
                    "summary": machine.summary, "plugin": reg.plugin,
-                   "options": dict(machine.options), "runs_on": ""}
+                   "options": dict(machine.options), "runs_on": "",
+                   "source": machine.source}
             try:
                 row["runs_on"] = _host_tool(registry, machine.name, ctx)
                 if resolve:
                     row["isa"] = registry.resolve_machine(machine.name, None, ctx).isa
-            except RvforgeError as error:
-                row.update(isa=None, error=str(error))
+            except RvforgeError as error:  # a board's own ISA stays known (audits use it)
+                row.update(isa=machine.isa or None, error=str(error))
+            row["bootable"] = bool(row["runs_on"]) and "error" not in row
             rows.append(row)
     if format == "json":
         typer.echo(json.dumps(rows, indent=2))
@@ -127,17 +130,24 @@ def machines(
     if runs_on:
         typer.echo(f"machines on {runs_on}:")
     default = registry.default_machine()
+    width = output_width()
     for row in rows:
         mark = "*" if row["name"] == default else " "
         isa = row["isa"] if row.get("isa") is not None else f"(unavailable: {row['error']})"
         if row["name"] == AUTO_MACHINE:
             isa = "(picked per image)"
-        typer.echo(f"{mark} {row['name']:<18} {row['launcher'] or '-':<10} "
-                   f"{row['memory_mb']:>6} MB {row['cpus']} cpus  {isa}")
-        if row.get("summary"):
-            typer.echo(f"    {row['summary']}")
+        lead = (f"{mark} {row['name']:<18} {row['launcher'] or '-':<10} "
+                f"{row['memory_mb']:>6} MB {row['cpus']} cpus  ")
+        notes = [str(row["summary"])] if row.get("summary") else []
+        if row["source"]:
+            notes.append(f"ISA from {row['source']}")
+        if row.get("error") and row["isa"] is not None:
+            notes.append(f"cannot boot here: {row['error']}")
         if row["runs_on"] and row["runs_on"] != runs_on:
-            typer.echo(f"    runs on {row['runs_on']}")
+            notes.append(f"runs on {row['runs_on']}")
+        for line in fit_row(lead, str(isa), width, breaks="_ ") + [
+                line for note in notes for line in fit_row("    ", note, width, breaks=" ,")]:
+            typer.echo(line)
 
 
 def _host_tool(registry: Registry, name: str, ctx: Any) -> str:

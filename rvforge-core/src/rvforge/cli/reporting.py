@@ -41,6 +41,11 @@ def escaped(name: str) -> str:
     return "".join(out)
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 error``, ``2 errors``, ``1 ELF file``: a count with its noun in the right number."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def render(report: AuditReport, fmt: str, *, deep: bool = False) -> str:
     if fmt == "json":
         return json.dumps(to_json(report, deep=deep), indent=2) + "\n"
@@ -87,9 +92,9 @@ def to_text(report: AuditReport) -> str:
     verdict = "FAIL" if errors else "ok"
     if lines:
         lines.append("")
-    lines.append(f"{verdict}: {len(report.files)} ELF files audited for {report.machine.name} "
-                 f"({report.machine.isa}): {errors} error{'s' * (errors != 1)}, "
-                 f"{warnings} warning{'s' * (warnings != 1)}")
+    lines.append(f"{verdict}: {counted(len(report.files), 'ELF file')} audited for "
+                 f"{report.machine.name} ({report.machine.isa}): {counted(errors, 'error')}, "
+                 f"{counted(warnings, 'warning')}")
     codes = sorted({f.code for f in report.findings if f.severity is not Severity.INFO},
                    key=lambda c: min(f.severity.rank for f in report.findings if f.code == c))
     for code in codes:

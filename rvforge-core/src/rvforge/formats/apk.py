@@ -17,12 +17,14 @@ import tarfile
 from pathlib import Path
 
 from rvforge.errors import InputError
-from rvforge.formats.packages import MemberSink, Package, read_tar_members
+from rvforge.formats.package import MemberSink, Package, read_tar_members
 
 __all__ = ["read_apk"]
 
-CONTROL_PREFIX = "."
-"""Top-level names of the signature and control segments all start with a dot."""
+CONTROL_PREFIX = (".SIGN.", ".PKGINFO", ".pre-install", ".post-install", ".pre-upgrade",
+                  ".post-upgrade", ".pre-deinstall", ".post-deinstall", ".trigger", ".dummy")
+"""Top-level names of apk's signature and control members; any other top-level name with a
+dot (``.profile``) is data, and audited."""
 
 
 def read_apk(path: Path) -> Package:
@@ -34,5 +36,5 @@ def read_apk(path: Path) -> Package:
     except (tarfile.TarError, EOFError, OSError) as error:
         raise InputError(f"{path}: truncated or corrupt .apk ({error})") from None
     with stream, archive:
-        read_tar_members(archive, MemberSink(package), skip=(CONTROL_PREFIX,))
+        read_tar_members(archive, MemberSink(package), skip=CONTROL_PREFIX)
     return package

@@ -146,3 +146,16 @@ def _abandon(writer: BinaryIO) -> None:
     """Close a compressor after a failure (ending its threads); its own errors are moot."""
     with contextlib.suppress(Exception):  # the original error is what matters
         writer.close()
+
+
+def read_up_to(stream: BinaryIO, size: int) -> bytes:
+    """``size`` bytes of ``stream``, fewer only at its end: one ``read`` of a decompressor
+    may return less (zstd returns one frame's worth, and a frame may be tiny)."""
+    parts, got = [], 0
+    while got < size:
+        part = stream.read(size - got)
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)

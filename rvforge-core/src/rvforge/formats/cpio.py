@@ -20,14 +20,22 @@ symlinks that climb out of the root.
 
 from __future__ import annotations
 
+import io
 import re
 import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypedDict
+from typing import IO, BinaryIO, TypedDict
 
 from rvforge.errors import InputError, RvforgeError, UnsafePathError
-from rvforge.formats.compression import is_corrupt_stream_error, open_decompressed
+from rvforge.formats.compression import (
+    decompress_stream,
+    detect,
+    is_corrupt_stream_error,
+    open_decompressed,
+)
 from rvforge.formats.entries import (
     BLOCK,
     check_header_fields,
@@ -36,9 +44,9 @@ from rvforge.formats.entries import (
     write_scratch,
 )
 from rvforge.progress import Task
-from rvforge.tree import EMPTY, Attributes, Entry, EntryKind, HostFile, Tree
+from rvforge.tree import EMPTY, Attributes, Entry, EntryKind, HostFile, Tree, normalize
 
-__all__ = ["read_cpio", "write_cpio"]
+__all__ = ["ScannedMember", "read_cpio", "scan_cpio", "write_cpio"]
 
 MAGIC = b"070701"
 CRC_MAGIC = b"070702"
@@ -173,6 +181,33 @@ def _pad(length: int) -> bytes:
 # -- reading -------------------------------------------------------------------------------
 
 
+MAX_SEGMENTS = 64
+"""Compressed archives one cpio file may concatenate (each nests a decompressor)."""
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix`` then the rest of ``stream``: the bytes after a trailer, already read,
+    in front of what follows them."""
+
+    def __init__(self, prefix: bytes, stream: IO[bytes]) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._prefix:
+            count = min(len(buffer), len(self._prefix))
+            buffer[:count] = self._prefix[:count]
+            self._prefix = self._prefix[count:]
+            return count
+        data = self._stream.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
 def read_cpio(path: Path, scratch: Path, *, label: str | None = None) -> Tree:
     """Read the newc archive at ``path`` (uncompressed, gzip, xz, zstd or bzip2) into a
     new tree; file data is copied to files under ``scratch``.
@@ -183,9 +218,19 @@ def read_cpio(path: Path, scratch: Path, *, label: str | None = None) -> Tree:
     """
     label = label or str(path)
     tree = Tree()
+    with _decompressed(path, label) as stream:
+        _Reader(stream, tree, scratch, label).read()
+    tree.check_links(label=label)
+    return tree
+
+
+@contextmanager
+def _decompressed(path: Path, label: str) -> Iterator[BinaryIO]:
+    """The archive's bytes, decompressed; what goes wrong reading them is one
+    :class:`InputError` naming ``label``."""
     try:
         with open_decompressed(path) as stream:
-            _Reader(stream, tree, scratch, label).read()
+            yield stream
     except RvforgeError:
         raise
     except FileNotFoundError:
@@ -195,8 +240,41 @@ def read_cpio(path: Path, scratch: Path, *, label: str | None = None) -> Tree:
             raise InputError(f"{label}: truncated or corrupt compressed data ({error})"
                              ) from None
         raise
-    tree.check_links(label=label)
-    return tree
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedMember:
+    """One member as :func:`scan_cpio` reports it.
+
+    :param path: its normalised absolute path (``/`` for ``.``).
+    :param mode: type and permission bits (``st_mode``).
+    :param inode: ``(dev major, dev minor, inode)`` when it is one of several names of a
+        file (link count above 1; the data comes with the last name), else ``None``.
+    :param size: bytes of data this member carries.
+    :param target: a symlink's target (empty for other kinds).
+    :param head: the first bytes of a file's data (as many as asked for).
+    """
+
+    path: str
+    mode: int
+    inode: tuple[int, int, int] | None
+    size: int
+    target: str
+    head: bytes
+
+
+def scan_cpio(path: Path, *, head: Callable[[str, int], int] = lambda path, mode: 0,
+              label: str | None = None) -> Iterator[ScannedMember]:
+    """Each member of the newc archive at ``path`` (any compression :func:`read_cpio`
+    reads), in archive order, reading no more than it must: file data is skipped but for
+    the first ``head(path, mode)`` bytes. Stopping early stops the decompression too.
+
+    :raises InputError: a truncated or corrupt archive.
+    :raises UnsafePathError: a ``..`` member.
+    """
+    label = label or str(path)
+    with _decompressed(path, label) as stream:
+        yield from _Scanner(stream, label).members(head)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +305,7 @@ class _Reader:
         self.pending = b""
         self.stored = 0
         self.links: dict[tuple[int, int, int], Entry] = {}
+        self.segments = 0
 
     def read(self) -> None:
         while True:
@@ -245,6 +324,9 @@ class _Reader:
         common: Attributes = {"mode": m.mode & 0o7777, "uid": m.uid, "gid": m.gid,
                               "mtime": m.mtime}
         where = f"{self.label}: member {m.name!r}"
+        if m.name.startswith("/"):
+            raise UnsafePathError(f"{where} has an absolute name; recreate the archive with "
+                                  "relative names (cd ROOT && find . | cpio -o -H newc)")
         if fmt == stat.S_IFREG:
             self._add_file(m, common)
             return
@@ -333,7 +415,9 @@ class _Reader:
 
     def _more_archives(self) -> bool:
         """After a trailer: skip NUL padding; True when another archive follows (the
-        kernel unpacks concatenated archives), False at the end or before other data."""
+        kernel unpacks concatenated archives, each compressed or not: an uncompressed
+        microcode archive, then the compressed root), False at the end or before other
+        data."""
         while True:
             if not self.pending:
                 self.pending = self.stream.read(BLOCK)
@@ -344,7 +428,16 @@ class _Reader:
             self.pending = stripped
             if stripped:
                 head = self._peek(6)
-                return head in (MAGIC, CRC_MAGIC)
+                kind = detect(head)
+                if head in (MAGIC, CRC_MAGIC) or kind is None:
+                    return head in (MAGIC, CRC_MAGIC)
+                self.segments += 1
+                if self.segments > MAX_SEGMENTS:
+                    raise InputError(f"{self.label}: more than {MAX_SEGMENTS} compressed "
+                                     "archives concatenated; not an initramfs")
+                self.stream = decompress_stream(
+                    io.BufferedReader(_Prefixed(self.pending, self.stream)), kind)
+                self.pending = b""
 
     def _peek(self, size: int) -> bytes:
         while len(self.pending) < size:
@@ -381,3 +474,36 @@ class _Reader:
     def _skip(self, size: int) -> None:
         if size:
             self._exact(size, "padding")
+
+
+class _Scanner(_Reader):
+    """Parses a decompressed newc stream into :class:`ScannedMember`s, skipping data."""
+
+    def __init__(self, stream: BinaryIO, label: str) -> None:
+        super().__init__(stream, Tree(), Path(), label)
+
+    def members(self, head: Callable[[str, int], int]) -> Iterator[ScannedMember]:
+        while True:
+            m = self._header()
+            if m.name == TRAILER:
+                if not self._more_archives():
+                    return
+                continue
+            path = normalize(m.name, member=f"{self.label}: member {m.name!r}")
+            data = b""
+            if stat.S_ISLNK(m.mode):
+                if m.size > MAX_NAME:
+                    raise InputError(f"{self.label}: member {m.name!r}: symlink target of "
+                                     f"{m.size} bytes; the archive is corrupt")
+                data = self._exact(m.size, "a symlink target")
+            elif stat.S_ISREG(m.mode) and m.size:
+                data = self._exact(min(m.size, max(0, head(path, m.mode))), "file data")
+            self._discard(m.size - len(data) + (-m.size % 4))
+            target = data.decode("utf-8", "surrogateescape") if stat.S_ISLNK(m.mode) else ""
+            first = b"" if stat.S_ISLNK(m.mode) else data
+            inode = (m.dev[0], m.dev[1], m.ino) if m.nlink > 1 else None
+            yield ScannedMember(path, m.mode, inode, m.size, target, first)
+
+    def _discard(self, size: int) -> None:
+        while size > 0:
+            size -= len(self._exact(min(BLOCK, size), "file data"))

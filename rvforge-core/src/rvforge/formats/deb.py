@@ -1,10 +1,9 @@
 """Debian binary packages (``.deb``), read in memory for the audit.
 
-A ``.deb`` is an ``ar`` archive (``!<arch>\\n``, then 60-byte member headers: name, mtime,
-uid, gid, mode, size in decimal, ``\\x60\\n``; members padded to even offsets) holding
+A ``.deb`` is an ``ar`` archive (:mod:`rvforge.formats.ar`) holding
 ``debian-binary`` (``2.0``), ``control.tar.*`` and ``data.tar.*`` (deb(5)). The data
 tarball, of any compression dpkg writes (none, gzip, xz, zstd, bzip2), is streamed into the
-package tree (:class:`~rvforge.formats.packages.MemberSink`); nothing is unpacked to disk.
+package tree (:class:`~rvforge.formats.package.MemberSink`); nothing is unpacked to disk.
 """
 
 from __future__ import annotations
@@ -15,39 +14,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from rvforge.errors import InputError
+from rvforge.formats.ar import ar_members
 from rvforge.formats.compression import decompress_stream, detect
-from rvforge.formats.packages import MemberSink, Package, read_tar_members
+from rvforge.formats.package import MemberSink, Package, read_tar_members
 from rvforge.tree import FileWindow
 
 __all__ = ["ar_members", "read_deb"]
-
-AR_MAGIC = b"!<arch>\n"
-_HEADER = 60
-
-
-def ar_members(raw: BinaryIO, size: int, path: Path) -> dict[str, tuple[int, int]]:
-    """The members of the ar archive ``raw`` (``size`` bytes): name → (offset, size)."""
-    if raw.read(len(AR_MAGIC)) != AR_MAGIC:
-        raise InputError(f"{path}: not a Debian package (no ar header)")
-    members: dict[str, tuple[int, int]] = {}
-    offset = len(AR_MAGIC)
-    while offset < size:
-        raw.seek(offset)
-        header = raw.read(_HEADER)
-        if len(header) < _HEADER or header[58:60] != b"`\n":
-            raise InputError(f"{path}: truncated or corrupt .deb (member header at {offset})")
-        name = header[:16].decode("ascii", "replace").rstrip().rstrip("/")
-        try:
-            length = int(header[48:58].decode("ascii"))
-        except ValueError:
-            raise InputError(f"{path}: corrupt .deb (member {name!r} has no size)") from None
-        start = offset + _HEADER
-        if length < 0 or start + length > size:
-            raise InputError(f"{path}: truncated .deb (member {name!r} claims {length} bytes, "
-                             f"{max(0, size - start)} are there); download it again")
-        members[name] = (start, length)
-        offset = start + length + (length & 1)
-    return members
 
 
 def read_deb(path: Path) -> Package:
@@ -62,7 +34,7 @@ def read_deb(path: Path) -> Package:
         data = [name for name in members if name.startswith("data.tar")]
         if len(data) != 1:
             raise InputError(f"{path}: not a Debian package ({len(data)} data.tar members)")
-        start, length = members[data[0]]
+        start, length = members[data[0]].offset, members[data[0]].size
         window: BinaryIO = FileWindow(raw, start, length)  # type: ignore[assignment]
         head = window.read(6)
         window.seek(0)

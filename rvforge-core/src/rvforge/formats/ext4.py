@@ -28,7 +28,8 @@ from rvforge.formats.entries import check_header_fields, read_content, with_devi
 from rvforge.progress import Task
 from rvforge.tree import Entry, EntryKind, Tree
 
-__all__ = ["E2fsprogs", "Ext4Error", "debugfs_script", "image_size", "inode_count", "write_ext4"]
+__all__ = ["E2fsprogs", "Ext4Error", "debugfs_quote", "debugfs_script", "image_size",
+           "inode_count", "write_ext4"]
 
 BLOCK_SIZE = 4096
 INODE_SIZE = 256
@@ -139,13 +140,13 @@ def debugfs_script(tree: Tree, epoch: int) -> str:
         if entry.kind in (EntryKind.CHAR, EntryKind.BLOCK):
             kind = "c" if entry.kind is EntryKind.CHAR else "b"
             major, minor = entry.rdev or (0, 0)
-            lines += [f"cd {_quote(entry.parent)}",
-                      f"mknod {_quote(entry.name)} {kind} {major} {minor}", "cd /"]
+            lines += [f"cd {debugfs_quote(entry.parent)}",
+                      f"mknod {debugfs_quote(entry.name)} {kind} {major} {minor}", "cd /"]
         meta = tree.data_entry(entry) if entry.kind is EntryKind.HARDLINK else entry
         if meta.path in done:
             continue  # another name of an inode already set
         done.add(meta.path)
-        path = _quote(entry.path)
+        path = debugfs_quote(entry.path)
         mtime = min(max(meta.mtime, 0), epoch)
         lines += [f"sif {path} {field} {value}" for field, value in (
             ("uid", meta.uid), ("gid", meta.gid), ("mode", f"0{meta.st_mode:o}"),
@@ -156,7 +157,7 @@ def debugfs_script(tree: Tree, epoch: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _quote(path: str) -> str:
+def debugfs_quote(path: str) -> str:
     """``path`` as one debugfs argument (libss: double quotes, ``""`` for a quote)."""
     if "\n" in path or "\r" in path:
         raise InputError(f"{path!r}: a name with a line break cannot go into an ext4 image "

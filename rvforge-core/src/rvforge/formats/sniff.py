@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 from rvforge.errors import InputError
-from rvforge.formats.compression import open_decompressed
+from rvforge.formats.compression import open_decompressed, read_up_to
 
 __all__ = ["require_regular", "sniff"]
 
@@ -51,7 +51,7 @@ def sniff(path: Path) -> str:
         if first == DEB_MAGIC:
             return "deb"
         with open_decompressed(path) as stream:
-            head = stream.read(512)
+            head = read_up_to(stream, 512)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file or directory") from None
     except PermissionError:

@@ -10,13 +10,15 @@ the member.
 from __future__ import annotations
 
 import math
+import shutil
 import tarfile
 from pathlib import Path
 from typing import IO
 
 from rvforge.errors import InputError, RvforgeError, UnsafePathError
-from rvforge.formats.compression import is_corrupt_stream_error, open_decompressed
+from rvforge.formats.compression import is_corrupt_stream_error, open_decompressed, read_up_to
 from rvforge.formats.entries import write_scratch
+from rvforge.numbers import is_decimal
 from rvforge.tree import Attributes, Entry, EntryKind, HostFile, Tree
 
 __all__ = ["add_tar_member", "is_tarball", "read_tar_stream", "read_tarball"]
@@ -26,10 +28,11 @@ def is_tarball(path: Path) -> bool:
     """True when ``path`` is a (possibly compressed) tar archive, judged by its content."""
     try:
         with open_decompressed(path) as stream:
-            block = stream.read(512)
+            block = read_up_to(stream, 512)
     except Exception:
         return False
     return len(block) == 512 and block[257:262] == b"ustar"
+
 
 
 def read_tarball(path: Path, scratch: Path, *, tree: Tree | None = None,
@@ -42,7 +45,7 @@ def read_tarball(path: Path, scratch: Path, *, tree: Tree | None = None,
     """
     label = label or str(path)
     tree = tree if tree is not None else Tree()
-    store = _ContentStore(scratch)
+    store = _ContentStore(scratch, budget=max(MIN_BUDGET, path.stat().st_size * MAX_RATIO))
     try:
         with open_decompressed(path) as stream:
             read_tar_stream(stream, tree, store, label)
@@ -62,6 +65,10 @@ def read_tarball(path: Path, scratch: Path, *, tree: Tree | None = None,
     return tree
 
 
+_PAX_IDS = ("uid", "gid", "size")
+"""pax keywords whose value is a decimal number (``mtime`` may have a fraction)."""
+
+
 def read_tar_stream(stream: object, tree: Tree, store: _ContentStore, label: str) -> None:
     """Add every member of the uncompressed tar ``stream`` to ``tree``."""
     with tarfile.open(fileobj=stream, mode="r|") as archive:  # type: ignore[call-overload]
@@ -79,6 +86,12 @@ def add_tar_member(tree: Tree, member: tarfile.TarInfo, archive: tarfile.TarFile
             f"{where} has an absolute name; recreate the archive with relative names "
             "(tar -C ROOT -cf OUT .)"
         )
+    for key in _PAX_IDS:
+        value = member.pax_headers.get(key)
+        if value is not None and not is_decimal(value.removeprefix("-")):
+            # tarfile turns a malformed number into 0: uid=1e3 would become root
+            raise InputError(f"{where} has the pax {key} {value[:40]!r}, not a whole number; "
+                             "the archive is malformed")
     if not math.isfinite(member.mtime) or abs(member.mtime) >= 1 << 63:
         raise InputError(f"{where} has the mtime {member.mtime!r}, not a time; the archive "
                          "is corrupt")
@@ -86,7 +99,10 @@ def add_tar_member(tree: Tree, member: tarfile.TarInfo, archive: tarfile.TarFile
                           "gid": member.gid, "mtime": int(member.mtime)}
     if member.isreg():
         fileobj = archive.extractfile(member)
-        content = store.put(fileobj, member.size) if fileobj is not None else None
+        try:
+            content = store.put(fileobj, member.size) if fileobj is not None else None
+        except InputError as error:  # "member data truncated": say which member
+            raise InputError(f"{where}: {error}") from None
         entry = Entry(name, EntryKind.FILE, content=content, **common)
     elif member.isdir():
         entry = Entry(name, EntryKind.DIR, **common)
@@ -107,15 +123,37 @@ def add_tar_member(tree: Tree, member: tarfile.TarInfo, archive: tarfile.TarFile
     return tree.add(entry, member=where)
 
 
+MAX_RATIO = 1100
+"""Times its own size a tarball may expand to when unpacked (as for packages: gzip's best
+is ~1030; a larger ratio is a sparse member or a bomb)."""
+MIN_BUDGET = 1 << 30
+"""Bytes any tarball may expand to, whatever its ratio."""
+SCRATCH_RESERVE = 64 << 20
+"""Bytes of the scratch file system left free when unpacking an archive into it."""
+
+
 class _ContentStore:
     """Writes member contents to numbered files under a scratch directory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, budget: int | None = None) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self._count = 0
+        self._room = shutil.disk_usage(directory).free - SCRATCH_RESERVE
+        self._budget = budget
 
     def put(self, source: IO[bytes], size: int) -> HostFile:
+        if self._budget is not None and size > self._budget:
+            raise InputError(f"the archive expands to more than {MAX_RATIO} times its size "
+                             "(a sparse member declaring gigabytes, or a compression bomb); "
+                             "refusing to unpack it")
+        if size > self._room:
+            raise InputError(f"its {size} bytes do not fit in the free space of the scratch "
+                             f"directory ({self.directory}: {max(self._room, 0)} bytes left); "
+                             "set TMPDIR to a larger file system")
+        self._room -= size
+        if self._budget is not None:
+            self._budget -= size
         self._count += 1
         path = self.directory / f"{self._count:08d}"
         with open(path, "wb") as out:

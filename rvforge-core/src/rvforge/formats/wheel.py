@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import IO
 
 from rvforge.errors import InputError
-from rvforge.formats.packages import CHUNK, MAX_RATIO, MAX_UNPACKED, MemberSink, Package
+from rvforge.formats.package import CHUNK, MAX_RATIO, MAX_UNPACKED, MemberSink, Package
+from rvforge.numbers import parse_decimal
 
 __all__ = ["read_zip", "wheel_platforms"]
 
@@ -125,7 +126,8 @@ def _record(path: Path, archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo]
             if not row:
                 continue
             name, digest, size = (row + ["", ""])[:3]
-            rows[name] = (digest, int(size) if size else None)
+            rows[name] = (digest, parse_decimal(size, f"{path}: RECORD size of {name!r}")
+                          if size else None)
     except (UnicodeDecodeError, ValueError, csv.Error) as error:
         raise InputError(f"{path}: its RECORD cannot be read ({error})") from None
     dist_info = records[0].filename.rsplit("/", 1)[0]

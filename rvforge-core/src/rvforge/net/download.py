@@ -17,21 +17,21 @@ URLs may be ``http(s)://``, ``file://`` or plain local paths (a local mirror).
 from __future__ import annotations
 
 import hashlib
-import math
 import os
-import re
 import socket
-import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import unquote, urljoin, urlparse
 
 from rvforge.context import BuildContext
 from rvforge.errors import ChecksumMismatchError, InputError, UnsafePathError, UsageError
+from rvforge.leftovers import part_path, sweep_stale_parts
+from rvforge.numbers import is_decimal, parse_seconds
+from rvforge.userfiles import open_regular
 
 if TYPE_CHECKING:
     import requests
@@ -56,6 +56,9 @@ DEADLINE = 600.0
 """Seconds every fetch may take beyond what its size needs at :data:`MIN_RATE`
 (``$RVFORGE_FETCH_DEADLINE`` overrides it)."""
 DEADLINE_ENV = "RVFORGE_FETCH_DEADLINE"
+MAX_DEADLINE = 30 * 86400.0
+"""Seconds no deadline exceeds (a larger one, or one a 20-digit size gives, is this): a
+wait longer than ``threading.TIMEOUT_MAX`` raises ``OverflowError`` in the watchdog."""
 MIN_RATE = 128 << 10
 """Bytes per second a download of known size is given on top of :data:`DEADLINE`."""
 MAX_REDIRECTS = 5
@@ -110,14 +113,8 @@ def deadline_seconds(size: int | None = None) -> float:
     plus ``size`` at :data:`MIN_RATE`."""
     base = DEADLINE
     if text := os.environ.get(DEADLINE_ENV, "").strip():
-        try:
-            base = float(text)
-        except ValueError:
-            base = math.nan
-        if not math.isfinite(base) or base <= 0:
-            raise UsageError(f"${DEADLINE_ENV} {text!r}: expected a positive number of "
-                             "seconds")
-    return base + (size or 0) / MIN_RATE
+        base = parse_seconds(text, f"${DEADLINE_ENV}", maximum=MAX_DEADLINE, error=UsageError)
+    return min(base + (size or 0) / MIN_RATE, MAX_DEADLINE)
 
 
 def file_digests(path: Path, algorithms: list[str]) -> dict[str, str]:
@@ -152,40 +149,6 @@ def check_inside(path: Path, roots: list[Path], label: str) -> None:
                               "a mirror value tried to choose where files go")
 
 
-_PART = re.compile(r"^\..+\.(\d+)\.part$")
-
-
-def sweep_stale_parts(directory: Path) -> list[Path]:
-    """Remove the ``.NAME.PID.part`` files in ``directory`` whose process is gone (killed
-    before it could clean up: SIGKILL, a power cut); return them."""
-    removed: list[Path] = []
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return removed
-    for name in names:
-        match = _PART.match(name)
-        if match is None or int(match[1]) == os.getpid() or _alive(int(match[1])):
-            continue
-        path = directory / name
-        try:
-            path.unlink()
-        except OSError:
-            continue
-        removed.append(path)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # another user's process (or not a pid): leave its file alone
-    return True
-
-
 def write_atomic(path: Path, data: bytes, *, within: Path | None = None) -> None:
     """Write ``data`` to ``path`` through a temporary name next to it (parents created):
     readers and later runs see the whole file or nothing. With ``within``, a ``path``
@@ -193,7 +156,7 @@ def write_atomic(path: Path, data: bytes, *, within: Path | None = None) -> None
     if within is not None:
         check_inside(path, [within], path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    part = part_path(path)
     try:
         part.write_bytes(data)
         os.replace(part, path)
@@ -225,11 +188,11 @@ def fetch(url: str, dest: Path, ctx: BuildContext, *, digests: Mapping[str, str]
                             error=str(error))
             dest.unlink()
     if ctx.offline:
-        raise InputError(f"{label}: not in the cache ({dest}) and --offline forbids "
-                         "downloading it; run once without --offline")
+        raise InputError(f"{label}: not in the cache ({dest}) and {ctx.flag('offline')} "
+                         f"forbids downloading it; run once without {ctx.flag('offline')}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_parts(dest.parent)
-    part = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    part = part_path(dest)
     limit = size if size is not None else FILE_CAP
     try:
         if is_remote(url):
@@ -254,7 +217,7 @@ def fetch_bytes(url: str, ctx: BuildContext, *, label: str | None = None,
     label = label or url
     limit = INDEX_CAP if limit is None else limit
     if ctx.offline:
-        raise InputError(f"{label}: needs the network and --offline was given")
+        raise InputError(f"{label}: needs the network and {ctx.flag('offline')} was given")
     if not is_remote(url):
         path = local_path(url)
         with _open_local(path, label, limit) as stream:
@@ -266,7 +229,7 @@ def fetch_bytes(url: str, ctx: BuildContext, *, label: str | None = None,
     last_error: BaseException | None = None
     for attempt in range(ATTEMPTS):
         try:
-            with _get(url, label, ctx, deadline) as response, deadline.watch(response):
+            with deadline.watch(), _get(url, label, ctx, deadline) as response:
                 _refuse_length(response, url, label, limit)
                 parts, got = [], 0
                 for block in response.iter_content(STREAM_CHUNK):
@@ -278,33 +241,18 @@ def fetch_bytes(url: str, ctx: BuildContext, *, label: str | None = None,
         except _network_errors() as error:
             deadline.check()
             last_error = error
-            ctx.log.warning("request failed; retrying", url=url, attempt=attempt + 1,
+            ctx.log.info("request failed; retrying", url=url, attempt=attempt + 1,
                             of=ATTEMPTS, error=str(error))
             deadline.sleep(BACKOFF * (2 ** attempt))
     raise InputError(f"{label}: could not fetch {url} after {ATTEMPTS} attempts "
                      f"({last_error}); check the mirror URL and the network")
 
 
-@contextmanager
-def _open_local(path: Path, label: str, limit: int) -> Iterator[BinaryIO]:
+def _open_local(path: Path, label: str, limit: int) -> AbstractContextManager[BinaryIO]:
     """``path`` opened for reading, refused unless a regular file of at most ``limit``
     bytes (a FIFO as a local mirror file would block forever)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise NotFoundError(f"{label}: not found ({path})") from None
-    except OSError as error:
-        raise InputError(f"{label}: cannot read {path} ({error.strerror})") from None
-    with open(fd, "rb") as stream:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise InputError(f"{label}: {path} is a directory")
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"{label}: {path} is not a regular file")
-        if st.st_size > limit:
-            raise _too_big(label, str(path), limit)
-        os.set_blocking(fd, True)
-        yield stream
+    return open_regular(path, f"mirror file ({label})", limit, error=InputError,
+                        missing=NotFoundError)
 
 
 def _copy_local(url: str, part: Path, label: str, limit: int) -> None:
@@ -335,14 +283,13 @@ def _download(url: str, part: Path, ctx: BuildContext, size: int | None, label: 
             have = part.stat().st_size if part.exists() else 0
             headers = {"Range": f"bytes={have}-"} if have else {}
             try:
-                with _get(url, label, ctx, deadline, headers) as response, \
-                        deadline.watch(response):
+                with deadline.watch(), _get(url, label, ctx, deadline, headers) as response:
                     if have and response.status_code != 206:
                         have = 0  # the server ignored Range: start over
                         task.done = 0
-                    _refuse_length(response, url, label, limit - have)
-                    if size is None and "Content-Length" in response.headers:
-                        task.set_total(have + int(response.headers["Content-Length"]))
+                    length = _refuse_length(response, url, label, limit - have)
+                    if size is None and length is not None:
+                        task.set_total(have + length)
                     with open(part, "ab" if have else "wb") as out:
                         for block in response.iter_content(STREAM_CHUNK):
                             have += len(block)
@@ -354,7 +301,7 @@ def _download(url: str, part: Path, ctx: BuildContext, size: int | None, label: 
             except _network_errors() as error:
                 deadline.check()
                 last_error = error
-                ctx.log.warning("download interrupted; retrying", file=label,
+                ctx.log.info("download interrupted; retrying", file=label,
                                 attempt=attempt + 1, of=ATTEMPTS, error=str(error),
                                 resume_from=part.stat().st_size if part.exists() else 0)
                 deadline.sleep(BACKOFF * (2 ** attempt))
@@ -375,9 +322,11 @@ def _network_errors() -> tuple[type[BaseException], ...]:
 
 
 class _Deadline:
-    """The overall deadline of one fetch: :meth:`watch` cuts the connection of a response
-    whose body is still arriving when it passes (a server dripping a byte every few
-    seconds never trips a per-read timeout); :meth:`check` turns that into an error."""
+    """The overall deadline of one fetch, from its start: :meth:`watch` shuts down the
+    socket of a request still connecting, waiting for or receiving its headers (a drip, an
+    endless ``100 Continue``) or its body when the deadline passes (a server dripping a byte
+    every few seconds never trips a per-read timeout); :meth:`check` turns that into an
+    error."""
 
     def __init__(self, url: str, label: str, size: int | None) -> None:
         self.url = url
@@ -385,6 +334,8 @@ class _Deadline:
         self.seconds = deadline_seconds(size)
         self.end = time.monotonic() + self.seconds
         self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
 
     def remaining(self) -> float:
         return self.end - time.monotonic()
@@ -400,41 +351,46 @@ class _Deadline:
         time.sleep(max(0.0, min(seconds, self.remaining())))
 
     @contextmanager
-    def watch(self, response: requests.Response) -> Iterator[None]:
+    def watch(self) -> Iterator[None]:
+        """Run one request (connect, headers, body) under the deadline."""
+        from rvforge.net.http import watching
+
         self.check()
-        timer = threading.Timer(self.remaining(), self._cut, (response,))
+        timer = threading.Timer(min(self.remaining(), MAX_DEADLINE), self._cut)
         timer.daemon = True
         timer.start()
         try:
-            yield
+            with watching(self._add):
+                yield
         except BaseException:
             self.check()
             raise
         finally:
             timer.cancel()
+            with self._lock:
+                self._sockets.clear()
         self.check()  # a connection cut at the deadline may have looked like a short body
 
-    def _cut(self, response: requests.Response) -> None:
-        self.expired = True
-        sock = _socket_of(response)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)  # wakes the reader blocked in recv()
-                return
-            except OSError:
-                pass
-        response.close()
+    def _add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            late = self.expired
+        if late:
+            self._shutdown(sock)
 
+    def _cut(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._shutdown(sock)
 
-def _socket_of(response: requests.Response) -> socket.socket | None:
-    """The socket ``response``'s body arrives on: the connection's while it is kept alive,
-    else the one http.client's response holds (it drops the connection's reference when
-    the server will close)."""
-    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-    if sock is None:
-        fp = getattr(getattr(response.raw, "_fp", None), "fp", None)
-        sock = getattr(getattr(fp, "raw", None), "_sock", None)
-    return sock if isinstance(sock, socket.socket) else None
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes the reader blocked in recv()
+        except OSError:
+            pass  # already closed
 
 
 @contextmanager
@@ -447,7 +403,8 @@ def _get(url: str, label: str, ctx: BuildContext, deadline: _Deadline,
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         deadline.check()
-        timeout = (CONNECT_TIMEOUT, max(0.1, min(READ_TIMEOUT, deadline.remaining())))
+        left = max(0.1, deadline.remaining())
+        timeout = (min(CONNECT_TIMEOUT, left), min(READ_TIMEOUT, left))
         try:
             response = ctx.http.get(current, headers=headers or {}, stream=True,
                                     timeout=timeout, allow_redirects=False)
@@ -486,11 +443,20 @@ def _redirect_target(url: str, location: str, label: str) -> str:
     return target
 
 
-def _refuse_length(response: requests.Response, url: str, label: str, limit: int) -> None:
-    """Refuse a response whose ``Content-Length`` already exceeds ``limit`` bytes."""
-    text = response.headers.get("Content-Length", "")
-    if text.isdigit() and int(text) > limit:
+def _refuse_length(response: requests.Response, url: str, label: str,
+                   limit: int) -> int | None:
+    """The response's ``Content-Length`` (``None`` without one); a value that is not a
+    number, or exceeds ``limit`` bytes, is refused."""
+    text = response.headers.get("Content-Length")
+    if text is None:
+        return None
+    values = {v.strip() for v in text.split(",")}  # "N, N": a header sent twice, merged
+    if len(values) != 1 or not is_decimal(value := values.pop()):
+        raise InputError(f"{_where(label, url)}: the mirror's Content-Length {text[:40]!r} is "
+                         "not a number of bytes; refusing the response")
+    if int(value) > limit:
         raise _too_big(label, url, limit)
+    return int(value)
 
 
 def _too_big(label: str, url: str, limit: int) -> LimitExceededError:

@@ -36,8 +36,8 @@ from rvforge.errors import InputError
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["CodeRange", "ElfInfo", "ElfSymbols", "ElfUnreadableError", "is_elf", "parse_attributes",
-           "read_elf", "read_symbols"]
+__all__ = ["EM_RISCV", "CodeRange", "ElfInfo", "ElfSymbols", "ElfUnreadableError", "is_elf",
+           "parse_attributes", "read_elf", "read_symbols"]
 
 ELF_MAGIC = b"\x7fELF"
 EM_RISCV = 243
@@ -128,7 +128,7 @@ class CodeRange(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class ElfInfo:
     """What rvforge knows about one ELF file (all fields from the file itself; small
-    enough to cache, see :mod:`rvforge.builtin.auditors.facts_cache`)."""
+    enough to cache, see :mod:`rvforge.riscv.facts_cache`)."""
 
     e_machine: int
     machine: str

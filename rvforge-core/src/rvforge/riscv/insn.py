@@ -22,19 +22,22 @@ LOAD-FP/STORE-FP by width, CSR accesses to ``vl``/``vtype``/``vlenb``/``vstart``
 ``vxrm``/``vxsat``/``vcsr``), ``zvbb``, ``zvbb|zvkb``, ``zvbc`` (inside OP-V), the
 vector crypto extensions (OP-VE; ``zvknha|zvknhb`` for ``vsha2*``), ``zba``, ``zbb``,
 ``zbb|zbkb``, ``zbkb``, ``zbc``, ``zbc|zbkc``, ``zbkx``, ``zbs``, ``zfh``/``zfhmin``, ``zicond``,
-``zacas``, ``zicbom``/``zicboz``. HINT encodings (``pause``, ``prefetch.*``) are not
+``zacas``, ``zicbom``/``zicboz``, ``xtheadvector`` (the RVV 0.7.1 words 1.0 reserves),
+T-Head's scalar extensions (``xtheadba``...), ``xventanacondops`` and SiFive's
+``xsfvcp``, ``xsfvqmaccdod``, ``xsfvqmaccqoq`` and ``xsfvfnrclipxfqf`` by their custom
+opcodes. HINT encodings (``pause``, ``prefetch.*``) are not
 counted: they execute as no-ops everywhere.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["SweepResult", "classify", "providers", "sweep"]
+__all__ = ["SweepResult", "classify", "providers", "sweep", "vector_only"]
 
 CHUNK_HALFWORDS = 1 << 16
 """Halfwords decoded per numpy pass (128 KiB of code): positions fit in ``uint16``, the
@@ -64,6 +67,8 @@ class SweepResult:
 
     :param instructions: instruction class (an extension, or ``a|b`` for instructions
         both define: :func:`providers`) → number of instructions of it.
+    :param vector_only: of the ``v`` words, those RVV 1.0 has and XTheadVector does not
+        (:func:`vector_only`): with none, vector code may be either.
     :param total: instructions decoded.
     :param undecodable: instruction starts in reserved/custom opcode space or with a
         48-bit-or-longer length: data in the code, most likely.
@@ -73,6 +78,7 @@ class SweepResult:
     """
 
     instructions: Counter[str] = field(default_factory=Counter)
+    vector_only: int = 0
     total: int = 0
     undecodable: int = 0
     code_bytes: int = 0
@@ -85,6 +91,7 @@ class SweepResult:
 
     def merge(self, other: SweepResult) -> None:
         self.instructions.update(other.instructions)
+        self.vector_only += other.vector_only
         self.total += other.total
         self.undecodable += other.undecodable
         self.code_bytes += other.code_bytes
@@ -199,6 +206,7 @@ def _candidates(h: np.ndarray, begin: int, is_start: np.ndarray) -> np.ndarray:
 def _classify_into(result: SweepResult, words: np.ndarray) -> None:
     counts, has_vsetvl, reserved = classify(words)
     result.instructions.update(counts)
+    result.vector_only += vector_only(words)
     result.has_vsetvl = result.has_vsetvl or has_vsetvl
     result.undecodable += reserved
 
@@ -265,8 +273,11 @@ def classify(words: np.ndarray) -> tuple[Counter[str], bool, int]:
         | ((f6 == 0b110101) & ((f3 == 0) | (f3 == 4) | (f3 == 3)))
     )
     zvbc = opv & ((f6 == 0b001100) | (f6 == 0b001101)) & ((f3 == 2) | (f3 == 6))
-    add("v", (opv & (f3 != 7) & ~zvbb & ~zvkb & ~zvbc) | vsetvl | _vector_memory(w, op, f3, rs2)
+    thead_vector = _thead_vector_only(w, op, f3, f6, vs1)
+    add("v", (opv & (f3 != 7) & ~zvbb & ~zvkb & ~zvbc & ~thead_vector) | vsetvl
+        | _vector_memory(w, op, f3, rs2)
         | ((op == 0x73) & (f3 != 0) & (f3 != 4) & _among(imm, VECTOR_CSRS)))
+    add("xtheadvector", thead_vector)
     add("zvbb", zvbb)
     add("zvbb|zvkb", zvkb)
     add("zvbc", zvbc)
@@ -323,8 +334,90 @@ def classify(words: np.ndarray) -> tuple[Counter[str], bool, int]:
     cbo = (op == 0x0F) & (f3 == 2) & (((w >> 7) & 0x1F) == 0)
     add("zicbom", cbo & (imm <= 2))
     add("zicboz", cbo & (imm == 4))
-    reserved = int(np.count_nonzero(_among(op, RESERVED_OPCODES)))
+    vendor = _vendor(w, op, f3, f7, rs2, add)
+    reserved = int(np.count_nonzero(_among(op, RESERVED_OPCODES) & ~vendor))
     return counts, bool(np.any(vsetvl)), reserved
+
+
+def _thead_vector_only(w: np.ndarray, op: np.ndarray, f3: np.ndarray, f6: np.ndarray,
+                       vs1: np.ndarray) -> np.ndarray:
+    """XTheadVector (RVV 0.7.1) words that RVV 1.0 reserves: the sign-extending, strided
+    and indexed loads and stores with bit 28 set (1.0's ``mew``), and the OP-V functions
+    0.7.1 kept where 1.0 moved them (``th.vfmv.f.s``/``th.vfmv.s.f``, ``th.vmpopc.m``,
+    ``th.vmfirst.m``, 0.7.1's mask-unary group). binutils 2.44 decodes each as a ``th.v*``
+    instruction only under ``xtheadvector`` (tests/test_vendor_isa.py)."""
+    memory = ((op == 0x07) | (op == 0x27)) & ((f3 == 0) | (f3 >= 5)) & (((w >> 28) & 1) == 1)
+    opv = op == 0x57
+    moved = opv & (((f3 == 1) & (f6 == 0b001100)) | ((f3 == 5) & (f6 == 0b001101))
+                   | ((f3 == 2) & ((f6 == 0b010101) | (f6 == 0b010110)))
+                   | ((f3 == 2) & (f6 == 0b010100) & (vs1 == 0)))
+    return memory | moved
+
+
+def vector_only(words: np.ndarray) -> int:
+    """How many of ``words`` are RVV 1.0 instructions XTheadVector (0.7.1) does not have:
+    ``vsetivli``, whole-register and mask loads/stores, unordered indexed accesses, the
+    moved scalar-move/unary groups (``vmv.x.s``, ``vcpop.m``, ``vzext``...) and
+    ``vmv<n>r.v``. The other vector words decode under both, with different meanings."""
+    w = words
+    op, f3, f6 = w & 0x7F, (w >> 12) & 7, w >> 26
+    vs1, rs2 = (w >> 15) & 0x1F, (w >> 20) & 0x1F
+    opv = op == 0x57
+    vmem = ((op == 0x07) | (op == 0x27)) & ((f3 == 0) | (f3 >= 5)) & (((w >> 28) & 1) == 0)
+    mop = (w >> 26) & 3
+    only = (
+        (opv & (f3 == 7) & ((w >> 30) == 3))
+        | (vmem & (mop == 0) & ((rs2 == 8) | (rs2 == 0xB)))
+        | (vmem & (mop == 1))
+        | (opv & (f6 == 0b010000) & ((f3 == 1) | (f3 == 2) | (f3 == 5) | (f3 == 6)))
+        | (opv & (f3 == 2) & (f6 == 0b010010) & ~_among(vs1, (8, 9, 10, 12, 13, 14)))
+        | (opv & (f3 == 3) & (f6 == 0b100111))
+    )
+    return int(np.count_nonzero(only))
+
+
+def _vendor(w: np.ndarray, op: np.ndarray, f3: np.ndarray, f7: np.ndarray, rs2: np.ndarray,
+            add: Callable[[str, np.ndarray], None]) -> np.ndarray:
+    """Count the custom-opcode words of the vendor extensions binutils 2.44 decodes for
+    RV64 (T-Head's scalar extensions in custom-0, Ventana's condops in custom-3, SiFive's
+    VCIX, int8 matrix multiply-accumulate and FP32-to-int8 clip in custom-2) and return
+    which words were so classified."""
+    f5 = w >> 27
+    th = op == 0x0B
+    one = th & (f3 == 1)
+    sync = th & (f3 == 0) & (((f7 == 0) & _among(rs2, (0x18, 0x19, 0x1A, 0x1B)))
+                             | (f7 == 0b0000010))
+    cmo = th & (f3 == 0) & ((f7 == 0) | (f7 == 1)) & ~sync
+    pair = (f5 == 0b11100) | (f5 == 0b11110) | (f5 == 0b11111)
+    sifive, f4 = op == 0x5B, w >> 28  # SiFive's vector extensions share custom-2
+    sifive_dod = sifive & (f3 == 2) & (f4 == 0b1011)
+    sifive_qoq = sifive & (f3 == 2) & (f4 == 0b1111)
+    sifive_clip = sifive & (f3 == 5) & ((w >> 27) == 0b10001)
+    found = {
+        "xtheadba": one & (f5 == 0),
+        "xtheadbb": (one & (((w >> 26) == 0b000100) | (f7 == 0b0001010)
+                            | (((f7 == 0b1000000) | (f7 == 0b1000001) | (f7 == 0b1000010)
+                                | (f7 == 0b1000011) | (f7 == 0b1001000)) & (rs2 == 0))))
+                    | (th & ((f3 == 2) | (f3 == 3))),
+        "xtheadbs": one & ((w >> 26) == 0b100010),
+        "xtheadmac": one & (f7 >= 0b0010000) & (f7 <= 0b0010101),
+        "xtheadcondmov": one & ((f7 == 0b0100000) | (f7 == 0b0100001)),
+        "xtheadsync": sync,
+        "xtheadcmo": cmo,
+        "xtheadmempair": th & ((f3 == 4) | (f3 == 5)) & pair,
+        "xtheadmemidx": th & ((f3 == 4) | (f3 == 5)) & ~pair,
+        "xtheadfmemidx": th & ((f3 == 6) | (f3 == 7)),
+        "xventanacondops": (op == 0x7B) & (f7 == 0) & ((f3 == 6) | (f3 == 7)),
+        "xsfvqmaccdod": sifive_dod,
+        "xsfvqmaccqoq": sifive_qoq,
+        "xsfvfnrclipxfqf": sifive_clip,
+        "xsfvcp": sifive & ~sifive_dod & ~sifive_qoq & ~sifive_clip,
+    }
+    seen = np.zeros(len(w), dtype=bool)
+    for name, mask in found.items():
+        add(name, mask)
+        seen |= mask
+    return seen
 
 
 def _among(values: np.ndarray, members: tuple[int, ...]) -> np.ndarray:

@@ -236,7 +236,7 @@ def minimal_profile(needs: Needs) -> str | None:
 # -- parsing -------------------------------------------------------------------------------
 
 _BASE = re.compile(r"rv(32|64|128)")
-_VERSION = r"(\d+)(?:p(\d+))?"
+_VERSION = r"([0-9]{1,9})(?:p([0-9]{1,9}))?"  # ASCII and bounded: int() takes any script's digits
 _SINGLE = re.compile(r"([a-z])(?:" + _VERSION + r")?")
 _MULTI = re.compile(r"([a-z][a-z0-9]*?[a-z])(?:" + _VERSION + r")?")
 

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from rvforge.components import Auditor
 from rvforge.context import BuildContext
 from rvforge.findings import Finding, FindingCode, Severity
 from rvforge.machines import Machine
+from rvforge.numbers import is_decimal
 from rvforge.riscv.elf import ElfInfo
+from rvforge.riscv.elf_files import CACHE_ENTRIES, ElfFile, RootLibc, elf_files, root_libc
 from rvforge.tree import Tree
-
-from .scan import CACHE_ENTRIES, ElfFile, RootLibc, elf_files, root_libc
 
 GLIBC_DEFAULT_DIRS = ("/lib/riscv64-linux-gnu", "/usr/lib/riscv64-linux-gnu", "/lib64/lp64d",
                       "/usr/lib64/lp64d", "/lib", "/usr/lib")
@@ -107,19 +107,27 @@ class LinkageAuditor(Auditor):
 
 
 def search_dirs(tree: Tree, libc: RootLibc | None) -> list[str]:
-    """The loader's search path after the object's own RPATH/RUNPATH."""
+    """The loader's search path after the object's own RPATH/RUNPATH (each directory once:
+    a directory listed twice is searched once, so the path is no longer than the tree)."""
     if libc is not None and libc.flavor == "musl":
         if tree.is_file(MUSL_PATH_FILE):
             text = tree.read_text(MUSL_PATH_FILE)
-            return [d for d in text.replace(":", "\n").split() if d.startswith("/")]
+            return _unique(d for d in text.replace(":", "\n").split() if d.startswith("/"))
         return list(MUSL_DEFAULT_DIRS)
-    return [*ld_so_conf(tree, "/etc/ld.so.conf"), *GLIBC_DEFAULT_DIRS]
+    return _unique([*ld_so_conf(tree, "/etc/ld.so.conf"), *GLIBC_DEFAULT_DIRS])
 
 
-def ld_so_conf(tree: Tree, path: str, depth: int = 0) -> list[str]:
-    """Directories listed in an ``ld.so.conf`` file and its ``include`` globs."""
-    if depth > 8 or not tree.is_file(path):
+def ld_so_conf(tree: Tree, path: str, depth: int = 0,
+               seen: set[str] | None = None) -> list[str]:
+    """Directories listed in an ``ld.so.conf`` file and its ``include`` globs. Each file is
+    read once (files that include each other's directory would otherwise be read once per
+    path through them: exponential in their number), at most :data:`MAX_INCLUDE_DEPTH`
+    includes deep."""
+    seen = set() if seen is None else seen
+    real = tree.resolve(path)
+    if depth > MAX_INCLUDE_DEPTH or real in seen or not tree.is_file(path):
         return []
+    seen.add(real)
     dirs: list[str] = []
     for line in tree.read_text(path).splitlines():
         line = line.split("#", 1)[0].strip()
@@ -135,10 +143,17 @@ def ld_so_conf(tree: Tree, path: str, depth: int = 0) -> list[str]:
                 for entry in tree.children(folder):
                     if fnmatch.fnmatch(entry.name, glob):
                         dirs += ld_so_conf(tree, posixpath.join(folder, entry.name),
-                                           depth + 1)
+                                           depth + 1, seen)
         elif line.startswith("/"):
             dirs.append(line.split("=", 1)[0].rstrip("/") or "/")
     return dirs
+
+
+MAX_INCLUDE_DEPTH = 8
+
+
+def _unique(dirs: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(dirs))
 
 
 def resolve_needed(tree: Tree, name: str, dirs: list[str]) -> str | None:
@@ -187,7 +202,7 @@ def _origin(directory: str, origin: str) -> str:
 
 def _version_key(version: str) -> tuple[int, ...]:
     digits = version.rpartition("_")[2].split(".")
-    return tuple(int(d) if d.isdigit() else 0 for d in digits)
+    return tuple(int(d) if is_decimal(d) else 0 for d in digits)
 
 
 def _newest(defined: set[str]) -> str:

@@ -42,10 +42,10 @@ class SkeletonProvider(rvforge.Provider[SkeletonOptions]):
         if options.source is not None:
             if not Path(options.source).is_dir():
                 raise rvforge.InputError(f"{options.source}: not a directory (check --source)")
-            for path in sorted(Path(options.source).rglob("*")):
-                if path.is_file() and not path.is_symlink():
-                    rel = path.relative_to(options.source).as_posix()
-                    tree.add_file(f"/{rel}", rvforge.HostFile.of(path), mode=0o755)
+            for host in sorted(Path(options.source).rglob("*")):
+                if host.is_file() and not host.is_symlink():
+                    rel = host.relative_to(options.source).as_posix()
+                    tree.add_file(f"/{rel}", rvforge.HostFile.of(host), mode=0o755)
         ctx.log.info("skeleton ready", entries=len(tree))
         return tree
 

@@ -1,5 +1,5 @@
 """What the isa and linkage auditors share: the tree's ELF files, read once per audit
-(and their facts cached across audits, :mod:`rvforge.builtin.auditors.facts_cache`), and
+(and their facts cached across audits, :mod:`rvforge.riscv.facts_cache`), and
 the root's own C library."""
 
 from __future__ import annotations
@@ -10,15 +10,6 @@ import weakref
 from dataclasses import dataclass, field
 from typing import BinaryIO, cast
 
-from rvforge.builtin.auditors.facts_cache import (
-    NOT_ELF,
-    ElfFactsCache,
-    Facts,
-    content_key,
-    host_key,
-    settled,
-    tree_key,
-)
 from rvforge.context import BuildContext
 from rvforge.errors import InputError
 from rvforge.riscv.elf import (
@@ -29,7 +20,19 @@ from rvforge.riscv.elf import (
     read_elf,
     read_symbols,
 )
+from rvforge.riscv.facts_cache import (
+    NOT_ELF,
+    ElfFactsCache,
+    Facts,
+    content_key,
+    host_key,
+    settled,
+    tree_key,
+)
 from rvforge.tree import Content, Entry, EntryKind, FileIdentity, HostFile, InlineBytes, Tree
+
+__all__ = ["CACHE_ENTRIES", "ElfFile", "RootLibc", "elf_files", "is_firmware", "root_libc",
+           "scan_content"]
 
 CACHE_DIR = "elf-facts"
 CACHE_ENTRIES = {f"{CACHE_DIR}/*": "elf-facts"}
@@ -93,7 +96,7 @@ def elf_files(tree: Tree, ctx: BuildContext | None = None) -> dict[str, ElfFile]
     Read once per tree state: the isa and linkage auditors of one audit share the result.
     With ``ctx`` the facts are looked up in (and added to) the warm cache under
     ``ctx.cache("elf-facts")``: first the row of this exact set of files, else each
-    file's row by its identity (:mod:`rvforge.builtin.auditors.facts_cache`).
+    file's row by its identity (:mod:`rvforge.riscv.facts_cache`).
     """
     members: Members = [(e.path, c) for e in tree.walk() if e.kind is EntryKind.FILE
                         and (c := e.content) is not None and c.size >= 4]

@@ -9,7 +9,7 @@ message, keyed by the file's identity:
   A rewrite always sets a new ctime, so a rewritten file never matches an old key. A file
   carrying the identity its reader recorded is keyed by that, with no ``stat`` here; the
   audit then describes the tree as it was read, and whatever opens the file later
-  (:func:`~rvforge.builtin.auditors.scan.scan_content`, the packers) refuses it as
+  (:func:`~rvforge.riscv.elf_files.scan_content`, the packers) refuses it as
   "changed during the build" if its ``fstat`` differs. A file without one is ``stat``-ed.
   Facts are stored only for files unchanged while read and with a ctime older than
   :data:`RACY_SECONDS` (a write within the timestamp granularity could be followed by
@@ -48,6 +48,9 @@ from typing import Any, Self
 
 from rvforge.riscv.elf import CodeRange, ElfInfo
 from rvforge.tree import Content, FileIdentity, HostFile, InlineBytes
+
+__all__ = ["FORMAT_VERSION", "NOT_ELF", "ElfFactsCache", "Facts", "content_key", "decode",
+           "decode_tree", "encode", "encode_tree", "host_key", "settled", "tree_key"]
 
 FORMAT_VERSION = 4
 """Bumped whenever :class:`ElfInfo`, what the reader puts in it or the tables change."""
@@ -296,13 +299,19 @@ def decode_tree(value: str) -> dict[str, Facts] | None:
         found: dict[str, Facts] = {}
         for path, *fields in rows:
             if len(fields) == 1 and isinstance(fields[0], str):
-                found[path] = Facts(error=fields[0])
+                found[_STR(path)] = Facts(error=fields[0])
             else:
-                found[path] = Facts(ElfInfo(*[column[i] for column, i in
-                                              zip(values, fields, strict=True)]))
+                found[_STR(path)] = Facts(ElfInfo(*[column[_index(i)] for column, i in
+                                                    zip(values, fields, strict=True)]))
         return found
     except (ValueError, TypeError, IndexError):
         return None
+
+
+def _index(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise TypeError(f"{value!r}: not an index")
+    return value
 
 
 def _to_json(facts: Facts) -> object:
@@ -325,17 +334,39 @@ def _from_json(data: object) -> Facts:
     return Facts(ElfInfo(*[convert(v) for convert, v in zip(_FIELDS, data, strict=True)]))
 
 
-def _same(value: object) -> object:
-    return value
+def _typed(*kinds: type | None) -> Callable[[Any], Any]:
+    """A converter accepting a value of exactly one of ``kinds`` (``None``: JSON null); a
+    row of the wrong types (another version's, a damaged file) is refused, not trusted."""
+    def check(value: Any) -> Any:
+        if not any(value is None if kind is None else type(value) is kind for kind in kinds):
+            raise TypeError(f"{value!r}: not {' or '.join(str(k) for k in kinds)}")
+        return value
+    return check
 
 
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(type(v) is str for v in value):
+        raise TypeError(f"{value!r}: not a list of strings")
+    return tuple(value)
+
+
+def _attributes(pairs: Any) -> dict[int, int | str]:
+    return {_INT(k): _typed(int, str)(v) for k, v in pairs}
+
+
+def _code(ranges: Any) -> tuple[CodeRange, ...]:
+    return tuple(CodeRange(_STR(name), *map(_INT, numbers)) for name, *numbers in ranges)
+
+
+_INT, _STR, _OPTIONAL_STR = _typed(int), _typed(str), _typed(str, None)
 _FIELDS: tuple[Callable[[Any], Any], ...] = (
-    _same, _same, _same, _same, _same, _same,  # e_machine, machine, class, type, flags, arch
-    lambda pairs: {int(k): v for k, v in pairs},  # attributes
-    _same, tuple, _same, tuple, tuple,  # interp, needed, soname, rpath, runpath
-    lambda pairs: {k: tuple(v) for k, v in pairs},  # version_needs
-    tuple,  # version_defs
-    lambda ranges: tuple(map(CodeRange._make, ranges)),  # code
-    _same, _same,  # has_dynamic, flags_1
+    _INT, _STR, _INT, _STR, _INT, _OPTIONAL_STR,  # e_machine, machine, class, type, flags, arch
+    _attributes,
+    _OPTIONAL_STR, _strings, _OPTIONAL_STR,  # interp, needed, soname
+    _strings, _strings,  # rpath, runpath
+    lambda pairs: {_STR(k): _strings(v) for k, v in pairs},  # version_needs
+    _strings,  # version_defs
+    _code,
+    _typed(bool), _INT,  # has_dynamic, flags_1
 )
 """How each :class:`ElfInfo` field comes back from JSON, in field order."""
