@@ -260,8 +260,8 @@ def warm_run(image: Path, kernel: Path, env: dict[str, str], *flags: str
     """Wall seconds of ``rvforge run IMAGE -- true`` and the restore's seconds (``None``:
     it booted)."""
     start = time.monotonic()
-    result = subprocess.run([RVFORGE, "run", str(image), "--kernel", str(kernel), *flags,
-                             "--", "true"], capture_output=True, text=True, check=False,
+    result = subprocess.run([RVFORGE, "-v", "run", str(image), "--kernel", str(kernel),
+                             *flags, "--", "true"], capture_output=True, text=True, check=False,
                             env=env)
     wall = time.monotonic() - start
     if result.returncode != 0:
