@@ -73,9 +73,12 @@ def test_setup_program_loads_modules_then_configures_the_network(tmp_path: Path)
 
 def test_fresh_program_reads_its_input_adds_entropy_reseeds_and_sets_the_clock(
         tmp_path: Path) -> None:
+    """...and then, on each CPU, arms a timer that expired long ago, so the kernel programs
+    every CPU's timer device again (QEMU does not re-arm them on a restore)."""
     fresh = tmp_path / "fresh"
     fresh.write_bytes(assemble_fresh())
     assert syscalls(fresh) == ["read", "openat", "ioctl", "ioctl", "close", "clock_settime",
+                               "sched_setaffinity", "timerfd_create", "timerfd_settime",
                                "exit", "write", "write", "exit"]
     # struct rand_pool_info: 512 bits credited for a 64-byte buffer
     assert struct.pack("<ii", 512, 64) + bytes(80) in fresh.read_bytes()

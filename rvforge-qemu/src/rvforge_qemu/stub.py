@@ -38,7 +38,8 @@ MS_RDONLY = 1
 EEXIST = 17
 SYS = {"ioctl": 29, "mkdirat": 34, "mount": 40, "chdir": 49, "chroot": 51, "openat": 56,
        "close": 57, "read": 63, "write": 64, "exit": 93, "nanosleep": 101, "clock_settime": 112,
-       "socket": 198, "execve": 221, "finit_module": 273}
+       "socket": 198, "execve": 221, "finit_module": 273, "timerfd_create": 85,
+       "timerfd_settime": 86, "sched_setaffinity": 122}
 ZERO, T0, T1, T2, S1, A0, A7, S2, S3, S4, S5 = 0, 5, 6, 7, 9, 10, 17, 18, 19, 20, 21
 ARG_REGS = (10, 11, 12, 13, 14)
 
@@ -137,6 +138,10 @@ class _Program:
             rs1, rs2, target = args
             return [_b_type(funct3, int(rs1), int(rs2),  # type: ignore[call-overload]
                             self.labels[str(target)] - pc)]
+        if op == "sd":  # sd rs2, imm(rs1)
+            rs2, rs1, imm = (int(a) for a in args)  # type: ignore[call-overload]
+            return [((imm >> 5) & 0x7F) << 25 | rs2 << 20 | rs1 << 15 | 3 << 12
+                    | (imm & 0x1F) << 7 | 0x23]
         if op == "j":
             return [_j_type(self.labels[str(args[0])] - pc)]
         raise ValueError(f"unknown instruction {op}")
@@ -289,9 +294,45 @@ def assemble_fresh() -> bytes:
     _on_failure(p, "setting the clock")
     p.syscall("clock_settime", CLOCK_REALTIME, now)
     p.emit("blt", A0, ZERO, "fail")
+    _rearm_timer_events(p)
     p.syscall("exit", 0)
     _fail_block(p, "rvforge-fresh")
     return _elf(*p.link())
+
+
+TIMER_CPUS = 64
+"""CPUs :func:`_rearm_timer_events` reaches (one 64-bit affinity mask)."""
+CLOCK_MONOTONIC = 1
+TFD_TIMER_ABSTIME = 1
+
+
+def _rearm_timer_events(p: _Program) -> None:
+    """On each CPU, arm a timerfd that expired long ago (``CLOCK_MONOTONIC``, absolute
+    1 ns): a timer earlier than the CPU's next programmed event makes the kernel program
+    its timer device again. QEMU 7.2 to 10.0 does not re-arm the timer behind
+    ``stimecmp``/``mtimecmp`` when it restores a CPU, and the kernel only reprograms for an
+    earlier timer, so a restored CPU would otherwise wait for its lost event for ever (a
+    ``sleep 1`` that never returns). The timerfds close when the program exits."""
+    mask = p.blob(b"\0" * 8, align=8)
+    spec = p.blob(struct.pack("<qqqq", 0, 0, 0, 1), align=8)  # struct itimerspec
+    _on_failure(p, "re-arming the timer of each CPU")
+    p.emit("li", S5, 1)
+    p.emit("li", S4, 0)
+    p.label("timers")
+    p.emit("li", T0, mask)
+    p.emit("sd", S5, T0, 0)
+    p.syscall("sched_setaffinity", 0, 8, mask)
+    p.emit("blt", A0, ZERO, "timers_next")  # no such CPU
+    p.syscall("timerfd_create", CLOCK_MONOTONIC, 0)
+    p.emit("blt", A0, ZERO, "fail")
+    p.emit("addi", S1, A0, 0)
+    p.syscall("timerfd_settime", Reg(S1), TFD_TIMER_ABSTIME, spec, 0)
+    p.emit("blt", A0, ZERO, "fail")
+    p.label("timers_next")
+    p.emit("add", S5, S5, S5)
+    p.emit("addi", S4, S4, 1)
+    p.emit("li", T0, TIMER_CPUS)
+    p.emit("blt", S4, T0, "timers")
 
 
 def _on_failure(p: _Program, step: str) -> None:
