@@ -125,9 +125,13 @@ class RiscvCompiler:
         key = (source, flags)
         if key in self.cache:
             return self.cache[key]
-        src = self.out_dir / f"{name}{suffix}"
+        # a directory per (source, flags): one name given to two programs (test_boards'
+        # "vsum" from vsum.c, another test's from vsetvli.c) must not overwrite the other
+        where = self.out_dir / hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+        where.mkdir(exist_ok=True)
+        src = where / f"{name}{suffix}"
         src.write_text(source)
-        out = self.out_dir / name
+        out = where / name
         result = subprocess.run([RISCV_CC, *flags, "-o", str(out), str(src)],
                                 capture_output=True, text=True)
         assert result.returncode == 0, f"{RISCV_CC} failed:\n{result.stderr}"

@@ -34,8 +34,8 @@ It prints the ratio to Alpine and the load average before and after.
 
 With ``--warm`` it measures snapshots (docs/qemu.md, "Snapshots"): for the Alpine
 initramfs, the Alpine image as ext4, and the default Debian image (``--debian-image PATH``,
-else built first), in the same run, ``rvforge run IMG -- true`` cold (no flag) and warm
-(``--snapshot``, restored), rounds alternating, each whole command's wall time; the
+else built first), in the same run, ``rvforge run IMG -- true`` cold (``--no-snapshot``) and
+warm (the default: restored), rounds alternating, each whole command's wall time; the
 snapshot's size and save time; where a warm run's time goes (interpreter start and imports, the
 restore, the refresh and first command); and ``rvforge exec GUEST -- true`` against a
 guest kept by ``rvforge up``. It runs with a private cache (``RVFORGE_CACHE_DIR``) so the
@@ -141,7 +141,8 @@ def prelaunch(ctx: BuildContext, kernel: Path, image: Path, **dev: Any) -> float
 
 def cli(kernel: Path, image: Path) -> float:
     start = time.monotonic()
-    subprocess.run([RVFORGE, "-q", "boot", str(image), "--kernel", str(kernel)], check=True,
+    subprocess.run([RVFORGE, "-q", "boot", str(image), "--kernel", str(kernel),
+                    "--no-snapshot"], check=True,
                    capture_output=True)
     return time.monotonic() - start
 
@@ -164,12 +165,12 @@ def console_times(log: Path) -> dict[str, float]:
 
 
 def run_true(image: Path, kernel: Path, log: Path) -> float | None:
-    """Wall seconds of ``rvforge run IMAGE -- true``; ``None`` (said on stderr, the console
-    log kept in the current directory) if it failed."""
+    """Wall seconds of a cold ``rvforge run IMAGE -- true`` (``--no-snapshot``); ``None``
+    (said on stderr, the console log kept in the current directory) if it failed."""
     start = time.monotonic()
     result = subprocess.run([RVFORGE, "-q", "run", str(image), "--kernel", str(kernel),
-                             "--console-log", str(log), "--", "true"], capture_output=True,
-                            text=True, check=False)
+                             "--no-snapshot", "--console-log", str(log), "--", "true"],
+                            capture_output=True, text=True, check=False)
     if result.returncode != 0:
         kept = Path.cwd() / f"failed-{log.name}"
         shutil.copyfile(log, kept)
@@ -291,7 +292,7 @@ def interpreter_start() -> float:
 
 def exec_rounds(image: Path, kernel: Path, env: dict[str, str], rounds: int) -> list[float]:
     """``rvforge exec bench -- true`` wall seconds against a guest kept by ``rvforge up``."""
-    subprocess.run([RVFORGE, "-q", "up", str(image), "--kernel", str(kernel), "--snapshot",
+    subprocess.run([RVFORGE, "-q", "up", str(image), "--kernel", str(kernel),
                     "--name", "bench"], check=True, env=env, capture_output=True)
     try:
         times = []
@@ -327,11 +328,11 @@ def warm_against_cold(rounds: int, given: Path | None) -> None:
         warm: dict[str, list[float]] = {name: [] for name in images}
         restore: dict[str, list[float]] = {name: [] for name in images}
         for image in images.values():  # the first run of each saves its snapshot
-            warm_run(image, kernel, env, "--snapshot")
+            warm_run(image, kernel, env)
         for round_ in range(rounds):
             for name, image in images.items():
-                cold[name].append(warm_run(image, kernel, env)[0])
-                wall, restored = warm_run(image, kernel, env, "--snapshot")
+                cold[name].append(warm_run(image, kernel, env, "--no-snapshot")[0])
+                wall, restored = warm_run(image, kernel, env)
                 warm[name].append(wall)
                 if restored is not None:
                     restore[name].append(restored)

@@ -140,9 +140,12 @@ def test_a_hanging_command_hits_the_timeout_and_leaves_no_qemu(alpine: Path, ker
 @network
 def test_ctrl_c_kills_qemu(alpine: Path, kernel: Path, tmp_path: Path) -> None:
     log = tmp_path / "console.log"
+    # SIGINT's default action in the child: a test run started in the background of a
+    # non-interactive shell inherits it ignored, and Python then leaves it ignored
     process = subprocess.Popen([RVFORGE, "run", str(alpine), "--kernel", str(kernel),
                                 "--console-log", str(log), "--", "sleep", "600"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (log.is_file() and "RVFORGE-READY" in log.read_text()):
         assert time.monotonic() < deadline and process.poll() is None

@@ -59,14 +59,14 @@ Rvforge = Callable[..., subprocess.CompletedProcess[str]]
 
 def rvforge(cache: Path, runtime: Path, kernel: Path, qemu: list[str]) -> Rvforge:
     """``call(command, *args)``: rvforge with this cache, runtime dir, QEMU and the kernel
-    by path, and ``--snapshot`` unless ``cold`` (for boot, run and up)."""
+    by path, and ``--no-snapshot`` when ``cold`` (for boot, run and up)."""
     runtime.mkdir(mode=0o700, exist_ok=True)
 
     def call(command: str, *args: str, timeout: float = 600, cold: bool = False,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         # -v: run and up log only warnings otherwise, and the tests read the info lines
         verbose = ["-v"] if command in ("boot", "run", "up") else []
-        launch = ["--kernel", str(kernel), *qemu, *([] if cold else ["--snapshot"])]
+        launch = ["--kernel", str(kernel), *qemu, *(["--no-snapshot"] if cold else [])]
         extra = launch if command in ("boot", "run", "up") else []
         return subprocess.run(
             [RVFORGE, *verbose, command, *extra, *args], capture_output=True, text=True,

@@ -85,6 +85,13 @@ def test_links_that_stay_inside_through_other_links_are_kept(tmp_path: Path) -> 
 # -- signals -------------------------------------------------------------------------------
 
 
+def default_sigint() -> None:
+    """In the child: SIGINT's default action, which Python turns into KeyboardInterrupt. A
+    test run started in the background of a non-interactive shell (`make test &`) inherits
+    SIGINT ignored, and Python then leaves it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129),
                                           (signal.SIGINT, 130)])
 def test_a_signal_mid_build_cleans_up_like_ctrl_c(tmp_path: Path, signum: int,
@@ -101,7 +108,8 @@ def test_a_signal_mid_build_cleans_up_like_ctrl_c(tmp_path: Path, signum: int,
     process = subprocess.Popen(
         [str(exe), "--quiet", "build", "--provider", "local", "--source", str(tarball),
          "-o", str(out / "image.cpio.xz"), "--no-audit", "--isa", "rv64gc"],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp)})
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp)},
+        preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while not list(out.glob(".*.part")) and process.poll() is None:
         assert time.monotonic() < deadline, "the build never started packing"

@@ -68,10 +68,10 @@ class LaunchOptions:
                            default=False)
     qemu: Path | None = option(QEMU_HELP, default=None, metavar="PATH",
                                commands=("boot", "run", "build", "machines"))
-    snapshot: bool = option(
-        "Restore the guest's saved ready state when one matches, and save it the first "
-        "time (experimental: a restored guest may lose its timer interrupts, see "
-        "docs/qemu.md).", default=False, commands=("boot", "run"))
+    no_snapshot: bool = option(
+        "Boot cold and save nothing (by default a run restores the guest's saved ready "
+        "state when one matches its configuration, and the first boot saves it).",
+        default=False, commands=("boot", "run"))
     refresh: bool = option("Ask the mirror for the newest kernel now (the kernel lookup "
                            "is otherwise reused for a day).", default=False,
                            commands=("boot", "run"))

@@ -104,10 +104,10 @@ def prepare(artifact: Artifact, machine: Machine, options: LaunchOptions,
 
 def snapshot_capable(machine: Machine, devices: Devices, options: LaunchOptions,
                      ctx: BuildContext) -> bool:
-    """Whether this launch restores and saves snapshots: only with ``--snapshot``, not with
+    """Whether this launch restores and saves snapshots: not with ``--no-snapshot``, nor with
     an interactive console or a debugger (those want the boot itself), nor on a QEMU older
     than :data:`SNAPSHOT_MIN_QEMU`, nor without ``zstd``."""
-    if not options.snapshot or options.interactive or devices.gdb_port is not None:
+    if options.no_snapshot or options.interactive or devices.gdb_port is not None:
         return False
     qemu = system_qemu(machine.options, ctx)
     if qemu.version_tuple < SNAPSHOT_MIN_QEMU:

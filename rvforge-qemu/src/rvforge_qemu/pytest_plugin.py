@@ -225,8 +225,7 @@ def rvforge_vm(pytestconfig: pytest.Config,
     if not image:
         pytest.fail("rvforge_vm needs an image: pass --rvforge-image PATH or set "
                     "rvforge_image in the pytest configuration")
-    values = {**{spec.name: _setting(pytestconfig, spec.name) for spec in guest_options()},
-              "snapshot": True}
+    values = {spec.name: _setting(pytestconfig, spec.name) for spec in guest_options()}
     ctx = _rvforge_vm_context
     launch = prepare_launch(image, ctx, machine=_setting(pytestconfig, "machine"),
                             values=values, command="session")

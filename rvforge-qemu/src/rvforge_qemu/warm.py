@@ -14,11 +14,10 @@ The life cycle (see docs/qemu.md, "Snapshots"):
    command (:mod:`rvforge_qemu.fresh`: entropy, clock, shares), so what a command sees
    does not depend on whether the guest was restored.
 
-Known problem (why snapshots are opt-in, ``--snapshot``): on QEMU 7.2 and 10.0.2 a
-restored guest's CPU whose timer was programmed when the state was saved gets no timer
-interrupt again (QEMU restores ``stimecmp`` but does not re-arm its timer), so a ``sleep``
-that lands on it never ends and the kernel reports a hard lockup; commands that do not
-wait on a timer run normally.
+QEMU 7.2 to 10.0 restores each CPU's ``stimecmp``/``mtimecmp`` without re-arming the
+timer behind it, so a restored CPU would wait for its lost timer event for ever; the
+refresh program makes the kernel program every CPU's timer again
+(:func:`rvforge_qemu.stub.assemble_fresh`).
 """
 
 from __future__ import annotations
