@@ -4,6 +4,7 @@ that name values; tables wrap their last column at word boundaries."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -57,8 +58,10 @@ def test_a_docstring_is_one_paragraph_not_its_source_line_breaks() -> None:
     result = runner.invoke(app, ["--help"], env={"COLUMNS": "80"})
     lines = result.output.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("  run "))
-    entry = [lines[start]] + [line for line in lines[start + 1:start + 4]
-                              if line.startswith(" " * 12)]
+    # the entry's continuation lines, up to the next command's (the commands that follow
+    # have continuation lines of their own)
+    following = itertools.takewhile(lambda line: line.startswith(" " * 12), lines[start + 1:])
+    entry = [lines[start], *following]
     assert words(" ".join(entry)) == (
         "run Boot IMAGE, run COMMAND in the guest, print its output (as it comes; the "
         "kernel's console is kept apart) and exit with its status.")

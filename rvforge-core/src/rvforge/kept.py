@@ -214,8 +214,7 @@ def start_keeper(spec: Mapping[str, Any], log: Path, timeout: float) -> None:
 
 def serve(spec: Mapping[str, Any]) -> int:
     """The keeper's main loop (``python -m rvforge.kept SPEC``)."""
-    from rvforge.cli.common import command_context
-    from rvforge.launching import prepare_launch
+    from rvforge.launching import configured_context, prepare_launch
     from rvforge.log import configure_logging
 
     configure_logging(verbose=0, quiet=False, fmt="text")
@@ -226,7 +225,7 @@ def serve(spec: Mapping[str, Any]) -> int:
     signal.signal(signal.SIGHUP, _exit_on_signal)
     try:
         config = Path(spec["config"]) if spec.get("config") else None
-        with command_context(config, offline=bool(spec.get("offline"))) as (_, ctx):
+        with configured_context(config, offline=bool(spec.get("offline"))) as (_, ctx):
             launch = prepare_launch(spec["image"], ctx, machine=spec.get("machine"),
                                     launcher=spec.get("launcher"), values=spec["values"],
                                     command="session")

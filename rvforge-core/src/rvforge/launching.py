@@ -12,12 +12,14 @@ hold a session.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rvforge.config import Config, load_config
+from rvforge.context import BuildContext
 from rvforge.errors import UsageError
 from rvforge.options import (
     OptionSpec,
@@ -30,9 +32,27 @@ from rvforge.options import (
 if TYPE_CHECKING:
     from rvforge.artifacts import Artifact, BootResult, RunResult
     from rvforge.components import Launcher, LaunchSession
-    from rvforge.context import BuildContext
     from rvforge.machines import Machine
     from rvforge.registry import Registry
+
+
+@contextmanager
+def configured_context(config: Path | None = None, *, offline: bool = False,
+                       deep: bool = False, registry: Registry | None = None
+                       ) -> Iterator[tuple[Config, BuildContext]]:
+    """What a command (or a guest's keeper) starts with: the config (``config``, else
+    ``./rvforge.toml``), the registry (``registry``, else a new one) with the config's
+    machine profiles added, and a context for the work."""
+    from rvforge.registry import build_registry
+
+    settings = load_config(config)
+    if registry is None:
+        registry = build_registry()
+    for profile in settings.machines:
+        registry.add_machine(profile)
+    with BuildContext(registry, offline=offline, deep=deep,
+                      settings=dict(settings.plugins)) as ctx:
+        yield settings, ctx
 
 
 @dataclass

@@ -19,10 +19,10 @@ from typer.core import TyperCommand
 
 from rvforge.cli.layout import fit_params
 from rvforge.cli.reporting import escaped
-from rvforge.config import Config, load_config
+from rvforge.config import Config
 from rvforge.context import BuildContext
 from rvforge.errors import ExitCode, RvforgeError
-from rvforge.launching import launcher_flags
+from rvforge.launching import configured_context, launcher_flags
 from rvforge.options import OptionSpec
 from rvforge.registry import Registry, build_registry
 
@@ -79,15 +79,10 @@ def command_context(config: Path | None = None, *, offline: bool = False,
     """What most commands start with: the config (``--config``, else ``./rvforge.toml``),
     the registry (the one the launcher flags of ``cli`` came from, if any) with the
     config's machine profiles added, and a context for the work."""
-    settings = load_config(config)
     registry = cli.meta.get(REGISTRY_KEY) if cli is not None else None
-    if registry is None:
-        registry = load_registry()
-    for profile in settings.machines:
-        registry.add_machine(profile)
-    with BuildContext(registry, offline=offline, deep=deep,
-                      settings=dict(settings.plugins)) as ctx:
-        yield settings, ctx
+    with configured_context(config, offline=offline, deep=deep,
+                            registry=registry or load_registry()) as opened:
+        yield opened
 
 
 LOGGING_KEY = "rvforge.logging"
