@@ -344,7 +344,17 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A killed keeper nobody has reaped (a container's init may never) still answers
+    ``kill(pid, 0)``: its state in ``/proc/PID/stat`` says it is dead."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat_line.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
