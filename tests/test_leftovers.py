@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from rvforge import BuildContext
 from rvforge.leftovers import part_path, sweep_stale_scratch
+from rvforge.net.download import write_atomic
 from rvforge.plugins import PluginManager
 from rvforge.registry import Registry
 
@@ -96,6 +98,31 @@ def test_a_255_byte_output_name_is_built(tmp_path: Path) -> None:
     _, stderr = build.communicate(timeout=120)
     assert build.returncode == 0, stderr
     assert [p.name for p in output.parent.iterdir()] == [name]
+
+
+def test_threads_of_one_process_writing_one_file_never_share_a_temporary_name(
+        tmp_path: Path) -> None:
+    """``rvforge run --machine A,B`` digests one image from two threads: with one
+    ``.NAME.PID.part`` per process, one thread's rename took the other's file away."""
+    target = tmp_path / "memo"
+    errors: list[OSError] = []
+
+    def write(data: bytes) -> None:
+        try:
+            for _ in range(300):
+                write_atomic(target, data)
+        except OSError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(bytes([n]) * 4096,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert target.read_bytes() in {bytes([n]) * 4096 for n in range(4)}
+    assert [p.name for p in tmp_path.iterdir()] == ["memo"]
+    assert part_path(target) != part_path(target)
 
 
 def _catches(pid: int, signum: int) -> bool:

@@ -1,7 +1,7 @@
 """Temporary names that say which process made them, and the sweeping of those whose
 process is gone (killed before it could clean up: SIGKILL, a power cut, the OOM killer).
 
-A file being written is ``.NAME.PID.part`` next to its final name (renamed into place when
+A file being written is ``.NAME.TOKEN.PID.part`` next to its final name (renamed into place when
 complete); a build's scratch directory is ``rvforge-PID-XXXXXXXX`` in ``$TMPDIR``. A later
 run removes those of dead processes it finds where it writes, as the cache does, and never
 touches another user's or a living process's.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,10 +26,11 @@ _SCRATCH = re.compile(r"^rvforge-([0-9]{1,10})-[A-Za-z0-9_]+$")
 
 
 def part_path(path: Path) -> Path:
-    """``path``'s temporary name, ``.NAME.PID.part`` next to it; NAME is shortened (by
-    whole characters) when the whole would pass :data:`NAME_MAX` bytes, so any name that
-    fits the file system has a temporary name that fits too."""
-    suffix = f".{os.getpid()}.part"
+    """A new temporary name for ``path``, ``.NAME.TOKEN.PID.part`` next to it; TOKEN is
+    random because two threads of one process may write the same file at once. NAME is
+    shortened (by whole characters) when the whole would pass :data:`NAME_MAX` bytes, so
+    any name that fits the file system has a temporary name that fits too."""
+    suffix = f".{secrets.token_hex(4)}.{os.getpid()}.part"
     name = path.name
     room = NAME_MAX - 1 - len(suffix)
     while len(os.fsencode(name)) > room:
