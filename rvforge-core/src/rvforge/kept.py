@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from rvforge.errors import BootFailedError, RvforgeError, UsageError
+from rvforge.processes import is_running
 
 DEFAULT_IDLE_SECONDS = 1800.0
 """A kept guest with no request for this long is stopped (30 minutes)."""
@@ -126,7 +127,7 @@ def records(directory: Path) -> list[KeptGuest]:
             record = KeptGuest(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             continue
-        if _alive(record.pid) and (directory / f"{record.name}.sock").exists():
+        if is_running(record.pid) and (directory / f"{record.name}.sock").exists():
             found.append(record)
         else:
             remove_record(directory, record.name)
@@ -184,9 +185,9 @@ def stop(directory: Path, record: KeptGuest) -> None:
     with contextlib.suppress(RvforgeError):
         request(directory, record.name, {"op": "down"}, timeout=DOWN_SECONDS)
     deadline = time.monotonic() + DOWN_SECONDS
-    while _alive(record.pid) and time.monotonic() < deadline:
+    while is_running(record.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(record.pid):
+    if is_running(record.pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(record.pid, signal.SIGKILL)
     remove_record(directory, record.name)
@@ -335,26 +336,6 @@ def _read_line(sock: socket.socket) -> bytes:
         if len(data) > MAX_REQUEST:
             raise OSError("message too long")
     return data
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """A killed keeper nobody has reaped (a container's init may never) still answers
-    ``kill(pid, 0)``: its state in ``/proc/PID/stat`` says it is dead."""
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat_line.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

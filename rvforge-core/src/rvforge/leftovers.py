@@ -16,6 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from rvforge.processes import is_running
+
 __all__ = ["SCRATCH_PREFIX", "part_path", "sweep_stale_parts", "sweep_stale_scratch"]
 
 NAME_MAX = 255
@@ -50,7 +52,7 @@ def sweep_stale_parts(directory: Path) -> list[Path]:
     them."""
     removed: list[Path] = []
     for path, pid in _named(directory, _PART):
-        if pid == os.getpid() or _alive(pid) or not path.is_file() or path.is_symlink():
+        if pid == os.getpid() or is_running(pid) or not path.is_file() or path.is_symlink():
             continue
         try:
             path.unlink()
@@ -65,7 +67,7 @@ def sweep_stale_scratch(directory: Path) -> list[Path]:
     process is gone; return them."""
     removed: list[Path] = []
     for path, pid in _named(directory, _SCRATCH):
-        if pid == os.getpid() or _alive(pid):
+        if pid == os.getpid() or is_running(pid):
             continue
         try:
             st = os.lstat(path)
@@ -85,13 +87,3 @@ def _named(directory: Path, pattern: re.Pattern[str]) -> list[tuple[Path, int]]:
         return []
     return [(directory / name, int(match[1])) for name in names
             if (match := pattern.match(name)) is not None]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # another user's process (or not a pid): leave its file alone
-    return True

@@ -34,6 +34,7 @@ from rvforge.cli.common import handle_errors, load_registry
 from rvforge.cli.layout import output_width, table_lines
 from rvforge.errors import UsageError
 from rvforge.numbers import is_decimal
+from rvforge.processes import is_running
 from rvforge.registry import Registry
 
 OTHER = "other"
@@ -151,7 +152,7 @@ def _measure(root: Path, parts: tuple[str, ...], item: os.DirEntry[str], kind: s
             entry.bytes += size
             entry.newest = max(entry.newest, mtime)
     match = PART_RE.match(item.name)
-    if match and _alive(int(match.group(1))):
+    if match and is_running(int(match.group(1))):
         entry.busy = f"being written by process {match.group(1)}"
     elif (item.name.startswith(".") and not match
           and time.time() - entry.newest < FRESH_SECONDS):
@@ -177,18 +178,6 @@ def _walk_sizes(path: str) -> Iterator[tuple[int, float]]:
 
 def _inside(root: Path, path: str) -> bool:
     return path == str(root) or path.startswith(f"{root}{os.sep}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's, and alive
-        return True
-    except OverflowError:
-        return False
-    return True
 
 
 def processes_using(root: Path) -> dict[str, int]:
