@@ -5,16 +5,17 @@ whose process is dead (and no one else's). A temporary name always fits the file
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from interrupted_build import packing_build
 
 from rvforge import BuildContext
 from rvforge.leftovers import part_path, sweep_stale_scratch
@@ -30,24 +31,13 @@ def rvforge(*args: str, tmp: Path) -> subprocess.Popen[str]:
 
 
 def test_a_killed_builds_part_file_and_scratch_directory_are_swept(tmp_path: Path) -> None:
-    root, tmp, out = tmp_path / "root", tmp_path / "tmp", tmp_path / "out"
-    for directory in (root, tmp, out):
-        directory.mkdir()
-    (root / "noise").write_bytes(os.urandom(48 << 20))  # xz takes seconds on it
-    tarball = tmp_path / "rootfs.tar"
-    with tarfile.open(tarball, "w") as archive:  # a tarball: its reader uses the scratch
-        archive.add(root, arcname=".")
-    build = ["build", "--provider", "local", "--source", str(tarball), "--no-audit",
-             "--isa", "rv64gc"]
-    victim = rvforge(*build, "-o", str(out / "image.cpio.xz"), tmp=tmp)
-    deadline = time.monotonic() + 120
-    while not list(out.glob(".*.part")) and victim.poll() is None:
-        assert time.monotonic() < deadline, "the build never started packing"
-        time.sleep(0.05)
+    build = packing_build(tmp_path)
+    victim, root, tmp, out = build.process, build.root, build.tmp, build.out
     victim.send_signal(signal.SIGKILL)
     victim.communicate(timeout=60)
     left_parts, left_scratch = list(out.glob(".*.part")), list(tmp.iterdir())
-    assert [p.name for p in left_parts] == [f".image.cpio.xz.{victim.pid}.part"]
+    assert len(left_parts) == 1 and re.fullmatch(
+        rf"\.image\.cpio\.xz\.[0-9a-f]{{8}}\.{victim.pid}\.part", left_parts[0].name), left_parts
     assert [p.name for p in left_scratch] and all(
         p.name.startswith(f"rvforge-{victim.pid}-") for p in left_scratch)
     other = tmp / "someone-elses"  # not rvforge's: kept

@@ -11,13 +11,13 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 from fixture_types import RiscvCC
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from interrupted_build import packing_build
 from typer.testing import CliRunner
 
 from rvforge import RvforgeError, Tree, UnsafePathError
@@ -97,23 +97,8 @@ def default_sigint() -> None:
 def test_a_signal_mid_build_cleans_up_like_ctrl_c(tmp_path: Path, signum: int,
                                                   code: int) -> None:
     """SIGTERM during packing: no .part output, no scratch directory left in TMPDIR."""
-    root, tmp, out = tmp_path / "root", tmp_path / "tmp", tmp_path / "out"
-    for directory in (root, tmp, out):
-        directory.mkdir()
-    (root / "noise").write_bytes(os.urandom(48 << 20))  # xz takes seconds on it
-    tarball = tmp_path / "rootfs.tar"
-    with tarfile.open(tarball, "w") as archive:  # a tarball: its reader uses the scratch
-        archive.add(root, arcname=".")
-    exe = Path(sys.executable).with_name("rvforge")
-    process = subprocess.Popen(
-        [str(exe), "--quiet", "build", "--provider", "local", "--source", str(tarball),
-         "-o", str(out / "image.cpio.xz"), "--no-audit", "--isa", "rv64gc"],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp)},
-        preexec_fn=default_sigint)
-    deadline = time.monotonic() + 120
-    while not list(out.glob(".*.part")) and process.poll() is None:
-        assert time.monotonic() < deadline, "the build never started packing"
-        time.sleep(0.05)
+    build = packing_build(tmp_path, preexec_fn=default_sigint)
+    process, tmp, out = build.process, build.tmp, build.out
     assert list(tmp.iterdir()), "no scratch directory while packing"
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
