@@ -63,6 +63,11 @@ class Config:
     machines: list[Machine] = field(default_factory=list)
     plugins: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def base(self) -> Path | None:
+        """The directory relative paths in the file are relative to (the file's own)."""
+        return self.path.parent if self.path is not None else None
+
 
 def load_config(path: Path | None) -> Config:
     """Read ``path``, or ``./rvforge.toml`` when ``path`` is ``None`` and it exists.

@@ -49,7 +49,7 @@ def configured_context(config: Path | None = None, *, offline: bool = False,
     if registry is None:
         registry = build_registry()
     for profile in settings.machines:
-        registry.add_machine(profile)
+        registry.add_machine(profile, base=settings.base)
     with BuildContext(registry, offline=offline, deep=deep,
                       settings=dict(settings.plugins)) as ctx:
         yield settings, ctx

@@ -193,7 +193,7 @@ def _context(config: Path | None, offline: bool, qemu: Path | None
     registry = build_registry()
     settings = load_config(config)
     for profile in settings.machines:
-        registry.add_machine(profile)
+        registry.add_machine(profile, base=settings.base)
     plugins = dict(settings.plugins)
     for plugin, table in qemu_settings(qemu).items():
         current = plugins.get(plugin)
