@@ -206,3 +206,21 @@ def test_a_dependency_chain_deeper_than_any_real_one_is_one_error_not_a_recursio
     resolver = Resolver(parse_index(text, label="chain"), [])
     with pytest.raises(UnresolvableError, match="a dependency chain longer than 200"):
         resolver.resolve([Dependency.parse("p0")])
+
+
+def test_a_long_install_if_chain_resolves_in_linear_work() -> None:
+    """3,000 packages, each joining once the one before it is installed, named so that a
+    pass over the index in name order adds one at a time: looking at every package again
+    after each addition (and every selected package for each condition) took minutes
+    (N³: 11 s at N=400); with the index it is a blink."""
+    count = 3000
+
+    def name(k: int) -> str:
+        return f"chain-{count - k:05d}"
+
+    text = "".join(f"P:{name(k)}\nV:1.0-r0\nA:riscv64\n"
+                   + (f"i:{name(k - 1)}\n" if k else "") + "\n" for k in range(count))
+    plan = Resolver(parse_index(text, label="chain"), []).resolve(
+        [Dependency.parse(name(0))])
+    assert [pkg.name for pkg in plan.install] == [name(k) for k in range(count)]
+    assert plan.reasons[name(2)] == f"install_if ({name(1)}) → {name(2)}-1.0-r0"

@@ -10,12 +10,15 @@ never replaced; ``install_if`` packages join once all their conditions are insta
 
 The search is greedy and depth-first (apk's solver also backtracks, which Alpine's own
 repositories never need for a consistent branch): the first choice that conflicts is
-reported with the chain of dependencies that led to it.
+reported with the chain of dependencies that led to it. Its work is linear in the index:
+what is selected is indexed by every name it provides, and an ``install_if`` package is
+looked at again only when something providing one of its conditions joins.
 """
 
 from __future__ import annotations
 
 import functools
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -66,9 +69,13 @@ class Resolver:
 
     def resolve(self, requests: list[Dependency]) -> Plan:
         """The packages to add so that every request (and its dependencies) holds."""
-        state = _State(dict(self.installed))
+        state = _State()
         for pkg in self.installed.values():
-            state.forbid.extend((dep, pkg.label) for dep in pkg.depends if dep.conflict)
+            state.add(pkg)
+        for pkg in self.installed.values():
+            for dep in pkg.depends:
+                if dep.conflict:
+                    state.forbid_by(dep, pkg.label)
         for request in requests:
             self._require(request, ["world"], state)
         self._install_if(state)
@@ -78,15 +85,15 @@ class Resolver:
 
     def _require(self, dep: Dependency, chain: list[str], state: _State) -> None:
         if dep.conflict:
-            clash = [p for p in state.selected.values() if p.satisfies(_positive(dep))]
+            clash = state.meeting(_positive(dep))
             if clash:
                 raise UnresolvableError(
                     f"{_chain(chain, dep)}: conflicts with {clash[0].label}, which is "
                     f"{'installed' if clash[0].name in self.installed else 'needed'}"
                 )
-            state.forbid.append((dep, chain[-1]))
+            state.forbid_by(dep, chain[-1])
             return
-        if any(pkg.satisfies(dep) for pkg in state.selected.values()):
+        if state.meeting(dep):
             return
         candidates = self.candidates(dep)
         if not candidates:
@@ -142,14 +149,13 @@ class Resolver:
             where = "installed" if pkg.name in self.installed else "selected"
             return (f"needs {pkg.label} but {current.label} is {where} (rvforge does not "
                     "replace installed packages; use a matching --release)")
-        for forbidden, by in state.forbid:
-            if pkg.satisfies(_positive(forbidden)):
-                return f"{pkg.label} conflicts with {by} (which has {forbidden})"
+        for name in _names(pkg):
+            for forbidden, by in state.forbid.get(name, ()):
+                if pkg.satisfies(_positive(forbidden)):
+                    return f"{pkg.label} conflicts with {by} (which has {forbidden})"
         for dep in pkg.depends:
-            if dep.conflict:
-                for other in state.selected.values():
-                    if other.satisfies(_positive(dep)):
-                        return f"{pkg.label} conflicts with {other.label} ({dep})"
+            if dep.conflict and (clash := state.meeting(_positive(dep))):
+                return f"{pkg.label} conflicts with {clash[0].label} ({dep})"
         return None
 
     def _select(self, pkg: PackageInfo, chain: list[str], state: _State) -> None:
@@ -157,25 +163,39 @@ class Resolver:
             raise UnresolvableError(f"{' → '.join(chain[:3])} → ... → {chain[-1]}: a "
                                     f"dependency chain longer than {MAX_CHAIN} packages; the "
                                     "index is malformed")
-        state.selected[pkg.name] = pkg
+        state.add(pkg)
         state.reasons[pkg.name] = " → ".join(chain)
         for dep in sorted(pkg.depends, key=lambda d: not d.conflict):
             self._require(dep, chain, state)
         state.install.append(pkg)
 
     def _install_if(self, state: _State) -> None:
-        """Add packages whose ``install_if`` conditions all hold, until none is left."""
-        changed = True
-        while changed:
-            changed = False
-            for pkg in self._best_per_name():
-                if pkg.name in state.selected or not pkg.install_if or pkg.unknown:
-                    continue
-                if all(_holds(cond, state) for cond in pkg.install_if) and (
-                        self._problem(pkg, state) is None):
-                    conditions = " ".join(map(str, pkg.install_if))
-                    self._select(pkg, [f"install_if ({conditions})", pkg.label], state)
-                    changed = True
+        """Add packages whose ``install_if`` conditions all hold, until none is left: each
+        is looked at once, then again only when a package providing the name of one of
+        its conditions joins (with what it pulls in)."""
+        candidates = [pkg for pkg in self._best_per_name() if pkg.install_if and not pkg.unknown]
+        waiting: dict[str, list[PackageInfo]] = {}  # a condition's name → who waits on it
+        for pkg in candidates:
+            for name in dict.fromkeys(cond.name for cond in pkg.install_if):
+                waiting.setdefault(name, []).append(pkg)
+        queue = deque(candidates)
+        queued = {pkg.name for pkg in candidates}
+        while queue:
+            pkg = queue.popleft()
+            queued.discard(pkg.name)
+            if pkg.name in state.selected or not all(
+                    _holds(cond, state) for cond in pkg.install_if) or (
+                    self._problem(pkg, state) is not None):
+                continue
+            joined = len(state.install)
+            conditions = " ".join(map(str, pkg.install_if))
+            self._select(pkg, [f"install_if ({conditions})", pkg.label], state)
+            for new in state.install[joined:]:
+                for name in _names(new):
+                    for other in waiting.get(name, ()):
+                        if other.name not in state.selected and other.name not in queued:
+                            queue.append(other)
+                            queued.add(other.name)
 
     def _best_per_name(self) -> list[PackageInfo]:
         best: dict[str, PackageInfo] = {}
@@ -187,10 +207,26 @@ class Resolver:
 
 @dataclass
 class _State:
-    selected: dict[str, PackageInfo]
+    """What is selected (installed or to install), indexed by every name it provides, and
+    the conflicts (``!name``) declared so far, by name."""
+
+    selected: dict[str, PackageInfo] = field(default_factory=dict)
     install: list[PackageInfo] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
-    forbid: list[tuple[Dependency, str]] = field(default_factory=list)
+    forbid: dict[str, list[tuple[Dependency, str]]] = field(default_factory=dict)
+    providing: dict[str, list[PackageInfo]] = field(default_factory=dict)
+
+    def add(self, pkg: PackageInfo) -> None:
+        self.selected[pkg.name] = pkg
+        for name in _names(pkg):
+            self.providing.setdefault(name, []).append(pkg)
+
+    def meeting(self, dep: Dependency) -> list[PackageInfo]:
+        """The selected packages that meet the (non-conflict) atom ``dep``."""
+        return [pkg for pkg in self.providing.get(dep.name, ()) if pkg.satisfies(dep)]
+
+    def forbid_by(self, dep: Dependency, by: str) -> None:
+        self.forbid.setdefault(dep.name, []).append((dep, by))
 
 
 MAX_CHAIN = 200
@@ -202,8 +238,13 @@ def _positive(dep: Dependency) -> Dependency:
 
 
 def _holds(condition: Dependency, state: _State) -> bool:
-    met = any(p.satisfies(_positive(condition)) for p in state.selected.values())
+    met = bool(state.meeting(_positive(condition)))
     return not met if condition.conflict else met
+
+
+def _names(pkg: PackageInfo) -> list[str]:
+    """The names ``pkg`` can be asked for by: its own and what it provides."""
+    return list(dict.fromkeys([pkg.name, *(provide.name for provide in pkg.provides)]))
 
 
 def _chain(chain: list[str], dep: Dependency) -> str:
