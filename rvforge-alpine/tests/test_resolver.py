@@ -208,6 +208,7 @@ def test_a_dependency_chain_deeper_than_any_real_one_is_one_error_not_a_recursio
         resolver.resolve([Dependency.parse("p0")])
 
 
+@pytest.mark.timeout(120)
 def test_a_long_install_if_chain_resolves_in_linear_work() -> None:
     """3,000 packages, each joining once the one before it is installed, named so that a
     pass over the index in name order adds one at a time: looking at every package again
