@@ -31,6 +31,7 @@ from rvforge.machine_matrix import (
     matrix_machines,
     matrix_table,
 )
+from rvforge.processes import is_running
 from rvforge.registry import build_registry
 from rvforge.shared_files import SharedDirectory, command_files, shared_needs
 
@@ -338,28 +339,80 @@ def qemu_running_with(path: Path) -> list[int]:
     return pids
 
 
+def default_sigint() -> None:
+    """In the child: SIGINT's default action (a test run started in the background
+    inherits it ignored, and Python then leaves it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.qemu
 @pytest.mark.network
-def test_sigterm_stops_the_running_guest_and_starts_none_of_those_waiting_for_cores(
-        images: dict[str, Path], kernel: Path, tmp_path: Path) -> None:
-    """Each guest takes every core (--cpus N on N cores): one runs, two wait."""
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_the_running_guest_and_starts_none_of_those_waiting_for_cores(
+        images: dict[str, Path], kernel: Path, tmp_path: Path, signum: int,
+        code: int) -> None:
+    """Each guest takes every core (--cpus N on N cores): one runs, two wait. SIGTERM
+    and Ctrl-C (SIGINT) cancel the matrix: the running row's QEMU is killed, the waiting
+    rows never start, and rvforge exits as a single run does."""
     log = tmp_path / "console.log"
     process = subprocess.Popen(
         [RVFORGE, "run", str(images["alpine"]), "--machine",
          "qemu-virt,qemu-virt-v,qemu-virt-v256", "--kernel", str(kernel), "--cpus",
          str(os.cpu_count() or 1), "--timeout", "600", "--console-log", str(log), "--",
-         "sleep", "600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "sleep", "600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint)
     deadline = time.monotonic() + 600
     while not any("RVFORGE-READY" in p.read_text() for p in tmp_path.glob("console.*.log")):
         assert time.monotonic() < deadline and process.poll() is None, process.stderr
         time.sleep(0.5)
     assert len(qemu_running_with(images["alpine"])) == 1
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 143, stderr
+    assert process.returncode == code, stderr
+    assert stderr.strip().splitlines()[-1] == "rvforge: interrupted", stderr
     assert not qemu_running_with(images["alpine"])
     assert len(list(tmp_path.glob("console.qemu-virt*.log"))) == 1, stderr
     assert not log.exists()
+
+
+def children_named(parent: int, name: str) -> list[int]:
+    """Pids of the live processes called ``name`` whose parent is ``parent``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text() if proc.name.isdigit() else ""
+        except OSError:
+            continue
+        comm, _, rest = stat.partition(" (")[2].rpartition(") ")
+        fields = rest.split()
+        if comm == name and fields and fields[0] != "Z" and int(fields[1]) == parent:
+            found.append(int(proc.name))
+    return found
+
+
+def test_ctrl_c_kills_the_running_rows_program_and_starts_no_other(
+        images: dict[str, Path], tmp_path: Path) -> None:
+    """The qemu-user launcher (no kernel: seconds, not a boot): each row's program takes
+    both of a two-core budget, so one runs and one waits; Ctrl-C is exit 130, the running
+    qemu-riscv64 is killed by the cancel, and the waiting row never starts one."""
+    process = subprocess.Popen(
+        [RVFORGE, "run", str(images["alpine"]), "--machine", "qemu-virt,qemu-virt-v",
+         "--launcher", "qemu-user", "--timeout", "600", "--", "sleep", "600"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint)
+    deadline = time.monotonic() + 300
+    while not (running := children_named(process.pid, "qemu-riscv64")):
+        assert time.monotonic() < deadline and process.poll() is None, process.stderr
+        time.sleep(0.1)
+    time.sleep(1)  # the other row, were it not waiting, would have started by now
+    at_once = 1 if (os.cpu_count() or 1) < 4 else 2  # each profile has 2 CPUs
+    assert len(children_named(process.pid, "qemu-riscv64")) == at_once
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "rvforge: interrupted", stderr
+    assert stdout == ""
+    assert not any(is_running(pid) for pid in running)
 
 
 PLUGIN_TESTS = """

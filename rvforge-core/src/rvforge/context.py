@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 from rvforge.errors import UnsafePathError, UsageError
 from rvforge.leftovers import scratch_dir
 from rvforge.numbers import parse_decimal
+from rvforge.processes import Cancellation
 from rvforge.progress import Progress
 
 if TYPE_CHECKING:
@@ -72,6 +73,10 @@ class BuildContext:
     :param flag_prefix: how the front end that asks spells its options, for the fixes
         messages suggest (:meth:`flag`): ``--`` on the command line, ``--rvforge-`` in the
         pytest plugin.
+    :param cancellation: set when the work should stop (``rvforge run --machine A,B``
+        interrupted): a launcher hands it every guest process it starts
+        (:meth:`~rvforge.processes.Cancellation.adopt`), so a cancel from another thread
+        kills it and the launcher's own waits end.
     """
 
     registry: Registry
@@ -87,6 +92,7 @@ class BuildContext:
     artifact_kind: str | None = None
     http: HttpClient = field(default_factory=_http_client, repr=False)
     flag_prefix: str = "--"
+    cancellation: Cancellation = field(default_factory=Cancellation, repr=False)
     _own_scratch: bool = field(default=False, repr=False)
 
     def cache(self, *parts: str) -> Path:

@@ -5,7 +5,10 @@ plugin's ``--rvforge-machine A,B``.
 profile names; :func:`run_matrix` prepares a launch per machine (so a bad flag or an
 unknown machine fails before any guest starts), runs the command on each with a bounded
 pool (:class:`CpuBudget`: as many guests at once as the host's cores hold their CPUs) and
-returns a :class:`MachineRun` per machine, in the order given.
+returns a :class:`MachineRun` per machine, in the order given. Interrupted (Ctrl-C,
+SIGTERM) or failing with an unexpected error, it cancels the others
+(:class:`~rvforge.processes.Cancellation`): rows waiting for cores never start, and each
+running row's QEMU is killed, so its own thread sees the guest gone and cleans up.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rvforge.errors import ExitCode, RvforgeError, UsageError
+from rvforge.processes import Cancellation
 from rvforge.progress import Progress
 
 if TYPE_CHECKING:
@@ -143,6 +147,10 @@ def bootable_machines(ctx: BuildContext) -> tuple[list[str], list[LeftOut]]:
     return names, left
 
 
+class Cancelled(Exception):
+    """The matrix run was cancelled before this row's guest started."""
+
+
 class CpuBudget:
     """The host's cores shared among guests: a guest takes as many as it has CPUs (at most
     all of them), so one guest always fits."""
@@ -153,12 +161,17 @@ class CpuBudget:
         self._changed = threading.Condition()
 
     @contextmanager
-    def hold(self, cpus: int) -> Iterator[None]:
-        """Wait until ``cpus`` cores are free and hold them for the block."""
+    def hold(self, cpus: int, cancellation: Cancellation | None = None) -> Iterator[None]:
+        """Wait until ``cpus`` cores are free and hold them for the block.
+
+        :raises Cancelled: ``cancellation`` was set first (checked twice a second)."""
         taken = min(max(1, cpus), self.total)
         with self._changed:
             while not self._changed.wait_for(lambda: self._free >= taken, timeout=0.5):
-                pass  # wakes to let an interrupt (interrupt_threads) in
+                if cancellation is not None and cancellation.is_set():
+                    raise Cancelled
+            if cancellation is not None and cancellation.is_set():
+                raise Cancelled
             self._free -= taken
         try:
             yield
@@ -202,50 +215,35 @@ def run_matrix(image: Path | str, argv: Sequence[str], machines: Sequence[str],
                                     values=per_machine(given, name), command="run",
                                     argv=argv))
 
-    running: dict[int, None] = {}  # worker threads, by ident: those to interrupt
-    stopping = threading.Event()
+    cancellation = Cancellation()
 
     def one(item: Launch | MachineRun) -> MachineRun:
         if isinstance(item, MachineRun):
             return item
-        running[threading.get_ident()] = None
         try:
-            with budget.hold(guest_cpus(item)):
-                if stopping.is_set():  # interrupted while it waited for cores
-                    return MachineRun(item.machine.name, None, 0.0, reason="interrupted")
+            with budget.hold(guest_cpus(item), cancellation):
                 return _run_one(item, list(argv), ctx)
-        finally:
-            running.pop(threading.get_ident(), None)
+        except Cancelled:
+            return MachineRun(item.machine.name, None, 0.0, reason="interrupted")
 
-    outer = ctx.progress
+    outer, outer_cancellation = ctx.progress, ctx.cancellation
     with outer.task(f"running on {len(items)} machines", total=len(items)) as task:
         ctx.progress = Progress(enabled=False)  # one live display: this one
+        ctx.cancellation = cancellation  # the launchers hand it the guests they start
         pool = ThreadPoolExecutor(max_workers=len(items) or 1)
         try:
             futures = [pool.submit(one, item) for item in items]
             for future in as_completed(futures):
                 future.result()
                 task.advance()
-        except BaseException:  # Ctrl-C, SIGTERM: every guest stops as a single run's does
-            stopping.set()
+        except BaseException:  # Ctrl-C, SIGTERM, a bug: every guest stops, none starts
+            cancellation.cancel()
             pool.shutdown(wait=False, cancel_futures=True)
-            interrupt_threads(list(running))
             raise
         finally:
             pool.shutdown(wait=True)
-            ctx.progress = outer
+            ctx.progress, ctx.cancellation = outer, outer_cancellation
     return [future.result() for future in futures]
-
-
-def interrupt_threads(idents: Sequence[int]) -> None:
-    """Raise :class:`KeyboardInterrupt` in the threads ``idents`` (at their next bytecode:
-    the guests' waits wake at least twice a second), so each launch's ``with`` blocks kill
-    their QEMU and clean up as after Ctrl-C in a single run."""
-    import ctypes
-
-    for ident in idents:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
-                                                   ctypes.py_object(KeyboardInterrupt))
 
 
 def per_machine(values: Mapping[str, Any], machine: str) -> dict[str, Any]:
@@ -279,6 +277,8 @@ def unavailable(name: str, ctx: BuildContext) -> str:
 def _run_one(launch: Launch, argv: list[str], ctx: BuildContext) -> MachineRun:
     started = time.monotonic()
     name = launch.machine.name
+    if ctx.cancellation.is_set():  # cancelled while it took its cores
+        raise Cancelled
     try:
         result = launch.run(argv, ctx)
     except RvforgeError as error:

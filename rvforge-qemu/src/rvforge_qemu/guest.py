@@ -69,11 +69,15 @@ class Guest:
     :param console_log: where the console is kept.
     :param label: names the VM in QEMU's start-up errors (``machine 'qemu-virt'``).
     :param echo: also write the console here as it arrives (``--console``).
+    :param adopt: called with QEMU's process as soon as it starts (a
+        :class:`rvforge.Cancellation` kills it from another thread).
     """
 
     def __init__(self, argv: list[str], socket_dir: Path, console_log: Path,
-                 label: str = "qemu-system-riscv64", *, echo: BinaryIO | None = None) -> None:
+                 label: str = "qemu-system-riscv64", *, echo: BinaryIO | None = None,
+                 adopt: Callable[[subprocess.Popen[bytes]], None] | None = None) -> None:
         self.argv = argv
+        self.adopt = adopt
         self.label = label
         self.socket_dir = socket_dir
         self.console = ConsoleWatch(console_log, echo)
@@ -107,6 +111,8 @@ class Guest:
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
+        if self.adopt is not None:
+            self.adopt(self.process)
         try:
             for name, listener in listeners.items():
                 self._conns[name] = self._accept(listener, deadline)

@@ -67,7 +67,8 @@ class StartedGuest:
         qmp = start_args(socket_dir) if self.prepared.snapshot is not None else []
         guest = Guest([*self.prepared.argv, *channel_args(socket_dir), *qmp, *extra],
                       socket_dir, self.prepared.console_log, self.prepared.label,
-                      echo=sys.stderr.buffer if self.echo else None)
+                      echo=sys.stderr.buffer if self.echo else None,
+                      adopt=self.ctx.cancellation.adopt)
         self._current = guest
         return guest
 

@@ -65,6 +65,7 @@ class QemuUser(Launcher[UserOptions]):
         start = time.monotonic()
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, start_new_session=True)
+        ctx.cancellation.adopt(process)
         try:
             errors = _DropNotice(sink(stderr, options.stream, err=True))
             finished = _tee(process, sink(stdout, options.stream, err=False), errors,
