@@ -24,6 +24,7 @@ from rvforge import BuildContext, Tree, UsageError, prepare_launch
 from rvforge.formats.cpio import write_cpio
 from rvforge.machine_matrix import (
     COMMAND_FAILED,
+    Cancelled,
     CpuBudget,
     MachineRun,
     matrix_exit_status,
@@ -31,7 +32,7 @@ from rvforge.machine_matrix import (
     matrix_machines,
     matrix_table,
 )
-from rvforge.processes import is_running
+from rvforge.processes import Cancellation, is_running
 from rvforge.registry import build_registry
 from rvforge.shared_files import SharedDirectory, command_files, shared_needs
 
@@ -101,6 +102,29 @@ def test_the_pool_runs_as_many_guests_as_the_cores_hold_their_cpus() -> None:
     assert most_at_once(CpuBudget(4), [2, 2, 2]) == 2
     assert most_at_once(CpuBudget(2), [8, 1]) == 1  # a guest larger than the host still runs
     assert CpuBudget().total == (os.cpu_count() or 1)
+
+
+def test_a_row_waiting_for_cores_gives_up_when_the_matrix_is_cancelled() -> None:
+    budget, cancellation = CpuBudget(1), Cancellation()
+    outcome: list[str] = []
+
+    def row() -> None:
+        try:
+            with budget.hold(1, cancellation):
+                outcome.append("ran")
+        except Cancelled:
+            outcome.append("cancelled")
+
+    with budget.hold(1):  # the running row holds the only core
+        waiting = threading.Thread(target=row)
+        waiting.start()
+        time.sleep(0.3)
+        assert outcome == []
+        cancellation.cancel()
+        waiting.join(timeout=30)
+    assert outcome == ["cancelled"]
+    with budget.hold(1):  # nothing was taken by the row that gave up
+        pass
 
 
 def test_a_machine_list_keeps_its_order_once_each_and_unknown_names_are_exit_2(
