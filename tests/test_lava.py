@@ -214,6 +214,60 @@ def test_lava_job_refuses_what_a_job_cannot_carry(image: Path, tmp_path: Path,
     assert_one_line_error(result, 2, message)
 
 
+@pytest.mark.parametrize("command", ["job", "run"])
+def test_lava_job_and_run_take_the_guest_flags_qemu_virt_declares_for_them(
+        command: str) -> None:
+    """Declared once, by the launcher that takes them: ``--help`` shows each declared flag
+    with its declared help, and no other guest flag of ``rvforge run``."""
+    from rvforge import declared_options
+
+    from rvforge_qemu.options import LaunchOptions
+
+    specs = [s for s in declared_options(LaunchOptions) if f"lava {command}" in s.commands]
+    expected = {"kernel", "timeout", "memory", "cpus", "append"} | (
+        {"qemu"} if command == "run" else set())
+    assert {spec.name for spec in specs} == expected
+    shown = " ".join(cli("lava", command, "--help", env={"COLUMNS": "200"}).stdout.split())
+    for spec in specs:
+        assert f"{spec.flag} " in shown and " ".join(spec.help.split()) in shown, spec.flag
+    assert "--share" not in shown and "--gdb" not in shown
+
+
+@pytest.mark.parametrize("args, flag", [(["--timeout", "0"], "--timeout"),
+                                        (["--memory", "0"], "--memory"),
+                                        (["--cpus", "-1"], "--cpus")])
+def test_lava_job_checks_the_guest_flags_as_run_does(image: Path, tmp_path: Path,
+                                                     args: list[str], flag: str) -> None:
+    kernel = tmp_path / "vmlinux-test"
+    kernel.write_bytes(b"not booted")
+    result = cli("lava", "job", str(image), "--kernel", str(kernel), *args, "--", "true")
+    assert_one_line_error(result, 2, flag)
+
+
+@needs_lava
+def test_lava_runs_qemu_is_the_one_run_would_use_and_checked_before_any_work(
+        image: Path, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    result = cli("lava", "run", str(image), "--qemu", str(tmp_path / "no-qemu"),
+                 "--output-dir", str(out), "--", "true")
+    assert_one_line_error(result, 2, f"--qemu {tmp_path / 'no-qemu'}: not an executable file")
+    assert not out.exists()
+
+
+def test_the_guest_flags_reach_the_job(image: Path, tmp_path: Path) -> None:
+    kernel = tmp_path / "vmlinux-test"
+    kernel.write_bytes(b"not booted")
+    result = cli("lava", "job", str(image), "--kernel", str(kernel), "--memory", "3072",
+                 "--cpus", "3", "--timeout", "77", "--append", "loglevel=4", "--no-validate",
+                 "--", "true")
+    assert result.returncode == 0, result.stderr
+    job = yaml.safe_load(result.stdout)
+    assert job["context"]["memory"] == 3072 and "-smp 3" in job["context"]["extra_options"]
+    assert "loglevel=4" in job["actions"][0]["deploy"]["images"]["kernel"]["image_arg"]
+    assert job["actions"][1]["boot"]["timeout"] == {"seconds": 77}
+    assert job["actions"][2]["test"]["timeout"] == {"seconds": 77}
+
+
 def test_lava_job_takes_an_initramfs_only(alpine_tarball: Path, tmp_path: Path) -> None:
     result = cli("lava", "job", str(alpine_tarball), "--", "true")
     assert_one_line_error(result, 2, "a LAVA job boots an initramfs, not a tar image")

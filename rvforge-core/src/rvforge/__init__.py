@@ -34,12 +34,14 @@ _EXPORTS = {
     "rvforge.findings": ("FileRecord", "Finding", "FindingCode", "Severity"),
     "rvforge.hookspecs": ("hookimpl", "hookspec"),
     "rvforge.initcheck": ("InitProblem", "check_image", "init_problem"),
-    "rvforge.launching": ("Launch", "prepare_launch"),
+    "rvforge.cli.common": ("launcher_flags_command", "launcher_values"),
+    "rvforge.launching": ("Launch", "launcher_options", "prepare_launch"),
     "rvforge.loading": ("load_path",),
     "rvforge.machine_matrix": ("MachineRun", "is_matrix", "matrix_machines", "run_matrix"),
     "rvforge.machines": ("Machine",),
     "rvforge.options": ("OptionSpec", "build_options", "declared_options", "option"),
     "rvforge.pipeline": ("pack",),
+    "rvforge.processes": ("Cancellation",),
     "rvforge.progress": ("Progress", "Task"),
     "rvforge.protocol": ("CONTROL_PORT", "INIT_SCRIPT", "READY_MARKER", "STDERR_PORT",
                          "STDOUT_PORT"),
@@ -62,6 +64,7 @@ __all__ = [
     "BuildReport",
     "BuildSpec",
     "CONTROL_PORT",
+    "Cancellation",
     "ChecksumMismatchError",
     "Component",
     "Content",
@@ -118,6 +121,9 @@ __all__ = [
     "hookspec",
     "init_problem",
     "is_matrix",
+    "launcher_flags_command",
+    "launcher_options",
+    "launcher_values",
     "load_config",
     "load_path",
     "machine_for_image",
@@ -146,6 +152,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from rvforge.artifacts import Artifact, BootResult, RunResult
     from rvforge.auto_machine import machine_for_image
+    from rvforge.cli.common import launcher_flags_command, launcher_values
     from rvforge.components import (
         Auditor,
         Component,
@@ -177,12 +184,13 @@ if TYPE_CHECKING:
     from rvforge.findings import FileRecord, Finding, FindingCode, Severity
     from rvforge.hookspecs import hookimpl, hookspec
     from rvforge.initcheck import InitProblem, check_image, init_problem
-    from rvforge.launching import Launch, prepare_launch
+    from rvforge.launching import Launch, launcher_options, prepare_launch
     from rvforge.loading import load_path
     from rvforge.machine_matrix import MachineRun, is_matrix, matrix_machines, run_matrix
     from rvforge.machines import Machine
     from rvforge.options import OptionSpec, build_options, declared_options, option
     from rvforge.pipeline import pack
+    from rvforge.processes import Cancellation
     from rvforge.progress import Progress, Task
     from rvforge.protocol import (
         CONTROL_PORT,

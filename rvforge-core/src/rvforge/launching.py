@@ -119,6 +119,20 @@ def prepare_launch(image: Path | str, ctx: BuildContext, *, machine: str | None 
     return Launch(chosen, target, Artifact.of_image(image), options)
 
 
+def launcher_options(ctx: BuildContext, launcher: str, values: Mapping[str, Any],
+                     command: str) -> Any:
+    """The ``Options`` of ``launcher`` from raw ``values`` (flags of ``command`` its
+    declaration derives: :func:`rvforge.launcher_flags_command`), checked and built as
+    :func:`prepare_launch` builds them, with the settings they stand for laid over
+    ``ctx.settings`` (``--qemu PATH``). For commands that take a launcher's options without
+    starting a guest (``rvforge lava job``).
+
+    :raises UsageError: a value the launcher does not declare, or a bad one.
+    """
+    given = {k: v for k, v in values.items() if v is not None}
+    return _launcher_with_options(ctx.registry, launcher, given, command, ctx)[1]
+
+
 def launcher_flags(registry: Registry, command: str) -> list[OptionSpec]:
     """The options the installed launchers declare as flags of ``command`` (each name
     once, the first launcher's declaration winning), in registration order."""

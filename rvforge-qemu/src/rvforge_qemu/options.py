@@ -19,6 +19,10 @@ QEMU_HELP = ("The qemu-system-riscv64 binary (default: $RVFORGE_QEMU, else the o
 
 _TIMEOUT_HELP = ("Seconds for the whole boot (to the ready marker) or run (to the "
                  "command's exit).")
+LAVA_JOB, LAVA_RUN = "lava job", "lava run"
+"""``rvforge lava job|run``: they take the options of a guest's kernel, memory, CPUs and
+time that ``boot``/``run`` take (a LAVA job runs the same launch on a LAVA worker)."""
+_GUEST = ("boot", "run", LAVA_JOB, LAVA_RUN)
 _STREAM_HELP = ("Write the command's output to this process's stdout and stderr as it "
                 "arrives (set for `rvforge run`).")
 
@@ -28,16 +32,17 @@ class LaunchOptions:
     """What the ``qemu-virt`` launcher takes (each field's ``help`` says what it does)."""
 
     kernel: str = option("Kernel image path or kernel source name (default: auto, "
-                         "Debian's).", default="auto", metavar="PATH|NAME")
-    timeout: float = option(_TIMEOUT_HELP, default=DEFAULT_TIMEOUT, metavar="SECONDS")
+                         "Debian's).", default="auto", metavar="PATH|NAME", commands=_GUEST)
+    timeout: float = option(_TIMEOUT_HELP, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                            commands=_GUEST)
     console_log: Path | None = option(
         "Keep the serial console here (default: rvforge's cache, one file per image and "
         "machine).", default=None, metavar="PATH")
     interactive: bool = option("Attach the guest console to this terminal: a shell "
                                "(Ctrl-] leaves).", default=False, commands=("boot",))
     memory: int | None = option("RAM in MB (overrides the profile).", default=None,
-                                metavar="MB")
-    cpus: int | None = option("CPUs (overrides the profile).", default=None)
+                                metavar="MB", commands=_GUEST)
+    cpus: int | None = option("CPUs (overrides the profile).", default=None, commands=_GUEST)
     stream: bool = option(_STREAM_HELP, default=False, commands=())
     share: list[str] = option(
         "Mount host directory HOST at GUEST in the guest (virtio-9p; writes reach the "
@@ -49,7 +54,7 @@ class LaunchOptions:
         "Forward TCP port HOSTPORT of the host's 127.0.0.1 to GUESTPORT in the guest "
         "(implies --net). Repeatable.", default_factory=list, metavar="HOSTPORT:GUESTPORT")
     append: str = option("More kernel command-line words (one shell-quoted string).",
-                         default="", metavar="WORDS")
+                         default="", metavar="WORDS", commands=_GUEST)
     qemu_arg: list[str] = option("One more QEMU argument (repeat for each word).",
                                  default_factory=list, metavar="ARG")
     gdb: bool = option(f"QEMU's gdbstub on 127.0.0.1 (port {GDB_DEFAULT_PORT}, or "
@@ -67,7 +72,7 @@ class LaunchOptions:
     console: bool = option("Show the serial console while it runs (on stderr).",
                            default=False)
     qemu: Path | None = option(QEMU_HELP, default=None, metavar="PATH",
-                               commands=("boot", "run", "build", "machines"))
+                               commands=("boot", "run", "build", "machines", LAVA_RUN))
     no_snapshot: bool = option(
         "Boot cold and save nothing (by default a run restores the guest's saved ready "
         "state when one matches its configuration, and the first boot saves it).",

@@ -1,5 +1,10 @@
 """``rvforge lava job|run|results``: added to the command line by rvforge-qemu's
-``rvforge_add_commands`` hook (which also gives them rvforge's one-line errors)."""
+``rvforge_add_commands`` hook (which also gives them rvforge's one-line errors).
+
+``job`` and ``run`` take the guest's ``--kernel``, ``--timeout``, ``--memory``, ``--cpus``
+and ``--append`` (and ``run`` ``--qemu``) as ``rvforge run`` does: flags derived from what
+the ``qemu-virt`` launcher declares for them (:class:`~rvforge_qemu.options.LaunchOptions`),
+built and checked by :func:`rvforge.launcher_options`."""
 
 from __future__ import annotations
 
@@ -20,6 +25,9 @@ from rvforge import (
     ToolMissingError,
     UsageError,
     build_registry,
+    launcher_flags_command,
+    launcher_options,
+    launcher_values,
     load_config,
     machine_for_image,
 )
@@ -29,7 +37,7 @@ from rvforge_qemu.lava.job import job_document, render
 from rvforge_qemu.lava.plan import JobOptions, initramfs_of, job_kernel, plan_job
 from rvforge_qemu.lava.results import LavaRun, parse
 from rvforge_qemu.lava.schema import validate_job
-from rvforge_qemu.options import DEFAULT_TIMEOUT, QEMU_HELP, qemu_settings
+from rvforge_qemu.options import LAVA_JOB, LAVA_RUN, LaunchOptions
 from rvforge_qemu.profiles import settings_of
 from rvforge_qemu.qemubin import SystemQemu, system_qemu
 from rvforge_qemu.virt import QemuVirt
@@ -50,26 +58,16 @@ Command = Annotated[list[str], typer.Argument(help="Command and arguments to run
                                               "guest (after --).")]
 Machines = Annotated[str | None, typer.Option(
     "--machine", metavar="A[,B...]", help="Machine profiles (one job each), or auto.")]
-Kernel = Annotated[str, typer.Option(help="Kernel image path or kernel source name.")]
-Timeout = Annotated[float, typer.Option(help="Seconds for the boot, and again for the "
-                                             "command.")]
-Memory = Annotated[int | None, typer.Option(help="RAM in MB (overrides the profile).")]
-Cpus = Annotated[int | None, typer.Option(help="CPUs (overrides the profile).")]
-Append = Annotated[str, typer.Option(help="More kernel command-line words.")]
 Config = Annotated[Path | None, typer.Option(help="Config file.")]
 Offline = Annotated[bool, typer.Option(help="Never touch the network: the cached kernel.")]
 
 
-@lava_app.command("job")
+@lava_app.command("job", cls=launcher_flags_command(LAVA_JOB))
 def job(
+    cli: typer.Context,
     image: Image,
     command: Command,
     machine: Machines = None,
-    kernel: Kernel = "auto",
-    timeout: Timeout = DEFAULT_TIMEOUT,
-    memory: Memory = None,
-    cpus: Cpus = None,
-    append: Append = "",
     artifact_url: Annotated[str | None, typer.Option(
         metavar="BASE", help="URL of the directory the worker downloads the image and the "
                              "kernel from (default: file:// URLs of the files here).")] = None,
@@ -82,11 +80,12 @@ def job(
     config: Config = None,
 ) -> None:
     """Write a LAVA job that boots IMAGE on LAVA's qemu device type with each machine's
-    CPU, memory and kernel and runs COMMAND, reporting its exit status as a test case."""
+    CPU, memory and kernel and runs COMMAND, reporting its exit status as a test case
+    (--timeout: for the boot, and again for the command)."""
     argv = _argv(command)
     initramfs_of(image)  # before a kernel download
-    options = JobOptions(kernel, timeout, memory, cpus, append, artifact_url)
-    with _context(config, offline, None) as (registry, ctx):
+    with _context(config, offline) as (registry, ctx):
+        options = _job_options(cli, LAVA_JOB, ctx, artifact_url)
         targets = _machines(machine, image, registry, ctx)
         kernel_image = job_kernel(options, ctx)
         jobs = [plan_job(image, target, argv, options, kernel_image) for target in targets]
@@ -106,32 +105,28 @@ def job(
         write_text(Path(output), text)
 
 
-@lava_app.command("run")
+@lava_app.command("run", cls=launcher_flags_command(LAVA_RUN))
 def run(
+    cli: typer.Context,
     image: Image,
     command: Command,
     machine: Machines = None,
-    kernel: Kernel = "auto",
-    timeout: Timeout = DEFAULT_TIMEOUT,
-    memory: Memory = None,
-    cpus: Cpus = None,
-    append: Append = "",
     output_dir: Annotated[Path | None, typer.Option(
         help="Keep the jobs, LAVA's logs and results here (default: a new directory in "
              "rvforge's cache, named on stderr).")] = None,
     offline: Offline = False,
     config: Config = None,
-    qemu: Annotated[Path | None, typer.Option(help=QEMU_HELP)] = None,
 ) -> None:
     """Run the job with LAVA's dispatcher on this machine (lava-run, this QEMU), print the
     command's output and exit with its status (4 when the boot failed; with several
-    machines, the first machine's that did not pass)."""
+    machines, the first machine's that did not pass). --timeout: for the boot, and again
+    for the command."""
     find_lava_run()
     argv = _argv(command)
     initramfs_of(image)
-    options = JobOptions(kernel, timeout, memory, cpus, append)
     runs = []
-    with _context(config, offline, qemu) as (registry, ctx):
+    with _context(config, offline) as (registry, ctx):
+        options = _job_options(cli, LAVA_RUN, ctx)  # --qemu: laid over ctx's settings
         targets = _machines(machine, image, registry, ctx)
         qemus = [_qemu_for(target, ctx) for target in targets]  # refusals before any work
         base = output_dir or ctx.cache("lava", "runs") / \
@@ -180,6 +175,15 @@ def _validate(texts: dict[str, str], ctx: BuildContext) -> None:
             return
 
 
+def _job_options(cli: typer.Context, command: str, ctx: BuildContext,
+                 artifact_url: str | None = None) -> JobOptions:
+    """The job's kernel, time, memory, CPUs and kernel words from the flags ``qemu-virt``
+    declares for ``command`` (checked as ``rvforge run`` checks them)."""
+    launch: LaunchOptions = launcher_options(ctx, LAUNCHER, launcher_values(cli), command)
+    return JobOptions(launch.kernel, launch.timeout, launch.memory, launch.cpus,
+                      launch.append, artifact_url)
+
+
 def _argv(command: list[str]) -> list[str]:
     if not command:
         raise UsageError("no command: rvforge lava job|run IMAGE -- CMD [ARGS...]")
@@ -187,18 +191,13 @@ def _argv(command: list[str]) -> list[str]:
 
 
 @contextmanager
-def _context(config: Path | None, offline: bool, qemu: Path | None
-             ) -> Iterator[tuple[Registry, BuildContext]]:
+def _context(config: Path | None, offline: bool) -> Iterator[tuple[Registry, BuildContext]]:
     """The registry (with the config's machines) and a build context."""
     registry = build_registry()
     settings = load_config(config)
     for profile in settings.machines:
         registry.add_machine(profile, base=settings.base)
-    plugins = dict(settings.plugins)
-    for plugin, table in qemu_settings(qemu).items():
-        current = plugins.get(plugin)
-        plugins[plugin] = {**(current if isinstance(current, dict) else {}), **table}
-    with BuildContext(registry, offline=offline, settings=plugins) as ctx:
+    with BuildContext(registry, offline=offline, settings=dict(settings.plugins)) as ctx:
         yield registry, ctx
 
 
