@@ -18,13 +18,14 @@ QEMU = shutil.which("qemu-system-riscv64")
 pytestmark = pytest.mark.skipif(QEMU is None, reason="needs qemu-system-riscv64")
 
 
-def profile(tmp_path: Path, qemu: str) -> dict[str, object]:
+def profile(tmp_path: Path, qemu: str, more: str = "") -> dict[str, object]:
     """``mine``, as ``rvforge machines --format json`` run in another directory shows it."""
     conf = tmp_path / "conf"
     (conf / "bin").mkdir(parents=True, exist_ok=True)
     if not (conf / "bin" / "qemu").exists():
         (conf / "bin" / "qemu").symlink_to(str(QEMU))
-    (conf / "rvforge.toml").write_text(f'[machines.mine]\nqemu = "{qemu}"\ncpu = "rv64"\n')
+    (conf / "rvforge.toml").write_text(
+        f'[machines.mine]\nqemu = "{qemu}"\ncpu = "rv64"\n{more}')
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir(exist_ok=True)
     result = subprocess.run([RVFORGE, "machines", "--config", str(conf / "rvforge.toml"),
@@ -55,3 +56,17 @@ def test_a_bare_program_name_stays_a_program_on_path(tmp_path: Path) -> None:
     mine = profile(tmp_path, "qemu-system-riscv64")
     assert mine["options"] == {"qemu": "qemu-system-riscv64", "cpu": "rv64"}
     assert mine["bootable"] is True, mine
+
+
+def test_shares_and_a_bios_file_in_a_profile_are_relative_to_the_config_file(
+        tmp_path: Path) -> None:
+    mine = profile(tmp_path, "bin/qemu", 'shares = ["./build:/mnt/build", "/abs:/mnt/a:ro"]\n'
+                                         'bios = "fw/fw_dynamic.bin"\n')
+    conf = tmp_path / "conf"
+    assert mine["options"] == {
+        "qemu": str(conf / "bin" / "qemu"), "cpu": "rv64",
+        "shares": [f"{conf}/./build:/mnt/build", "/abs:/mnt/a:ro"],
+        "bios": f"{conf}/fw/fw_dynamic.bin"}
+    named = profile(tmp_path, "bin/qemu", 'bios = "default"\n')  # QEMU's own: a name
+    assert named["options"] == {"qemu": str(conf / "bin" / "qemu"), "cpu": "rv64",
+                                "bios": "default"}

@@ -20,9 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from rvforge.errors import UsageError
+from rvforge.options import relative_to
 
 if TYPE_CHECKING:
     from rvforge.artifacts import Artifact, BootResult, RunResult
@@ -139,6 +140,17 @@ class Launcher(Component, Generic[OptionsT]):
         :meth:`machine_isa` and :meth:`host_tool`, which see only the context, follow
         them; default none."""
         return {}
+
+    @classmethod
+    def profile_settings(cls, settings: Mapping[str, Any], base: Path) -> dict[str, Any]:
+        """A machine profile's launcher settings (``[machines.X]`` of a config file in
+        directory ``base``) with their relative paths made relative to ``base``, as the
+        file's other paths are. Default: each setting named like an ``Options`` field
+        declared as a :class:`~pathlib.Path` (``qemu = "bin/qemu"``); a bare name, without
+        a slash, stays as it is (a program on PATH)."""
+        paths = {key: value for key, value in settings.items()
+                 if isinstance(value, str) and "/" in value}
+        return {**settings, **relative_to(cls.Options, paths, base)}
 
     def machine_isa(self, machine: Machine, ctx: BuildContext) -> str:
         """The ISA string ``machine``'s CPU implements (default: ``machine.isa``)."""

@@ -23,7 +23,6 @@ from rvforge.components import (
 )
 from rvforge.errors import DuplicateComponentError, PluginError, UnknownComponentError, UsageError
 from rvforge.machines import DEFAULT_MACHINE, FALLBACK_MACHINE, Machine
-from rvforge.options import relative_to
 from rvforge.plugins import PluginManager
 
 if TYPE_CHECKING:
@@ -134,16 +133,13 @@ class Registry:
 
     def add_machine(self, machine: Machine, plugin: str = "rvforge.toml",
                     base: Path | None = None) -> None:
-        """Add a user-defined machine profile (from ``rvforge.toml``). A relative path in a
-        setting that its launcher declares as a ``Path`` option (``qemu = "bin/qemu"``) is
-        made relative to ``base``, the config file's directory, as the file's other paths
-        are; a bare name (``qemu = "qemu-system-riscv64"``) stays a program on PATH."""
+        """Add a user-defined machine profile (from ``rvforge.toml``). Its relative paths
+        are made relative to ``base``, the config file's directory, as the file's other
+        paths are (:meth:`~rvforge.Launcher.profile_settings` of its launcher)."""
         if base is not None and machine.launcher in self.launchers:
-            options_cls = self.launchers.get(machine.launcher).Options
-            paths = {key: value for key, value in machine.options.items()
-                     if isinstance(value, str) and "/" in value}
-            machine = dataclasses.replace(machine, options={
-                **machine.options, **relative_to(options_cls, paths, base)})
+            launcher = self.launchers.get(machine.launcher)
+            machine = dataclasses.replace(
+                machine, options=launcher.profile_settings(machine.options, base))
         self.machines.add(machine.name, machine, plugin)
 
     def default_machine(self) -> str:

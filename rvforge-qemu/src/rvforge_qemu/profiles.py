@@ -21,8 +21,10 @@ User profiles come from ``[machines.NAME]`` tables in ``rvforge.toml`` with the 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from rvforge import Machine, UsageError
 
@@ -90,6 +92,28 @@ def settings_of(machine: Machine) -> QemuSettings:
         net=_flag(options.get("net", False), machine.name, "net"),
         forwards=_list(options.get("forwards", ()), machine.name, "forwards"),
     )
+
+
+def relative_paths(settings: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """``settings`` of a profile in a config file in ``base`` with the relative paths that
+    only this launcher knows are paths made relative to ``base``: each share's HOST
+    (``shares = ["./build:/mnt/build"]``) and a ``bios`` file given with a slash (a bare
+    name is QEMU's to find in its data directories, as ``default`` is)."""
+    resolved = dict(settings)
+    shares = settings.get("shares")
+    if isinstance(shares, list):
+        resolved["shares"] = [_under(base, spec) if isinstance(spec, str) else spec
+                              for spec in shares]
+    bios = settings.get("bios")
+    if isinstance(bios, str) and "/" in bios:
+        resolved["bios"] = _under(base, bios)
+    return resolved
+
+
+def _under(base: Path, path: str) -> str:
+    """``path`` relative to ``base`` unless absolute or ``~``-rooted (the rest of a
+    ``HOST:GUEST`` follows the HOST unchanged)."""
+    return path if path.startswith(("/", "~")) or not path else f"{base}/{path}"
 
 
 def with_vlen_setting(cpu: str, vlen: object, machine: str) -> str:

@@ -14,7 +14,8 @@ import dataclasses
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from rvforge import (
     Artifact,
@@ -34,7 +35,7 @@ from rvforge_qemu.image import image_file_finder
 from rvforge_qemu.interactive import ESCAPE_NAME, run_console
 from rvforge_qemu.options import LaunchOptions, command_script, qemu_settings, sink
 from rvforge_qemu.prepared import PreparedLaunch, devices_of, prepare
-from rvforge_qemu.profiles import settings_of
+from rvforge_qemu.profiles import relative_paths, settings_of
 from rvforge_qemu.qemubin import system_qemu
 from rvforge_qemu.session import Session
 from rvforge_qemu.starting import StartedGuest
@@ -69,6 +70,11 @@ class QemuVirt(Launcher[LaunchOptions]):
             qemu.require_model(settings.model, machine.name)
             cpu_isa(settings.cpu, ctx, machine=machine.name, qemu=qemu)
         return qemu.describe()
+
+    @classmethod
+    def profile_settings(cls, settings: Mapping[str, Any], base: Path) -> dict[str, Any]:
+        """Besides ``qemu``: each share's HOST and a ``bios`` path (:func:`relative_paths`)."""
+        return relative_paths(super().profile_settings(settings, base), base)
 
     def context_settings(self, options: LaunchOptions) -> Mapping[str, Mapping[str, object]]:
         """``--qemu PATH``: the binary every QEMU call of this context uses."""
