@@ -61,10 +61,6 @@ class Cancellation:
     def is_set(self) -> bool:
         return self._event.is_set()
 
-    def wait(self, seconds: float) -> bool:
-        """Sleep up to ``seconds``, waking at a cancel; whether it was cancelled."""
-        return self._event.wait(seconds)
-
     def adopt(self, process: subprocess.Popen[bytes]) -> None:
         """Kill ``process``'s group at :meth:`cancel` (at once if it was already
         cancelled). ``process`` leads its own group (``start_new_session=True``)."""
