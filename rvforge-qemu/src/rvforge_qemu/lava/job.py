@@ -31,6 +31,9 @@ SUITE_PREFIX = "rvforge-"
 TOKEN_PATTERN = re.compile(r"RVFORGE STATUS-([0-9a-f]{12}) ")
 """Finds a job's marker token in the line LAVA typed (see :class:`Markers`)."""
 DEPLOY_SECONDS = 300
+BOOT_ATTEMPTS = 2
+"""QEMU 7.2 under TCG now and then stalls after OpenSBI's banner; LAVA boots again once,
+as rvforge's own launcher restarts a kernel that never prints."""
 FINALIZE_SECONDS = 60
 
 
@@ -162,6 +165,7 @@ def job_document(spec: JobSpec) -> dict[str, Any]:
                                 "image_arg": spec.initramfs.image_arg},
                 }}},
             {"boot": {"method": "qemu", "media": "tmpfs", "timeout": boot,
+                      "failure_retry": BOOT_ATTEMPTS,
                       "prompts": [PROMPT_PATTERN]}},
             {"test": {"timeout": boot, "interactive": [{
                 "name": spec.suite, "prompts": [PROMPT_PATTERN],
@@ -179,8 +183,9 @@ def kernel_arg(append: tuple[str, ...]) -> str:
 
 
 def job_seconds(spec: JobSpec) -> int:
-    """The whole job's limit: the download, the boot, the command and LAVA's cleanup."""
-    return DEPLOY_SECONDS + 2 * int(spec.timeout) + FINALIZE_SECONDS
+    """The whole job's limit: the download, each boot attempt, the command and LAVA's
+    cleanup."""
+    return DEPLOY_SECONDS + (BOOT_ATTEMPTS + 1) * int(spec.timeout) + FINALIZE_SECONDS
 
 
 def render(documents: list[dict[str, Any]]) -> str:
