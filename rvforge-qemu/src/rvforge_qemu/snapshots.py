@@ -40,10 +40,10 @@ from rvforge.net.download import write_atomic
 
 from rvforge_qemu.qemubin import SystemQemu
 
-FORMAT = 6
+FORMAT = 7
 """The store's layout and the guest-side conventions a snapshot assumes (shares unmounted
-at save time, refreshed by :mod:`rvforge_qemu.fresh`; the boot's console kept beside it);
-a snapshot of another format is not restored."""
+at save time, the refresh program of :mod:`rvforge_qemu.fresh` in the guest's ``/run``;
+the boot's console kept beside it); a snapshot of another format is not restored."""
 DEFAULT_CAP_BYTES = 4 << 30
 CAP_VARIABLE = "RVFORGE_SNAPSHOT_CACHE_MB"
 STATE = "state.zst"

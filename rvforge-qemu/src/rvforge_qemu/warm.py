@@ -4,15 +4,17 @@ The life cycle (see docs/qemu.md, "Snapshots"):
 
 1. a snapshot-capable boot leaves the shares off the kernel command line (the 9p devices
    are there, unmounted) and opens a QMP socket;
-2. at the ready marker, the first such boot of a configuration saves the VM
+2. at the ready marker, the first such boot of a configuration writes the refresh program
+   into the guest's ``/run`` (:func:`rvforge_qemu.fresh.install_script`), saves the VM
    (:meth:`Qmp.save`) and resumes it; the store publishes the file under the key
    (:mod:`rvforge_qemu.snapshots`);
 3. a later start with the same key runs QEMU with the same command line plus
    ``-incoming``; the VM is resumed once loaded. A snapshot QEMU refuses (damaged,
    foreign) is removed and the start falls back to a cold boot, with one log line;
-4. every snapshot-capable start, cold or warm, is then refreshed before its first
-   command (:mod:`rvforge_qemu.fresh`: entropy, clock, shares), so what a command sees
-   does not depend on whether the guest was restored.
+4. a restored guest is then refreshed before its first command (:mod:`rvforge_qemu.fresh`:
+   entropy and clock, by running that program), and every snapshot-capable start, cold or
+   warm, gets this run's shares mounted, so what a command sees does not depend on whether
+   the guest was restored.
 
 QEMU 7.2 to 10.0 restores each CPU's ``stimecmp``/``mtimecmp`` without re-arming the
 timer behind it, so a restored CPU would wait for its lost timer event for ever; the
@@ -30,7 +32,7 @@ from pathlib import Path
 from rvforge import BuildContext
 
 from rvforge_qemu.devices import Share
-from rvforge_qemu.fresh import fresh_script
+from rvforge_qemu.fresh import fresh_script, install_script
 from rvforge_qemu.guest import Guest, GuestFailure
 from rvforge_qemu.qmp import Qmp, QmpError, incoming_args, qmp_args
 from rvforge_qemu.snapshots import Snapshot, SnapshotKey, SnapshotStore
@@ -116,11 +118,17 @@ def _resume(guest: Guest, deadline: float) -> None:
 
 def save_ready(guest: Guest, plan: SnapshotPlan, image: str, ctx: BuildContext) -> Snapshot | None:
     """Save the ready guest's state into the store (when ``plan`` asks and none exists),
-    then let it run on. A failed save is a warning: the run goes on unsaved."""
+    with the refresh program written into it first, then let it run on. A failed save is a
+    warning: the run goes on unsaved."""
     if not plan.save or plan.restored or plan.exists():
         return None
     started = time.monotonic()
     deadline = started + SAVE_SECONDS
+    try:
+        _request(guest, install_script(), deadline)
+    except GuestFailure as failure:
+        ctx.log.warning(f"could not save the guest's ready state ({failure})")
+        return None
     state = plan.store.new_state(plan.key)
     try:
         with Qmp(guest.socket_dir / QMP_SOCKET, deadline) as qmp:
@@ -145,12 +153,13 @@ def save_ready(guest: Guest, plan: SnapshotPlan, image: str, ctx: BuildContext) 
 
 
 def freshen(guest: Guest, plan: SnapshotPlan, deadline: float) -> None:
-    """Reseed the guest's randomness, set its clock and mount this run's shares.
+    """Reseed a restored guest's randomness and set its clock; mount this run's shares.
 
     :raises GuestFailure: naming the step that failed.
     """
     started = time.monotonic()
-    _request(guest, fresh_script(plan.shares), deadline)
+    if script := fresh_script(plan.shares, restored=plan.restored):
+        _request(guest, script, deadline)
     plan.timings["fresh"] = time.monotonic() - started
 
 
