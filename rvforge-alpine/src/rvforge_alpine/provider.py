@@ -7,13 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rvforge import BuildContext, Provider, Tree, UsageError
-from rvforge.formats.tar import read_tarball
-from rvforge.userfiles import expand_user
 
-from rvforge_alpine import install_scripts, minirootfs
-from rvforge_alpine.installer import InstallRequest, install
-from rvforge_alpine.minirootfs import SignaturePolicy
-from rvforge_alpine.mirror import mirror_url
 from rvforge_alpine.releases import ReleaseRequest
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -55,6 +49,8 @@ class AlpineOptions:
         if self.sha256 is not None and self.source is None:
             raise UsageError("--sha256 checks a --source tarball; downloads are always "
                              "checked against the mirror's digests")
+        from rvforge_alpine import install_scripts  # apk reading: only once the provider is used
+
         if self.scripts not in install_scripts.POLICIES:
             raise UsageError(f"--scripts {self.scripts!r}: expected one of "
                              f"{', '.join(install_scripts.POLICIES)}")
@@ -71,6 +67,16 @@ class AlpineProvider(Provider[AlpineOptions]):
                      "alpine/*/main/*/*": "indexes", "alpine/*/community/*/*": "indexes"}
 
     def provide(self, options: AlpineOptions, ctx: BuildContext) -> Tree:
+        # the download, signature and apk modules: imported when a build uses this provider,
+        # not by every command that loads the plugins
+        from rvforge.formats.tar import read_tarball
+        from rvforge.userfiles import expand_user
+
+        from rvforge_alpine import minirootfs
+        from rvforge_alpine.installer import InstallRequest, install
+        from rvforge_alpine.minirootfs import SignaturePolicy
+        from rvforge_alpine.mirror import mirror_url
+
         request = ReleaseRequest.parse(options.release)
         mirror = mirror_url(options.mirror)
         policy = SignaturePolicy(options.verify_signature, options.keyring)

@@ -23,13 +23,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rvforge import BuildContext, InputError, Kernel, KernelSource, UsageError
 
-from rvforge_debootstrap.archive import DebianArchive
-from rvforge_debootstrap.deb import extract_deb_to_dir
-from rvforge_debootstrap.index import Package
-from rvforge_debootstrap.kernel_symbols import kernel_symbols
+if TYPE_CHECKING:  # the archive's modules are imported on use: plugin loading stays light
+    from rvforge_debootstrap.archive import DebianArchive
+    from rvforge_debootstrap.index import Package
 
 
 @dataclass
@@ -86,10 +86,15 @@ class DebianKernelSource(KernelSource[DebianKernelOptions]):
     def debug_symbols(self, kernel: Kernel, options: DebianKernelOptions,
                       ctx: BuildContext) -> Path:
         """The ``linux-image-VERSION-dbg`` package's vmlinux (:mod:`.kernel_symbols`)."""
+        from rvforge_debootstrap.archive import DebianArchive
+        from rvforge_debootstrap.kernel_symbols import kernel_symbols
+
         return kernel_symbols(kernel, DebianArchive(ctx, options.mirror, options.release,
                                                     "riscv64", options.keyring), ctx)
 
     def _lookup(self, options: DebianKernelOptions, ctx: BuildContext) -> Kernel:
+        from rvforge_debootstrap.archive import DebianArchive
+
         archive = DebianArchive(ctx, options.mirror, options.release, "riscv64",
                                 options.keyring)
         # The unpacked kernel for this index is remembered, so a warm start needs only the
@@ -123,6 +128,8 @@ def newest_cached_kernel(ctx: BuildContext) -> Kernel | None:
 
 def _recently_checked(ctx: BuildContext, options: DebianKernelOptions) -> bool:
     """Whether the suite's Release was fetched and verified a short while ago."""
+    from rvforge_debootstrap.archive import DebianArchive
+
     archive = DebianArchive(ctx, options.mirror, options.release, "riscv64", options.keyring)
     try:
         age = time.time() - (archive.dists_cache / "InRelease").stat().st_mtime
@@ -145,6 +152,8 @@ def _image_package(archive: DebianArchive, name: str) -> Package:
 
 def _unpack_atomically(deb: Path, dest: Path) -> None:
     temp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    from rvforge_debootstrap.deb import extract_deb_to_dir
+
     try:
         extract_deb_to_dir(deb, temp)
         (temp / ".complete").write_text(deb.name + "\n")

@@ -25,17 +25,18 @@ import dataclasses
 import hashlib
 import json
 import time
+from typing import TYPE_CHECKING
 
 from rvforge import BuildContext, Provider, Tree
 from rvforge.net.download import write_atomic
 
-from rvforge_debootstrap.archive import DebianArchive
-from rvforge_debootstrap.deb import add_to_tree
 from rvforge_debootstrap.distribution import default_machine, distribution
-from rvforge_debootstrap.dpkgdb import Unpacked, write_database
-from rvforge_debootstrap.index import Package, PackageIndex
 from rvforge_debootstrap.options import ARCH, DebootstrapOptions
-from rvforge_debootstrap.resolve import resolve
+
+if TYPE_CHECKING:  # the archive's modules are imported on use: plugin loading stays light
+    from rvforge_debootstrap.archive import DebianArchive
+    from rvforge_debootstrap.dpkgdb import Unpacked
+    from rvforge_debootstrap.index import Package, PackageIndex
 
 RESOLVER_VERSION = 1
 """Part of the resolution cache key: bump when resolution rules change."""
@@ -61,6 +62,7 @@ class DebootstrapProvider(Provider[DebootstrapOptions]):
 
     def provide(self, options: DebootstrapOptions, ctx: BuildContext) -> Tree:
         from rvforge_debootstrap import backends, configure  # on use: plugin loading stays light
+        from rvforge_debootstrap.archive import DebianArchive
 
         if options.backend != "python":
             return backends.provide_with_tool(options, ctx)
@@ -92,6 +94,9 @@ def resolve_cached(archive: DebianArchive, variant: str, extra: list[str],
     The result is cached per signed index (by its SHA-256), so a warm build skips parsing
     the 54 MB ``Packages`` file; a new index on the mirror means a new resolution.
     """
+    from rvforge_debootstrap.index import Package
+    from rvforge_debootstrap.resolve import resolve
+
     digests = archive.index_digests()
     index_key = digests[0] if len(digests) == 1 else digests  # Debian's key as before
     key = hashlib.sha256(json.dumps(
@@ -115,6 +120,9 @@ def build_unpacked(archive: DebianArchive, variant: str, extra: list[str], ctx: 
                    ) -> tuple[Tree, list[Unpacked]]:
     """Resolve, download and unpack; return the tree (dpkg database written, status
     ``unpacked``) and the packages in installation order."""
+    from rvforge_debootstrap.deb import add_to_tree
+    from rvforge_debootstrap.dpkgdb import Unpacked, write_database
+
     start = time.monotonic()
     packages = resolve_cached(archive, variant, extra, ctx)
     debs = archive.unpack_many(packages)

@@ -49,7 +49,7 @@ class Qmp:
                 if time.monotonic() > deadline:
                     self._sock.close()
                     raise QmpError(f"QEMU's QMP socket {path} did not open in time") from None
-                time.sleep(0.02)
+                time.sleep(0.005)
         try:
             greeting = self._message(deadline)
             if "QMP" not in greeting:

@@ -38,6 +38,9 @@ from rvforge_qemu.qmp import Qmp, QmpError, incoming_args, qmp_args
 from rvforge_qemu.snapshots import Snapshot, SnapshotKey, SnapshotStore
 
 QMP_SOCKET = "qmp"
+LOAD_POLL_SECONDS = 0.003
+"""How often a restore asks whether QEMU has loaded the state (QEMU answers between the
+chunks it loads, so asking is cheap; every wait here is a wait of the whole run)."""
 SAVE_SECONDS = 120.0
 """A save taking longer than this is abandoned (the guest goes on unsaved)."""
 
@@ -109,7 +112,7 @@ def _resume(guest: Guest, deadline: float) -> None:
         while (status := qmp.status(deadline)) == "inmigrate":
             if guest.process is not None and guest.process.poll() is not None:
                 raise GuestFailure("QEMU exited while loading the snapshot")
-            time.sleep(0.01)
+            time.sleep(LOAD_POLL_SECONDS)
         if status in ("paused", "postmigrate", "prelaunch"):
             qmp.command("cont", deadline=deadline)
         elif status != "running":

@@ -13,12 +13,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rvforge import pipeline
-from rvforge.auto_machine import machine_for_tree
 from rvforge.cli.common import command_context, handle_errors
 from rvforge.cli.reporting import (
     FORMATS,
@@ -31,12 +29,13 @@ from rvforge.cli.reporting import (
 )
 from rvforge.context import BuildContext
 from rvforge.errors import ExitCode, UsageError
-from rvforge.formats.packages import Package
-from rvforge.loading import load_input
 from rvforge.machines import AUTO_MACHINE, Machine
-from rvforge.pipeline import AuditReport
 from rvforge.registry import Registry
 from rvforge.riscv.isa import U64_PROFILES, Extension, Isa, Needs
+
+if TYPE_CHECKING:
+    from rvforge.formats.packages import Package
+    from rvforge.pipeline import AuditReport
 
 WHEEL_BASELINE = "rva20u64"
 """What PyPI's riscv64 platform tags promise (manylinux and musllinux: RV64GC)."""
@@ -131,6 +130,12 @@ def audit(
 
 def _audit_one(registry: Registry, path: Path, chosen: Machine | None, ctx: BuildContext,
                auditors: list[str] | None) -> AuditedInput:
+    # the audit's modules: only for this command, not at every command's start
+    from rvforge import pipeline
+    from rvforge.auto_machine import machine_for_tree
+    from rvforge.formats.packages import Package
+    from rvforge.loading import load_input
+
     loaded = load_input(path, ctx)
     if chosen is not None and chosen.name == AUTO_MACHINE:  # per input: what it needs
         chosen = machine_for_tree(loaded.tree if isinstance(loaded, Package) else loaded,

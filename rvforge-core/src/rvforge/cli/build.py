@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from rvforge import pipeline
 from rvforge.cli.common import (
     command_context,
     handle_errors,
@@ -18,7 +17,6 @@ from rvforge.cli.common import (
 )
 from rvforge.errors import UsageError
 from rvforge.launching import apply_launcher_settings
-from rvforge.spec import BuildFlags, resolve_spec
 
 
 def register(app: typer.Typer) -> None:
@@ -75,6 +73,9 @@ def build(
     format: Annotated[str, typer.Option("--format", help="Report format: text or json.")]
     = "text",
 ) -> None:
+    from rvforge import pipeline  # the build's modules: only for this command
+    from rvforge.spec import BuildFlags, resolve_spec
+
     if format not in ("text", "json"):
         raise UsageError(f"--format must be text or json, not {format!r}")
     if no_audit and audit_warn_only:

@@ -13,7 +13,6 @@ from rvforge.cli.common import handle_errors, load_registry
 from rvforge.cli.reporting import escaped
 from rvforge.context import BuildContext
 from rvforge.errors import UsageError
-from rvforge.loading import load_path
 from rvforge.tree import Entry, EntryKind, Tree
 
 
@@ -31,6 +30,8 @@ def inspect(
     if format not in ("text", "json"):
         raise UsageError(f"--format must be text or json, not {format!r}")
     with BuildContext(load_registry()) as ctx:
+        from rvforge.loading import load_path  # the archive readers: only for this command
+
         tree = load_path(image, ctx)
         if format == "json":
             typer.echo(json.dumps([entry_json(tree, e) for e in tree.walk()], indent=1))
