@@ -39,7 +39,10 @@ warm (the default: restored), rounds alternating, each whole command's wall time
 snapshot's size and save time; where a warm run's time goes (interpreter start and imports, the
 restore, the refresh and first command); and ``rvforge exec GUEST -- true`` against a
 guest kept by ``rvforge up``. It runs with a private cache (``RVFORGE_CACHE_DIR``) so the
-first run of each image is the one that saves.
+first run of each image is the one that saves. Every ``rvforge`` it starts runs with bytecode,
+as an installed rvforge does: it first compiles the virtual environment and rvforge's sources
+(``python -m compileall -q``) and unsets ``PYTHONDONTWRITEBYTECODE`` for its children
+(without bytecode each start compiles every module again: about 0.4 s more).
 
 Usage: ``uv run python benchmarks/boot.py [--rounds 5]``, ``uv run python
 benchmarks/boot.py --debian [--rounds 5]`` (a Debian build first: a few minutes),
@@ -282,12 +285,26 @@ def snapshot_facts(cache: Path) -> dict[str, tuple[int, float]]:
     return facts
 
 
-def interpreter_start() -> float:
+def interpreter_start(env: dict[str, str]) -> float:
     """Seconds to start Python and import rvforge's command line (what every command
     pays before it does anything)."""
     start = time.monotonic()
-    subprocess.run([sys.executable, "-c", "import rvforge.cli.application"], check=True)
+    subprocess.run([sys.executable, "-c", "import rvforge.cli.application"], check=True,
+                   env=env)
     return time.monotonic() - start
+
+
+def with_bytecode() -> dict[str, str]:
+    """Compile the environment's and rvforge's modules, and the environment for children
+    that use the bytecode (see the module docstring)."""
+    import sysconfig
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", sysconfig.get_paths()["purelib"],
+                    *map(str, sorted(ROOT.glob("rvforge-*/src")))], check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def exec_rounds(image: Path, kernel: Path, env: dict[str, str], rounds: int) -> list[float]:
@@ -312,7 +329,7 @@ def warm_against_cold(rounds: int, given: Path | None) -> None:
         work = Path(tmp)
         runtime = work / "run"
         runtime.mkdir(mode=0o700)
-        env = {**os.environ, "RVFORGE_CACHE_DIR": str(work / "cache"),
+        env = {**with_bytecode(), "RVFORGE_CACHE_DIR": str(work / "cache"),
                "XDG_RUNTIME_DIR": str(runtime)}
         images = {}
         for name in ("alpine.cpio.gz", "alpine.ext4"):
@@ -339,7 +356,7 @@ def warm_against_cold(rounds: int, given: Path | None) -> None:
             print(f"round {round_ + 1}: " + ", ".join(
                 f"{name} {cold[name][-1]:.2f}/{warm[name][-1]:.2f} s" for name in images),
                 file=sys.stderr)
-        starts = [interpreter_start() for _ in range(rounds)]
+        starts = [interpreter_start(env) for _ in range(rounds)]
         execs = exec_rounds(images["alpine.cpio.gz"], kernel, env, rounds)
         facts = snapshot_facts(work / "cache")
     load_after = os.getloadavg()
@@ -354,7 +371,15 @@ def warm_against_cold(rounds: int, given: Path | None) -> None:
         r = f"{statistics.median(restore[name]):.2f}" if restore[name] else "–"
         print(f"| {name} | {c:.2f} | {w:.2f} | {min(warm[name]):.2f}–{max(warm[name]):.2f} "
               f"| {c / w:.1f}× | {r} | {size / 1e6:.1f} | {save:.2f} |")
-    print(f"\ninterpreter start + CLI imports: median {statistics.median(starts):.2f} s; "
+    start = statistics.median(starts)
+    for name in images:
+        if restore[name]:
+            rest = statistics.median(warm[name]) - start - statistics.median(restore[name])
+            print(f"\n{name}, warm (medians): interpreter start + CLI imports {start:.2f} s, "
+                  f"QEMU started and the state loaded {statistics.median(restore[name]):.2f} s, "
+                  f"the rest (arguments, the launch worked out, the refresh request, the "
+                  f"command, QEMU stopped) {rest:.2f} s", end="")
+    print(f"\n\ninterpreter start + CLI imports: median {statistics.median(starts):.2f} s; "
           f"`rvforge exec bench -- true` (kept Alpine guest): median "
           f"{statistics.median(execs):.2f} s, min {min(execs):.2f}, max {max(execs):.2f}")
 

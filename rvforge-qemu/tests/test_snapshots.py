@@ -16,6 +16,8 @@ from structlog.testing import capture_logs
 
 from rvforge import BuildContext
 
+from rvforge_qemu.devices import Share
+from rvforge_qemu.fresh import PROGRAM, fresh_script, install_script
 from rvforge_qemu.qemubin import system_qemu
 from rvforge_qemu.qmp import Qmp, QmpError, qmp_args
 from rvforge_qemu.snapshots import (
@@ -183,3 +185,18 @@ def test_qmp_errors_are_one_sentence(ctx: BuildContext, tmp_path: Path) -> None:
         process.wait()
     with pytest.raises(QmpError, match="did not open in time"):
         Qmp(tmp_path / "absent", time.monotonic() + 0.2)
+
+
+def test_a_restore_sends_the_seed_and_the_time_not_the_refresh_program() -> None:
+    """The guest's init reads a request a byte at a time (~0.1 ms a byte under TCG): the
+    program goes in once, before the save; a restore sends 80 bytes and runs it."""
+    assert install_script().count("\\") > 1000  # the program, as printf escapes
+    restored = fresh_script((), restored=True)
+    assert restored.count("\\") == 80 and f"| {PROGRAM} " in restored
+    assert fresh_script((), restored=True) != restored  # fresh host randomness each time
+    assert fresh_script((), restored=False) == ""  # a booted guest is fresh already
+    share = Share(Path("/srv/x"), "/mnt/my dir", True, "rvforge0")
+    booted = fresh_script((share,), restored=False)
+    assert PROGRAM not in booted
+    assert "mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro rvforge0 " \
+           "'/mnt/my dir'" in booted
