@@ -36,7 +36,7 @@ def install_script() -> str:
             '|| { echo "rvforge: cannot write the refresh program" >&2; exit 1; }\n')
 
 
-def fresh_script(shares: tuple[Share, ...], *, restored: bool) -> str:
+def fresh_script(shares: tuple[Share, ...], *, restored: bool = True) -> str:
     """The shell script making a ``restored`` guest fresh (the program of
     :func:`install_script` reseeds it and sets its clock) and mounting ``shares``; exits
     non-zero (with one line on stderr) if a step fails. Empty when there is nothing to do."""
