@@ -27,6 +27,7 @@ from rvforge_qemu.snapshots import (
     normalized_argv,
     snapshot_key,
 )
+from rvforge_qemu.warm import _RefreshGate
 
 ZSTD = shutil.which("zstd")
 
@@ -200,3 +201,23 @@ def test_a_restore_sends_the_seed_and_the_time_not_the_refresh_program() -> None
     assert PROGRAM not in booted
     assert "mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro rvforge0 " \
            "'/mnt/my dir'" in booted
+
+
+def test_a_folded_refresh_passes_on_only_what_follows_its_marker() -> None:
+    """``run`` refreshes a restored guest in the command's own request: what precedes the
+    refresh's marker is the refresh's; stderr held until the marker is the command's."""
+    out, err = bytearray(), bytearray()
+    gate = _RefreshGate(b"RVFORGE-FRESH-1234\n", out.extend, err.extend)
+    gate.err(b"early command stderr\n")
+    gate.out(b"RVFORGE-FRE")
+    assert gate.opened is None and not out and not err
+    gate.out(b"SH-1234\ncommand out\n")
+    gate.out(b"more\n")
+    gate.err(b"late\n")
+    assert gate.opened is not None
+    assert (bytes(out), bytes(err)) == (b"command out\nmore\n", b"early command stderr\nlate\n")
+
+    failed = _RefreshGate(b"RVFORGE-FRESH-1234\n", out.extend, err.extend)
+    failed.out(b"rvforge-fresh: setting the clock failed\n")
+    failed.err(b"rvforge: cannot refresh the restored guest\n")
+    assert failed.opened is None and b"clock" in failed.held_out

@@ -39,7 +39,7 @@ from rvforge_qemu.profiles import relative_paths, settings_of
 from rvforge_qemu.qemubin import system_qemu
 from rvforge_qemu.session import Session
 from rvforge_qemu.starting import StartedGuest
-from rvforge_qemu.warm import freshen, save_ready
+from rvforge_qemu.warm import freshen, run_refreshed, save_ready
 
 ResultT = TypeVar("ResultT", bound=BootResult)
 
@@ -128,11 +128,16 @@ class QemuVirt(Launcher[LaunchOptions]):
         with StartedGuest(prepared, options.timeout, ctx, echo=options.console) as (
                 guest, deadline):
             try:
-                _ready(guest, deadline, artifact, options, prepared, ctx)
+                folded = _ready(guest, deadline, artifact, options, prepared, ctx,
+                                fold_refresh=True)
                 result.booted = True
-                result.status = guest.execute(
-                    command_script(argv), deadline, sink(stdout, options.stream, err=False),
-                    sink(stderr, options.stream, err=True))
+                out, err = (sink(stdout, options.stream, err=False),
+                            sink(stderr, options.stream, err=True))
+                if folded and prepared.snapshot is not None:
+                    result.status = run_refreshed(guest, prepared.snapshot,
+                                                  command_script(argv), deadline, out, err)
+                else:
+                    result.status = guest.execute(command_script(argv), deadline, out, err)
                 _stop(guest, prepared)
                 result.ok = True
             except GuestFailure as failure:
@@ -196,16 +201,21 @@ def _stop(guest: Guest, prepared: PreparedLaunch) -> None:
 
 
 def _ready(guest: Guest, deadline: float, artifact: Artifact, options: LaunchOptions,
-           prepared: PreparedLaunch, ctx: BuildContext) -> None:
+           prepared: PreparedLaunch, ctx: BuildContext, *, fold_refresh: bool = False) -> bool:
     """The guest ready for commands: booted (or restored), its ready state saved the first
-    time, then refreshed (randomness, clock, shares) when it is snapshot-capable."""
+    time, then refreshed (randomness, clock, shares) when it is snapshot-capable. With
+    ``fold_refresh``, a restored guest's refresh is left for the first command's request
+    (:func:`rvforge_qemu.warm.run_refreshed`): returns whether it was."""
     plan = prepared.snapshot
     if plan is None or not plan.restored:
         _wait_ready(guest, deadline, artifact, options, ctx)
-    if plan is not None:
-        # saved at once, before any request ran in the guest
-        save_ready(guest, plan, str(artifact.path), ctx)
-        freshen(guest, plan, deadline)
+    if plan is None:
+        return False
+    save_ready(guest, plan, str(artifact.path), ctx)  # before any request of the run
+    if fold_refresh and plan.restored:
+        return True
+    freshen(guest, plan, deadline)
+    return False
 
 
 def _wait_ready(guest: Guest, deadline: float, artifact: Artifact, options: LaunchOptions,
