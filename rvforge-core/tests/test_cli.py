@@ -115,6 +115,23 @@ def test_version_imports_no_plugin_and_no_cli_framework(tmp_path: Path) -> None:
     assert lines[-1] == "loaded: []"
 
 
+def test_the_cli_loads_plugins_without_their_heavy_modules() -> None:
+    """Every command starts by loading the plugins (their commands, then the registry):
+    their entry modules and the command modules import the apk and deb readers, signature
+    checks, the Debian archive and the build pipeline only when used (a warm ``rvforge run``
+    pays every millisecond of start-up)."""
+    probe = ("import sys\n"
+             "import rvforge.cli.application\n"
+             "from rvforge.registry import build_registry; build_registry()\n"
+             "heavy = [m for m in ('rvforge.pipeline', 'rvforge_alpine.apkfile', "
+             "'rvforge_alpine.installer', 'cryptography', 'rvforge_debootstrap.archive', "
+             "'rvforge_debootstrap.deb') if m in sys.modules]\n"
+             "print('loaded:', heavy)\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.splitlines()[-1] == "loaded: []", result.stderr
+
+
 def test_launch_help_lists_every_flag_the_installed_launchers_declare() -> None:
     """``boot``/``run``/``machines``/``build`` spell none of the launchers' flags: each comes
     from a launcher's ``Options`` declaration, with its help text."""
