@@ -77,7 +77,7 @@ class Qmp:
         try:
             self._sock.sendall(json.dumps(request).encode() + b"\n")
         except OSError as error:
-            raise QmpError(f"QMP {name}: QEMU closed the connection ({error})") from None
+            raise QmpError(f"QMP {name}: QEMU closed the QMP connection ({error})") from None
         while True:
             reply = self._message(deadline)
             if "event" in reply:
