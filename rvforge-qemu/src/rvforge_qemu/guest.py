@@ -137,6 +137,11 @@ class Guest:
             if time.monotonic() > deadline:
                 raise GuestFailure("QEMU did not open its console within the timeout")
 
+    def channel(self, name: str) -> socket.socket:
+        """The connected socket of channel ``name`` (one of :data:`CHANNELS`, non-blocking),
+        for a caller that serves it itself: the interactive console."""
+        return self._conns[name]
+
     def qemu_stderr(self) -> str:
         try:
             return self._stderr_path.read_text(errors="replace")

@@ -91,7 +91,7 @@ def prepare(artifact: Artifact, machine: Machine, options: LaunchOptions,
     symbols = _symbols(options, kernel, ctx) if options.gdb_symbols else None
     warm = snapshot_capable(machine, devices, options, ctx)
     argv = command_line(artifact, machine, kernel, devices, extra_words, options, ctx,
-                        symbols=symbols, shares_on_cmdline=not warm)
+                        symbols=symbols, shares_on_cmdline=not warm, shell_on_cmdline=not warm)
     log = options.console_log or new_log_path(
         ctx.cache("qemu", "console"), f"{artifact.path.name}.{machine.name}")
     plan = None
@@ -126,9 +126,10 @@ def _sha256(text: str) -> str:
 def snapshot_capable(machine: Machine, devices: Devices, options: LaunchOptions,
                      ctx: BuildContext) -> bool:
     """Whether this launch restores and saves snapshots: not with ``--no-snapshot``, nor with
-    an interactive console or a debugger (those want the boot itself), nor on a QEMU older
-    than :data:`SNAPSHOT_MIN_QEMU`, nor without ``zstd``."""
-    if options.no_snapshot or options.interactive or devices.gdb_port is not None:
+    a debugger (it wants the boot itself), nor on a QEMU older than
+    :data:`SNAPSHOT_MIN_QEMU`, nor without ``zstd``. An interactive console is (its shell
+    starts after the restore: :mod:`rvforge_qemu.interactive`)."""
+    if options.no_snapshot or devices.gdb_port is not None:
         return False
     qemu = system_qemu(machine.options, ctx)
     if qemu.version_tuple < SNAPSHOT_MIN_QEMU:
@@ -144,11 +145,13 @@ def snapshot_capable(machine: Machine, devices: Devices, options: LaunchOptions,
 def command_line(artifact: Artifact, machine: Machine, kernel: Kernel, devices: Devices,
                  extra_words: list[str], options: LaunchOptions,
                  ctx: BuildContext, *, symbols: Path | None = None,
-                 shares_on_cmdline: bool = True) -> list[str]:
+                 shares_on_cmdline: bool = True, shell_on_cmdline: bool = True) -> list[str]:
     """The QEMU command line booting ``artifact`` (without rvforge's channels);
     ``symbols`` is the kernel's ELF for gdb, named in the gdbstub's attach line. Without
     ``shares_on_cmdline`` the shares' devices are there but the guest does not mount them
-    at boot (a boot to be saved: see :mod:`rvforge_qemu.warm`)."""
+    at boot (a boot to be saved: see :mod:`rvforge_qemu.warm`); without
+    ``shell_on_cmdline`` an interactive boot's ``/init`` serves requests as ``run``'s does
+    (same snapshot key) and the shell comes as a request."""
     settings = settings_of(machine)
     if artifact.kind == "initramfs":
         initrd = _initrd(artifact, kernel, devices, ctx)
@@ -177,7 +180,7 @@ def command_line(artifact: Artifact, machine: Machine, kernel: Kernel, devices: 
     device_words = [w for w in devices.kernel_words()
                     if shares_on_cmdline or not w.startswith(SHARE_ARGUMENT)]
     append = [*KERNEL_ARGS, *settings.append, *device_words, *extra_words]
-    if options.interactive:
+    if options.interactive and shell_on_cmdline:
         append += interactive_words()
     if devices.gdb_port is not None:
         ctx.log.info("gdbstub", listen=f"127.0.0.1:{devices.gdb_port}", halted=devices.halted,

@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from rvforge import BuildContext
 
@@ -23,11 +24,14 @@ START_ATTEMPTS = 3
 
 class StartedGuest:
     """``with`` block owning a started :class:`Guest` and its socket directory; yields the
-    guest and the deadline ``timeout`` seconds from the start."""
+    guest and the deadline ``timeout`` seconds from the start. ``echo``: show the console as
+    it arrives on stderr (``True``), or on the given stream (the interactive console's
+    stdout)."""
 
     def __init__(self, prepared: PreparedLaunch, timeout: float, ctx: BuildContext, *,
-                 echo: bool = False) -> None:
-        self.prepared, self.timeout, self.ctx, self.echo = prepared, timeout, ctx, echo
+                 echo: bool | BinaryIO = False) -> None:
+        self.prepared, self.timeout, self.ctx = prepared, timeout, ctx
+        self.echo = sys.stderr.buffer if echo is True else echo or None
         self._current: Guest | None = None
 
     def __enter__(self) -> tuple[Guest, float]:
@@ -67,8 +71,7 @@ class StartedGuest:
         qmp = start_args(socket_dir) if self.prepared.snapshot is not None else []
         guest = Guest([*self.prepared.argv, *channel_args(socket_dir), *qmp, *extra],
                       socket_dir, self.prepared.console_log, self.prepared.label,
-                      echo=sys.stderr.buffer if self.echo else None,
-                      adopt=self.ctx.cancellation.adopt)
+                      echo=self.echo, adopt=self.ctx.cancellation.adopt)
         self._current = guest
         return guest
 

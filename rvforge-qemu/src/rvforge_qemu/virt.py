@@ -11,6 +11,7 @@ Boot, run, session and the interactive console each work their launch out once
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from rvforge_qemu.console import IllegalInstruction
 from rvforge_qemu.cpuisa import cpu_isa, machine_isa, with_vlen
 from rvforge_qemu.guest import CommandTimedOut, Guest, GuestFailure
 from rvforge_qemu.image import image_file_finder
-from rvforge_qemu.interactive import ESCAPE_NAME, run_console
+from rvforge_qemu.interactive import ESCAPE_NAME, attach, run_console
 from rvforge_qemu.options import LaunchOptions, command_script, qemu_settings, sink
 from rvforge_qemu.prepared import PreparedLaunch, devices_of, prepare
 from rvforge_qemu.profiles import relative_paths, settings_of
@@ -100,7 +101,9 @@ class QemuVirt(Launcher[LaunchOptions]):
         if options.interactive:
             ctx.log.info(f"interactive console: {ESCAPE_NAME} leaves (the VM is killed), "
                          "'exit' powers the guest off", console_log=str(prepared.console_log))
-            return run_console(list(prepared.argv), prepared.console_log, prepared.label)
+            if prepared.snapshot is None:
+                return run_console(list(prepared.argv), prepared.console_log, prepared.label)
+            return self._warm_console(artifact, machine, options, ctx, prepared, called)
         result = BootResult(ok=False)
         if prepared.snapshot is not None:
             prepared.snapshot.restore = False  # a boot check boots; it may save for run
@@ -171,6 +174,21 @@ class QemuVirt(Launcher[LaunchOptions]):
 
     # -- helpers -----------------------------------------------------------------------
 
+    def _warm_console(self, artifact: Artifact, machine: Machine, options: LaunchOptions,
+                      ctx: BuildContext, prepared: PreparedLaunch, called: float
+                      ) -> BootResult:
+        """``--interactive`` as ``run`` starts: restored (or booted and saved), refreshed,
+        then the shell on this terminal (:func:`rvforge_qemu.interactive.attach`)."""
+        with StartedGuest(prepared, options.timeout, ctx, echo=sys.stdout.buffer) as (
+                guest, deadline):
+            try:
+                _ready(guest, deadline, artifact, options, prepared, ctx)
+            except GuestFailure as failure:
+                result = BootResult(ok=False, reason=_reason(failure, guest, options),
+                                    seconds=time.monotonic() - called)
+                return self._finish(result, guest, artifact, machine, ctx, prepared)
+            return attach(guest, called)
+
     def _finish(self, result: ResultT, guest: Guest, artifact: Artifact, machine: Machine,
                 ctx: BuildContext, prepared: PreparedLaunch) -> ResultT:
         result.console_log = guest.console.log_path
@@ -221,9 +239,9 @@ def _ready(guest: Guest, deadline: float, artifact: Artifact, options: LaunchOpt
 def _wait_ready(guest: Guest, deadline: float, artifact: Artifact, options: LaunchOptions,
                 ctx: BuildContext) -> float:
     """:meth:`Guest.wait_ready`, with a spinner and the elapsed time on a terminal (not
-    with ``--console``, which shows the console itself); a share, module or network the
-    guest could not set up is a failed boot."""
-    if options.console:
+    with ``--console`` or ``--interactive``, which show the console itself); a share,
+    module or network the guest could not set up is a failed boot."""
+    if options.console or options.interactive:
         seconds = guest.wait_ready(deadline)
     else:
         with ctx.progress.task(f"booting {artifact.path.name}"):
