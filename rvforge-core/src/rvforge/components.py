@@ -195,7 +195,13 @@ class LaunchSession(Protocol):
     """What :meth:`Launcher.session` yields: a running guest that takes commands."""
 
     def run(self, argv: list[str] | str, *, timeout: float | None = None) -> RunResult:
-        """Run ``argv`` (words, or one shell script) and return its status and output."""
+        """Run ``argv`` (words, or one shell script) and return its status and output.
+
+        A session may also take ``stdout=`` and ``stderr=`` callbacks (``Callable[[bytes],
+        None]``), called with the command's output as it arrives (the result still holds
+        all of it): ``rvforge exec`` streams through them when the session's ``run`` has
+        them.
+        """
         ...
 
 

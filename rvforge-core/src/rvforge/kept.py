@@ -19,13 +19,18 @@ notices and removes it; its guest died with it (the launcher ties it to the keep
 
 The socket protocol: the client sends one JSON line (``{"op": "exec", "argv": [...],
 "timeout": N}``, ``{"op": "down"}`` or ``{"op": "ping"}``) and reads one JSON line back
-(``{"status", "stdout", "stderr" (base64), "reason", "diagnosis"}`` for ``exec``).
+(``{"status", "stdout", "stderr" (base64), "reason", "diagnosis"}`` for ``exec``). Before
+that answer, ``exec`` streams the command's output as it comes, one line per chunk
+(``{"out": base64}`` or ``{"err": base64}``), when the launcher's session can give it
+(its ``run`` takes ``stdout=``/``stderr=`` callbacks); the answer's ``stdout``/``stderr``
+then hold only what was not streamed.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import inspect
 import json
 import os
 import re
@@ -36,7 +41,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,14 +164,19 @@ def find(directory: Path, name: str | None) -> KeptGuest:
 
 
 def request(directory: Path, name: str, message: Mapping[str, Any],
-            timeout: float | None = None) -> dict[str, Any]:
-    """Send ``message`` to the keeper of ``name`` and return its answer."""
+            timeout: float | None = None,
+            output: Callable[[str, bytes], None] | None = None) -> dict[str, Any]:
+    """Send ``message`` to the keeper of ``name`` and return its answer; streamed output
+    (``exec``) goes to ``output(stream, data)`` (``stream``: ``out`` or ``err``) as it
+    comes."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:
             sock.connect(str(directory / f"{name}.sock"))
             sock.sendall(json.dumps(message).encode() + b"\n")
-            data = _read_line(sock)
+            reader = _LineReader(sock)
+            while _streamed(data := reader.line(), output):
+                pass
         except OSError as error:
             raise BootFailedError(f"guest {name!r} did not answer ({error}); "
                                   f"its log: {directory / (name + '.log')}") from None
@@ -178,6 +188,25 @@ def request(directory: Path, name: str, message: Mapping[str, Any],
         raise BootFailedError(f"guest {name!r} answered garbage; its log: "
                               f"{directory / (name + '.log')}")
     return answer
+
+
+def _streamed(line: bytes, output: Callable[[str, bytes], None] | None) -> bool:
+    """Whether ``line`` is a chunk of streamed output (then given to ``output``), not the
+    answer."""
+    try:
+        chunk = json.loads(line)
+    except ValueError:
+        return False
+    if not (isinstance(chunk, dict) and len(chunk) == 1 and chunk.keys() <= {"out", "err"}):
+        return False
+    [(stream, text)] = chunk.items()
+    try:
+        data = base64.b64decode(text, validate=True) if isinstance(text, str) else b""
+    except ValueError:
+        return True
+    if output is not None:
+        output(stream, data)
+    return True
 
 
 def stop(directory: Path, record: KeptGuest) -> None:
@@ -270,24 +299,41 @@ def _loop(listener: socket.socket, session: Any, record: KeptGuest) -> None:
                 _answer(conn, {"stopping": True})
                 return
             if message.get("op") == "exec":
-                _answer(conn, _execute(session, message))
+                _answer(conn, _execute(session, message, conn))
             else:
                 _answer(conn, {"pong": True})
 
 
-def _execute(session: Any, message: Mapping[str, Any]) -> dict[str, Any]:
+def _execute(session: Any, message: Mapping[str, Any], conn: socket.socket
+             ) -> dict[str, Any]:
     argv = message.get("argv")
     if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
         return {"status": None, "reason": "bad request"}
     timeout = message.get("timeout")
+    streams = _streams(session, conn)
     try:
-        result = session.run(argv, timeout=float(timeout) if timeout else None)
+        result = session.run(argv, timeout=float(timeout) if timeout else None, **streams)
     except RvforgeError as error:
         return {"status": None, "reason": str(error), "stdout": "", "stderr": ""}
+    out, err = (b"", b"") if streams else (result.stdout, result.stderr)
     return {"status": result.status, "reason": result.reason,
-            "stdout": base64.b64encode(result.stdout).decode(),
-            "stderr": base64.b64encode(result.stderr).decode(),
+            "stdout": base64.b64encode(out).decode(),
+            "stderr": base64.b64encode(err).decode(),
             "diagnosis": list(result.diagnosis)}
+
+
+def _streams(session: Any, conn: socket.socket) -> dict[str, Callable[[bytes], None]]:
+    """``stdout=``/``stderr=`` callbacks sending the output to the client as it comes, if
+    the session's ``run`` takes them (see :class:`rvforge.LaunchSession`)."""
+    accepted = inspect.signature(session.run).parameters
+    if not {"stdout", "stderr"} <= accepted.keys():
+        return {}
+
+    def chunk(stream: str) -> Callable[[bytes], None]:
+        # a client gone (Ctrl-C) must not break the command: its output is dropped
+        return lambda data: _answer(conn, {stream: base64.b64encode(data).decode()})
+
+    return {"stdout": chunk("out"), "stderr": chunk("err")}
 
 
 def _same_user(conn: socket.socket) -> bool:
@@ -324,6 +370,26 @@ def _write_record(directory: Path, record: KeptGuest) -> None:
 def _answer(conn: socket.socket, answer: Mapping[str, Any]) -> None:
     with contextlib.suppress(OSError):
         conn.sendall(json.dumps(answer).encode() + b"\n")
+
+
+class _LineReader:
+    """Lines from a socket, one at a time (an answer may follow streamed chunks in the
+    same read)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.buffer = sock, b""
+
+    def line(self) -> bytes:
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                line, self.buffer = self.buffer, b""
+                return line
+            self.buffer += chunk
+            if len(self.buffer) > MAX_REQUEST:
+                raise OSError("message too long")
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line + b"\n"
 
 
 def _read_line(sock: socket.socket) -> bytes:

@@ -31,27 +31,44 @@ class Session:
     def console_log(self) -> str:
         return str(self._guest.console.log_path)
 
-    def run(self, argv: list[str] | str, *, timeout: float | None = None) -> RunResult:
+    def run(self, argv: list[str] | str, *, timeout: float | None = None,
+            stdout: Callable[[bytes], None] | None = None,
+            stderr: Callable[[bytes], None] | None = None) -> RunResult:
         """Run ``argv`` (a list of words, or one shell script) in the guest and return its
-        status, stdout and stderr. A command that outlives ``timeout`` leaves the guest
-        busy: the result has ``status=None`` and later calls raise."""
+        status, stdout and stderr (also given to the ``stdout``/``stderr`` callbacks as they
+        arrive). A command that outlives ``timeout`` leaves the guest busy: the result has
+        ``status=None`` and later calls raise."""
         if self._broken:
             raise BootFailedError(f"the guest can no longer run commands: {self._broken}")
         script = argv if isinstance(argv, str) else command_script(argv)
-        stdout, stderr = bytearray(), bytearray()
+        out, err = bytearray(), bytearray()
         seen = len(self._guest.console.sigills)
         start = time.monotonic()
         limit = self._options.timeout if timeout is None else timeout
         result = RunResult(ok=False, console_log=self._guest.console.log_path)
         try:
             result.status = self._guest.execute(
-                script, start + limit, sink(stdout, self._options.stream, err=False),
-                sink(stderr, self._options.stream, err=True))
+                script, start + limit,
+                _tee(sink(out, self._options.stream, err=False), stdout),
+                _tee(sink(err, self._options.stream, err=True), stderr))
             result.ok = True
         except GuestFailure as failure:
             self._broken = result.reason = f"{failure} (timeout {limit:g} s)"
         result.seconds = time.monotonic() - start
-        result.stdout, result.stderr = bytes(stdout), bytes(stderr)
+        result.stdout, result.stderr = bytes(out), bytes(err)
         result.console_tail = self._guest.console.lines()
         result.diagnosis = self._diagnose(self._guest.console.sigills[seen:])
         return result
+
+
+def _tee(first: Callable[[bytes], None], then: Callable[[bytes], None] | None
+         ) -> Callable[[bytes], None]:
+    """``first``, and ``then`` too when there is one."""
+    if then is None:
+        return first
+
+    def both(data: bytes) -> None:
+        first(data)
+        then(data)
+
+    return both

@@ -42,15 +42,14 @@ def quick_exec(args: list[str]) -> int | None:
 
 
 def execute(name: str | None, argv: list[str], timeout: float | None) -> int:
-    """Run ``argv`` in the kept guest ``name``, copy its output to ours, return its
-    status (as ``rvforge run`` does)."""
+    """Run ``argv`` in the kept guest ``name``, copy its output to ours as it comes,
+    return its status (as ``rvforge run`` does)."""
     directory = kept.runtime_dir()
     record = kept.find(directory, name)
     answer = kept.request(directory, record.name, {"op": "exec", "argv": argv,
-                                                   "timeout": timeout})
-    sys.stdout.buffer.write(base64.b64decode(answer.get("stdout") or ""))
-    sys.stdout.flush()
-    sys.stderr.buffer.write(base64.b64decode(answer.get("stderr") or ""))
+                                                   "timeout": timeout}, output=_show)
+    _show("out", base64.b64decode(answer.get("stdout") or ""))
+    _show("err", base64.b64decode(answer.get("stderr") or ""))
     for line in answer.get("diagnosis") or []:
         print(f"rvforge: {line}", file=sys.stderr)
     sys.stderr.flush()
@@ -59,3 +58,10 @@ def execute(name: str | None, argv: list[str], timeout: float | None) -> int:
         raise BootFailedError(f"the command did not finish in guest {record.name!r}: "
                               f"{answer.get('reason') or 'no status'}")
     return status
+
+
+def _show(stream: str, data: bytes) -> None:
+    """Write a chunk of the command's output to our stdout (``out``) or stderr now."""
+    target = sys.stdout if stream == "out" else sys.stderr
+    target.buffer.write(data)
+    target.flush()
