@@ -510,8 +510,9 @@ def test_interactive_console_has_job_control_ctrl_c_and_the_terminal_size(
     pty = Pty(33, 101)
     settings = termios.tcgetattr(pty.slave)
     process = subprocess.Popen(
+        # --no-snapshot: the console from power-on (a restored one: test_warm_console.py)
         [RVFORGE, "boot", str(alpine), "--kernel", str(kernel), "--interactive",
-         "--console-log", str(tmp_path / "console.log")],
+         "--no-snapshot", "--console-log", str(tmp_path / "console.log")],
         stdin=pty.slave, stdout=pty.slave, stderr=pty.slave)
     try:
         pty.expect(rb"RVFORGE-READY")

@@ -178,7 +178,7 @@ def test_an_interactive_console_restores_and_lands_at_a_fresh_prompt(
 class HostPage(http.server.BaseHTTPRequestHandler):
     """A page on the host's loopback, naming the path asked for."""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         body = f"host-page {self.path}\n".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
