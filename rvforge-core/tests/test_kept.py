@@ -80,3 +80,36 @@ def test_quick_exec_leaves_what_it_does_not_handle_to_the_full_cli(runtime: Path
     assert quick_exec(["--timeout", "x", "--", "true"]) is None
     assert quick_exec(["--bogus", "--", "true"]) is None
     assert quick_exec(["nosuch", "--", "true"]) == 2  # handled: no such guest
+
+
+def test_streamed_chunks_come_before_the_answer_and_bad_ones_are_not_output(
+        runtime: Path) -> None:
+    """A keeper (here a real socket server) streams output lines, then answers; a line
+    that is not a well-formed chunk is the answer, a chunk that is not base64 is dropped."""
+    import base64
+    import socket
+    import threading
+
+    path = kept.runtime_dir() / "box.sock"
+    lines = [{"out": base64.b64encode(b"first\n").decode()},
+             {"err": base64.b64encode(b"oops\n").decode()},
+             {"out": "not base64!"},
+             {"status": 0, "stdout": "", "stderr": ""}]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        server.listen(1)
+
+        def keeper() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+
+        thread = threading.Thread(target=keeper)
+        thread.start()
+        seen: list[tuple[str, bytes]] = []
+        answer = kept.request(runtime, "box", {"op": "exec", "argv": ["true"]},
+                              timeout=10, output=lambda s, d: seen.append((s, d)))
+        thread.join()
+    assert seen == [("out", b"first\n"), ("err", b"oops\n")]
+    assert answer == lines[-1]
