@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 from fixture_types import RunRvforge
 
+from .debian_builds import DebianBuild
+
 pytestmark = [pytest.mark.network, pytest.mark.qemu, pytest.mark.slow]
 
 
 def test_the_default_image_is_configured_at_build_time_and_dpkg_audit_is_clean(
-        debian_default_image: tuple[Path, str], debian_cache: Path,
+        debian_default_image: DebianBuild, debian_cache: Path,
         rvforge_cli: RunRvforge) -> None:
-    image, log = debian_default_image
+    image, log = debian_default_image.image, debian_default_image.log
     assert "configured in a VM" in log or "configured in a chroot" in log, log[-3000:]
     assert "first-boot" not in log
     result = rvforge_cli("run", str(image), "--", "sh", "-c",
