@@ -4,14 +4,17 @@ cancelling work in other threads, with real processes."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from rvforge import processes
 from rvforge.processes import Cancellation, is_running
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -59,7 +62,7 @@ def test_a_number_that_cannot_be_a_pid_is_not_running(pid: int) -> None:
 
 CHECK = """
 import errno, os, sys
-from rvforge.processes import is_running
+from processes import is_running
 pid = int(sys.argv[1])
 try:
     os.kill(pid, 0)
@@ -71,12 +74,21 @@ except OSError as error:
 
 def test_another_users_process_is_running() -> None:
     """``kill`` answers EPERM for a process of another user: it exists."""
-    if os.geteuid() != 0:  # init is root's
-        command, target = [sys.executable, "-c", CHECK], 1
-    else:  # as nobody, about this (root's) process
-        command, target = [*NOBODY, sys.executable, "-c", CHECK], os.getpid()
-    result = subprocess.run([*command, str(target)], capture_output=True, text=True,
-                            check=False, timeout=60)
+    # the module alone (it needs only the standard library) in a directory anyone reads:
+    # the checkout may be in a 0700 directory that uid 65534 cannot import rvforge from
+    public = Path(tempfile.mkdtemp(prefix="rvforge-processes-"))
+    try:
+        public.chmod(0o755)
+        (public / "processes.py").write_bytes(Path(processes.__file__).read_bytes())
+        if os.geteuid() != 0:  # init is root's
+            command, target = [sys.executable, "-c", CHECK], 1
+        else:  # as nobody, about this (root's) process
+            command, target = [*NOBODY, sys.executable, "-c", CHECK], os.getpid()
+        result = subprocess.run([*command, str(target)], capture_output=True, text=True,
+                                check=False, timeout=60,
+                                env={**os.environ, "PYTHONPATH": str(public)})
+    finally:
+        shutil.rmtree(public)
     if result.returncode != 0 and "Permission denied" in result.stderr:
         pytest.skip(f"{sys.executable} is not readable by uid 65534")
     assert result.stdout.split() == ["EPERM", "True"], result.stderr
