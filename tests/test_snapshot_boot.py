@@ -275,6 +275,33 @@ def test_rvforge_vm_gives_each_test_its_own_restored_guest(
     assert not qemu_running_with(image)
 
 
+def test_under_xdist_each_worker_restores_guests_of_its_own(
+        images: Callable[[str], Path], kernel: Path, tmp_path: Path) -> None:
+    """``pytest -n 2`` with an empty cache: the two workers' first guests boot and save
+    the same key at once (one snapshot results, whole), every later test restores, and
+    no test sees another's writes, across workers either."""
+    image = images("alpine.cpio.gz")
+    cache = tmp_path / "cache"
+    tests = "".join(textwrap.dedent(f"""
+        def test_{n}(rvforge_vm):
+            assert rvforge_vm.run("test ! -e /tmp/mark && echo {n} > /tmp/mark").status == 0
+            assert rvforge_vm.run("cat /tmp/mark").stdout == b"{n}\\n"
+    """) for n in range(6))
+    (tmp_path / "test_vm.py").write_text(tests)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
+         "-p", "rvforge_qemu.pytest_plugin", "--rootdir", str(tmp_path), "--rvforge-image",
+         str(image), "--rvforge-kernel", str(kernel), str(tmp_path / "test_vm.py")],
+        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=900,
+        env={**os.environ, "RVFORGE_CACHE_DIR": str(cache)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "6 passed" in result.stdout
+    snapshots = [p for p in (cache / "qemu" / "snapshots").iterdir()
+                 if not p.name.startswith(".")]
+    assert len(snapshots) == 1 and (snapshots[0] / "state.zst").stat().st_size > 1_000_000
+    assert not qemu_running_with(image)
+
+
 def test_an_ext4_image_restores_what_the_guest_wrote_and_stays_clean(
         rv: Rvforge,
         images: Callable[[str], Path]) -> None:
