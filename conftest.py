@@ -107,6 +107,19 @@ def fresh_logging() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def kernel() -> Path:
+    """Debian's riscv64 kernel as ``rvforge run`` picks it (from the tests' cache, which
+    ``make test-cache`` seeds)."""
+    from rvforge import BuildContext
+    from rvforge.registry import build_registry
+
+    from rvforge_qemu.kernels import resolve_kernel
+
+    with BuildContext(build_registry()) as ctx:
+        return resolve_kernel("auto", ctx).image
+
+
+@pytest.fixture(scope="session")
 def alpine_tarball() -> Path:
     """The real Alpine riscv64 minirootfs, checked against its published SHA-256."""
     digest = hashlib.sha256(ALPINE_TARBALL.read_bytes()).hexdigest()

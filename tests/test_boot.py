@@ -7,15 +7,12 @@ and passed by path afterwards so each run does not re-check the archive.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import termios
@@ -26,14 +23,11 @@ from pathlib import Path
 
 import pytest
 from fixture_types import RiscvCC
+from pseudo_terminal import Pty
 from typer.testing import CliRunner
 
-from rvforge import BuildContext
 from rvforge.cli import app
-from rvforge.registry import build_registry
 from rvforge.testing import assert_one_line_error
-
-from rvforge_qemu.kernels import resolve_kernel
 
 pytestmark = [pytest.mark.qemu]
 network = pytest.mark.network
@@ -60,13 +54,6 @@ def qemu_running_with(path: Path) -> list[int]:
         if b"qemu" in cmdline and str(path).encode() in cmdline:
             pids.append(int(proc.name))
     return pids
-
-
-@pytest.fixture(scope="session")
-def kernel() -> Path:
-    """Debian's riscv64 kernel (downloaded once into the user's rvforge cache)."""
-    with BuildContext(build_registry()) as ctx:
-        return resolve_kernel("auto", ctx).image
 
 
 @pytest.fixture(scope="session")
@@ -483,33 +470,6 @@ def test_boots_without_network_use_the_cached_kernel(alpine: Path, kernel: Path,
     assert "--offline: no Debian kernel in the cache" in empty.stderr
     assert "run `rvforge boot IMAGE` once with the network" in empty.stderr
     assert not qemu_running_with(alpine)
-
-
-class Pty:
-    """The master side of a pseudo-terminal a program runs on."""
-
-    def __init__(self, rows: int, cols: int) -> None:
-        self.master, self.slave = os.openpty()
-        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        self.seen = self.before = b""
-
-    def send(self, data: bytes) -> None:
-        os.write(self.master, data)
-
-    def expect(self, pattern: bytes, timeout: float = 180) -> re.Match[bytes]:
-        """Wait for ``pattern`` (a regex) in the output after what earlier calls matched."""
-        deadline = time.monotonic() + timeout
-        while not (match := re.search(pattern, self.seen)):
-            left = deadline - time.monotonic()
-            assert left > 0, f"no {pattern!r} in:\n{self.seen.decode(errors='replace')}"
-            if select.select([self.master], [], [], min(left, 1.0))[0]:
-                try:
-                    self.seen += os.read(self.master, 65536)
-                except OSError:  # the program exited and closed the terminal
-                    break
-        assert match, f"no {pattern!r} in:\n{self.seen.decode(errors='replace')}"
-        self.before, self.seen = self.seen[:match.start()], self.seen[match.end():]
-        return match
 
 
 @network

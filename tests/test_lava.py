@@ -17,11 +17,7 @@ from typing import TypeVar
 import pytest
 import yaml
 
-from rvforge import BuildContext
-from rvforge.registry import build_registry
 from rvforge.testing import assert_one_line_error
-
-from rvforge_qemu.kernels import resolve_kernel
 
 RVFORGE = str(Path(sys.executable).with_name("rvforge"))
 LAVA_PYTHON = "/usr/bin/python3"
@@ -40,13 +36,6 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600
         ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([RVFORGE, "--quiet", *args], check=False, capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, timeout=timeout)
-
-
-@pytest.fixture(scope="session")
-def kernel() -> Path:
-    """Debian's riscv64 kernel, as ``rvforge run`` picks it (fetched once into the cache)."""
-    with BuildContext(build_registry()) as ctx:
-        return resolve_kernel("auto", ctx).image
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ from fixture_types import RiscvCC
 from rvforge import Artifact, BuildContext, UsageError
 from rvforge.registry import build_registry
 
-from rvforge_qemu.kernels import resolve_kernel
 from rvforge_qemu.options import LaunchOptions
 from rvforge_qemu.session import Session
 from rvforge_qemu.virt import QemuVirt
@@ -25,12 +24,6 @@ from rvforge_qemu.virt import QemuVirt
 pytestmark = [pytest.mark.qemu, pytest.mark.network]
 
 RVFORGE = str(Path(sys.executable).with_name("rvforge"))
-
-
-@pytest.fixture(scope="module")
-def kernel() -> Path:
-    with BuildContext(build_registry()) as ctx:
-        return resolve_kernel("auto", ctx).image
 
 
 @pytest.fixture(scope="module")

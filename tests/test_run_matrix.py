@@ -36,7 +36,6 @@ from rvforge.processes import Cancellation, is_running
 from rvforge.registry import build_registry
 from rvforge.shared_files import SharedDirectory, command_files, shared_needs
 
-from rvforge_qemu.kernels import resolve_kernel
 from rvforge_qemu.options import qemu_settings
 
 RVFORGE = str(Path(sys.executable).with_name("rvforge"))
@@ -264,12 +263,6 @@ def test_machines_this_qemu_cannot_start_are_rows_that_did_not_finish_exit_4(
 
 
 # -- real boots ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def kernel() -> Path:
-    with BuildContext(build_registry()) as ctx:
-        return resolve_kernel("auto", ctx).image
 
 
 @pytest.fixture(scope="module")

@@ -21,21 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from rvforge import BuildContext
-from rvforge.registry import build_registry
-
-from rvforge_qemu.kernels import resolve_kernel
-
 pytestmark = [pytest.mark.qemu, pytest.mark.network]
 
 RVFORGE = str(Path(sys.executable).with_name("rvforge"))
 QEMUS = ["system", *(["qemu10"] if os.environ.get("RVFORGE_TEST_QEMU10") else [])]
-
-
-@pytest.fixture(scope="module")
-def kernel() -> Path:
-    with BuildContext(build_registry()) as ctx:
-        return resolve_kernel("auto", ctx).image
 
 
 @pytest.fixture(scope="module")

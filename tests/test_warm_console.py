@@ -8,38 +8,23 @@ kernel is passed by path (no lookup)."""
 
 from __future__ import annotations
 
-import fcntl
 import http.server
 import os
-import re
-import select
 import socket
-import struct
 import subprocess
 import sys
-import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from rvforge import BuildContext
-from rvforge.registry import build_registry
-
-from rvforge_qemu.kernels import resolve_kernel
+from pseudo_terminal import Pty
 
 pytestmark = [pytest.mark.qemu, pytest.mark.network]
 
 RVFORGE = str(Path(sys.executable).with_name("rvforge"))
 QEMUS = ["system", *(["qemu10"] if os.environ.get("RVFORGE_TEST_QEMU10") else [])]
-
-
-@pytest.fixture(scope="module")
-def kernel() -> Path:
-    with BuildContext(build_registry()) as ctx:
-        return resolve_kernel("auto", ctx).image
 
 
 @pytest.fixture(scope="module")
@@ -63,37 +48,6 @@ def launch(request: pytest.FixtureRequest, tmp_path: Path, kernel: Path
     return ([*qemu, "--kernel", str(kernel)],
             {**os.environ, "RVFORGE_CACHE_DIR": str(tmp_path / "cache"),
              "XDG_RUNTIME_DIR": str(tmp_path / "run")})
-
-
-class Pty:
-    """The master side of a pseudo-terminal a program runs on."""
-
-    def __init__(self, rows: int, cols: int) -> None:
-        self.master, self.slave = os.openpty()
-        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        self.seen = self.before = b""
-
-    def send(self, data: bytes) -> None:
-        os.write(self.master, data)
-
-    def expect(self, pattern: bytes, timeout: float = 240) -> re.Match[bytes]:
-        """Wait for ``pattern`` (a regex) in the output after what earlier calls matched."""
-        deadline = time.monotonic() + timeout
-        while not (match := re.search(pattern, self.seen)):
-            left = deadline - time.monotonic()
-            assert left > 0, f"no {pattern!r} in:\n{self.seen.decode(errors='replace')}"
-            if select.select([self.master], [], [], min(left, 1.0))[0]:
-                try:
-                    self.seen += os.read(self.master, 65536)
-                except OSError:  # the program exited and closed the terminal
-                    break
-        assert match, f"no {pattern!r} in:\n{self.seen.decode(errors='replace')}"
-        self.before, self.seen = self.seen[:match.start()], self.seen[match.end():]
-        return match
-
-    def close(self) -> None:
-        os.close(self.master)
-        os.close(self.slave)
 
 
 @pytest.fixture
