@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from fixture_types import RiscvCC
 from pseudo_terminal import Pty
+from qemu_processes import qemu_running_with
 from typer.testing import CliRunner
 
 from rvforge.cli import app
@@ -39,21 +40,6 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300
         ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([RVFORGE, *args], check=False, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout)
-
-
-def qemu_running_with(path: Path) -> list[int]:
-    """Pids of live processes whose command line mentions ``path``."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"qemu" in cmdline and str(path).encode() in cmdline:
-            pids.append(int(proc.name))
-    return pids
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from fixture_types import RiscvCC
+from qemu_processes import qemu_running_with
 from structlog.testing import capture_logs
 
 from rvforge import BuildContext, Tree, UsageError, prepare_launch
@@ -340,20 +341,6 @@ def test_a_matrix_over_qemu_10s_rva23_profile(images: dict[str, Path], kernel: P
         0, "vl=4\n"), rows
     assert rows["qemu-virt"]["status"] == 132
     assert "is vsetvli, from the vector extension V 1.0" in str(rows["qemu-virt"]["diagnosis"])
-
-
-def qemu_running_with(path: Path) -> list[int]:
-    """Pids of live QEMU processes whose command line mentions ``path``."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes() if proc.name.isdigit() else b""
-        except OSError:
-            continue
-        program = cmdline.split(b"\0", 1)[0]  # not rvforge, whose --machine says qemu-virt
-        if b"qemu-system" in program and str(path).encode() in cmdline:
-            pids.append(int(proc.name))
-    return pids
 
 
 def default_sigint() -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from qemu_processes import qemu_running_with
 
 pytestmark = [pytest.mark.qemu, pytest.mark.network]
 
@@ -316,17 +317,3 @@ def test_an_ext4_image_restores_what_the_guest_wrote_and_stays_clean(
     fsck = subprocess.run(["/sbin/e2fsck", "-fn", str(image)], capture_output=True,
                           text=True, check=False)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
-
-
-def qemu_running_with(path: Path) -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"qemu-system" in cmdline and str(path).encode() in cmdline:
-            pids.append(int(proc.name))
-    return pids

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from pseudo_terminal import Pty
+from qemu_processes import qemu_running_with
 
 pytestmark = [pytest.mark.qemu, pytest.mark.network]
 
@@ -229,17 +230,3 @@ def test_exec_prints_the_output_as_it_comes(
         down = subprocess.run([RVFORGE, "down", "stream"], capture_output=True, text=True,
                               check=False, env=launch[1])
     assert down.returncode == 0, down.stderr
-
-
-def qemu_running_with(path: Path) -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"qemu-system" in cmdline and str(path).encode() in cmdline:
-            pids.append(int(proc.name))
-    return pids
