@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from fixture_types import RiscvCC
 from pseudo_terminal import Pty
-from qemu_processes import qemu_running_with
+from qemu_processes import guest_running, qemu_running_with
 from typer.testing import CliRunner
 
 from rvforge.cli import app
@@ -124,10 +124,9 @@ def test_ctrl_c_kills_qemu(alpine: Path, kernel: Path, tmp_path: Path) -> None:
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
-    while not (log.is_file() and "RVFORGE-READY" in log.read_text()):
+    while not (log.is_file() and guest_running(log.read_text(), alpine)):
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.2)
-    assert qemu_running_with(alpine)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr

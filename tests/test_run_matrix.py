@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from fixture_types import RiscvCC
-from qemu_processes import qemu_running_with
+from qemu_processes import guest_running, qemu_running_with
 from structlog.testing import capture_logs
 
 from rvforge import BuildContext, Tree, UsageError, prepare_launch
@@ -366,7 +366,8 @@ def test_a_signal_stops_the_running_guest_and_starts_none_of_those_waiting_for_c
          "sleep", "600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=default_sigint)
     deadline = time.monotonic() + 600
-    while not any("RVFORGE-READY" in p.read_text() for p in tmp_path.glob("console.*.log")):
+    while not guest_running("".join(p.read_text() for p in tmp_path.glob("console.*.log")),
+                            images["alpine"]):
         assert time.monotonic() < deadline and process.poll() is None, process.stderr
         time.sleep(0.5)
     assert len(qemu_running_with(images["alpine"])) == 1
