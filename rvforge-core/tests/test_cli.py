@@ -99,17 +99,23 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     assert proc.wait() == 141 and stderr == b"", stderr
 
 
+def output_then_loaded(code: str, modules: tuple[str, ...]) -> list[str]:
+    """The output lines of ``code`` run in a fresh interpreter, then ``loaded: [...]``: which
+    of ``modules`` it imported."""
+    probe = (f"import sys\n{code}\n"
+             f"print('loaded:', [m for m in {modules!r} if m in sys.modules])\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    return result.stdout.splitlines()
+
+
 def test_version_imports_no_plugin_and_no_cli_framework(tmp_path: Path) -> None:
     """``rvforge --version`` is answered from package metadata: neither typer nor any
     plugin (nor pluggy, structlog, rich) is imported for it."""
-    probe = ("import sys, runpy; sys.argv = ['rvforge', '--version']\n"
-             "from rvforge.cli import main; main()\n"
-             "heavy = [m for m in ('typer', 'rich', 'structlog', 'rvforge_alpine', "
-             "'rvforge_qemu', 'rvforge.builtin', 'rvforge.registry') if m in sys.modules]\n"
-             "print('loaded:', heavy)\n")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            check=True)
-    lines = result.stdout.splitlines()
+    lines = output_then_loaded(
+        "sys.argv = ['rvforge', '--version']\nfrom rvforge.cli import main; main()",
+        ("typer", "rich", "structlog", "rvforge_alpine", "rvforge_qemu", "rvforge.builtin",
+         "rvforge.registry"))
     assert lines[0] == f"rvforge {importlib.metadata.version('rvforge-core')}"
     assert "  plugin qemu: rvforge-qemu 0.1.0" in lines
     assert lines[-1] == "loaded: []"
@@ -120,16 +126,12 @@ def test_the_cli_loads_plugins_without_their_heavy_modules() -> None:
     their entry modules and the command modules import the apk and deb readers, signature
     checks, the Debian archive and the build pipeline only when used (a warm ``rvforge run``
     pays every millisecond of start-up)."""
-    probe = ("import sys\n"
-             "import rvforge.cli.application\n"
-             "from rvforge.registry import build_registry; build_registry()\n"
-             "heavy = [m for m in ('rvforge.pipeline', 'rvforge_alpine.apkfile', "
-             "'rvforge_alpine.installer', 'cryptography', 'rvforge_debootstrap.archive', "
-             "'rvforge_debootstrap.deb') if m in sys.modules]\n"
-             "print('loaded:', heavy)\n")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            check=True)
-    assert result.stdout.splitlines()[-1] == "loaded: []", result.stderr
+    lines = output_then_loaded(
+        "import rvforge.cli.application\n"
+        "from rvforge.registry import build_registry; build_registry()",
+        ("rvforge.pipeline", "rvforge_alpine.apkfile", "rvforge_alpine.installer",
+         "cryptography", "rvforge_debootstrap.archive", "rvforge_debootstrap.deb"))
+    assert lines[-1] == "loaded: []", lines
 
 
 def test_launch_help_lists_every_flag_the_installed_launchers_declare() -> None:
