@@ -38,9 +38,9 @@ def source_date_epoch() -> int:
 
 
 def _default_logger() -> Any:
-    import structlog  # imported with the first context: commands that need none start faster
+    from rvforge.log import get_logger
 
-    return structlog.get_logger("rvforge")
+    return get_logger("rvforge")
 
 
 def _http_client() -> HttpClient:
@@ -58,7 +58,8 @@ class BuildContext:
     :param cache_dir: persistent downloads (``$XDG_CACHE_HOME/rvforge``); each plugin
         uses its own subdirectory (:meth:`cache`).
     :param scratch_dir: temporary space removed when the context closes.
-    :param log: a bound structlog logger.
+    :param log: a structlog logger (:func:`rvforge.log.get_logger`: structlog is loaded
+        when it first writes a line).
     :param progress: progress bars for long steps.
     :param offline: use only the cache; never touch the network.
     :param strict: turn warnings that may hide problems into errors.

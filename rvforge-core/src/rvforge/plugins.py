@@ -213,9 +213,9 @@ def check_hooks(pm: PluginManager, name: str) -> None:
 
 
 def _logger() -> Any:
-    import structlog  # only when there is something to say: startup stays light
+    from rvforge.log import get_logger
 
-    return structlog.get_logger("rvforge.plugins")
+    return get_logger("rvforge.plugins")
 
 
 def _env_list(name: str) -> set[str] | None:

@@ -46,9 +46,9 @@ class Progress:
         if not self.enabled:
             task = Task()
             yield task
-            import structlog  # on use: commands that report no progress start faster
+            from rvforge.log import get_logger
 
-            structlog.get_logger("rvforge.progress").debug(
+            get_logger("rvforge.progress").debug(
                 "done", step=description, seconds=round(time.monotonic() - start, 3))
             return
         from rich.console import Console

@@ -21,7 +21,7 @@ from rvforge.cli.common import LOGGING_KEY, handle_errors
 from rvforge.cli.layout import RvforgeGroup
 from rvforge.cli.version import version_text
 from rvforge.errors import RvforgeError
-from rvforge.log import LOG_FORMATS, configure_logging
+from rvforge.log import LOG_FORMATS, configure_logging, get_logger
 
 EPILOG = (
     "Exit status: 0 success; 2 usage error or bad input; 3 the audit found errors; "
@@ -128,19 +128,17 @@ for module in (build_cmd, audit_cmd, inspect_cmd, launch_cmd, guests_cmd, info_c
 def _plugin_commands(app: typer.Typer) -> None:
     """Commands the plugins add (``rvforge_add_commands``); one that fails or takes a name
     already used is reported and left out, so the rest of the CLI keeps working."""
-    import structlog
-
     from rvforge.plugins import get_plugin_manager
 
     # a plugin that fails to import is reported by the command's own registry, once
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
+    configure_logging(level=logging.CRITICAL)
     try:
         hook = get_plugin_manager().hook.rvforge_add_commands
     except RvforgeError:  # RVFORGE_STRICT_PLUGINS: the command's registry reports it
         return
     finally:
         configure_logging(quiet=True)  # until the global options are read: warnings, stderr
-    log = structlog.get_logger("rvforge.cli")
+    log = get_logger("rvforge.cli")
     for impl in hook.get_hookimpls():  # in registration order: earlier plugins keep names
         taken = _command_names([*app.registered_commands, *app.registered_groups])
         commands, groups = len(app.registered_commands), len(app.registered_groups)
