@@ -16,8 +16,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from rvforge import ToolMissingError
 from rvforge.cli import app
 from rvforge.testing import assert_one_line_error
+
+from rvforge_debootstrap.release import verify_inrelease
 
 Build = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -159,3 +162,27 @@ def test_a_named_keyring_that_is_not_a_regular_file_is_a_usage_error(
     result = build("--keyring", str(keyring))
     assert_one_line_error(result, 2, f"{keyring}:")
     assert "--keyring" in result.stderr
+
+
+def test_a_verified_inrelease_is_remembered_for_the_same_bytes_only(
+        signer: tuple[list[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    """A warm run re-reads the cached InRelease: gpgv checks it once; the same InRelease
+    and keyring again need no gpgv (none is on PATH the second time), another byte in
+    either does."""
+    gpg, keyring = signer
+    publish(tmp_path, gpg, packages_xz=lzma.compress(b""))
+    signed = (tmp_path / "dists/trixie/InRelease").read_bytes()
+    memo = tmp_path / "cache" / "InRelease.verified"
+    text = verify_inrelease(signed, keyring, "test InRelease", named=True, memo=memo)
+    assert text.startswith("Suite: stable\n") and memo.is_file()
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
+    assert verify_inrelease(signed, keyring, "test InRelease", named=True, memo=memo) == text
+    other_keyring = tmp_path / "other.gpg"
+    other_keyring.write_bytes(keyring.read_bytes() + b"\0")
+    for data, keys in ((signed.replace(b"trixie", b"trixiE"), keyring), (signed, other_keyring)):
+        with pytest.raises(ToolMissingError, match="gpgv is missing"):
+            verify_inrelease(data, keys, "test InRelease", named=True, memo=memo)
+    memo.write_bytes(b"0" * 64 + memo.read_bytes()[64:])  # a memo for other bytes
+    with pytest.raises(ToolMissingError, match="gpgv is missing"):
+        verify_inrelease(signed, keyring, "test InRelease", named=True, memo=memo)

@@ -60,6 +60,8 @@ __all__ = [
 ]
 
 COMPONENT = "main"
+VERIFIED = "InRelease.verified"
+"""Beside the cached InRelease: the text gpgv last verified, and the digests it was for."""
 OLD_UNPACKED = ("unpacked",)
 """Directories under ``<cache>/debian`` of earlier unpacked layouts (1: a file per member)."""
 DOWNLOAD_THREADS = 6
@@ -117,7 +119,8 @@ class DebianArchive:
                 data = fetch_bytes(url, self.ctx, label=label)
             release = parse_release(verify_inrelease(data, self.keyring, f"{label} ({url})",
                                                      self.dist.keyring_package,
-                                                     named=self.keyring_named),
+                                                     named=self.keyring_named,
+                                                     memo=self.dists_cache / VERIFIED),
                                     f"{label} ({url})")
             if self.suite not in (release.suite, release.codename):
                 raise InputError(f"{url}: signed for suite {release.suite!r} (codename "

@@ -6,6 +6,7 @@ the signature can add or change a hash.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rvforge import InputError, ToolMissingError
+from rvforge.net.download import write_atomic
 from rvforge.numbers import is_decimal
 from rvforge.userfiles import read_regular
 
@@ -63,26 +65,52 @@ class Release:
 
 def verify_inrelease(data: bytes, keyring: Path, label: str,
                      keyring_package: str = "debian-archive-keyring", *,
-                     named: bool = False) -> str:
+                     named: bool = False, memo: Path | None = None) -> str:
     """Check the clearsigned ``data`` with ``gpgv`` against ``keyring``; return the signed text.
 
     :param named: the user named ``keyring`` (``--keyring``): a missing or unreadable one is
         a :class:`UsageError`, not a missing host package.
+    :param memo: a file remembering the last check (the SHA-256 of ``data`` and of the
+        keyring, and the signed text): while both are the same bytes, gpgv is not run again
+        (a warm ``rvforge run`` reads the same cached InRelease every time).
     :raises ToolMissingError: gpgv or the default keyring is missing.
     :raises SignatureError: the signature is bad or from an unknown key.
     """
+    keys = _keyring_bytes(keyring, keyring_package, named)
+    stamp = f"{hashlib.sha256(data).hexdigest()} {hashlib.sha256(keys).hexdigest()}\n"
+    if memo is not None and (text := _remembered(memo, stamp)) is not None:
+        return text
+    text = _gpgv(data, keys, keyring, label)
+    if memo is not None:
+        write_atomic(memo, (stamp + text).encode())
+    return text
+
+
+def _keyring_bytes(keyring: Path, keyring_package: str, named: bool) -> bytes:
+    if named:
+        return read_regular(keyring, "keyring (--keyring)", KEYRING_CAP,
+                            hint="pass --keyring an OpenPGP keyring file")
+    if not keyring.is_file():
+        raise ToolMissingError(f"keyring {keyring} is missing: apt-get install "
+                               f"{keyring_package}, or pass --keyring PATH")
+    return read_regular(keyring, "keyring", KEYRING_CAP, error=ToolMissingError,
+                        hint=f"reinstall {keyring_package}, or pass --keyring PATH")
+
+
+def _remembered(memo: Path, stamp: str) -> str | None:
+    """The signed text ``memo`` holds under ``stamp``, or ``None`` (absent, another
+    stamp, unreadable)."""
+    try:
+        text = memo.read_bytes().decode()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text[len(stamp):] if text.startswith(stamp) else None
+
+
+def _gpgv(data: bytes, keys: bytes, keyring: Path, label: str) -> str:
     gpgv = shutil.which("gpgv")
     if gpgv is None:
         raise ToolMissingError("gpgv is missing: apt-get install gpgv")
-    if named:
-        keys = read_regular(keyring, "keyring (--keyring)", KEYRING_CAP,
-                            hint="pass --keyring an OpenPGP keyring file")
-    elif not keyring.is_file():
-        raise ToolMissingError(f"keyring {keyring} is missing: apt-get install "
-                               f"{keyring_package}, or pass --keyring PATH")
-    else:
-        keys = read_regular(keyring, "keyring", KEYRING_CAP, error=ToolMissingError,
-                            hint=f"reinstall {keyring_package}, or pass --keyring PATH")
     with tempfile.TemporaryDirectory(prefix="rvforge-gpgv-") as tmp:
         copy = Path(tmp, "keyring" + "".join(keyring.suffixes[-1:]))
         copy.write_bytes(keys)  # read once, capped: gpgv never opens a FIFO or a device
