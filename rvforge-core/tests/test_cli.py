@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,32 @@ def test_the_one_private_typer_reach_still_resolves_and_shows_help(rvforge_cli: 
     assert unknown.returncode == 2
     assert unknown.stderr.startswith("rvforge: error: No such option: --no-such-flag")
     assert "(see 'rvforge machines --help')" in unknown.stderr
+
+
+def test_the_collector_is_held_during_start_up_and_runs_during_the_command(tmp_path: Path
+                                                                           ) -> None:
+    """``main`` holds the garbage collector while importing and parsing (start-up makes
+    ~100 collections' worth of objects and no garbage), and every command runs with it on
+    again: a long build must not grow."""
+    probe = ("import functools, gc, sys\n"
+             "runs = []\n"
+             "gc.callbacks.append(lambda phase, info: phase == 'start' and runs.append(1))\n"
+             "from rvforge.cli import common\n"
+             "body = common.handle_errors\n"
+             "def watching(func):\n"
+             "    @functools.wraps(func)\n"
+             "    def run(*a, **k):\n"
+             "        print('start-up:', len(runs), flush=True)\n"
+             "        garbage = [[n] for n in range(100_000)]\n"
+             "        print('command:', len(runs) > 0, gc.isenabled(), flush=True)\n"
+             "        return func(*a, **k)\n"
+             "    return body(run)\n"
+             "common.handle_errors = watching\n"
+             "sys.argv = ['rvforge', 'cache', 'list']\n"
+             "runs.clear()\n"
+             "from rvforge.cli import main\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env={**os.environ, "RVFORGE_CACHE_DIR": str(tmp_path)})
+    assert result.stdout.splitlines()[:2] == ["start-up: 0", "command: True True"], \
+        result.stdout + result.stderr

@@ -4,6 +4,7 @@ command starts from, the flags derived from the installed launchers' declaration
 from __future__ import annotations
 
 import functools
+import gc
 import inspect
 import os
 import sys
@@ -35,6 +36,7 @@ def handle_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _collect_garbage_from_now()
         debug = _debug()
         try:
             return func(*args, **kwargs)
@@ -61,6 +63,13 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(int(ExitCode.USAGE)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _collect_garbage_from_now() -> None:
+    """The command starts: what start-up made stays (frozen, never scanned again) and
+    the collector runs again (:func:`rvforge.cli.main` held it during start-up)."""
+    gc.freeze()
+    gc.enable()
 
 
 def _debug() -> bool:
