@@ -7,7 +7,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from rvforge.errors import UnsafePathError, UsageError
 from rvforge.leftovers import scratch_dir
@@ -17,8 +17,12 @@ from rvforge.progress import Progress
 
 if TYPE_CHECKING:
     from rvforge.net.http import HttpClient
+    from rvforge.prestart import Prestart
     from rvforge.registry import Registry
     from rvforge.spec import BuildSpec
+
+
+PrestartT = TypeVar("PrestartT", bound="Prestart")
 
 
 def default_cache_dir() -> Path:
@@ -74,6 +78,9 @@ class BuildContext:
     :param flag_prefix: how the front end that asks spells its options, for the fixes
         messages suggest (:meth:`flag`): ``--`` on the command line, ``--rvforge-`` in the
         pytest plugin.
+    :param prestarted: what plugins started before the command line was parsed
+        (:mod:`rvforge.prestart`); a component takes its own with :meth:`take_prestarted`,
+        and the rest is closed with the context.
     :param cancellation: set when the work should stop (``rvforge run --machine A,B``
         interrupted): a launcher hands it every guest process it starts
         (:meth:`~rvforge.processes.Cancellation.adopt`), so a cancel from another thread
@@ -94,6 +101,7 @@ class BuildContext:
     http: HttpClient = field(default_factory=_http_client, repr=False)
     flag_prefix: str = "--"
     cancellation: Cancellation = field(default_factory=Cancellation, repr=False)
+    prestarted: list[Prestart] = field(default_factory=list, repr=False)
     _own_scratch: bool = field(default=False, repr=False)
 
     def cache(self, *parts: str) -> Path:
@@ -129,7 +137,18 @@ class BuildContext:
         return dataclasses.replace(self, deep=spec.deep, artifact_kind=spec.artifact_kind,
                                    _own_scratch=False)
 
+    def take_prestarted(self, kind: type[PrestartT]) -> PrestartT | None:
+        """The first handle of type ``kind`` in :attr:`prestarted`, removed from it (the
+        caller now owns it), or ``None``."""
+        for handle in list(self.prestarted):
+            if isinstance(handle, kind):
+                self.prestarted.remove(handle)
+                return handle
+        return None
+
     def close(self) -> None:
+        while self.prestarted:
+            self.prestarted.pop().close()
         self.http.close()
         if self._own_scratch and self.scratch_dir is not None:
             shutil.rmtree(self.scratch_dir, ignore_errors=True)

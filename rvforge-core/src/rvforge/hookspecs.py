@@ -15,8 +15,8 @@ Hooks are grouped by phase:
   never replace, the pipeline's steps. As pluggy does, the plugin registered last runs
   first (entry-point plugins before the built-ins), unless an implementation is marked
   ``@hookimpl(tryfirst=True)`` or ``trylast=True``; do not rely on any other order.
-* **command line** (``rvforge_add_commands``): called once when the ``rvforge`` command
-  line is built.
+* **command line** (``rvforge_add_commands``, ``rvforge_prestart``): called once when the
+  ``rvforge`` command line is built, and once before it is parsed.
 
 Implementations may accept fewer arguments than a spec lists (pluggy passes only the names
 they ask for); new arguments are only ever added, so existing plugins keep working.
@@ -25,6 +25,7 @@ they ask for); new arguments are only ever added, so existing plugins keep worki
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from rvforge.components import Auditor, KernelSource, Launcher, Overlay, Packer, Provider
     from rvforge.context import BuildContext
     from rvforge.machines import Machine
+    from rvforge.prestart import Prestart
     from rvforge.spec import BuildReport, BuildSpec
     from rvforge.tree import Tree
 
@@ -220,4 +222,32 @@ def rvforge_add_commands(app: typer.Typer) -> None:
     commands keep working.
 
     .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def rvforge_prestart(command: str, invocation: str, cache_dir: Path) -> Prestart | None:
+    """Start, before the command line is parsed, work the command will probably ask for
+    (rvforge-qemu starts restoring the guest that the same ``rvforge run`` command line
+    restored last time), so that it runs while rvforge is still starting.
+
+    Called once by the ``rvforge`` command line, for every command but ``--version``,
+    ``--help`` and a kept guest's ``exec``. Be quick, start work in the background, and
+    never fail the command: an implementation that raises an
+    :class:`~rvforge.RvforgeError` or ``OSError`` makes rvforge start nothing early.
+
+    :param command: the command's name (``run``).
+    :param invocation: names this command line (its words up to ``--``, the working
+        directory and the environment that can change what is launched:
+        :func:`rvforge.prestart.invocation_digest`); the same words in the same place give
+        the same name, so a plugin can remember under it what the command launched.
+    :param cache_dir: rvforge's cache (:func:`rvforge.default_cache_dir`).
+
+    Results: a :class:`~rvforge.prestart.Prestart` handle, or ``None``. The command's
+    context holds the handles (:attr:`~rvforge.BuildContext.prestarted`); a component that
+    finds the guess right takes its handle (:meth:`~rvforge.BuildContext.take_prestarted`)
+    and checks that what was started is exactly what the command asks for; every handle
+    left is closed when the command ends.
+
+    .. versionadded:: 0.2
     """

@@ -23,6 +23,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Self
 
@@ -34,6 +35,7 @@ from rvforge_qemu.tools import qemu_reason, startup_error
 
 CHANNELS = ("console", "ctl", "out", "err")
 PORT_NAMES = {"ctl": CONTROL_PORT, "out": STDOUT_PORT, "err": STDERR_PORT}
+STDERR_FILE = "qemu.stderr"
 SHUTDOWN_GRACE = 15.0
 """Seconds a guest gets to power off after ``POWEROFF`` before it is killed."""
 
@@ -58,6 +60,52 @@ def channel_args(socket_dir: Path) -> list[str]:
                  "-device", (f"virtserialport,bus=rvforge-serial.0,nr={nr},chardev={name},"
                              f"name={PORT_NAMES[name]}")]
     return args
+
+
+@dataclass
+class Launched:
+    """A QEMU just started by :func:`launch`: its channels' listeners bound, their
+    connections not yet accepted (:meth:`Guest.start` accepts them)."""
+
+    argv: list[str]
+    process: subprocess.Popen[bytes]
+    listeners: dict[str, socket.socket]
+    started: float
+    """``time.monotonic()`` at the start."""
+
+    def close_listeners(self) -> None:
+        for listener in self.listeners.values():
+            listener.close()
+
+    def kill(self) -> None:
+        """Kill QEMU's process group and close the listeners (nobody took the guest)."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.close_listeners()
+
+
+def launch(argv: list[str], socket_dir: Path) -> Launched:
+    """Start QEMU on ``argv`` (which holds :func:`channel_args` of ``socket_dir``) after
+    binding the channels' sockets it connects to; its output goes to
+    ``socket_dir/qemu.stderr``. QEMU runs in its own process group and dies with the
+    thread that started it (``PR_SET_PDEATHSIG``)."""
+    listeners = {}
+    for name in CHANNELS:
+        path = socket_dir / name
+        path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        listener.listen(1)
+        listener.settimeout(0.2)
+        listeners[name] = listener
+    started = time.monotonic()
+    with open(socket_dir / STDERR_FILE, "wb") as stderr:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr,
+                                   stderr=stderr, start_new_session=True,
+                                   preexec_fn=die_with_parent)
+    return Launched(argv, process, listeners, started)
 
 
 class Guest:
@@ -88,37 +136,25 @@ class Guest:
         self._ctl = b""
         self._hello = False
         self._sinks: dict[str, Callable[[bytes], None]] = {}
-        self._stderr_path = socket_dir / "qemu.stderr"
+        self._stderr_path = socket_dir / STDERR_FILE
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self, deadline: float, *, restored: bool = False) -> None:
-        """Launch QEMU and accept its four connections. ``restored``: QEMU loads a saved
-        ready state (``-incoming``), whose init said its hello before the save."""
-        listeners = {}
-        for name in CHANNELS:
-            path = self.socket_dir / name
-            path.unlink(missing_ok=True)
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            listener.bind(str(path))
-            listener.listen(1)
-            listener.settimeout(0.2)
-            listeners[name] = listener
-        self.started = time.monotonic()
-        with open(self._stderr_path, "wb") as stderr:
-            self.process = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
+    def start(self, deadline: float, *, restored: bool = False,
+              launched: Launched | None = None) -> None:
+        """Launch QEMU (or take ``launched``, started with this very command line) and
+        accept its four connections. ``restored``: QEMU loads a saved ready state
+        (``-incoming``), whose init said its hello before the save."""
+        if launched is None:
+            launched = launch(self.argv, self.socket_dir)
+        self.process, self.started = launched.process, launched.started
         if self.adopt is not None:
             self.adopt(self.process)
         try:
-            for name, listener in listeners.items():
+            for name, listener in launched.listeners.items():
                 self._conns[name] = self._accept(listener, deadline)
         finally:
-            for listener in listeners.values():
-                listener.close()
+            launched.close_listeners()
         for name, conn in self._conns.items():
             conn.setblocking(False)
             self._selector.register(conn, selectors.EVENT_READ, name)

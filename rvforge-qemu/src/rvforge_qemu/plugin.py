@@ -1,5 +1,5 @@
 """Entry point of rvforge-qemu (group ``rvforge``): registers its machine profiles, its
-two launchers and the ``rvforge lava`` commands."""
+two launchers, the ``rvforge lava`` commands, and the early restore of ``rvforge run``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ from rvforge_qemu.user import QemuUser
 from rvforge_qemu.virt import QemuVirt
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import typer
+
+    from rvforge.prestart import Prestart
 
 
 @hookimpl
@@ -26,6 +30,17 @@ def rvforge_register_machines(register: Callable[[Machine], None]) -> None:
 def rvforge_register_launchers(register: Callable[[type[Launcher]], None]) -> None:
     register(QemuVirt)
     register(QemuUser)
+
+
+@hookimpl
+def rvforge_prestart(command: str, invocation: str, cache_dir: Path) -> Prestart | None:
+    """``rvforge run``: restore the guest the same command line restored last time
+    (:mod:`rvforge_qemu.prestart`)."""
+    if command != "run":
+        return None
+    from rvforge_qemu.prestart import prestart_run
+
+    return prestart_run(invocation, cache_dir)
 
 
 @hookimpl

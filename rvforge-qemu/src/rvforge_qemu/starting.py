@@ -14,6 +14,7 @@ from rvforge import BuildContext
 
 from rvforge_qemu.guest import Guest, channel_args
 from rvforge_qemu.prepared import PreparedLaunch
+from rvforge_qemu.prestart import PrestartedQemu
 from rvforge_qemu.warm import start_args, try_restore
 
 KERNEL_START_SECONDS = 90.0
@@ -26,21 +27,31 @@ class StartedGuest:
     """``with`` block owning a started :class:`Guest` and its socket directory; yields the
     guest and the deadline ``timeout`` seconds from the start. ``echo``: show the console as
     it arrives on stderr (``True``), or on the given stream (the interactive console's
-    stdout)."""
+    stdout). ``prestarted``: the restore ``rvforge_prestart`` started for this command
+    line (:mod:`rvforge_qemu.prestart`), taken over if it is exactly this launch's."""
 
     def __init__(self, prepared: PreparedLaunch, timeout: float, ctx: BuildContext, *,
-                 echo: bool | BinaryIO = False) -> None:
+                 echo: bool | BinaryIO = False,
+                 prestarted: PrestartedQemu | None = None) -> None:
         self.prepared, self.timeout, self.ctx = prepared, timeout, ctx
         self.echo = sys.stderr.buffer if echo is True else echo or None
+        self.prestarted = prestarted
         self._current: Guest | None = None
 
     def __enter__(self) -> tuple[Guest, float]:
-        self._tmp = tempfile.TemporaryDirectory(prefix="rvforge-vm-")
+        early = self.prestarted.take() if self.prestarted is not None else None
+        if early is not None:  # its sockets' directory is the guest's, whatever happens
+            self._tmp, launched = early
+        else:
+            self._tmp, launched = tempfile.TemporaryDirectory(prefix="rvforge-vm-"), None
         deadline = time.monotonic() + self.timeout
         attempts = START_ATTEMPTS if self.prepared.kernel_speaks else 1
         plan = self.prepared.snapshot
         try:
-            restored = try_restore(self._make, plan, deadline, self.ctx) if plan else None
+            if plan is None and launched is not None:
+                launched.kill()
+            restored = try_restore(self._make, plan, deadline, self.ctx,
+                                   launched=launched) if plan else None
             if restored is not None:
                 return restored, deadline
             for attempt in range(1, attempts + 1):

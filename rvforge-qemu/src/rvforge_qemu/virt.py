@@ -36,9 +36,11 @@ from rvforge_qemu.image import image_file_finder
 from rvforge_qemu.interactive import ESCAPE_NAME, attach, run_console
 from rvforge_qemu.options import LaunchOptions, command_script, qemu_settings, sink
 from rvforge_qemu.prepared import PreparedLaunch, devices_of, prepare
+from rvforge_qemu.prestart import PrestartedQemu
 from rvforge_qemu.profiles import relative_paths, settings_of
 from rvforge_qemu.qemubin import system_qemu
 from rvforge_qemu.session import Session
+from rvforge_qemu.snapshots import STATE
 from rvforge_qemu.starting import StartedGuest
 from rvforge_qemu.warm import freshen, run_refreshed, save_ready
 
@@ -53,7 +55,7 @@ class QemuVirt(Launcher[LaunchOptions]):
     cache_entries = {"qemu/isa/*": "qemu-probes", "qemu/binaries/*": "qemu-probes",
                      "qemu/bootinit/*": "boot-modules", "qemu/modules/*": "boot-modules",
                      "qemu/console/*": "console-logs", "qemu/snapshots/*": "snapshots",
-                     "qemu/digests/*": "snapshots"}
+                     "qemu/digests/*": "snapshots", "qemu/prestart/*": "snapshots"}
 
     def machine_isa(self, machine: Machine, ctx: BuildContext) -> str:
         """The profile's ``isa`` if set (with the ``zvl<N>b`` of a ``vlen`` setting), else
@@ -127,25 +129,33 @@ class QemuVirt(Launcher[LaunchOptions]):
             options: LaunchOptions, ctx: BuildContext) -> RunResult:
         result = RunResult(ok=False)
         stdout, stderr = bytearray(), bytearray()
-        prepared = self.prepare(artifact, machine, options, ctx)
-        with StartedGuest(prepared, options.timeout, ctx, echo=options.console) as (
-                guest, deadline):
-            try:
-                folded = _ready(guest, deadline, artifact, options, prepared, ctx,
-                                fold_refresh=True)
-                result.booted = True
-                out, err = (sink(stdout, options.stream, err=False),
-                            sink(stderr, options.stream, err=True))
-                if folded and prepared.snapshot is not None:
-                    result.status = run_refreshed(guest, prepared.snapshot,
-                                                  command_script(argv), deadline, out, err)
-                else:
-                    result.status = guest.execute(command_script(argv), deadline, out, err)
-                _stop(guest, prepared)
-                result.ok = True
-            except GuestFailure as failure:
-                result.reason = _reason(failure, guest, options)
-            result.seconds = time.monotonic() - guest.started
+        early = ctx.take_prestarted(PrestartedQemu)
+        try:
+            prepared = self.prepare(artifact, machine, options, ctx)
+            with StartedGuest(prepared, options.timeout, ctx, echo=options.console,
+                              prestarted=early) as (guest, deadline):
+                try:
+                    folded = _ready(guest, deadline, artifact, options, prepared, ctx,
+                                    fold_refresh=True)
+                    result.booted = True
+                    out, err = (sink(stdout, options.stream, err=False),
+                                sink(stderr, options.stream, err=True))
+                    if folded and prepared.snapshot is not None:
+                        result.status = run_refreshed(guest, prepared.snapshot,
+                                                      command_script(argv), deadline, out, err)
+                    else:
+                        result.status = guest.execute(command_script(argv), deadline, out,
+                                                      err)
+                    _stop(guest, prepared)
+                    result.ok = True
+                except GuestFailure as failure:
+                    result.reason = _reason(failure, guest, options)
+                result.seconds = time.monotonic() - guest.started
+            if early is not None and result.ok:
+                _remember(early, prepared, ctx)
+        finally:
+            if early is not None:
+                early.close()
         result.stdout, result.stderr = bytes(stdout), bytes(stderr)
         return self._finish(result, guest, artifact, machine, ctx, prepared)
 
@@ -207,6 +217,14 @@ class QemuVirt(Launcher[LaunchOptions]):
         shares = [SharedDirectory(s.host, s.guest) for s in prepared.devices.shares]
         return diagnose(events, resolved, image_file_finder(artifact, ctx, shares),
                         lambda: _bootable_machines(self, ctx), ctx.flag)
+
+
+def _remember(early: PrestartedQemu, prepared: PreparedLaunch, ctx: BuildContext) -> None:
+    """After a warm run: what the same command line starts next time, early."""
+    plan = prepared.snapshot
+    if plan is not None and plan.exists():
+        early.remember(list(prepared.argv), plan.store.root / plan.key.digest / STATE,
+                       ctx.cache_dir)
 
 
 def _stop(guest: Guest, prepared: PreparedLaunch) -> None:

@@ -35,7 +35,7 @@ from rvforge import BuildContext
 
 from rvforge_qemu.devices import Share
 from rvforge_qemu.fresh import fresh_script, install_script
-from rvforge_qemu.guest import Guest, GuestFailure
+from rvforge_qemu.guest import Guest, GuestFailure, Launched
 from rvforge_qemu.qmp import Qmp, QmpError, incoming_args, qmp_args
 from rvforge_qemu.snapshots import Snapshot, SnapshotKey, SnapshotStore
 
@@ -76,24 +76,30 @@ def start_args(socket_dir: Path) -> list[str]:
 
 
 def try_restore(make_guest: Callable[[list[str]], Guest], plan: SnapshotPlan,
-                deadline: float, ctx: BuildContext) -> Guest | None:
+                deadline: float, ctx: BuildContext, *,
+                launched: Launched | None = None) -> Guest | None:
     """A guest restored from ``plan``'s snapshot and running, or ``None`` (no snapshot,
     or it could not be restored: then it is removed and the reason logged).
 
     :param make_guest: builds the :class:`Guest` for QEMU arguments added to the boot's.
+    :param launched: a QEMU started before the command line was parsed
+        (:mod:`rvforge_qemu.prestart`): taken as this guest's if its command line is
+        exactly the one this restore starts, else killed.
     """
-    if not plan.restore:
+    snapshot = plan.store.find(plan.key) if plan.restore else None
+    guest = make_guest(incoming_args(snapshot.state)) if snapshot is not None else None
+    if launched is not None and (guest is None or launched.argv != guest.argv):
+        ctx.log.debug("the early restore was not this launch's; killed")
+        launched.kill()
+        launched = None
+    if snapshot is None or guest is None:
         return None
-    snapshot = plan.store.find(plan.key)
-    if snapshot is None:
-        return None
-    started = time.monotonic()
-    guest = make_guest(incoming_args(snapshot.state))
+    started = launched.started if launched is not None else time.monotonic()
     saved = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.meta.get("created", 0)))
     guest.console.replay(snapshot.console(), f"[rvforge] restored from the snapshot saved "
                                              f"{saved} ({snapshot.directory})")
     try:
-        guest.start(deadline, restored=True)
+        guest.start(deadline, restored=True, launched=launched)
         _resume(guest, deadline)
     except (GuestFailure, QmpError) as failure:
         guest.kill()
@@ -104,7 +110,7 @@ def try_restore(make_guest: Callable[[list[str]], Guest], plan: SnapshotPlan,
     plan.restored = True
     plan.timings["restore"] = time.monotonic() - started
     ctx.log.info("restored the guest from its snapshot",
-                 seconds=round(plan.timings["restore"], 2))
+                 seconds=round(plan.timings["restore"], 2), early=launched is not None)
     return guest
 
 

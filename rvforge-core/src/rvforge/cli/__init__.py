@@ -12,6 +12,8 @@ import gc
 import sys
 from typing import TYPE_CHECKING, Any
 
+from rvforge.prestart import Prestart, prestart
+
 if TYPE_CHECKING:
     from typer import Typer
 
@@ -35,9 +37,11 @@ def main() -> None:
     # start-up makes objects, not garbage: no collections until the command runs
     # (handle_errors enables them), about 7% of importing and parsing
     gc.disable()
+    prestarted: list[Prestart] = []
     with terminate_like_interrupt() as received:
         try:
-            sys.exit(_run(_app()))
+            prestarted = prestart(sys.argv[1:])
+            sys.exit(_run(_app(), prestarted))
         except KeyboardInterrupt:  # before click runs: while the CLI is still importing
             print("rvforge: interrupted", file=sys.stderr)
             raise SystemExit(128 + (received() or 2)) from None
@@ -45,17 +49,22 @@ def main() -> None:
             if (signum := received()) is not None:
                 raise SystemExit(128 + signum) from None
             raise
+        finally:
+            for handle in prestarted:  # the command took none of them
+                handle.close()
 
 
-def _run(app: Typer) -> int:
+def _run(app: Typer, prestarted: list[Prestart]) -> int:
     """Run ``app`` on ``sys.argv``; return the exit status. A usage error of the command
     line (a missing argument, an unknown option) is one ``rvforge: error:`` line, exit 2,
-    as every other error is, instead of click's framed block."""
+    as every other error is, instead of click's framed block. ``prestarted`` reaches the
+    command's context (:func:`rvforge.cli.common.command_context`) as the click context's
+    object."""
     import typer.main
 
     try:
         status = typer.main.get_command(app).main(prog_name="rvforge",
-                                                  standalone_mode=False)
+                                                  standalone_mode=False, obj=prestarted)
     except typer.TyperException as error:  # typer's vendored click errors derive from it
         if isinstance(error, _no_args_is_help_error()):  # `rvforge` alone: the help text
             error.show()  # type: ignore[attr-defined]

@@ -87,10 +87,13 @@ def command_context(config: Path | None = None, *, offline: bool = False,
                     ) -> Iterator[tuple[Config, BuildContext]]:
     """What most commands start with: the config (``--config``, else ``./rvforge.toml``),
     the registry (the one the launcher flags of ``cli`` came from, if any) with the
-    config's machine profiles added, and a context for the work."""
+    config's machine profiles added, and a context for the work, which takes what was
+    started before the command line was parsed (:mod:`rvforge.prestart`)."""
     registry = cli.meta.get(REGISTRY_KEY) if cli is not None else None
     with configured_context(config, offline=offline, deep=deep,
                             registry=registry or load_registry()) as opened:
+        if cli is not None and isinstance(cli.obj, list):  # rvforge.cli.main's prestarts
+            opened[1].prestarted, cli.obj[:] = list(cli.obj), []
         yield opened
 
 
