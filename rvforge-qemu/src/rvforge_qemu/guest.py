@@ -173,6 +173,10 @@ class Guest:
             if time.monotonic() > deadline:
                 raise GuestFailure("QEMU did not open its console within the timeout")
 
+    def alive(self) -> bool:
+        """Whether QEMU has been started and still runs."""
+        return self.process is not None and self.process.poll() is None
+
     def channel(self, name: str) -> socket.socket:
         """The connected socket of channel ``name`` (one of :data:`CHANNELS`, non-blocking),
         for a caller that serves it itself: the interactive console."""

@@ -13,6 +13,7 @@ import json
 import shlex
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -35,9 +36,12 @@ class Qmp:
 
     :param path: QEMU's QMP socket.
     :param deadline: ``time.monotonic()`` value by which QEMU must have answered.
+    :param alive: whether QEMU still runs (a QEMU that exited leaves its socket file,
+        which then refuses connections: without it, the connect waits for ``deadline``).
     """
 
-    def __init__(self, path: Path, deadline: float) -> None:
+    def __init__(self, path: Path, deadline: float,
+                 alive: Callable[[], bool] = lambda: True) -> None:
         self.path = path
         self._buffer = b""
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -46,6 +50,9 @@ class Qmp:
                 self._sock.connect(str(path))
                 break
             except (FileNotFoundError, ConnectionRefusedError):
+                if not alive():
+                    self._sock.close()
+                    raise QmpError("QEMU exited") from None
                 if time.monotonic() > deadline:
                     self._sock.close()
                     raise QmpError(f"QEMU's QMP socket {path} did not open in time") from None

@@ -116,7 +116,7 @@ def try_restore(make_guest: Callable[[list[str]], Guest], plan: SnapshotPlan,
 
 def _resume(guest: Guest, deadline: float) -> None:
     """Wait for QEMU to load the state, then let the guest run."""
-    with Qmp(guest.socket_dir / QMP_SOCKET, deadline) as qmp:
+    with Qmp(guest.socket_dir / QMP_SOCKET, deadline, alive=guest.alive) as qmp:
         while (status := qmp.status(deadline)) == "inmigrate":
             if guest.process is not None and guest.process.poll() is not None:
                 raise GuestFailure("QEMU exited while loading the snapshot")
@@ -142,7 +142,7 @@ def save_ready(guest: Guest, plan: SnapshotPlan, image: str, ctx: BuildContext) 
         return None
     state = plan.store.new_state(plan.key)
     try:
-        with Qmp(guest.socket_dir / QMP_SOCKET, deadline) as qmp:
+        with Qmp(guest.socket_dir / QMP_SOCKET, deadline, alive=guest.alive) as qmp:
             try:
                 qmp.save(state, deadline)
             finally:
