@@ -4,7 +4,8 @@ The workspace's tests use rvforge-core's testing helpers and rvforge-qemu's boot
 as any plugin's tests would: by opting in (``pytest_plugins`` below), not through an entry
 point that would load them into every pytest session on the machine.
 
-* ``alpine_tarball``: the real Alpine 3.20.3 riscv64 minirootfs (tests/data/alpine).
+* ``alpine_tarball``: the real Alpine 3.20.3 riscv64 minirootfs (tests/data/alpine);
+  ``alpine_initramfs``: it built into an initramfs once per session (for boot tests).
 * ``riscv_cc``: compile C (or assembly) for riscv64 with ``riscv64-linux-gnu-gcc``.
 * ``rvforge_cli``: run the real ``rvforge`` executable in a subprocess.
 * ``nobody_can_run_rvforge``: lets uid 65534 reach this checkout's ``rvforge`` (for the
@@ -125,6 +126,18 @@ def alpine_tarball() -> Path:
     digest = hashlib.sha256(ALPINE_TARBALL.read_bytes()).hexdigest()
     assert digest == ALPINE_SHA256, f"{ALPINE_TARBALL} is not the published tarball"
     return ALPINE_TARBALL
+
+
+@pytest.fixture(scope="session")
+def alpine_initramfs(tmp_path_factory: pytest.TempPathFactory, alpine_tarball: Path) -> Path:
+    """The Alpine minirootfs built by ``rvforge build --provider local`` into an initramfs
+    (``alpine.cpio.gz``, rvforge's ``/init``): what the boot tests run. Read-only."""
+    out = tmp_path_factory.mktemp("alpine-initramfs") / "alpine.cpio.gz"
+    built = subprocess.run([str(Path(sys.executable).with_name("rvforge")), "build",
+                            "--provider", "local", "--source", str(alpine_tarball), "-o",
+                            str(out)], capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr
+    return out
 
 
 class RiscvCompiler:

@@ -25,13 +25,8 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory, alpine_tarball: Path) -> Path:
-    out = tmp_path_factory.mktemp("prestart-image") / "alpine.cpio.gz"
-    built = subprocess.run([RVFORGE, "build", "--provider", "local", "--source",
-                            str(alpine_tarball), "-o", str(out)],
-                           capture_output=True, text=True, check=False)
-    assert built.returncode == 0, built.stderr
-    return out
+def image(alpine_initramfs: Path) -> Path:
+    return alpine_initramfs
 
 
 def runner(where: Path, kernel: Path) -> Run:

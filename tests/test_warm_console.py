@@ -29,13 +29,8 @@ QEMUS = ["system", *(["qemu10"] if os.environ.get("RVFORGE_TEST_QEMU10") else []
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory, alpine_tarball: Path) -> Path:
-    out = tmp_path_factory.mktemp("warm-console") / "alpine.cpio.gz"
-    built = subprocess.run([RVFORGE, "build", "--provider", "local", "--source",
-                            str(alpine_tarball), "-o", str(out)],
-                           capture_output=True, text=True, check=False)
-    assert built.returncode == 0, built.stderr
-    return out
+def image(alpine_initramfs: Path) -> Path:
+    return alpine_initramfs
 
 
 @pytest.fixture
