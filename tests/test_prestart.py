@@ -21,6 +21,7 @@ from qemu_processes import qemu_running_with
 pytestmark = [pytest.mark.qemu]
 
 RVFORGE = str(Path(sys.executable).with_name("rvforge"))
+QEMUS = ["system", *(["qemu10"] if os.environ.get("RVFORGE_TEST_QEMU10") else [])]
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -66,21 +67,25 @@ def hints(where: Path) -> list[Path]:
     return sorted((where / "cache" / "qemu" / "prestart").glob("*.json"))
 
 
+@pytest.mark.parametrize("qemu", QEMUS)
 def test_the_same_command_line_is_restored_early_and_prints_what_a_cold_run_does(
-        run: Run, image: Path, tmp_path: Path) -> None:
+        run: Run, image: Path, tmp_path: Path, qemu: str) -> None:
+    binary = (os.environ["RVFORGE_TEST_QEMU10"] if qemu == "qemu10"
+              else shutil.which("qemu-system-riscv64"))
+    flags = ["--qemu", str(binary)] if qemu == "qemu10" else []
     script = "cat /etc/alpine-release; echo err >&2; exit 5"
-    cold = run(str(image), "--no-snapshot", "--", "sh", "-c", script)
+    cold = run(str(image), *flags, "--no-snapshot", "--", "sh", "-c", script)
     assert hints(tmp_path) == []  # a cold run is no warm launch to remember
-    saving = run(str(image), "--", "sh", "-c", script)
+    saving = run(str(image), *flags, "--", "sh", "-c", script)
     assert "saved the guest's ready state" in saving.stderr
     [hint] = hints(tmp_path)
     assert (hint.stat().st_mode & 0o777, hint.parent.stat().st_mode & 0o777) == (0o600, 0o700)
-    assert json.loads(hint.read_text())["argv"][0] == shutil.which("qemu-system-riscv64")
+    assert Path(json.loads(hint.read_text())["argv"][0]).resolve() == Path(str(binary)).resolve()
     for command in (script, "echo other; exit 0"):  # what follows -- is not the key
-        warm = run(str(image), "--", "sh", "-c", command)
+        warm = run(str(image), *flags, "--", "sh", "-c", command)
         assert "restored the guest from its snapshot" in warm.stderr
         assert "early=True" in warm.stderr, warm.stderr
-    same = run(str(image), "--", "sh", "-c", script)
+    same = run(str(image), *flags, "--", "sh", "-c", script)
     for result in (saving, same):
         assert (result.returncode, result.stdout) == (cold.returncode, cold.stdout) \
             == (5, "3.20.3\n")

@@ -37,10 +37,12 @@ _EXPORTS = {
     "rvforge.cli.common": ("launcher_flags_command", "launcher_values"),
     "rvforge.launching": ("Launch", "launcher_options", "prepare_launch"),
     "rvforge.loading": ("load_path",),
+    "rvforge.log": ("get_logger",),
     "rvforge.machine_matrix": ("MachineRun", "is_matrix", "matrix_machines", "run_matrix"),
     "rvforge.machines": ("Machine",),
     "rvforge.options": ("OptionSpec", "build_options", "declared_options", "option"),
     "rvforge.pipeline": ("pack",),
+    "rvforge.prestart": ("Prestart",),
     "rvforge.processes": ("Cancellation",),
     "rvforge.progress": ("Progress", "Task"),
     "rvforge.protocol": ("CONTROL_PORT", "INIT_SCRIPT", "READY_MARKER", "STDERR_PORT",
@@ -93,6 +95,7 @@ __all__ = [
     "Overlay",
     "Packer",
     "PluginError",
+    "Prestart",
     "Progress",
     "Provider",
     "READY_MARKER",
@@ -117,6 +120,7 @@ __all__ = [
     "check_symlink_target",
     "declared_options",
     "default_cache_dir",
+    "get_logger",
     "hookimpl",
     "hookspec",
     "init_problem",
@@ -186,10 +190,12 @@ if TYPE_CHECKING:
     from rvforge.initcheck import InitProblem, check_image, init_problem
     from rvforge.launching import Launch, launcher_options, prepare_launch
     from rvforge.loading import load_path
+    from rvforge.log import get_logger
     from rvforge.machine_matrix import MachineRun, is_matrix, matrix_machines, run_matrix
     from rvforge.machines import Machine
     from rvforge.options import OptionSpec, build_options, declared_options, option
     from rvforge.pipeline import pack
+    from rvforge.prestart import Prestart
     from rvforge.processes import Cancellation
     from rvforge.progress import Progress, Task
     from rvforge.protocol import (

@@ -243,7 +243,7 @@ def rvforge_prestart(command: str, invocation: str, cache_dir: Path) -> Prestart
         the same name, so a plugin can remember under it what the command launched.
     :param cache_dir: rvforge's cache (:func:`rvforge.default_cache_dir`).
 
-    Results: a :class:`~rvforge.prestart.Prestart` handle, or ``None``. The command's
+    Results: a :class:`~rvforge.Prestart` handle, or ``None``. The command's
     context holds the handles (:attr:`~rvforge.BuildContext.prestarted`); a component that
     finds the guess right takes its handle (:meth:`~rvforge.BuildContext.take_prestarted`)
     and checks that what was started is exactly what the command asks for; every handle

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from rvforge import Launcher, Machine, hookimpl
+from rvforge import Launcher, Machine, Prestart, hookimpl
 
 from rvforge_qemu.profiles import builtin_profiles
 from rvforge_qemu.user import QemuUser
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
     import typer
 
-    from rvforge.prestart import Prestart
 
 
 @hookimpl

@@ -29,8 +29,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rvforge import Prestart
 from rvforge.net.download import write_atomic
-from rvforge.prestart import Prestart
 
 from rvforge_qemu.guest import Launched, channel_args, launch
 from rvforge_qemu.qmp import incoming_args
