@@ -57,7 +57,7 @@ def test_a_configuration_made_after_ours_wins_when_structlog_loads() -> None:
     assert err == []
 
 
-def test_unknown_attributes_are_structlogs(capsys: object) -> None:
+def test_unknown_attributes_are_structlogs() -> None:
     """Anything besides the level methods is the structlog logger's (here structlog is
     loaded already, as in every test process)."""
     log = get_logger("rvforge.test")

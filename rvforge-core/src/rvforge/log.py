@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +72,18 @@ def configure_logging(*, verbose: int = 0, quiet: bool = False, fmt: str = "auto
     _Pending.settings = LogSettings(chosen, fmt)
     if "structlog" in sys.modules:
         _apply_pending(force=True)
+
+
+@contextmanager
+def loading_plugins() -> Iterator[None]:
+    """Only critical lines inside (loading the plugins before the command line is read: a
+    plugin that fails to load is reported once, by the command's own registry), then
+    warnings and errors until the command's options configure logging."""
+    configure_logging(level=logging.CRITICAL)
+    try:
+        yield
+    finally:
+        configure_logging(quiet=True)
 
 
 def get_logger(name: str = "rvforge") -> Logger:

@@ -24,9 +24,8 @@ ENVIRONMENT_PREFIXES = ("RVFORGE_", "XDG_")
 ENVIRONMENT_NAMES = frozenset({"HOME", "PATH", "SOURCE_DATE_EPOCH"})
 """What of the environment may change what a command launches (the cache, the config, the
 QEMU found on PATH...)."""
-
-
 DISABLE_VARIABLE = "RVFORGE_NO_PRESTART"
+"""Set (to ``1``): no hook is called."""
 
 
 class Prestart(ABC):
@@ -72,24 +71,18 @@ def prestart(args: Sequence[str]) -> list[Prestart]:
     command = command_word(args)
     if command is None or "--help" in args or "-h" in args:
         return []
-    import logging
-
     from rvforge.context import default_cache_dir
     from rvforge.errors import RvforgeError
-    from rvforge.log import configure_logging
+    from rvforge.log import loading_plugins
     from rvforge.plugins import env_flag, get_plugin_manager
 
     if env_flag(DISABLE_VARIABLE):
         return []
-
-    configure_logging(level=logging.CRITICAL)  # until the options say what to show
     try:
-        hook = get_plugin_manager().hook.rvforge_prestart
-        handles = hook(command=command, invocation=invocation_digest(args, os.getcwd(),
-                                                                     dict(os.environ)),
-                       cache_dir=default_cache_dir())
+        with loading_plugins():
+            hook = get_plugin_manager().hook.rvforge_prestart
+            handles = hook(command=command, invocation=invocation_digest(
+                args, os.getcwd(), dict(os.environ)), cache_dir=default_cache_dir())
     except (RvforgeError, OSError):
         return []
-    finally:
-        configure_logging(quiet=True)
     return [h for h in handles if isinstance(h, Prestart)]

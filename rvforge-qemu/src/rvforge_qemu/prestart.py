@@ -76,10 +76,12 @@ class PrestartedQemu(Prestart):
         if problem_of(argv, state, cache_dir) is not None:
             (self.hints / f"{self.invocation}.json").unlink(missing_ok=True)
             return False
+        path = self.hints / f"{self.invocation}.json"
+        if read_hint(path, cache_dir) == (argv, state):  # every warm run but the first
+            return True
         text = json.dumps({"format": FORMAT, "argv": argv, "state": str(state)})
         self.hints.mkdir(parents=True, exist_ok=True)
         self.hints.chmod(0o700)  # believed only if no one else can write it (read_hint)
-        path = self.hints / f"{self.invocation}.json"
         write_atomic(path, text.encode(), within=cache_dir)
         path.chmod(0o600)
         return True

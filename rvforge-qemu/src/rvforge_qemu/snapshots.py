@@ -161,6 +161,10 @@ class SnapshotStore:
         self.root = ctx.cache("qemu", "snapshots")
         self.digests = FileDigests(ctx.cache("qemu", "digests"))
 
+    def state_path(self, key: SnapshotKey) -> Path:
+        """Where the state of ``key``'s snapshot is (or would be) once committed."""
+        return self.root / key.digest / STATE
+
     def find(self, key: SnapshotKey) -> Snapshot | None:
         """The snapshot for ``key``, if there is a whole one (anything else is logged in
         one line, removed, and ``None``)."""

@@ -40,7 +40,6 @@ from rvforge_qemu.prestart import PrestartedQemu
 from rvforge_qemu.profiles import relative_paths, settings_of
 from rvforge_qemu.qemubin import system_qemu
 from rvforge_qemu.session import Session
-from rvforge_qemu.snapshots import STATE
 from rvforge_qemu.starting import StartedGuest
 from rvforge_qemu.warm import freshen, run_refreshed, save_ready
 
@@ -223,8 +222,7 @@ def _remember(early: PrestartedQemu, prepared: PreparedLaunch, ctx: BuildContext
     """After a warm run: what the same command line starts next time, early."""
     plan = prepared.snapshot
     if plan is not None and plan.exists():
-        early.remember(list(prepared.argv), plan.store.root / plan.key.digest / STATE,
-                       ctx.cache_dir)
+        early.remember(list(prepared.argv), plan.store.state_path(plan.key), ctx.cache_dir)
 
 
 def _stop(guest: Guest, prepared: PreparedLaunch) -> None:

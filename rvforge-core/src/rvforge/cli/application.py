@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import logging
 import os
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -21,7 +20,7 @@ from rvforge.cli.common import LOGGING_KEY, handle_errors
 from rvforge.cli.layout import RvforgeGroup
 from rvforge.cli.version import version_text
 from rvforge.errors import RvforgeError
-from rvforge.log import LOG_FORMATS, configure_logging, get_logger
+from rvforge.log import LOG_FORMATS, configure_logging, get_logger, loading_plugins
 
 EPILOG = (
     "Exit status: 0 success; 2 usage error or bad input; 3 the audit found errors; "
@@ -130,14 +129,11 @@ def _plugin_commands(app: typer.Typer) -> None:
     already used is reported and left out, so the rest of the CLI keeps working."""
     from rvforge.plugins import get_plugin_manager
 
-    # a plugin that fails to import is reported by the command's own registry, once
-    configure_logging(level=logging.CRITICAL)
     try:
-        hook = get_plugin_manager().hook.rvforge_add_commands
+        with loading_plugins():
+            hook = get_plugin_manager().hook.rvforge_add_commands
     except RvforgeError:  # RVFORGE_STRICT_PLUGINS: the command's registry reports it
         return
-    finally:
-        configure_logging(quiet=True)  # until the global options are read: warnings, stderr
     log = get_logger("rvforge.cli")
     for impl in hook.get_hookimpls():  # in registration order: earlier plugins keep names
         taken = _command_names([*app.registered_commands, *app.registered_groups])
